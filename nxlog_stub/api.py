@@ -1,0 +1,214 @@
+"""The `nxlog` module as NXLog CE 3.x gives it to Python scripts.
+
+Every behaviour here follows ../shared/nxlog-python-api.md; tests/test_stub_api.py pins each one.
+`nxlog_stub` registers this module as `nxlog`, so scripts do `import nxlog` as under NXLog.
+
+Two API generations exist. The current one (NXLog CE 3.x) has `logdata_new`, `set_read_timer`
+and `field_names`; the legacy one (older documents and scripts) has `new_logdata`,
+`add_read_event` and `get_names` instead. `set_flavour("legacy")` switches the classes that
+`input_module()` and friends create, so scripts can be proven against both.
+"""
+
+import datetime
+import threading
+import time
+
+CURRENT = "current"
+LEGACY = "legacy"
+
+_flavour = CURRENT
+_log_lock = threading.Lock()
+LOGS = []  # (level, message) of every nxlog.log_* call, in order: tests assert on it
+echo = None  # set to a callable(level, message) to also print log lines (the runner does)
+
+
+def _log(level, msg):
+    with _log_lock:
+        LOGS.append((level, str(msg)))
+    if echo is not None:
+        echo(level, str(msg))
+
+
+def log_debug(msg):
+    _log("DEBUG", msg)
+
+
+def log_info(msg):
+    _log("INFO", msg)
+
+
+def log_warning(msg):
+    _log("WARNING", msg)
+
+
+def log_error(msg):
+    _log("ERROR", msg)
+
+
+def logged(level=None):
+    """The messages logged so far, at one level or all."""
+    with _log_lock:
+        return [m for lv, m in LOGS if level is None or lv == level]
+
+
+def clear_logs():
+    with _log_lock:
+        del LOGS[:]
+
+
+def set_flavour(flavour):
+    global _flavour
+    if flavour not in (CURRENT, LEGACY):
+        raise ValueError("flavour must be %r or %r" % (CURRENT, LEGACY))
+    _flavour = flavour
+
+
+def local_time_string(epoch=None):
+    """A datetime field as `get_field` returns it: local time, no fraction, no zone."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _stored(value):
+    """What `set_field` keeps of a value: int, bool as int, str, anything else as str()."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, str)):
+        return value
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _no_attribute(name):
+    """A member the other API generation has and this one lacks: AttributeError, as in NXLog."""
+    def getter(self):
+        raise AttributeError("'%s' object has no attribute '%s'" % (type(self).__name__, name))
+    return property(getter)
+
+
+class ReadTimerError(RuntimeError):
+    """NXLog asserts and breaks the input for good on a second timer in one call."""
+
+
+class Module(object):
+    """Every module object: a plain per-instance dict, nothing more."""
+
+    kind = "xm_python"
+
+    def __init__(self, name="module"):
+        self._name = name
+        self._data = {}
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __setitem__(self, key, value):
+        self._data[key] = value
+
+    def __contains__(self, key):
+        return key in self._data
+
+
+class OutputModule(Module):
+    kind = "om_python"
+
+
+class InputModule(Module):
+    """An im_python module: creates events and schedules the next `read_data` call."""
+
+    kind = "im_python"
+
+    def __init__(self, name="module"):
+        Module.__init__(self, name)
+        self.posted = []  # events posted and not yet taken by the runner
+        self.timer = None  # delay asked for during the current call, or None
+        self.broken = False  # NXLog's assertion tripped: the input never runs again
+
+    def logdata_new(self):
+        return LogData(self, {"raw_event": ""})
+
+    def set_read_timer(self, delay):
+        if self.timer is not None or self.broken:
+            self.broken = True
+            log_error("assertion failed: set_read_timer called twice in one read_data call "
+                      "(input %s stops for good)" % self._name)
+            raise ReadTimerError("set_read_timer called twice in one read_data call")
+        self.timer = float(delay)
+
+    def begin_call(self):
+        """The runner calls this before each read_data: a new call may schedule once."""
+        self.timer = None
+
+    def take_posted(self):
+        events, self.posted = self.posted, []
+        return events
+
+
+class LegacyInputModule(InputModule):
+    """The older input API: `new_logdata` and `add_read_event` instead of the current names."""
+
+    logdata_new = _no_attribute("logdata_new")
+    set_read_timer = _no_attribute("set_read_timer")
+
+    def new_logdata(self):
+        return LegacyLogData(self, {"raw_event": ""})
+
+    def add_read_event(self, delay):
+        return InputModule.set_read_timer(self, delay)
+
+
+class LogData(object):
+    """One event. `fields` may hold any type NXLog has (memoryview for binary fields)."""
+
+    def __init__(self, module, fields=None):
+        self.module = module
+        self._fields = dict(fields or {})
+
+    def get_field(self, name):
+        return self._fields.get(name)
+
+    def set_field(self, name, value):
+        self._fields[name] = _stored(value)
+        return True
+
+    def delete_field(self, name):
+        return self._fields.pop(name, _MISSING) is not _MISSING
+
+    def field_names(self):
+        return list(self._fields)
+
+    def post(self):
+        if not isinstance(self.module, InputModule):
+            log_error("Trying to post logdata from non-input module")
+            return
+        self._fields["EventReceivedTime"] = local_time_string()
+        self._fields["SourceModuleName"] = self.module._name
+        self._fields["SourceModuleType"] = "im_python"
+        self.module.posted.append(self)
+
+    def fields(self):
+        """All fields as a dict (the stub's own accessor, for the runner and tests)."""
+        return dict(self._fields)
+
+
+class LegacyLogData(LogData):
+    field_names = _no_attribute("field_names")
+
+    def get_names(self):
+        return list(self._fields)
+
+
+_MISSING = object()
+
+
+def input_module(name="in"):
+    return (LegacyInputModule if _flavour == LEGACY else InputModule)(name)
+
+
+def output_module(name="out"):
+    return OutputModule(name)
+
+
+def new_event(module, fields):
+    """An event as NXLog hands it to a module, with fields of any NXLog type."""
+    return (LegacyLogData if _flavour == LEGACY else LogData)(module, fields)

@@ -1,0 +1,272 @@
+"""Runs the routes of an nxlog.conf the way NXLog does, with the stub's `nxlog` module.
+
+Each `PythonCode` is imported as its own module object (its own globals, as NXLog's
+per-instance sub-interpreters give), with its folder on `sys.path`. `im_python` gets its first
+`read_data` call at start and later calls only when the previous one scheduled them; an
+exception in `write_data` is logged and drops that event. The run ends once no input produced
+an event for `idle` seconds and every file input is at its end.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+import time
+import traceback
+
+from . import api
+from .conf import unquote
+
+TICK = 0.02  # longest sleep between two looks at the inputs
+FILE_BATCH = 1000  # lines an im_file instance reads before the others get a turn
+
+
+class LoadError(Exception):
+    """A PythonCode script that NXLog could not load: the module does not start."""
+
+
+def load_script(path, instance_name):
+    """Imports PYTHONCODE as NXLog does: its folder on sys.path, named after its basename."""
+    path = os.path.abspath(path)
+    if not path.endswith(".py"):
+        raise LoadError("%s: PythonCode must name a .py file: %s" % (instance_name, path))
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    script = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(script)
+    except Exception as exc:
+        raise LoadError("%s: cannot load %s: %s: %s"
+                        % (instance_name, path, type(exc).__name__, exc)) from exc
+    return script
+
+
+def _script_function(script, name):
+    function = getattr(script, name, None)
+    if not callable(function):
+        api.log_error("'%s' func not found!" % name)
+        return None
+    return function
+
+
+class FileInput(object):
+    """im_file: one event per complete line; SavePos/ReadFromLast as NXLog defines them."""
+
+    def __init__(self, instance, positions):
+        self.name = instance.name
+        self.path = unquote(instance.get("file"))
+        self.save_pos = instance.flag("savepos", True)
+        self.positions = positions
+        read_from_last = instance.flag("readfromlast", True)
+        self.offset = positions.get(self.path) if self.save_pos else None
+        if self.offset is None:
+            exists = os.path.exists(self.path)
+            self.offset = os.path.getsize(self.path) if read_from_last and exists else 0
+        self.count = 0
+
+    def describe(self):
+        return "im_file %s: %d events" % (self.path, self.count)
+
+    def pump(self, now):
+        if not os.path.exists(self.path):
+            return []
+        events = []
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            for _ in range(FILE_BATCH):
+                line = handle.readline()
+                if not line.endswith(b"\n"):
+                    break
+                self.offset += len(line)
+                text = line.rstrip(b"\r\n").decode("utf-8", "replace")
+                events.append({"raw_event": text,
+                               "EventReceivedTime": api.local_time_string(),
+                               "SourceModuleName": self.name,
+                               "SourceModuleType": "im_file"})
+        self.count += len(events)
+        if self.save_pos:
+            self.positions[self.path] = self.offset
+        return events
+
+    def busy(self, now):
+        return os.path.exists(self.path) and os.path.getsize(self.path) > self.offset
+
+    def next_due(self):
+        return None
+
+
+class PythonInput(object):
+    """im_python: read_data at start, then only when the previous call set a timer."""
+
+    def __init__(self, instance):
+        self.name = instance.name
+        self.code = instance.get("pythoncode")
+        self.module = api.input_module(self.name)
+        self.function = _script_function(load_script(self.code, self.name),
+                                         instance.get("call", "read_data"))
+        self.due = time.monotonic() if self.function else None
+        self.calls = 0
+        self.count = 0
+
+    def describe(self):
+        state = "stopped for good" if self.function and self.due is None else "polling"
+        return "im_python %s: %d read_data calls, %d events (%s)" % (
+            self.code, self.calls, self.count, state)
+
+    def pump(self, now):
+        if self.due is None or now < self.due:
+            return []
+        self.calls += 1
+        self.module.begin_call()
+        try:
+            self.function(self.module)
+        except Exception:
+            api.log_error("Python ERROR: %s" % traceback.format_exc().rstrip())
+        delay = None if self.module.broken else self.module.timer
+        if delay is None:
+            api.log_error("input %s scheduled no further read_data call: it stops for good"
+                          % self.name)
+            self.due = None
+        else:
+            self.due = time.monotonic() + delay
+        events = [event.fields() for event in self.module.take_posted()]
+        self.count += len(events)
+        return events
+
+    def busy(self, now):
+        return False
+
+    def next_due(self):
+        return self.due
+
+
+class FileOutput(object):
+    """om_file: writes each event's raw_event as one line."""
+
+    def __init__(self, instance):
+        self.path = unquote(instance.get("file"))
+        self.count = 0
+        self.handle = open(self.path, "a", encoding="utf-8", errors="surrogateescape")
+
+    def describe(self):
+        return "om_file %s: %d events written" % (self.path, self.count)
+
+    def write(self, fields):
+        self.handle.write("%s\n" % (fields.get("raw_event") or ""))
+        self.count += 1
+
+    def flush(self):
+        self.handle.flush()
+
+    def close(self):
+        self.handle.close()
+
+
+class PythonOutput(object):
+    """om_python: write_data(event) per event; an exception drops that event."""
+
+    def __init__(self, instance):
+        self.code = instance.get("pythoncode")
+        self.module = api.output_module(instance.name)
+        self.function = _script_function(load_script(self.code, instance.name),
+                                         instance.get("call", "write_data"))
+        self.count = 0
+        self.dropped = 0
+
+    def describe(self):
+        return "om_python %s: %d events written, %d dropped" % (
+            self.code, self.count - self.dropped, self.dropped)
+
+    def write(self, fields):
+        self.count += 1
+        try:
+            if self.function is None:
+                raise RuntimeError("no write_data function")
+            self.function(api.new_event(self.module, fields))
+        except Exception:
+            self.dropped += 1
+            api.log_error("Python ERROR: %s" % traceback.format_exc().rstrip())
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class Runner(object):
+    def __init__(self, config, cache_dir=".", idle=2.0):
+        self.idle = idle
+        self.cache_path = os.path.join(cache_dir, "nxlog_stub.positions.json")
+        self.positions = self._load_positions()
+        self.routes = config.routes
+        self.inputs, self.outputs = {}, {}
+        for instance in config.instances.values():
+            if instance.kind == "Input":
+                self.inputs[instance.name] = self._make_input(instance)
+            else:
+                self.outputs[instance.name] = self._make_output(instance)
+
+    def _make_input(self, instance):
+        if instance.module == "im_file":
+            return FileInput(instance, self.positions)
+        return PythonInput(instance)
+
+    @staticmethod
+    def _make_output(instance):
+        return FileOutput(instance) if instance.module == "om_file" else PythonOutput(instance)
+
+    def _load_positions(self):
+        try:
+            with open(self.cache_path) as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return {}
+
+    def _save_positions(self):
+        with open(self.cache_path, "w") as handle:
+            json.dump(self.positions, handle)
+
+    def _route(self, input_name, events):
+        for _, inputs, outputs in self.routes:
+            if input_name in inputs:
+                for output_name in outputs:
+                    output = self.outputs[output_name]
+                    for fields in events:
+                        output.write(dict(fields))
+                    output.flush()
+
+    def _sleep_until_next(self, now):
+        dues = [source.next_due() for source in self.inputs.values()]
+        wake = min([due for due in dues if due is not None] + [now + TICK])
+        time.sleep(max(0.0, wake - now))
+
+    def run(self):
+        last_event = time.monotonic()
+        try:
+            while True:
+                now = time.monotonic()
+                moved = False
+                for name, source in self.inputs.items():
+                    events = source.pump(now)
+                    if events:
+                        moved = True
+                        self._route(name, events)
+                if moved or any(source.busy(now) for source in self.inputs.values()):
+                    last_event = time.monotonic()
+                elif now - last_event >= self.idle:
+                    return
+                else:
+                    self._sleep_until_next(now)
+        finally:
+            for output in self.outputs.values():
+                output.close()
+            self._save_positions()
+
+    def report(self):
+        lines = ["%s (%s)" % (name, source.describe()) for name, source in self.inputs.items()]
+        lines += ["%s (%s)" % (name, sink.describe()) for name, sink in self.outputs.items()]
+        return lines
