@@ -12,6 +12,7 @@ and `field_names`; the legacy one (older documents and scripts) has `new_logdata
 import datetime
 import threading
 import time
+import traceback
 
 CURRENT = "current"
 LEGACY = "legacy"
@@ -135,10 +136,6 @@ class InputModule(Module):
             raise ReadTimerError("set_read_timer called twice in one read_data call")
         self.timer = float(delay)
 
-    def begin_call(self):
-        """The runner calls this before each read_data: a new call may schedule once."""
-        self.timer = None
-
     def take_posted(self):
         events, self.posted = self.posted, []
         return events
@@ -199,6 +196,34 @@ class LegacyLogData(LogData):
 
 
 _MISSING = object()
+
+
+def call_read_data(function, module):
+    """One read_data call as NXLog makes it; returns (delay of the next call or None, events).
+
+    None means NXLog will not call again: nothing was scheduled, or the timer assertion
+    tripped. An exception is logged as NXLog logs it; a timer set before it still counts.
+    """
+    module.timer = None
+    try:
+        function(module)
+    except Exception:
+        log_error("Python ERROR: %s" % traceback.format_exc().rstrip())
+    delay = None if module.broken else module.timer
+    return delay, module.take_posted()
+
+
+def call_write_data(function, event):
+    """One write_data call as NXLog makes it: an exception is logged and drops the event.
+
+    Returns whether the event was taken.
+    """
+    try:
+        function(event)
+    except Exception:
+        log_error("Python ERROR: %s" % traceback.format_exc().rstrip())
+        return False
+    return True
 
 
 def input_module(name="in"):

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-import traceback
 
 from . import api
 from .conf import unquote
@@ -120,19 +119,14 @@ class PythonInput(object):
         if self.due is None or now < self.due:
             return []
         self.calls += 1
-        self.module.begin_call()
-        try:
-            self.function(self.module)
-        except Exception:
-            api.log_error("Python ERROR: %s" % traceback.format_exc().rstrip())
-        delay = None if self.module.broken else self.module.timer
+        delay, posted = api.call_read_data(self.function, self.module)
         if delay is None:
             api.log_error("input %s scheduled no further read_data call: it stops for good"
                           % self.name)
             self.due = None
         else:
             self.due = time.monotonic() + delay
-        events = [event.fields() for event in self.module.take_posted()]
+        events = [event.fields() for event in posted]
         self.count += len(events)
         return events
 
@@ -182,13 +176,9 @@ class PythonOutput(object):
 
     def write(self, fields):
         self.count += 1
-        try:
-            if self.function is None:
-                raise RuntimeError("no write_data function")
-            self.function(api.new_event(self.module, fields))
-        except Exception:
+        if self.function is None or not api.call_write_data(
+                self.function, api.new_event(self.module, fields)):
             self.dropped += 1
-            api.log_error("Python ERROR: %s" % traceback.format_exc().rstrip())
 
     def flush(self):
         pass

@@ -1,0 +1,178 @@
+"""Fixtures: the stub's nxlog module, the scripts as NXLog loads them, and three S3 servers.
+
+- `s3`: moto's in-process mock with the bucket `logs` (fast, most tests).
+- `moto_server`: moto server over HTTP on 127.0.0.1, a process of its own.
+- `ceph`: Ceph's radosgw on 127.0.0.1 (Debian's packages), a production S3 implementation.
+All are started and stopped by the tests; no other address is ever used.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import boto3
+import pytest
+from moto import mock_aws
+
+import nxlog_stub  # noqa: F401  (registers the stub as `nxlog`)
+from nxlog_stub import api
+from nxlog_stub.runner import load_script
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUCKET = "logs"
+CEPH_PACKAGES = "radosgw ceph-mon ceph-osd"
+
+
+@pytest.fixture(autouse=True)
+def clean_nxlog(monkeypatch, tmp_path):
+    """Every test starts with no captured logs, the current API, no NXLOG_S3_* settings,
+    fake credentials, and its own working directory (NXLog's SpoolDir)."""
+    api.clear_logs()
+    api.set_flavour(api.CURRENT)
+    for name in list(os.environ):
+        if name.startswith(("NXLOG_S3_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.chdir(tmp_path)
+    yield
+    api.set_flavour(api.CURRENT)
+
+
+@pytest.fixture
+def s3():
+    """moto's in-process S3 with an empty bucket `logs`."""
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def settings(monkeypatch):
+    """settings(NAME=value, ...): sets NXLOG_S3_NAME for the scripts loaded after it."""
+    def apply(**values):
+        for name, value in values.items():
+            monkeypatch.setenv("NXLOG_S3_" + name, str(value))
+    apply(BUCKET=BUCKET, SERVER="web01")
+    return apply
+
+
+@pytest.fixture
+def load():
+    """load('s3_write') or load('s3_read'): a fresh module instance, as NXLog loads it."""
+    counter = iter(range(1000000))
+
+    def load_instance(name):
+        return load_script(os.path.join(ROOT, name + ".py"), "%s-%d" % (name, next(counter)))
+    return load_instance
+
+
+def all_objects(client, prefix=""):
+    """{key: object} of everything under PREFIX, with the body read."""
+    objects = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for item in page.get("Contents", ()):
+            objects[item["Key"]] = client.get_object(Bucket=BUCKET, Key=item["Key"])
+            objects[item["Key"]]["Data"] = objects[item["Key"]]["Body"].read()
+    return objects
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_answering(url, process=None, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError("the server at %s exited with %s" % (url, process.returncode))
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError as exc:
+            if getattr(exc, "code", None):  # an HTTP error status: it answers
+                return
+            time.sleep(0.1)
+    raise RuntimeError("nothing answered at %s within %s s" % (url, seconds))
+
+
+class Endpoint(object):
+    """An S3 endpoint on 127.0.0.1 and the environment that points boto3 at it."""
+
+    def __init__(self, url, access_key, secret_key):
+        self.url = url
+        self.env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": access_key,
+                    "AWS_SECRET_ACCESS_KEY": secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def client(self):
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=self.env[
+            "AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1")
+
+    def new_bucket(self, name):
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto server over HTTP on 127.0.0.1, in a process of its own."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                "-p", str(port)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        url = "http://127.0.0.1:%d" % port
+        wait_until_answering(url + "/moto-api/", process)
+        yield Endpoint(url, "testing", "testing")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def ceph():
+    """Ceph's radosgw on 127.0.0.1: one monitor, one in-memory OSD, started for the session."""
+    if shutil.which("radosgw") is None:
+        pytest.skip("Ceph's radosgw is not installed; on Debian or Ubuntu: "
+                    "apt-get install -y %s (.ci/run does this)" % CEPH_PACKAGES)
+    directory = tempfile.mkdtemp(prefix="nxlog-s3-ceph-")
+    env = dict(os.environ, CEPH_DIR=directory)
+    port = free_port()
+    servers = os.path.join(ROOT, "tests", "servers")
+    try:
+        subprocess.run(["bash", os.path.join(servers, "ceph-rgw-start.sh"), str(port)], env=env,
+                       check=True, stdout=subprocess.DEVNULL, timeout=300)
+        yield Endpoint("http://127.0.0.1:%d" % port, "test", "test")
+    finally:
+        subprocess.run(["bash", os.path.join(servers, "ceph-rgw-stop.sh")], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def run_conf(conf, endpoint, defines, settings, idle=1.5, legacy=False, cwd=None):
+    """Runs CONF through `python -m nxlog_stub` in a process of its own, as a user would."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("NXLOG_S3_", "AWS_"))}
+    env.update(endpoint.env)
+    env.update({"NXLOG_S3_" + name: str(value) for name, value in settings.items()})
+    env["PYTHONPATH"] = ROOT
+    command = [sys.executable, "-m", "nxlog_stub", os.path.join(ROOT, "conf", conf),
+               "--idle", str(idle), "--cache-dir", str(cwd or os.getcwd())]
+    for name, value in defines.items():
+        command += ["--define", "%s=%s" % (name, value)]
+    if legacy:
+        command.append("--legacy-api")
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
