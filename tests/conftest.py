@@ -1,6 +1,6 @@
 """Fixtures: the stub's nxlog module, the scripts as NXLog loads them, and three S3 servers.
 
-- `s3`: moto's in-process mock with the bucket `logs` (fast, most tests).
+- `s3`: moto's in-process mock with the bucket `nxlog-archive` (fast, most tests).
 - `moto_server`: moto server over HTTP on 127.0.0.1, a process of its own.
 - `ceph`: Ceph's radosgw on 127.0.0.1 (Debian's packages), a production S3 implementation.
 All are started and stopped by the tests; no other address is ever used.
@@ -25,7 +25,7 @@ from nxlog_stub import api
 from nxlog_stub.runner import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUCKET = "logs"
+BUCKET = "nxlog-archive"  # not "logs": moto routes logs.*.amazonaws.com to CloudWatch Logs
 CEPH_PACKAGES = "radosgw ceph-mon ceph-osd"
 
 
@@ -50,7 +50,7 @@ def clean_nxlog(monkeypatch, tmp_path):
 
 @pytest.fixture
 def s3():
-    """moto's in-process S3 with an empty bucket `logs`."""
+    """moto's in-process S3 with an empty bucket `nxlog-archive`."""
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)

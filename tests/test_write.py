@@ -1,0 +1,253 @@
+"""s3_write.py under the stub, against moto's in-process S3."""
+
+import base64
+import gzip
+import json
+import pickle
+import time
+
+import boto3
+import pytest
+
+from conftest import BUCKET, all_objects, free_port
+from nxlog_stub import api
+from nxlog_stub.runner import LoadError
+
+
+def event(**fields):
+    return api.new_event(api.output_module("s3"), fields)
+
+
+def write(writer, *events):
+    for one in events:
+        assert api.call_write_data(writer.write_data, one), api.logged("ERROR")
+
+
+@pytest.fixture
+def writer(s3, settings, load):
+    return load("s3_write")
+
+
+@pytest.fixture
+def in_time_zone(monkeypatch):
+    """Runs the test with local time in ZONE (POSIX TZ), restoring it afterwards."""
+    def switch(zone):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+    yield switch
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_an_event_is_stored_under_server_date_time_and_counter_in_utc(s3, settings, load,
+                                                                        in_time_zone):
+    in_time_zone("IST-5:30")
+    write(load("s3_write"), event(raw_event="hello", EventReceivedTime="2026-03-01 10:00:05"))
+    assert list(all_objects(s3)) == ["web01/2026-03-01/04.30.05.1"]
+
+
+def test_key_time_local_keeps_the_local_time_as_the_old_scripts_did(s3, settings, load,
+                                                                     in_time_zone):
+    in_time_zone("IST-5:30")
+    settings(KEY_TIME="local")
+    write(load("s3_write"), event(raw_event="hello", EventReceivedTime="2026-03-01 10:00:05"))
+    assert list(all_objects(s3)) == ["web01/2026-03-01/10.00.05.1"]
+
+
+@pytest.mark.parametrize("received", [None, "yesterday", "2026-13-45 99:00:00", 12345])
+def test_a_missing_or_unparsable_time_uses_the_current_time(s3, writer, received, in_time_zone):
+    in_time_zone("UTC0")
+    before = time.strftime("%Y-%m-%d/%H.%M.%S", time.gmtime())
+    fields = {"raw_event": "x"}
+    if received is not None:
+        fields["EventReceivedTime"] = received
+    write(writer, event(**fields))
+    after = time.strftime("%Y-%m-%d/%H.%M.%S", time.gmtime())
+    [key] = all_objects(s3)
+    assert before <= key[len("web01/"):].rsplit(".", 1)[0] <= after
+
+
+def at(second, text):
+    return event(raw_event=text, EventReceivedTime="2026-03-01 10:00:%02d" % second)
+
+
+def test_counters_count_objects_of_the_same_second_from_1(s3, writer, in_time_zone):
+    in_time_zone("UTC0")
+    write(writer, *[at(34, "e%d" % n) for n in range(12)])
+    keys = sorted(all_objects(s3), key=lambda key: int(key.rsplit(".", 1)[1]))
+    assert keys == ["web01/2026-03-01/10.00.34.%d" % n for n in range(1, 13)]
+
+
+def test_out_of_order_times_never_reuse_a_counter(s3, writer, in_time_zone):
+    in_time_zone("UTC0")
+    write(writer, at(34, "first"), at(35, "second"), at(34, "third"))
+    objects = all_objects(s3)
+    assert {key: value["Data"] for key, value in objects.items()} == {
+        "web01/2026-03-01/10.00.34.1": b"first",
+        "web01/2026-03-01/10.00.35.1": b"second",
+        "web01/2026-03-01/10.00.34.2": b"third"}
+
+
+def bodies(client):
+    return {key: value["Data"] for key, value in all_objects(client).items()}
+
+
+def test_a_restart_in_the_same_second_overwrites_nothing(s3, settings, load, in_time_zone):
+    in_time_zone("UTC0")
+    write(load("s3_write"), at(7, "before restart 1"), at(7, "before restart 2"))
+    write(load("s3_write"), at(7, "after restart"))  # a new instance: its counters start empty
+    assert bodies(s3) == {"web01/2026-03-01/10.00.07.1": b"before restart 1",
+                          "web01/2026-03-01/10.00.07.2": b"before restart 2",
+                          "web01/2026-03-01/10.00.07.3": b"after restart"}
+
+
+def test_two_writers_with_one_server_name_overwrite_nothing(s3, settings, load, in_time_zone):
+    in_time_zone("UTC0")
+    first, second = load("s3_write"), load("s3_write")
+    write(first, at(9, "a1"))
+    write(second, at(9, "b1"))
+    write(first, at(9, "a2"))
+    write(second, at(9, "b2"))
+    stored = bodies(s3)
+    assert sorted(stored.values()) == [b"a1", b"a2", b"b1", b"b2"]
+    assert sorted(stored) == ["web01/2026-03-01/10.00.09.%d" % n for n in range(1, 5)]
+
+
+def test_every_put_is_conditional(s3, writer):
+    seen = []
+    writer._s3().meta.events.register(
+        "before-call.s3.PutObject", lambda params, **kwargs: seen.append(params["headers"]))
+    write(writer, event(raw_event="x"))
+    assert seen[0]["If-None-Match"] == "*"
+
+
+def test_one_client_per_instance_is_created_on_first_use_and_reused(s3, settings, load,
+                                                                     monkeypatch):
+    created = []
+    original = boto3.session.Session.client
+
+    def counting_client(self, *args, **kwargs):
+        created.append(args)
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(boto3.session.Session, "client", counting_client)
+    writer = load("s3_write")
+    assert created == []
+    write(writer, *[event(raw_event="e%d" % n) for n in range(5)])
+    assert created == [("s3",)]
+
+
+def test_retries_and_timeouts_are_set_through_botocore_config(s3, settings, load):
+    settings(RETRY_MODE="adaptive", RETRY_ATTEMPTS=7, CONNECT_TIMEOUT=3, READ_TIMEOUT=4.5)
+    config = load("s3_write")._s3().meta.config
+    assert config.retries == {"mode": "adaptive", "total_max_attempts": 7}
+    assert (config.connect_timeout, config.read_timeout) == (3.0, 4.5)
+
+
+def test_raw_is_the_default_format_stored_as_utf8_text(s3, writer):
+    write(writer, event(raw_event="caf\u00e9 \u2603", other="not stored"))
+    [stored] = all_objects(s3).values()
+    assert stored["Data"] == "caf\u00e9 \u2603".encode()
+    assert stored["ContentType"] == "text/plain; charset=utf-8"
+    assert stored["Metadata"] == {"nxlog-s3-format": "raw", "nxlog-s3-compression": "none"}
+    assert "ContentEncoding" not in stored
+
+
+def test_json_stores_every_field_with_binary_fields_as_base64(s3, settings, load):
+    settings(FORMAT="json")
+    write(load("s3_write"), event(raw_event="x", Severity=3, Flag=True,
+                                  Payload=memoryview(b"\x00\xff")))
+    [stored] = all_objects(s3).values()
+    assert json.loads(stored["Data"]) == {"raw_event": "x", "Severity": 3, "Flag": True,
+                                          "Payload": base64.b64encode(b"\x00\xff").decode()}
+    assert stored["ContentType"] == "application/json"
+    assert stored["Metadata"]["nxlog-s3-format"] == "json"
+
+
+def test_gzip_compresses_the_body_and_says_so(s3, settings, load):
+    settings(FORMAT="json", COMPRESSION="gzip")
+    write(load("s3_write"), event(raw_event="x" * 1000))
+    [stored] = all_objects(s3).values()
+    assert stored["ContentEncoding"] == "gzip"
+    assert stored["Metadata"] == {"nxlog-s3-format": "json", "nxlog-s3-compression": "gzip"}
+    assert json.loads(gzip.decompress(stored["Data"])) == {"raw_event": "x" * 1000}
+    assert len(stored["Data"]) < 100
+
+
+def test_pickle_stores_every_field_for_old_consumers(s3, settings, load):
+    settings(FORMAT="pickle")
+    write(load("s3_write"), event(raw_event="x", Payload=memoryview(b"\x01")))
+    [stored] = all_objects(s3).values()
+    assert pickle.loads(stored["Data"]) == {"raw_event": "x", "Payload": b"\x01"}
+    assert stored["ContentType"] == "application/x-python-pickle"
+
+
+def test_raw_format_keeps_an_event_without_raw_event_as_json(s3, writer):
+    write(writer, event(Message="no raw_event here"))
+    [stored] = all_objects(s3).values()
+    assert stored["Metadata"]["nxlog-s3-format"] == "json"
+    assert json.loads(stored["Data"]) == {"Message": "no raw_event here"}
+    assert "stored as json" in api.logged("WARNING")[0]
+
+
+def test_the_legacy_api_names_work_too(s3, settings, load):
+    api.set_flavour(api.LEGACY)
+    settings(FORMAT="json")
+    write(load("s3_write"), event(raw_event="old", n=1))
+    [stored] = all_objects(s3).values()
+    assert json.loads(stored["Data"]) == {"raw_event": "old", "n": 1}
+
+
+def test_a_missing_bucket_names_the_key_the_bucket_and_the_reason(s3, settings, load):
+    settings(BUCKET="no-such-bucket")
+    writer = load("s3_write")
+    assert not api.call_write_data(writer.write_data, event(
+        raw_event="x", EventReceivedTime="2026-03-01 10:00:05"))
+    [message] = api.logged("ERROR")
+    assert "could not store the event as s3://no-such-bucket/web01/2026-03-01/" in message
+    assert "NoSuchBucket" in message
+
+
+def test_an_unreachable_endpoint_is_reported_without_the_credentials(settings, load,
+                                                                      monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:%d" % free_port())
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "planted-secret-value")
+    settings(RETRY_ATTEMPTS=1, CONNECT_TIMEOUT=0.5)
+    writer = load("s3_write")
+    assert not api.call_write_data(writer.write_data, event(raw_event="x"))
+    [message] = api.logged("ERROR")
+    assert "could not store the event as s3://%s/web01/" % BUCKET in message
+    assert "Could not connect to the endpoint URL" in message
+    assert all("planted-secret-value" not in text for _, text in api.LOGS)
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("FORMAT", "xml", "use one of: raw, json, pickle"),
+    ("COMPRESSION", "zip", "use one of: none, gzip"),
+    ("KEY_TIME", "gmt", "use one of: utc, local"),
+    ("RETRY_MODE", "legacy", "use one of: standard, adaptive"),
+    ("RETRY_ATTEMPTS", "0", "must be at least 1"),
+    ("RETRY_ATTEMPTS", "many", "not a number"),
+    ("CONNECT_TIMEOUT", "-1", "must be at least 0.1"),
+    ("BUCKET", "", "not a bucket name"),
+    ("BUCKET", "a/b", "not a bucket name"),
+    ("SERVER", "web/01", "use letters, digits"),
+    ("SERVER", "..", "use letters, digits"),
+    ("SERVER", "a..b", "use letters, digits"),
+    ("SERVER", "web\n01", "use letters, digits"),
+])
+def test_a_bad_setting_stops_the_module_with_one_message_naming_it(settings, load, name, value,
+                                                                     reason):
+    settings(**{name: value})
+    with pytest.raises(LoadError) as caught:
+        load("s3_write")
+    message = str(caught.value)
+    assert "ConfigError: s3_write: NXLOG_S3_%s=%r is not valid: %s" % (name, value, reason) \
+        in message
+
+
+def test_an_empty_server_name_means_this_host(s3, settings, load, monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "myhost.example.com")
+    settings(SERVER="")
+    write(load("s3_write"), event(raw_event="x"))
+    [key] = all_objects(s3)
+    assert key.startswith("myhost/")
