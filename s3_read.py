@@ -343,20 +343,20 @@ def _events(key, body, metadata):
         return [{"raw_event": _text(body, key)}]
     if body_format == "json":
         try:
-            return [_fields_from(json.loads(body.decode("utf-8")), "its JSON")]
+            fields = json.loads(body.decode("utf-8"))
         except ValueError as exc:  # also UnicodeDecodeError and json's JSONDecodeError
             raise UndecodableObject("invalid JSON: %s" % exc) from None
+        return [_fields_from(fields, "its JSON")]
     if body_format == "pickle":
         if not ALLOW_PICKLE:
             raise UndecodableObject("it is a pickle, and unpickling runs code: set "
                                     "NXLOG_S3_ALLOW_PICKLE=true only if you trust every writer "
                                     "to this bucket")
         try:
-            return [_fields_from(pickle.loads(body), "the pickle")]
-        except UndecodableObject:
-            raise
+            fields = pickle.loads(body)
         except Exception as exc:  # unpickling can raise anything
             raise UndecodableObject("invalid pickle: %s" % exc) from None
+        return [_fields_from(fields, "the pickle")]
     raise UndecodableObject("unknown %s %r (written by a newer s3_write.py?)"
                             % (METADATA_FORMAT, body_format))
 

@@ -1,0 +1,318 @@
+"""s3_read.py under the stub, against moto's in-process S3."""
+
+import gzip
+import json
+import os
+import pickle
+import stat
+
+import pytest
+
+from conftest import BUCKET
+from nxlog_stub import api
+from nxlog_stub.runner import LoadError
+
+SECOND = "web01/2026-03-01/10.00.34"
+
+
+@pytest.fixture
+def reader(s3, settings, load):
+    settings(POLL_INTERVAL=5)
+    return load("s3_read")
+
+
+def put(client, key, body, metadata=None, **headers):
+    if isinstance(body, str):
+        body = body.encode()
+    client.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=metadata or {}, **headers)
+
+
+def poll(reader, module=None):
+    """One read_data call as NXLog makes it: (delay of the next call, raw_events posted)."""
+    delay, events = api.call_read_data(reader.read_data, module or api.input_module("s3"))
+    return delay, [event.get_field("raw_event") for event in events]
+
+
+def read_all(reader, module=None):
+    """Polls until the reader has caught up; every raw_event posted, in order."""
+    posted = []
+    for _ in range(1000):
+        delay, events = poll(reader, module)
+        posted += events
+        if delay == reader.POLL_INTERVAL:
+            return posted
+    raise AssertionError("the reader never caught up")
+
+
+def checkpoint(tmp_path):
+    return json.loads((tmp_path / "lastkey.log").read_text())
+
+
+def test_objects_are_read_in_key_order_with_counters_as_numbers(s3, reader):
+    for n in (1, 2, 10, 11, 3):
+        put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
+    put(s3, "web01/2026-03-01/10.00.35.1", "next second")
+    put(s3, "web01/2026-03-01/10.00.33.1", "previous second")
+    assert read_all(reader) == ["previous second", "e1", "e2", "e3", "e10", "e11", "next second"]
+
+
+def test_a_second_spanning_two_list_pages_is_still_read_by_counter(s3, settings, load):
+    settings(MAXKEYS=3)
+    for n in range(1, 13):
+        put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
+    assert read_all(load("s3_read")) == ["e%d" % n for n in range(1, 13)]
+
+
+def test_pages_are_listed_with_maxkeys_and_start_after_the_checkpoint(s3, settings, load):
+    settings(MAXKEYS=2)
+    reader = load("s3_read")
+    calls = []
+    reader._s3().meta.events.register(
+        "before-call.s3.ListObjectsV2", lambda params, **kwargs: calls.append(params))
+    for n in range(1, 6):
+        put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
+    read_all(reader)
+    assert [call["query_string"].get("max-keys") for call in calls[:3]] == [2, 2, 2]
+    assert calls[0]["query_string"].get("prefix") == "web01/"
+    assert calls[-1]["query_string"].get("start-after") == SECOND
+
+
+def test_an_object_landing_late_in_the_last_second_read_is_not_skipped(s3, reader):
+    for n in range(1, 10):
+        put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
+    assert read_all(reader) == ["e%d" % n for n in range(1, 10)]
+    put(s3, "%s.10" % SECOND, "e10")  # sorts before .9 as text: StartAfter=.9 would miss it
+    assert read_all(reader) == ["e10"]
+    assert read_all(reader) == []
+
+
+def test_the_server_prefix_has_its_slash(s3, settings, load):
+    settings(SERVER="SERVER01")
+    put(s3, "SERVER01/2026-03-01/10.00.34.1", "mine")
+    put(s3, "SERVER010/2026-03-01/10.00.34.1", "not mine")
+    assert read_all(load("s3_read")) == ["mine"]
+
+
+def test_the_checkpoint_is_written_after_each_object_readable_by_its_owner_only(
+        s3, reader, tmp_path):
+    put(s3, SECOND + ".1", "a")
+    put(s3, SECOND + ".2", "b")
+    read_all(reader)
+    assert checkpoint(tmp_path) == {"version": 1, "bucket": BUCKET, "server": "web01",
+                                    "group": SECOND + ".", "done": [1, 2]}
+    assert stat.S_IMODE(os.stat(tmp_path / "lastkey.log").st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["lastkey.log"]
+
+
+def test_a_restarted_reader_resumes_after_what_was_read(s3, settings, load):
+    put(s3, SECOND + ".1", "a")
+    assert read_all(load("s3_read")) == ["a"]
+    put(s3, SECOND + ".2", "b")
+    assert read_all(load("s3_read")) == ["b"]
+
+
+def test_a_crash_before_the_checkpoint_write_posts_that_object_again_and_loses_nothing(
+        s3, reader, load, monkeypatch):
+    for n in (1, 2, 3):
+        put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
+    saves = []
+
+    def crash_on_second_save(position):
+        if saves:
+            raise KeyboardInterrupt("killed")  # not an Exception: nothing catches it
+        saves.append(position.group)
+        original(position)
+    original = reader._save_position
+    monkeypatch.setattr(reader, "_save_position", crash_on_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        reader.read_data(api.input_module())
+    assert read_all(load("s3_read")) == ["e2", "e3"]
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_whole(s3, reader, tmp_path,
+                                                                      monkeypatch):
+    put(s3, SECOND + ".1", "a")
+    read_all(reader)
+    before = (tmp_path / "lastkey.log").read_bytes()
+    put(s3, SECOND + ".2", "b")
+
+    def failing_fsync(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(reader.os, "fsync", failing_fsync)
+    delay, _ = poll(reader)
+    assert delay == reader.POLL_INTERVAL
+    assert (tmp_path / "lastkey.log").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["lastkey.log"]
+    assert "No space left on device" in api.logged("ERROR")[0]
+
+
+def test_deleting_the_checkpoint_reads_everything_again(s3, settings, load, tmp_path):
+    put(s3, SECOND + ".1", "a")
+    read_all(load("s3_read"))
+    os.remove(tmp_path / "lastkey.log")
+    assert read_all(load("s3_read")) == ["a"]
+
+
+def test_the_old_scripts_lastkey_log_is_accepted(s3, settings, load, tmp_path):
+    for n in range(1, 13):
+        put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
+    put(s3, "web01/2026-03-01/10.00.35.1", "later")
+    # The old reader went through keys as text: .1, .10, .11 were read, then it stopped.
+    (tmp_path / "lastkey.log").write_text(SECOND + ".11\n")
+    assert read_all(load("s3_read")) == ["e%d" % n for n in (2, 3, 4, 5, 6, 7, 8, 9, 12)] + [
+        "later"]
+
+
+def test_a_lastkey_log_holding_bytes_repr_is_accepted(s3, settings, load, tmp_path):
+    put(s3, SECOND + ".1", "old")
+    put(s3, SECOND + ".2", "new")
+    (tmp_path / "lastkey.log").write_text("b'%s.1'" % SECOND)
+    assert read_all(load("s3_read")) == ["new"]
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("", "empty"),
+    ("{not json", "Expecting property name"),
+    ('{"version": 99}', "not a checkpoint of version 1"),
+    ('{"version": 1, "bucket": "%s", "server": "web01", "group": 5, "done": []}' % BUCKET,
+     "malformed"),
+    ("two\nlines", "neither JSON nor one key"),
+    ("other-server/2026-03-01/10.00.34.1", "is not under web01/"),
+])
+def test_a_broken_checkpoint_reads_nothing_and_names_the_file(s3, reader, tmp_path, content,
+                                                              reason):
+    put(s3, SECOND + ".1", "a")
+    (tmp_path / "lastkey.log").write_text(content)
+    delay, events = poll(reader)
+    assert (delay, events) == (reader.POLL_INTERVAL, [])
+    [message] = api.logged("ERROR")
+    assert "checkpoint %s is broken" % (tmp_path / "lastkey.log") in message
+    assert reason in message
+    assert (tmp_path / "lastkey.log").read_text() == content
+
+
+def test_a_checkpoint_of_another_reader_is_refused(s3, settings, load, tmp_path):
+    put(s3, SECOND + ".1", "a")
+    put(s3, "web02/2026-03-01/10.00.34.1", "b")
+    assert read_all(load("s3_read")) == ["a"]  # web01 writes its checkpoint
+    settings(SERVER="web02")
+    delay, events = poll(load("s3_read"))
+    assert events == []
+    assert "belongs to s3://%s/web01/, not s3://%s/web02/" % (BUCKET, BUCKET) in \
+        api.logged("ERROR")[0]
+
+
+def test_a_call_stopped_at_its_bound_reschedules_at_once(s3, settings, load):
+    settings(MAX_OBJECTS_PER_CALL=2, POLL_INTERVAL=5)
+    reader = load("s3_read")
+    for n in range(1, 6):
+        put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
+    assert poll(reader) == (reader.MORE_WAITING_DELAY, ["e1", "e2"])
+    assert poll(reader) == (reader.MORE_WAITING_DELAY, ["e3", "e4"])
+    assert poll(reader) == (5, ["e5"])
+
+
+def test_a_missing_bucket_is_reported_and_polling_goes_on(s3, settings, load):
+    settings(BUCKET="no-such-bucket", POLL_INTERVAL=5)
+    delay, events = poll(load("s3_read"))
+    assert (delay, events) == (5, [])
+    assert "cannot read s3://no-such-bucket/web01/ now" in api.logged("ERROR")[0]
+    assert "NoSuchBucket" in api.logged("ERROR")[0]
+
+
+def test_an_unexpected_error_still_reschedules(s3, reader, monkeypatch):
+    monkeypatch.setattr(reader, "_load_position", lambda: 1 / 0)
+    delay, _ = poll(reader)
+    assert delay == reader.POLL_INTERVAL
+    assert "ZeroDivisionError" in api.logged("ERROR")[0]
+
+
+def test_read_event_is_the_old_name_of_read_data(reader):
+    assert reader.read_event is reader.read_data
+
+
+def test_the_legacy_api_names_work_too(s3, settings, load):
+    api.set_flavour(api.LEGACY)
+    put(s3, SECOND + ".1", "old api")
+    assert read_all(load("s3_read")) == ["old api"]
+
+
+def restored(reader):
+    _, events = api.call_read_data(reader.read_data, api.input_module("s3"))
+    fields = [event.fields() for event in events]
+    for one in fields:
+        for added in ("EventReceivedTime", "SourceModuleName", "SourceModuleType"):
+            del one[added]
+    return fields
+
+
+def test_json_objects_restore_every_field(s3, reader):
+    put(s3, SECOND + ".1", json.dumps({"raw_event": "x", "Severity": 3, "Flag": True,
+                                       "Ratio": 1.5, "Missing": None}),
+        {"nxlog-s3-format": "json", "nxlog-s3-compression": "none"})
+    assert restored(reader) == [{"raw_event": "x", "Severity": 3, "Flag": 1, "Ratio": "1.5",
+                                 "Missing": "None"}]
+
+
+def test_objects_without_metadata_are_one_raw_event_each(s3, reader):
+    put(s3, SECOND + ".1", "line written by the old scripts")
+    put(s3, SECOND + ".2", gzip.compress(b"gzipped by another tool"), ContentEncoding="gzip")
+    put(s3, SECOND + ".3", gzip.compress(b"gzip, no Content-Encoding"))
+    assert read_all(reader) == ["line written by the old scripts", "gzipped by another tool",
+                                "gzip, no Content-Encoding"]
+
+
+def test_invalid_utf8_keeps_its_bytes_as_escapes(s3, reader):
+    put(s3, SECOND + ".1", b"caf\xe9")
+    assert read_all(reader) == ["caf\\xe9"]
+    assert "is not valid UTF-8" in api.logged("WARNING")[0]
+
+
+JSON_META = {"nxlog-s3-format": "json", "nxlog-s3-compression": "none"}
+
+
+@pytest.mark.parametrize("body, metadata, reason", [
+    (b"{broken", JSON_META, "invalid JSON"),
+    (b"[1, 2]", JSON_META, "does not hold an object of fields"),
+    (b"\x1f\x8b\x08\x00trunc", {"nxlog-s3-format": "raw", "nxlog-s3-compression": "gzip"},
+     "broken gzip"),
+    (b"x", {"nxlog-s3-format": "xml"}, "unknown nxlog-s3-format 'xml'"),
+    (b"x", {"nxlog-s3-format": "raw", "nxlog-s3-compression": "brotli"},
+     "unknown nxlog-s3-compression 'brotli'"),
+    (pickle.dumps({"raw_event": "p"}), {"nxlog-s3-format": "pickle"},
+     "it is a pickle, and unpickling runs code"),
+])
+def test_an_undecodable_object_is_reported_by_key_and_the_next_ones_are_read(
+        s3, reader, body, metadata, reason):
+    put(s3, SECOND + ".1", body, metadata)
+    put(s3, SECOND + ".2", "after it")
+    assert read_all(reader) == ["after it"]
+    [message] = api.logged("ERROR")
+    assert "skipped s3://%s/%s.1: %s" % (BUCKET, SECOND, reason) in message
+    assert "the object stays in the bucket" in message
+
+
+def test_pickles_are_read_only_when_allowed(s3, settings, load):
+    settings(ALLOW_PICKLE="true")
+    put(s3, SECOND + ".1", pickle.dumps({"raw_event": "p", "n": 2}),
+        {"nxlog-s3-format": "pickle"})
+    assert restored(load("s3_read")) == [{"raw_event": "p", "n": 2}]
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("MAXKEYS", "0", "must be from 1 to 1000"),
+    ("MAXKEYS", "1001", "must be from 1 to 1000"),
+    ("POLL_INTERVAL", "-1", "must be at least 0.01"),
+    ("POLL_INTERVAL", "soon", "not a number"),
+    ("MAX_OBJECTS_PER_CALL", "0", "must be at least 1"),
+    ("ALLOW_PICKLE", "maybe", "use true or false"),
+    ("CHECKPOINT", " ", "must name a file"),
+    ("SERVER", "../etc", "use letters, digits"),
+])
+def test_a_bad_setting_stops_the_module_with_one_message_naming_it(settings, load, name, value,
+                                                                     reason):
+    settings(**{name: value})
+    with pytest.raises(LoadError) as caught:
+        load("s3_read")
+    assert "ConfigError: s3_read: NXLOG_S3_%s=%r is not valid: %s" % (name, value, reason) \
+        in str(caught.value)
