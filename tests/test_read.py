@@ -72,9 +72,13 @@ def test_pages_are_listed_with_maxkeys_and_start_after_the_checkpoint(s3, settin
     for n in range(1, 6):
         put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
     read_all(reader)
-    assert [call["query_string"].get("max-keys") for call in calls[:3]] == [2, 2, 2]
-    assert calls[0]["query_string"].get("prefix") == "web01/"
-    assert calls[-1]["query_string"].get("start-after") == SECOND
+    pages = [call["query_string"] for call in calls]
+    assert [page["max-keys"] for page in pages] == [2, 2, 2]
+    assert [page["prefix"] for page in pages] == ["web01/"] * 3
+    assert "start-after" not in pages[0] and "continuation-token" in pages[1]
+    del calls[:]
+    poll(reader)  # the next poll starts at the beginning of the last second read
+    assert calls[0]["query_string"]["start-after"] == SECOND
 
 
 def test_an_object_landing_late_in_the_last_second_read_is_not_skipped(s3, reader):
@@ -273,7 +277,7 @@ JSON_META = {"nxlog-s3-format": "json", "nxlog-s3-compression": "none"}
 
 @pytest.mark.parametrize("body, metadata, reason", [
     (b"{broken", JSON_META, "invalid JSON"),
-    (b"[1, 2]", JSON_META, "does not hold an object of fields"),
+    (b"[1, 2]", JSON_META, "its JSON does not hold an object of fields"),
     (b"\x1f\x8b\x08\x00trunc", {"nxlog-s3-format": "raw", "nxlog-s3-compression": "gzip"},
      "broken gzip"),
     (b"x", {"nxlog-s3-format": "xml"}, "unknown nxlog-s3-format 'xml'"),
