@@ -1,0 +1,34 @@
+"""What s3_write.py stores, s3_read.py gives back: every format, with and without gzip."""
+
+import base64
+
+import pytest
+
+from nxlog_stub import api
+
+EVENT = {"raw_event": "caf\u00e9 \u2603 lone surrogate \ud800 end", "Severity": 3,
+         "Flag": True, "Host": "web01", "Payload": memoryview(b"\x00\xff")}
+ADDED_BY_NXLOG = ("EventReceivedTime", "SourceModuleName", "SourceModuleType")
+
+# What each format brings back, after NXLog's set_field on the reading side.
+RESTORED = {
+    "raw": {"raw_event": EVENT["raw_event"]},
+    "json": {"raw_event": EVENT["raw_event"], "Severity": 3, "Flag": 1, "Host": "web01",
+             "Payload": base64.b64encode(b"\x00\xff").decode()},
+    "pickle": {"raw_event": EVENT["raw_event"], "Severity": 3, "Flag": 1, "Host": "web01",
+               "Payload": str(b"\x00\xff")},
+}
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+@pytest.mark.parametrize("body_format", ["raw", "json", "pickle"])
+def test_an_event_comes_back_as_it_went_in(s3, settings, load, body_format, compression):
+    settings(FORMAT=body_format, COMPRESSION=compression, ALLOW_PICKLE="true")
+    writer, reader = load("s3_write"), load("s3_read")
+    assert api.call_write_data(writer.write_data, api.new_event(api.output_module(), EVENT))
+    _, events = api.call_read_data(reader.read_data, api.input_module())
+    fields = [event.fields() for event in events]
+    for one in fields:
+        for name in ADDED_BY_NXLOG:
+            del one[name]
+    assert fields == [RESTORED[body_format]]
