@@ -41,6 +41,7 @@ import socket
 import time
 
 import boto3
+import botocore
 import nxlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -49,6 +50,7 @@ METADATA_FORMAT = "nxlog-s3-format"  # x-amz-meta-nxlog-s3-format: raw, json or 
 METADATA_COMPRESSION = "nxlog-s3-compression"  # x-amz-meta-nxlog-s3-compression: none, gzip
 CONTENT_TYPES = {"raw": "text/plain; charset=utf-8", "json": "application/json",
                  "pickle": "application/x-python-pickle"}
+OLDEST_BOTOCORE = (1, 35, 16)  # the first that sends If-None-Match on PutObject
 MAX_KEY_CONFLICTS = 100  # taken keys in a row before an event is given up as unstorable
 REMEMBERED_SECONDS = 4096  # seconds whose last counter is kept in memory
 
@@ -147,6 +149,18 @@ RETRY_MODE = _setting("RETRY_MODE", _choice("standard", "adaptive"))
 RETRY_ATTEMPTS = _setting("RETRY_ATTEMPTS", _number(int, 1))
 CONNECT_TIMEOUT = _setting("CONNECT_TIMEOUT", _number(float, 0.1))
 READ_TIMEOUT = _setting("READ_TIMEOUT", _number(float, 0.1))
+
+
+def _check_botocore(version):
+    """Refuses a botocore too old for conditional writes (Debian 12 packages 1.29)."""
+    found = tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
+    if found < OLDEST_BOTOCORE:
+        raise ConfigError("%s: botocore %s cannot write objects conditionally (If-None-Match), "
+                          "so it could overwrite objects; install boto3 1.35.16 or newer for "
+                          "the Python NXLog runs (see README.md)" % (SCRIPT, version))
+
+
+_check_botocore(botocore.__version__)
 
 
 # ---- S3 ----------------------------------------------------------------------------------

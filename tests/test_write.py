@@ -245,6 +245,18 @@ def test_a_bad_setting_stops_the_module_with_one_message_naming_it(settings, loa
         in message
 
 
+@pytest.mark.parametrize("version", ["1.29.27", "1.35.15"])
+def test_a_botocore_without_conditional_writes_is_refused_at_start(writer, version):
+    with pytest.raises(writer.ConfigError, match="botocore %s cannot write objects "
+                                                 "conditionally" % version):
+        writer._check_botocore(version)
+
+
+def test_a_botocore_with_conditional_writes_is_accepted(writer):
+    for version in ("1.35.16", "1.44.8", "2.0.0"):
+        writer._check_botocore(version)
+
+
 def test_an_empty_server_name_means_this_host(s3, settings, load, monkeypatch):
     monkeypatch.setattr("socket.gethostname", lambda: "myhost.example.com")
     settings(SERVER="")
