@@ -279,14 +279,14 @@ def _fsync_directory(directory):
             os.close(fd)
 
 
-def _save_position(position):
-    """Writes CHECKPOINT atomically (temporary file, fsync, rename), readable by its owner only."""
-    path = os.path.abspath(CHECKPOINT)
+def _write_atomically(path, data):
+    """Temporary file, fsync, rename: PATH holds the old data or the new, whole, at any crash.
+    The file is readable by its owner only."""
     directory = os.path.dirname(path)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(position.to_json(), handle)
+            json.dump(data, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -294,6 +294,16 @@ def _save_position(position):
         os.unlink(temporary)
         raise
     _fsync_directory(directory)
+
+
+def _save_position(position):
+    path = os.path.abspath(CHECKPOINT)
+    try:
+        _write_atomically(path, position.to_json())
+    except OSError as exc:
+        raise CheckpointError("%s: cannot write checkpoint %s: %s; it keeps its previous "
+                              "content, so objects after it may be posted again after a restart"
+                              % (SCRIPT, path, exc)) from None
 
 
 # ---- Listing and decoding ----------------------------------------------------------------
@@ -436,7 +446,7 @@ def read_data(module):
         if _read_objects(module):
             delay = MORE_WAITING_DELAY
     except CheckpointError as exc:
-        nxlog.log_error("%s (retried every %s s)" % (exc, POLL_INTERVAL))
+        nxlog.log_error("%s (trying again in %s s)" % (exc, POLL_INTERVAL))
     except (BotoCoreError, ClientError) as exc:
         nxlog.log_error("%s: cannot read s3://%s/%s now: %s; trying again in %s s"
                         % (SCRIPT, BUCKET, PREFIX, exc, POLL_INTERVAL))

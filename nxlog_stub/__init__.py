@@ -1,12 +1,22 @@
-"""A stand-in for NXLog: its Python API (`nxlog`) and a runner for the routes of an nxlog.conf.
+"""A stand-in for NXLog: its Python API and a runner for the routes of an nxlog.conf.
 
-Importing this package registers `nxlog_stub.api` as the module `nxlog`, so a script written
-for NXLog (`import nxlog`) imports it unchanged. See api.py for the API and runner.py for the
-routes; `python -m nxlog_stub --help` for the command line.
+Importing this package registers the module `nxlog` that scripts import under NXLog. Like
+NXLog's, it offers only the four log functions; the module and event objects reach a script
+as arguments. The stub's own controls (captured logs, the API flavour, the calling protocol)
+live in `nxlog_stub.api`. See runner.py for the routes; `python -m nxlog_stub --help`.
 """
 
 import sys
+import types
 
 from . import api
 
-sys.modules.setdefault("nxlog", api)
+
+def _nxlog_module():
+    module = types.ModuleType("nxlog", "NXLog's Python API (nxlog_stub's stand-in).")
+    for name in ("log_debug", "log_info", "log_warning", "log_error"):
+        setattr(module, name, getattr(api, name))
+    return module
+
+
+nxlog = sys.modules.setdefault("nxlog", _nxlog_module())

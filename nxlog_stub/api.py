@@ -1,7 +1,8 @@
 """The `nxlog` module as NXLog CE 3.x gives it to Python scripts.
 
 Every behaviour here follows ../shared/nxlog-python-api.md; tests/test_stub_api.py pins each one.
-`nxlog_stub` registers this module as `nxlog`, so scripts do `import nxlog` as under NXLog.
+`nxlog_stub` registers a module `nxlog` holding only the log functions below, as NXLog does;
+the rest (captured logs, the flavour, the calling protocol) is the stub's own.
 
 Two API generations exist. The current one (NXLog CE 3.x) has `logdata_new`, `set_read_timer`
 and `field_names`; the legacy one (older documents and scripts) has `new_logdata`,

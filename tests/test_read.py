@@ -147,7 +147,9 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_whole(s3, reade
     assert delay == reader.POLL_INTERVAL
     assert (tmp_path / "lastkey.log").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["lastkey.log"]
-    assert "No space left on device" in api.logged("ERROR")[0]
+    [message] = api.logged("ERROR")
+    assert "cannot write checkpoint %s: [Errno 28] No space left on device" % (
+        tmp_path / "lastkey.log") in message
 
 
 def test_deleting_the_checkpoint_reads_everything_again(s3, settings, load, tmp_path):
