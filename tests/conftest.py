@@ -162,14 +162,15 @@ def ceph():
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def run_conf(conf, endpoint, defines, settings, idle=1.5, legacy=False, cwd=None):
+def run_conf(conf, endpoint, defines, settings, idle=1.5, legacy=False, cwd=None,
+             python=sys.executable):
     """Runs CONF through `python -m nxlog_stub` in a process of its own, as a user would."""
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("NXLOG_S3_", "AWS_"))}
     env.update(endpoint.env)
     env.update({"NXLOG_S3_" + name: str(value) for name, value in settings.items()})
     env["PYTHONPATH"] = ROOT
-    command = [sys.executable, "-m", "nxlog_stub", os.path.join(ROOT, "conf", conf),
+    command = [python, "-m", "nxlog_stub", os.path.join(ROOT, "conf", conf),
                "--idle", str(idle), "--cache-dir", str(cwd or os.getcwd())]
     for name, value in defines.items():
         command += ["--define", "%s=%s" % (name, value)]

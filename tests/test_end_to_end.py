@@ -3,6 +3,9 @@ their own, over HTTP: against moto server, and against Ceph's radosgw (a product
 
 import collections
 import itertools
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -29,18 +32,18 @@ def keys_in(endpoint, bucket):
     return [item["Key"] for page in pages for item in page.get("Contents", ())]
 
 
-def ship_and_read_back(endpoint, bucket, tmp_path, lines, legacy=False):
+def ship_and_read_back(endpoint, bucket, tmp_path, lines, legacy=False, python=sys.executable):
     (tmp_path / "app.log").write_text("".join(line + "\n" for line in lines))
     settings = {"BUCKET": bucket, "SERVER": "web01", "POLL_INTERVAL": 0.2,
                 "CHECKPOINT": tmp_path / "reader.checkpoint"}
     wrote = run_conf("s3-write.conf", endpoint,
                      {"SCRIPTDIR": ROOT, "LOGFILE": tmp_path / "app.log"},
-                     settings, cwd=tmp_path, legacy=legacy)
+                     settings, cwd=tmp_path, legacy=legacy, python=python)
     assert wrote.returncode == 0, wrote.stdout + wrote.stderr
     assert "%d events written, 0 dropped" % len(lines) in wrote.stdout
     read = run_conf("s3-read.conf", endpoint,
                     {"SCRIPTDIR": ROOT, "OUTFILE": tmp_path / "out.log"},
-                    settings, cwd=tmp_path, legacy=legacy)
+                    settings, cwd=tmp_path, legacy=legacy, python=python)
     assert read.returncode == 0, read.stdout + read.stderr
     return (tmp_path / "out.log").read_text().splitlines()
 
@@ -56,6 +59,19 @@ def test_the_older_api_generation_moves_the_same_lines(moto_server, tmp_path):
     bucket = moto_server.new_bucket("nxlog-e2e-legacy-%d" % next(_bucket_numbers))
     lines = ["legacy %d" % n for n in range(15)]
     assert ship_and_read_back(moto_server, bucket, tmp_path, lines, legacy=True) == lines
+
+
+def test_the_scripts_run_on_the_oldest_python_nxlog_may_embed(moto_server, tmp_path):
+    python = os.environ.get("OLDEST_PYTHON")
+    if not python:
+        pytest.skip("no Python 3.8 with boto3 here: `make test` makes one in .venv38 where "
+                    "python3.8 (or pyenv's 3.8) exists, and passes it as OLDEST_PYTHON")
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version == "(3, 8)"
+    bucket = moto_server.new_bucket("nxlog-e2e-py38-%d" % next(_bucket_numbers))
+    lines = ["python 3.8 line %d" % n for n in range(15)]
+    assert ship_and_read_back(moto_server, bucket, tmp_path, lines, python=python) == lines
 
 
 @pytest.mark.parametrize("server", SERVERS)
