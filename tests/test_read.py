@@ -10,7 +10,6 @@ import pytest
 
 from conftest import BUCKET
 from nxlog_stub import api
-from nxlog_stub.runner import LoadError
 
 SECOND = "web01/2026-03-01/10.00.34"
 
@@ -303,22 +302,3 @@ def test_pickles_are_read_only_when_allowed(s3, settings, load):
     put(s3, SECOND + ".1", pickle.dumps({"raw_event": "p", "n": 2}),
         {"nxlog-s3-format": "pickle"})
     assert restored(load("s3_read")) == [{"raw_event": "p", "n": 2}]
-
-
-@pytest.mark.parametrize("name, value, reason", [
-    ("MAXKEYS", "0", "must be from 1 to 1000"),
-    ("MAXKEYS", "1001", "must be from 1 to 1000"),
-    ("POLL_INTERVAL", "-1", "must be at least 0.01"),
-    ("POLL_INTERVAL", "soon", "not a number"),
-    ("MAX_OBJECTS_PER_CALL", "0", "must be at least 1"),
-    ("ALLOW_PICKLE", "maybe", "use true or false"),
-    ("CHECKPOINT", " ", "must name a file"),
-    ("SERVER", "../etc", "use letters, digits"),
-])
-def test_a_bad_setting_stops_the_module_with_one_message_naming_it(settings, load, name, value,
-                                                                     reason):
-    settings(**{name: value})
-    with pytest.raises(LoadError) as caught:
-        load("s3_read")
-    assert "ConfigError: s3_read: NXLOG_S3_%s=%r is not valid: %s" % (name, value, reason) \
-        in str(caught.value)

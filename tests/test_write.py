@@ -11,7 +11,6 @@ import pytest
 
 from conftest import BUCKET, all_objects, free_port
 from nxlog_stub import api
-from nxlog_stub.runner import LoadError
 
 
 def event(**fields):
@@ -218,31 +217,6 @@ def test_an_unreachable_endpoint_is_reported_without_the_credentials(settings, l
     assert "could not store the event as s3://%s/web01/" % BUCKET in message
     assert "Could not connect to the endpoint URL" in message
     assert all("planted-secret-value" not in text for _, text in api.LOGS)
-
-
-@pytest.mark.parametrize("name, value, reason", [
-    ("FORMAT", "xml", "use one of: raw, json, pickle"),
-    ("COMPRESSION", "zip", "use one of: none, gzip"),
-    ("KEY_TIME", "gmt", "use one of: utc, local"),
-    ("RETRY_MODE", "legacy", "use one of: standard, adaptive"),
-    ("RETRY_ATTEMPTS", "0", "must be at least 1"),
-    ("RETRY_ATTEMPTS", "many", "not a number"),
-    ("CONNECT_TIMEOUT", "-1", "must be at least 0.1"),
-    ("BUCKET", "", "not a bucket name"),
-    ("BUCKET", "a/b", "not a bucket name"),
-    ("SERVER", "web/01", "use letters, digits"),
-    ("SERVER", "..", "use letters, digits"),
-    ("SERVER", "a..b", "use letters, digits"),
-    ("SERVER", "web\n01", "use letters, digits"),
-])
-def test_a_bad_setting_stops_the_module_with_one_message_naming_it(settings, load, name, value,
-                                                                     reason):
-    settings(**{name: value})
-    with pytest.raises(LoadError) as caught:
-        load("s3_write")
-    message = str(caught.value)
-    assert "ConfigError: s3_write: NXLOG_S3_%s=%r is not valid: %s" % (name, value, reason) \
-        in message
 
 
 @pytest.mark.parametrize("version", ["1.29.27", "1.35.15"])
