@@ -49,6 +49,11 @@ import nxlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+try:
+    import zstandard
+except ImportError:
+    zstandard = None
+
 METADATA_FORMAT = "nxlog-s3-format"
 METADATA_COMPRESSION = "nxlog-s3-compression"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -103,6 +108,12 @@ def _server(text):
     return value
 
 
+def _path(text):
+    if not text.strip():
+        raise ValueError("must name a file or folder")
+    return text.strip()
+
+
 def _setting(name, parse):
     """The setting NAME: NXLOG_S3_NAME from the environment, else the value at the top."""
     variable = "NXLOG_S3_" + name
@@ -139,12 +150,6 @@ def _flag(text):
     if value not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
         raise ValueError("use true or false")
     return value in ("true", "yes", "1", "on")
-
-
-def _path(text):
-    if not text.strip():
-        raise ValueError("must name a file")
-    return text.strip()
 
 
 BUCKET = _setting("BUCKET", _bucket)
@@ -343,6 +348,14 @@ def _fields_from(value, what):
     return value
 
 
+def _json_fields(text, what):
+    try:
+        fields = json.loads(text.decode("utf-8"))
+    except ValueError as exc:  # also UnicodeDecodeError and json's JSONDecodeError
+        raise UndecodableObject("invalid JSON in %s: %s" % (what, exc)) from None
+    return _fields_from(fields, what)
+
+
 def _events(key, body, metadata):
     """The events in one object, as field dicts, by what its metadata says it holds.
 
@@ -352,11 +365,10 @@ def _events(key, body, metadata):
     if body_format == "raw":
         return [{"raw_event": _text(body, key)}]
     if body_format == "json":
-        try:
-            fields = json.loads(body.decode("utf-8"))
-        except ValueError as exc:  # also UnicodeDecodeError and json's JSONDecodeError
-            raise UndecodableObject("invalid JSON: %s" % exc) from None
-        return [_fields_from(fields, "its JSON")]
+        return [_json_fields(body, "its JSON")]
+    if body_format == "jsonl":  # a batch: one JSON object per line
+        return [_json_fields(line, "line %d" % number)
+                for number, line in enumerate(body.splitlines(), 1) if line]
     if body_format == "pickle":
         if not ALLOW_PICKLE:
             raise UndecodableObject("it is a pickle, and unpickling runs code: set "
@@ -379,12 +391,24 @@ def _decompressed(body, response):
         compression = "gzip" if gzipped else "none"
     if compression == "none":
         return body
+    if compression == "zstd":
+        return _unzstd(body)
     if compression != "gzip":
         raise UndecodableObject("unknown %s %r" % (METADATA_COMPRESSION, compression))
     try:
         return gzip.decompress(body)
     except (OSError, EOFError) as exc:
         raise UndecodableObject("broken gzip: %s" % exc) from None
+
+
+def _unzstd(body):
+    if zstandard is None:
+        raise UndecodableObject("it is zstd-compressed: install the zstandard package for "
+                                "the Python NXLog runs")
+    try:
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    except zstandard.ZstdError as exc:
+        raise UndecodableObject("broken zstd: %s" % exc) from None
 
 
 def _fetch_events(key):

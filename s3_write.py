@@ -1,33 +1,53 @@
-"""NXLog om_python output: stores each event in Amazon S3 or any S3-compatible store.
+"""NXLog om_python output: ships events to Amazon S3 or any S3-compatible store, losing none.
 
     <Output s3>
         Module      om_python
         PythonCode  /etc/nxlog/s3_write.py
     </Output>
 
-NXLog calls write_data(event) for every event. The event becomes the object
-SERVER/YYYY-MM-DD/HH.MM.SS.N in BUCKET: the event's EventReceivedTime (in UTC unless KEY_TIME
-is local) with '.' for ':', and N counting the objects of that second from 1. Objects are
-written with If-None-Match: *, so an existing object is never overwritten: a taken key moves
-on to the next free counter.
+NXLog calls write_data(event) for every event. Before it returns, the event is on disk in
+SPOOL_DIR; a background thread uploads what the spool holds and deletes it only once S3 has
+confirmed it. NXLog gives an output no shutdown hook and drops an event whose write_data
+raises, so the spool is what keeps events across restarts, crashes and S3 outages: at every
+start the script uploads what an earlier run left there, first.
+
+Objects are named SERVER/YYYY-MM-DD/HH.MM.SS.N after their (first) event's EventReceivedTime
+(UTC unless KEY_TIME is local), N counting the objects of that second from 1. By default each
+event is one object (as the old scripts did); BATCH_EVENTS above 1 stores many events per
+object as gzip-compressed JSON lines, thousands of times cheaper. Every upload is conditional
+(If-None-Match: *): an object is never overwritten, and an upload retried after it landed is
+recognised by its batch id and not stored twice.
 
 Settings are below; each one can also be set without editing this file, through the
-environment variable NXLOG_S3_<NAME> (NXLOG_S3_BUCKET, NXLOG_S3_FORMAT, ...). Credentials,
-region and endpoint come from the standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL,
-~/.aws/config, instance roles), never from this file. Needs Python 3.8+ and boto3.
+environment variable NXLOG_S3_<NAME> (NXLOG_S3_BUCKET, NXLOG_S3_BATCH_EVENTS, ...).
+Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE,
+AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from this file. Python 3.8+, boto3.
 """
 
 # ---- Settings ----------------------------------------------------------------------------
-BUCKET = "my-log-archive"  # an existing bucket; this script never creates or changes it
-SERVER = ""                # key prefix: this server's or service's name; empty: the host name
-KEY_TIME = "utc"           # time in the key: utc, or local (as the old scripts did)
-FORMAT = "raw"             # raw: raw_event as UTF-8; json: all fields; pickle: all fields
-                           # (pickle only for old consumers: readers must opt in to it)
-COMPRESSION = "none"       # none or gzip
-RETRY_MODE = "standard"    # botocore retry mode: standard or adaptive
-RETRY_ATTEMPTS = 5         # attempts per S3 request, the first one included
-CONNECT_TIMEOUT = 10       # seconds
-READ_TIMEOUT = 60          # seconds
+BUCKET = "my-log-archive"     # an existing bucket; this script never creates or changes it
+SERVER = ""                   # key prefix: this server's or service's name; empty: host name
+KEY_TIME = "utc"              # time in the key: utc, or local (as the old scripts did)
+BATCH_EVENTS = 1              # events per object: 1 is one object per event; batches: 10000+
+BATCH_BYTES = 8388608         # a batch closes at this many bytes (uncompressed)...
+BATCH_AGE = 60                # ...or this many seconds after its first event, whichever first
+FORMAT = "raw"                # one event per object: raw (raw_event as UTF-8), json (all
+                              # fields) or pickle (old consumers only); batches: JSON lines
+COMPRESSION = "auto"          # none, gzip, zstd (needs the zstandard package); auto: none for
+                              # one event per object, gzip for batches
+SPOOL_DIR = "s3_write.spool"  # events wait here until S3 has them; relative: NXLog's SpoolDir
+SPOOL_MAX_BYTES = 1073741824  # the spool's limit; when full...
+SPOOL_FULL = "block"          # ...block: write_data waits (NXLog holds events back), or drop:
+                              # write_data refuses the event with an error that counts them
+FSYNC = "batch"               # event: fsync each event; batch: each batch; os: leave it to the OS
+STORAGE_CLASS = ""            # e.g. STANDARD_IA, GLACIER_IR; empty: the bucket's default
+SSE = ""                      # server-side encryption: AES256 or aws:kms; empty: the default
+SSE_KMS_KEY_ID = ""           # with SSE=aws:kms: the KMS key; empty: the AWS managed key
+EXPECTED_BUCKET_OWNER = ""    # an account id: refuse to write to a bucket someone else owns
+RETRY_MODE = "standard"       # botocore retry mode: standard or adaptive
+RETRY_ATTEMPTS = 5            # attempts per S3 request, the first one included
+CONNECT_TIMEOUT = 10          # seconds
+READ_TIMEOUT = 60             # seconds
 # ---- End of settings ---------------------------------------------------------------------
 
 import base64
@@ -38,22 +58,39 @@ import os
 import pickle
 import re
 import socket
+import tempfile
+import threading
 import time
+import traceback
+import uuid
 
 import boto3
 import botocore
 import nxlog
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-METADATA_FORMAT = "nxlog-s3-format"  # x-amz-meta-nxlog-s3-format: raw, json or pickle
-METADATA_COMPRESSION = "nxlog-s3-compression"  # x-amz-meta-nxlog-s3-compression: none, gzip
-CONTENT_TYPES = {"raw": "text/plain; charset=utf-8", "json": "application/json",
-                 "pickle": "application/x-python-pickle"}
-OLDEST_BOTOCORE = (1, 35, 16)  # the first that sends If-None-Match on PutObject
-MAX_KEY_CONFLICTS = 100  # taken keys in a row before an event is given up as unstorable
-REMEMBERED_SECONDS = 4096  # seconds whose last counter is kept in memory
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer per SPOOL_DIR is up to the user
+    fcntl = None
+try:
+    import zstandard
+except ImportError:
+    zstandard = None
 
+OBJECT_VERSION = "1"  # x-amz-meta-nxlog-s3-version: the layout of these metadata entries
+CONTENT_TYPES = {"raw": "text/plain; charset=utf-8", "json": "application/json",
+                 "pickle": "application/x-python-pickle", "jsonl": "application/x-ndjson"}
+OLDEST_BOTOCORE = (1, 35, 16)  # the first that sends If-None-Match on PutObject
+MAX_KEY_CONFLICTS = 100  # taken keys in a row before a batch waits and tries again later
+REMEMBERED_SECONDS = 4096  # seconds whose last counter is kept in memory
+IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfer manager
+RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while S3 fails
+LOG_EVERY = 60  # seconds between two log lines about the same lasting problem
+PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
+                    "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException"}
 
 # ---- Shared with s3_read.py: tests/test_shared_code.py keeps the two copies identical ----
 SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
@@ -101,6 +138,12 @@ def _server(text):
     return value
 
 
+def _path(text):
+    if not text.strip():
+        raise ValueError("must name a file or folder")
+    return text.strip()
+
+
 def _setting(name, parse):
     """The setting NAME: NXLOG_S3_NAME from the environment, else the value at the top."""
     variable = "NXLOG_S3_" + name
@@ -132,23 +175,61 @@ def _error_code(exc):
 # ---- End of the shared code --------------------------------------------------------------
 
 
-class StoreError(RuntimeError):
-    """An event that could not be stored. NXLog logs this message and drops the event."""
+def _optional(pattern, what):
+    def parse(text):
+        value = text.strip()
+        if value and not re.match("^(?:%s)$" % pattern, value):
+            raise ValueError("not %s" % what)
+        return value
+    return parse
 
-    def __init__(self, key, reason):
-        RuntimeError.__init__(self, "%s: could not store the event as s3://%s/%s: %s"
-                              % (SCRIPT, BUCKET, key, reason))
+
+def _sse(text):
+    value = text.strip()
+    canonical = {"": "", "aes256": "AES256", "aws:kms": "aws:kms"}.get(value.lower())
+    if canonical is None:
+        raise ValueError("use AES256 or aws:kms, or leave it empty")
+    return canonical
 
 
 BUCKET = _setting("BUCKET", _bucket)
 SERVER = _setting("SERVER", _server)
 KEY_TIME = _setting("KEY_TIME", _choice("utc", "local"))
+BATCH_EVENTS = _setting("BATCH_EVENTS", _number(int, 1))
+BATCH_BYTES = _setting("BATCH_BYTES", _number(int, 1))
+BATCH_AGE = _setting("BATCH_AGE", _number(float, 0.1))
 FORMAT = _setting("FORMAT", _choice("raw", "json", "pickle"))
-COMPRESSION = _setting("COMPRESSION", _choice("none", "gzip"))
+COMPRESSION = _setting("COMPRESSION", _choice("auto", "none", "gzip", "zstd"))
+SPOOL_DIR = _setting("SPOOL_DIR", _path)
+SPOOL_MAX_BYTES = _setting("SPOOL_MAX_BYTES", _number(int, 1))
+SPOOL_FULL = _setting("SPOOL_FULL", _choice("block", "drop"))
+FSYNC = _setting("FSYNC", _choice("event", "batch", "os"))
+STORAGE_CLASS = _setting("STORAGE_CLASS", _optional("[A-Z_]+", "a storage class such as "
+                                                     "STANDARD_IA"))
+SSE = _setting("SSE", _sse)
+SSE_KMS_KEY_ID = _setting("SSE_KMS_KEY_ID", _optional("[A-Za-z0-9:/_+=.,@-]+", "a KMS key id"))
+EXPECTED_BUCKET_OWNER = _setting("EXPECTED_BUCKET_OWNER",
+                                 _optional("[0-9]{12}", "a 12-digit account id"))
 RETRY_MODE = _setting("RETRY_MODE", _choice("standard", "adaptive"))
 RETRY_ATTEMPTS = _setting("RETRY_ATTEMPTS", _number(int, 1))
 CONNECT_TIMEOUT = _setting("CONNECT_TIMEOUT", _number(float, 0.1))
 READ_TIMEOUT = _setting("READ_TIMEOUT", _number(float, 0.1))
+BATCHING = BATCH_EVENTS > 1
+BODY_FORMAT = "jsonl" if BATCHING else FORMAT  # what the object's body holds
+if COMPRESSION == "auto":
+    COMPRESSION = "gzip" if BATCHING else "none"
+
+
+def _check_combinations():
+    """Settings that are each valid but cannot work together."""
+    if BATCHING and FORMAT == "pickle":
+        raise ConfigError("%s: FORMAT=pickle cannot be batched: batches are JSON lines; use "
+                          "FORMAT=json, or BATCH_EVENTS=1" % SCRIPT)
+    if COMPRESSION == "zstd" and zstandard is None:
+        raise ConfigError("%s: COMPRESSION=zstd needs the zstandard package for the Python "
+                          "NXLog runs (pip install zstandard), or use gzip" % SCRIPT)
+    if SSE_KMS_KEY_ID and SSE != "aws:kms":
+        raise ConfigError("%s: SSE_KMS_KEY_ID is set, so SSE must be aws:kms" % SCRIPT)
 
 
 def _check_botocore(version):
@@ -160,75 +241,19 @@ def _check_botocore(version):
                           "the Python NXLog runs (see README.md)" % (SCRIPT, version))
 
 
+_check_combinations()
 _check_botocore(botocore.__version__)
 
 
-# ---- S3 ----------------------------------------------------------------------------------
+# ---- Events -------------------------------------------------------------------------------
 
-_last_counter = collections.OrderedDict()  # "SERVER/YYYY-MM-DD/HH.MM.SS" -> last N used
-
-
-def _highest_counter(second):
-    """The highest N among the objects SECOND.N that exist now."""
-    pattern = re.compile(re.escape(second) + r"\.([0-9]+)$")
-    highest = 0
-    pages = _s3().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=second + ".")
-    for page in pages:
-        for item in page.get("Contents", ()):
-            match = pattern.match(item["Key"])
-            if match:
-                highest = max(highest, int(match.group(1)))
-    return highest
-
-
-def _remember_counter(second, counter):
-    _last_counter[second] = counter
-    _last_counter.move_to_end(second)
-    if len(_last_counter) > REMEMBERED_SECONDS:
-        _last_counter.popitem(last=False)
-
-
-def _put_new_object(second, body, headers):
-    """Stores BODY under the first free key SECOND.N and returns that key.
-
-    If-None-Match: * makes S3 refuse (412) a key that exists, whoever wrote it: after a
-    restart in the same second, or beside another writer with the same SERVER. A refused
-    key moves on past the highest counter listed for that second.
-    """
-    counter = _last_counter.get(second, 0) + 1
-    for _ in range(MAX_KEY_CONFLICTS):
-        key = "%s.%d" % (second, counter)
-        try:
-            _s3().put_object(Bucket=BUCKET, Key=key, Body=body, IfNoneMatch="*", **headers)
-        except ClientError as exc:
-            code = _error_code(exc)
-            if code == "PreconditionFailed":
-                counter = max(counter, _highest_counter(second)) + 1
-                continue
-            if code == "ConditionalRequestConflict":  # a concurrent write to KEY: ask again
-                continue
-            raise StoreError(key, "%s (%s)" % (exc, code)) from None
-        except BotoCoreError as exc:
-            raise StoreError(key, exc) from None
-        _remember_counter(second, counter)
-        return key
-    raise StoreError(key, "%d keys in a row were taken by other writers" % MAX_KEY_CONFLICTS)
-
-
-# ---- Events ------------------------------------------------------------------------------
-
-def _key_second(received):
-    """SERVER/YYYY-MM-DD/HH.MM.SS of EventReceivedTime, a local-time string in NXLog.
-
-    The current time stands in for a missing or unparsable value.
-    """
+def _event_epoch(received):
+    """EventReceivedTime (a local-time string in NXLog) as seconds since the epoch; the
+    current time stands in for a missing or unparsable value."""
     try:
-        stamp = time.strptime(received, "%Y-%m-%d %H:%M:%S")
-        epoch = time.mktime(stamp)
+        return time.mktime(time.strptime(received, "%Y-%m-%d %H:%M:%S"))
     except (TypeError, ValueError, OverflowError):
-        epoch = time.time()
-    stamp = time.localtime(epoch) if KEY_TIME == "local" else time.gmtime(epoch)
-    return "%s/%s" % (SERVER, time.strftime("%Y-%m-%d/%H.%M.%S", stamp))
+        return time.time()
 
 
 def _field_names(event):
@@ -247,51 +272,532 @@ def _json_value(value):
     return str(value)
 
 
-def _pickle_fields(event):
-    fields = _fields(event)
-    for name, value in fields.items():
-        if isinstance(value, memoryview):
-            fields[name] = bytes(value)
-    return pickle.dumps(fields, protocol=2)
+def _json(fields):
+    return json.dumps(fields, default=_json_value, separators=(",", ":")).encode()
 
 
-def _raw_bytes(value):
+def _pickle(fields):
+    binary = {name: bytes(value) if isinstance(value, memoryview) else value
+              for name, value in fields.items()}
+    return pickle.dumps(binary, protocol=2)
+
+
+def _raw(value):
     if isinstance(value, (memoryview, bytes, bytearray)):
         return bytes(value)
     return str(value).encode("utf-8", "surrogatepass")
 
 
-def _body_format(event):
-    """FORMAT, except that raw falls back to json for an event without raw_event."""
-    if FORMAT == "raw" and event.get_field("raw_event") is None:
-        nxlog.log_warning("s3_write: an event without raw_event is stored as json, "
-                          "so that its fields are kept")
-        return "json"
-    return FORMAT
+def _record(event):
+    """The event as the object body holds it: (body format, bytes).
+
+    A batch holds one JSON object per line. One event per object holds FORMAT, except that
+    raw falls back to json for an event without raw_event, so that its fields are kept.
+    """
+    if BATCHING:
+        return "jsonl", _json(_fields(event)) + b"\n"
+    if FORMAT == "raw":
+        raw_event = event.get_field("raw_event")
+        if raw_event is not None:
+            return "raw", _raw(raw_event)
+        _log_limited("no raw_event", nxlog.log_warning, "an event without raw_event is stored "
+                     "as json, so that its fields are kept")
+        return "json", _json(_fields(event))
+    return FORMAT, _json(_fields(event)) if FORMAT == "json" else _pickle(_fields(event))
 
 
-def _encode(event):
-    """The object's body and headers: Content-Type, Content-Encoding and our metadata."""
-    body_format = _body_format(event)
-    if body_format == "raw":
-        body = _raw_bytes(event.get_field("raw_event"))
-    elif body_format == "json":
-        body = json.dumps(_fields(event), default=_json_value, separators=(",", ":")).encode()
-    else:
-        body = _pickle_fields(event)
-    headers = {"ContentType": CONTENT_TYPES[body_format],
-               "Metadata": {METADATA_FORMAT: body_format, METADATA_COMPRESSION: COMPRESSION}}
+_last_logged = {}  # problem -> (when last logged, how often since)
+
+
+def _log_limited(problem, log, message):
+    """Logs MESSAGE at most once every LOG_EVERY seconds for one lasting PROBLEM."""
+    now = time.monotonic()
+    when, since = _last_logged.get(problem, (None, 0))
+    if when is not None and now - when < LOG_EVERY:
+        _last_logged[problem] = (when, since + 1)
+        return
+    if since:
+        message += " (%d times since the last such message)" % since
+    _last_logged[problem] = (now, 0)
+    log("%s: %s" % (SCRIPT, message))
+
+
+# ---- The spool ----------------------------------------------------------------------------
+#
+# SEQ-EPOCH.FORMAT.open  the batch being filled (EPOCH: its first event's time)
+# SEQ.json        a closed batch's manifest: id, format, events, times and, once chosen, key
+# SEQ.data        a closed batch's body, uncompressed
+# Closing writes the manifest before it renames .open to .data, so that after a crash at
+# any point the start-up recovery knows every batch: nothing waits in the spool unnamed.
+
+class Batch(object):
+    """A closed batch: its manifest, and where its body waits in the spool."""
+
+    FIELDS = ("seq", "id", "format", "epoch", "first", "last", "events", "bytes", "key")
+
+    def __init__(self, **manifest):
+        for name in self.FIELDS:
+            setattr(self, name, manifest.get(name))
+
+    def path(self, suffix):
+        return os.path.join(SPOOL_DIR, "%012d.%s" % (self.seq, suffix))
+
+    def manifest(self):
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def save(self):
+        _write_atomically(self.path("json"), json.dumps(self.manifest()).encode())
+
+
+def _fsync_directory():
+    if FSYNC != "os" and hasattr(os, "O_DIRECTORY"):  # not on Windows
+        fd = os.open(SPOOL_DIR, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_atomically(path, data):
+    """Temporary file, fsync, rename: PATH holds the old data or the new, whole."""
+    fd, temporary = tempfile.mkstemp(dir=SPOOL_DIR, prefix=".tmp.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if FSYNC != "os":
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    _fsync_directory()
+
+
+def _utc_text(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+class Spool(object):
+    """The batch being filled and the closed batches waiting for S3, on disk.
+
+    write_data appends to the open batch under the lock; the uploader thread closes aged
+    batches, uploads closed ones in order, and deletes each once S3 confirmed it.
+    """
+
+    def __init__(self):
+        self.lock = threading.Condition()
+        self.closed = collections.OrderedDict()  # seq -> Batch, oldest first
+        self.bytes = 0  # what the spool holds, open batch included
+        self.dropped = 0
+        self.open_fd = None
+        self.open_seq = self.open_epoch = self.open_last = None
+        self.open_events = self.open_bytes = 0
+        self.open_format = None
+        self.open_since = None  # monotonic time of the open batch's first event
+        self.next_seq = 1
+        self.lock_fd = None
+
+    # -- start-up --
+
+    def start(self):
+        os.makedirs(SPOOL_DIR, mode=0o700, exist_ok=True)
+        self._take_lock()
+        self._recover()
+
+    def _take_lock(self):
+        self.lock_fd = os.open(os.path.join(SPOOL_DIR, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.lock_fd)
+            raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
+                              "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, os.path.abspath(SPOOL_DIR))
+                              ) from None
+
+    def _recover(self):
+        """Takes up what an earlier run left: closed batches, and the batch it was filling."""
+        names = sorted(os.listdir(SPOOL_DIR))
+        for name in names:
+            if name.startswith(".tmp."):
+                os.unlink(os.path.join(SPOOL_DIR, name))
+        manifests = {int(name[:-5]): name for name in names if re.match(r"^\d+\.json$", name)}
+        opens = {int(name.split("-")[0]): name for name in names
+                 if re.match(r"^\d+-\d+\.[a-z]+\.open$", name)}
+        for seq in sorted(set(manifests) | set(opens)):
+            self.next_seq = max(self.next_seq, seq + 1)
+            batch = self._recovered_batch(seq, manifests.get(seq), opens.get(seq))
+            if batch is not None:
+                self.closed[seq] = batch
+                self.bytes += batch.bytes
+        if self.closed:
+            nxlog.log_info("%s: %d batches (%d events) left by an earlier run are uploaded first"
+                           % (SCRIPT, len(self.closed),
+                              sum(batch.events for batch in self.closed.values())))
+
+    def _recovered_batch(self, seq, manifest_name, open_name):
+        if manifest_name is not None:
+            with open(os.path.join(SPOOL_DIR, manifest_name), "rb") as handle:
+                batch = Batch(**json.loads(handle.read().decode()))
+            if open_name is not None:  # the crash came between manifest and rename
+                os.replace(os.path.join(SPOOL_DIR, open_name), batch.path("data"))
+            if os.path.exists(batch.path("data")):
+                return batch
+            os.unlink(batch.path("json"))  # uploaded; the crash came between the two deletes
+            return None
+        return self._close_torn(seq, open_name)
+
+    def _close_torn(self, seq, open_name):
+        """The batch an earlier run was filling: cut a torn last line, then close it."""
+        path = os.path.join(SPOOL_DIR, open_name)
+        with open(path, "rb") as handle:
+            body = handle.read()
+        epoch, body_format, _ = open_name.split("-")[1].split(".")
+        epoch = int(epoch)
+        if body_format == "jsonl" and not body.endswith(b"\n"):
+            body = body[:body.rfind(b"\n") + 1]
+            with open(path, "r+b") as handle:
+                handle.truncate(len(body))
+        if not body:
+            os.unlink(path)
+            return None
+        events = body.count(b"\n") if body_format == "jsonl" else 1
+        batch = Batch(seq=seq, id=uuid.uuid4().hex, format=body_format, epoch=epoch,
+                      first=_utc_text(epoch), last=self._last_time(body, body_format, epoch),
+                      events=events, bytes=len(body), key=None)
+        batch.save()
+        os.replace(path, batch.path("data"))
+        return batch
+
+    @staticmethod
+    def _last_time(body, body_format, epoch):
+        if body_format == "jsonl":
+            last_line = body[body.rfind(b"\n", 0, len(body) - 1) + 1:]
+            try:
+                epoch = _event_epoch(json.loads(last_line).get("EventReceivedTime"))
+            except (ValueError, AttributeError):
+                pass
+        return _utc_text(epoch)
+
+    # -- write_data's side --
+
+    def append(self, body_format, record, received):
+        """Puts one event's record on disk, in the open batch; closes the batch when full."""
+        with self.lock:
+            self._make_room(len(record))
+            if self.open_fd is not None and self.open_format != body_format:
+                self._close_open()
+            if self.open_fd is None:
+                self._open(body_format, _event_epoch(received))
+            os.write(self.open_fd, record)
+            if FSYNC == "event":
+                os.fsync(self.open_fd)
+            self.open_events += 1
+            self.open_bytes += len(record)
+            self.bytes += len(record)
+            self.open_last = received
+            if self.open_events >= BATCH_EVENTS or self.open_bytes >= BATCH_BYTES:
+                self._close_open()
+
+    def _make_room(self, size):
+        if size > SPOOL_MAX_BYTES:
+            raise SpoolFull("an event of %d bytes can never fit in SPOOL_MAX_BYTES=%d"
+                            % (size, SPOOL_MAX_BYTES))
+        delay = 0.01
+        while self.bytes + size > SPOOL_MAX_BYTES:
+            if SPOOL_FULL == "drop":
+                self.dropped += 1
+                raise SpoolFull("the spool %s is full (SPOOL_MAX_BYTES=%d, S3 is not taking "
+                                "events fast enough): event dropped, %d dropped so far"
+                                % (os.path.abspath(SPOOL_DIR), SPOOL_MAX_BYTES, self.dropped))
+            _log_limited("spool full", nxlog.log_warning,
+                         "the spool %s is full (SPOOL_MAX_BYTES=%d): write_data waits for "
+                         "uploads" % (os.path.abspath(SPOOL_DIR), SPOOL_MAX_BYTES))
+            self.lock.wait(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _open(self, body_format, epoch):
+        self.open_seq, self.next_seq = self.next_seq, self.next_seq + 1
+        self.open_epoch, self.open_format = int(epoch), body_format
+        self.open_fd = os.open(self._open_path(),
+                               os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        self.open_since = time.monotonic()
+        self.lock.notify_all()  # the uploader now has an age limit to watch
+
+    def _open_path(self):
+        return os.path.join(SPOOL_DIR, "%012d-%d.%s.open" % (
+            self.open_seq, self.open_epoch, self.open_format))
+
+    def _close_open(self):
+        """Manifest first, then the rename: see the layout above."""
+        if FSYNC == "batch":
+            os.fsync(self.open_fd)
+        os.close(self.open_fd)
+        batch = Batch(seq=self.open_seq, id=uuid.uuid4().hex, format=self.open_format,
+                      epoch=self.open_epoch, first=_utc_text(self.open_epoch),
+                      last=_utc_text(_event_epoch(self.open_last)), events=self.open_events,
+                      bytes=self.open_bytes, key=None)
+        batch.save()
+        os.replace(self._open_path(), batch.path("data"))
+        self.closed[batch.seq] = batch
+        self.open_fd = self.open_since = None
+        self.open_events = self.open_bytes = 0
+        self.lock.notify_all()
+
+    # -- the uploader's side --
+
+    def next_batch(self, timeout):
+        """The oldest closed batch, closing the open one once it is BATCH_AGE old; waits up
+        to TIMEOUT for one. None if there is none yet."""
+        with self.lock:
+            deadline = time.monotonic() + timeout
+            while True:
+                if self.open_since is not None and \
+                        time.monotonic() - self.open_since >= BATCH_AGE:
+                    self._close_open()
+                if self.closed:
+                    return next(iter(self.closed.values()))
+                now = time.monotonic()
+                if now >= deadline or _stopping.is_set():
+                    return None
+                wake = deadline if self.open_since is None else min(
+                    deadline, self.open_since + BATCH_AGE)
+                self.lock.wait(max(0.0, wake - now))
+
+    def remove(self, batch):
+        """S3 has BATCH: its files go, and so does what write_data may be waiting for."""
+        os.unlink(batch.path("data"))
+        os.unlink(batch.path("json"))
+        with self.lock:
+            del self.closed[batch.seq]
+            self.bytes -= batch.bytes
+            self.lock.notify_all()
+
+    def release(self):
+        """Closes the spool's files without closing the open batch, as a crash would."""
+        with self.lock:
+            for fd in (self.open_fd, self.lock_fd):
+                if fd is not None:
+                    os.close(fd)
+            self.open_fd = self.lock_fd = None
+
+    def pending(self):
+        """Events not in S3 yet, open batch included."""
+        with self.lock:
+            return sum(batch.events for batch in self.closed.values()) + self.open_events
+
+
+class SpoolFull(RuntimeError):
+    """write_data refuses an event (SPOOL_FULL=drop): NXLog logs this and drops the event."""
+
+    def __init__(self, reason):
+        RuntimeError.__init__(self, "%s: %s" % (SCRIPT, reason))
+
+
+# ---- Uploads ------------------------------------------------------------------------------
+
+_last_counter = collections.OrderedDict()  # "SERVER/YYYY-MM-DD/HH.MM.SS" -> last N used
+
+
+class TryLater(Exception):
+    """An upload that failed for now; the batch stays in the spool for the next round."""
+
+
+def _key_second(epoch):
+    stamp = time.localtime(epoch) if KEY_TIME == "local" else time.gmtime(epoch)
+    return "%s/%s" % (SERVER, time.strftime("%Y-%m-%d/%H.%M.%S", stamp))
+
+
+def _remember_counter(second, counter):
+    _last_counter[second] = counter
+    _last_counter.move_to_end(second)
+    if len(_last_counter) > REMEMBERED_SECONDS:
+        _last_counter.popitem(last=False)
+
+
+def _highest_counter(second):
+    """The highest N among the objects SECOND.N that exist now."""
+    pattern = re.compile(re.escape(second) + r"\.([0-9]+)$")
+    highest = 0
+    pages = _s3().get_paginator("list_objects_v2").paginate(
+        Bucket=BUCKET, Prefix=second + ".", **_owner())
+    for page in pages:
+        for item in page.get("Contents", ()):
+            match = pattern.match(item["Key"])
+            if match:
+                highest = max(highest, int(match.group(1)))
+    return highest
+
+
+def _assign_key(batch, after=0):
+    """Gives BATCH its key, SECOND.N past AFTER, and records it before any upload."""
+    second = _key_second(batch.epoch)
+    counter = max(_last_counter.get(second, 0), after) + 1
+    _remember_counter(second, counter)
+    batch.key = "%s.%d" % (second, counter)
+    batch.save()
+
+
+def _owner():
+    return {"ExpectedBucketOwner": EXPECTED_BUCKET_OWNER} if EXPECTED_BUCKET_OWNER else {}
+
+
+def _object_arguments(batch):
+    """Content-Type, Content-Encoding, metadata and the object options for BATCH."""
+    arguments = {"ContentType": CONTENT_TYPES[batch.format], "Metadata": {
+        "nxlog-s3-version": OBJECT_VERSION, "nxlog-s3-format": batch.format,
+        "nxlog-s3-compression": COMPRESSION, "nxlog-s3-events": str(batch.events),
+        "nxlog-s3-first": batch.first, "nxlog-s3-last": batch.last, "nxlog-s3-batch": batch.id}}
+    if COMPRESSION != "none":
+        arguments["ContentEncoding"] = COMPRESSION
+    if STORAGE_CLASS:
+        arguments["StorageClass"] = STORAGE_CLASS
+    if SSE:
+        arguments["ServerSideEncryption"] = SSE
+    if SSE_KMS_KEY_ID:
+        arguments["SSEKMSKeyId"] = SSE_KMS_KEY_ID
+    arguments.update(_owner())
+    return arguments
+
+
+def _compress(source, target):
+    """Copies SOURCE to TARGET (binary files), compressed by COMPRESSION."""
     if COMPRESSION == "gzip":
-        body = gzip.compress(body, mtime=0)
-        headers["ContentEncoding"] = "gzip"
-    return body, headers
+        target = gzip.GzipFile(fileobj=target, mode="wb", compresslevel=6, mtime=0)
+    elif COMPRESSION == "zstd":
+        target = zstandard.ZstdCompressor().stream_writer(target, closefd=False)
+    with source:
+        while True:
+            chunk = source.read(1024 * 1024)
+            if not chunk:
+                break
+            target.write(chunk)
+    if COMPRESSION != "none":
+        target.close()
+
+
+def _put(batch):
+    """Uploads BATCH to its key, only if that key is free (If-None-Match: *)."""
+    arguments = _object_arguments(batch)
+    if batch.bytes <= IN_MEMORY_UPLOAD:
+        with open(batch.path("data"), "rb") as handle:
+            body = handle.read()
+        if COMPRESSION == "gzip":
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+        elif COMPRESSION == "zstd":
+            body = zstandard.ZstdCompressor().compress(body)
+        _s3().put_object(Bucket=BUCKET, Key=batch.key, Body=body, IfNoneMatch="*", **arguments)
+        return
+    client = _s3()
+    client.meta.events.register("provide-client-params.s3.CompleteMultipartUpload",
+                                _conditional_multipart, unique_id="nxlog-s3-if-none-match")
+    with tempfile.TemporaryFile(dir=SPOOL_DIR) as body:
+        _compress(open(batch.path("data"), "rb"), body)
+        body.seek(0)
+        client.upload_fileobj(body, BUCKET, batch.key, ExtraArgs=arguments,
+                              Config=TransferConfig(use_threads=False))
+
+
+def _conditional_multipart(params, **kwargs):
+    """The transfer manager cannot pass If-None-Match: this adds it to the request that
+    completes a multipart upload, where S3 takes it."""
+    params["IfNoneMatch"] = "*"
+
+
+def _landed_before(batch):
+    """Whether the object at BATCH's key is BATCH itself, stored by an earlier attempt."""
+    head = _s3().head_object(Bucket=BUCKET, Key=batch.key, **_owner())
+    return head.get("Metadata", {}).get("nxlog-s3-batch") == batch.id
+
+
+def _stored(batch):
+    """Puts BATCH at its key: True once S3 holds it, from this attempt or an earlier one
+    whose answer was lost; False if another object has that key."""
+    try:
+        _put(batch)
+    except ClientError as exc:
+        if _error_code(exc) != "PreconditionFailed":
+            raise
+        return _landed_before(batch)
+    return True
+
+
+def _upload(batch):
+    """Stores BATCH exactly once. Raises TryLater if S3 does not take it now."""
+    if batch.key is None:
+        _assign_key(batch)
+    try:
+        for _ in range(MAX_KEY_CONFLICTS):
+            if _stored(batch):
+                return
+            _assign_key(batch, after=_highest_counter(_key_second(batch.epoch)))
+    except ClientError as exc:
+        raise TryLater(batch, exc, _error_code(exc)) from None
+    except BotoCoreError as exc:
+        raise TryLater(batch, exc, type(exc).__name__) from None
+    raise TryLater(batch, "%d keys in a row were taken by other writers" % MAX_KEY_CONFLICTS,
+                   "conflicts")
+
+
+def _report(problem):
+    batch, reason, code = problem.args
+    permanent = code in PERMANENT_ERRORS
+    _log_limited(code, nxlog.log_error if permanent else nxlog.log_warning,
+                 "cannot store s3://%s/%s (%d events) now: %s; %s" % (
+                     BUCKET, batch.key, batch.events, reason,
+                     "fix this: the events wait in the spool, and uploads go on by "
+                     "themselves once S3 takes them" if permanent else
+                     "the events wait in the spool and uploads will be tried again"))
+
+
+_stopping = threading.Event()
+
+
+def _upload_forever():
+    """The uploader thread: uploads the spool in order, for as long as the process lives."""
+    failures = 0
+    while not _stopping.is_set():
+        try:
+            batch = _spool.next_batch(timeout=RETRY_DELAYS[-1])
+            if batch is None:
+                continue
+            _upload(batch)
+            _spool.remove(batch)
+            failures = 0
+        except TryLater as problem:
+            _report(problem)
+            _stopping.wait(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
+            failures += 1
+        except Exception:  # never let the thread die: the spool would only grow
+            _log_limited("uploader", nxlog.log_error, "unexpected error in the uploader, "
+                         "retrying: %s" % traceback.format_exc())
+            _stopping.wait(RETRY_DELAYS[-1])
 
 
 def write_data(event):
-    """Called by NXLog for each event. Raises StoreError (NXLog logs it) if S3 refuses."""
-    body, headers = _encode(event)
-    _put_new_object(_key_second(event.get_field("EventReceivedTime")), body, headers)
+    """Called by NXLog for each event: returns once the event is in the spool on disk."""
+    body_format, record = _record(event)
+    _spool.append(body_format, record, event.get_field("EventReceivedTime"))
 
 
-nxlog.log_info("s3_write: events go to s3://%s/%s/ (format %s, compression %s, key time %s)"
-               % (BUCKET, SERVER, FORMAT, COMPRESSION, KEY_TIME))
+def stop():
+    """Ends this instance as the end of its process would, open batch left as it is. NXLog
+    never calls it (it has no shutdown hook); tests and programs that embed the script do."""
+    _stopping.set()
+    with _spool.lock:
+        _spool.lock.notify_all()
+    _uploader.join()
+    _spool.release()
+
+
+_spool = Spool()
+_spool.start()
+_uploader = threading.Thread(target=_upload_forever, name="%s uploader" % SCRIPT, daemon=True)
+_uploader.start()
+nxlog.log_info("%s: events go to s3://%s/%s/ (%s, %s, compression %s), spool %s"
+               % (SCRIPT, BUCKET, SERVER,
+                  "batches of up to %d events, %d bytes or %g s" % (
+                      BATCH_EVENTS, BATCH_BYTES, BATCH_AGE) if BATCHING else
+                  "one object per event", BODY_FORMAT, COMPRESSION, os.path.abspath(SPOOL_DIR)))

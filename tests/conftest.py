@@ -69,12 +69,37 @@ def settings(monkeypatch):
 
 @pytest.fixture
 def load():
-    """load('s3_write') or load('s3_read'): a fresh module instance, as NXLog loads it."""
-    counter = iter(range(1000000))
+    """load('s3_write') or load('s3_read'): a fresh module instance, as NXLog loads it.
+    Writers still running at the end of the test are stopped, as their process would end."""
+    loaded = []
 
     def load_instance(name):
-        return load_script(os.path.join(ROOT, name + ".py"), "%s-%d" % (name, next(counter)))
-    return load_instance
+        instance = load_script(os.path.join(ROOT, name + ".py"), "%s-%d" % (name, len(loaded)))
+        loaded.append(instance)
+        return instance
+    yield load_instance
+    for instance in loaded:
+        if hasattr(instance, "stop") and not instance._stopping.is_set():
+            instance.stop()
+
+
+def drain(writer, seconds=15):
+    """Waits until WRITER's spool is empty: every event it took is in S3."""
+    deadline = time.monotonic() + seconds
+    while writer._spool.pending():
+        if time.monotonic() > deadline:
+            raise AssertionError("%d events still in the spool after %s s; logged: %s"
+                                 % (writer._spool.pending(), seconds, api.LOGS))
+        time.sleep(0.01)
+
+
+def wait_for(condition, seconds=15, what="the condition"):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("%s did not happen within %s s; logged: %s"
+                                 % (what, seconds, api.LOGS))
+        time.sleep(0.01)
 
 
 def all_objects(client, prefix=""):

@@ -4,13 +4,14 @@ their own, over HTTP: against moto server, and against Ceph's radosgw (a product
 import collections
 import itertools
 import os
+import re
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import ROOT, run_conf
+from conftest import ROOT, drain, run_conf
 from nxlog_stub import api
 
 _bucket_numbers = itertools.count(1)
@@ -32,15 +33,32 @@ def keys_in(endpoint, bucket):
     return [item["Key"] for page in pages for item in page.get("Contents", ())]
 
 
+def spooled(tmp_path):
+    spool = tmp_path / "s3_write.spool"
+    return [name for name in os.listdir(spool) if not name.startswith(".")]
+
+
+def write_until_uploaded(endpoint, tmp_path, settings, count, legacy, python):
+    """Runs the writer's conf, then starts it again (as NXLog restarted) until its spool is
+    empty: a writer that stops with events still in its spool uploads them at its next start."""
+    written = 0
+    for _ in range(10):
+        wrote = run_conf("s3-write.conf", endpoint,
+                         {"SCRIPTDIR": ROOT, "LOGFILE": tmp_path / "app.log"},
+                         settings, cwd=tmp_path, legacy=legacy, python=python)
+        assert wrote.returncode == 0, wrote.stdout + wrote.stderr
+        written += int(re.search(r"(\d+) events written, 0 dropped", wrote.stdout).group(1))
+        if not spooled(tmp_path):
+            assert written == count
+            return
+    raise AssertionError("still in the spool after 10 runs: %s" % spooled(tmp_path))
+
+
 def ship_and_read_back(endpoint, bucket, tmp_path, lines, legacy=False, python=sys.executable):
     (tmp_path / "app.log").write_text("".join(line + "\n" for line in lines))
     settings = {"BUCKET": bucket, "SERVER": "web01", "POLL_INTERVAL": 0.2,
                 "CHECKPOINT": tmp_path / "reader.checkpoint"}
-    wrote = run_conf("s3-write.conf", endpoint,
-                     {"SCRIPTDIR": ROOT, "LOGFILE": tmp_path / "app.log"},
-                     settings, cwd=tmp_path, legacy=legacy, python=python)
-    assert wrote.returncode == 0, wrote.stdout + wrote.stderr
-    assert "%d events written, 0 dropped" % len(lines) in wrote.stdout
+    write_until_uploaded(endpoint, tmp_path, settings, len(lines), legacy, python)
     read = run_conf("s3-read.conf", endpoint,
                     {"SCRIPTDIR": ROOT, "OUTFILE": tmp_path / "out.log"},
                     settings, cwd=tmp_path, legacy=legacy, python=python)
@@ -89,6 +107,8 @@ def test_a_restart_in_the_same_second_overwrites_nothing(request, server, settin
             event = api.new_event(api.output_module(), {"raw_event": "%s %d" % (run, n),
                                                         "EventReceivedTime": received})
             assert api.call_write_data(writer.write_data, event), api.logged("ERROR")
+        drain(writer)
+        writer.stop()
     client = endpoint.client()
     stored = {key: client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
               for key in keys_in(endpoint, bucket)}

@@ -277,7 +277,7 @@ JSON_META = {"nxlog-s3-format": "json", "nxlog-s3-compression": "none"}
 
 
 @pytest.mark.parametrize("body, metadata, reason", [
-    (b"{broken", JSON_META, "invalid JSON"),
+    (b"{broken", JSON_META, "invalid JSON in its JSON"),
     (b"[1, 2]", JSON_META, "its JSON does not hold an object of fields"),
     (b"\x1f\x8b\x08\x00trunc", {"nxlog-s3-format": "raw", "nxlog-s3-compression": "gzip"},
      "broken gzip"),

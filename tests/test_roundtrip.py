@@ -4,6 +4,7 @@ import base64
 
 import pytest
 
+from conftest import drain
 from nxlog_stub import api
 
 EVENT = {"raw_event": "caf\u00e9 \u2603 lone surrogate \ud800 end", "Severity": 3,
@@ -26,6 +27,7 @@ def test_an_event_comes_back_as_it_went_in(s3, settings, load, body_format, comp
     settings(FORMAT=body_format, COMPRESSION=compression, ALLOW_PICKLE="true")
     writer, reader = load("s3_write"), load("s3_read")
     assert api.call_write_data(writer.write_data, api.new_event(api.output_module(), EVENT))
+    drain(writer)
     _, events = api.call_read_data(reader.read_data, api.input_module())
     fields = [event.fields() for event in events]
     for one in fields:

@@ -23,7 +23,7 @@ BAD_SETTINGS = [
     (BOTH, "CONNECT_TIMEOUT", "-1", "must be at least 0.1"),
     (BOTH, "READ_TIMEOUT", "", "not a number"),
     (("s3_write",), "FORMAT", "xml", "use one of: raw, json, pickle"),
-    (("s3_write",), "COMPRESSION", "zip", "use one of: none, gzip"),
+    (("s3_write",), "COMPRESSION", "zip", "use one of: auto, none, gzip, zstd"),
     (("s3_write",), "KEY_TIME", "gmt", "use one of: utc, local"),
     (("s3_read",), "MAXKEYS", "0", "must be from 1 to 1000"),
     (("s3_read",), "MAXKEYS", "1001", "must be from 1 to 1000"),
@@ -31,7 +31,7 @@ BAD_SETTINGS = [
     (("s3_read",), "POLL_INTERVAL", "soon", "not a number"),
     (("s3_read",), "MAX_OBJECTS_PER_CALL", "0", "must be at least 1"),
     (("s3_read",), "ALLOW_PICKLE", "maybe", "use true or false"),
-    (("s3_read",), "CHECKPOINT", " ", "must name a file"),
+    (("s3_read",), "CHECKPOINT", " ", "must name a file or folder"),
 ]
 
 

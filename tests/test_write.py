@@ -9,7 +9,7 @@ import time
 import boto3
 import pytest
 
-from conftest import BUCKET, all_objects, free_port
+from conftest import BUCKET, all_objects, drain, free_port, wait_for
 from nxlog_stub import api
 
 
@@ -18,8 +18,10 @@ def event(**fields):
 
 
 def write(writer, *events):
+    """write_data for each event, as NXLog calls it; then waits until S3 has them all."""
     for one in events:
         assert api.call_write_data(writer.write_data, one), api.logged("ERROR")
+    drain(writer)
 
 
 @pytest.fixture
@@ -93,7 +95,9 @@ def bodies(client):
 
 def test_a_restart_in_the_same_second_overwrites_nothing(s3, settings, load, in_time_zone):
     in_time_zone("UTC0")
-    write(load("s3_write"), at(7, "before restart 1"), at(7, "before restart 2"))
+    first = load("s3_write")
+    write(first, at(7, "before restart 1"), at(7, "before restart 2"))
+    first.stop()
     write(load("s3_write"), at(7, "after restart"))  # a new instance: its counters start empty
     assert bodies(s3) == {"web01/2026-03-01/10.00.07.1": b"before restart 1",
                           "web01/2026-03-01/10.00.07.2": b"before restart 2",
@@ -102,7 +106,10 @@ def test_a_restart_in_the_same_second_overwrites_nothing(s3, settings, load, in_
 
 def test_two_writers_with_one_server_name_overwrite_nothing(s3, settings, load, in_time_zone):
     in_time_zone("UTC0")
-    first, second = load("s3_write"), load("s3_write")
+    settings(SPOOL_DIR="first.spool")
+    first = load("s3_write")
+    settings(SPOOL_DIR="second.spool")
+    second = load("s3_write")
     write(first, at(9, "a1"))
     write(second, at(9, "b1"))
     write(first, at(9, "a2"))
@@ -147,7 +154,9 @@ def test_raw_is_the_default_format_stored_as_utf8_text(s3, writer):
     [stored] = all_objects(s3).values()
     assert stored["Data"] == "caf\u00e9 \u2603".encode()
     assert stored["ContentType"] == "text/plain; charset=utf-8"
-    assert stored["Metadata"] == {"nxlog-s3-format": "raw", "nxlog-s3-compression": "none"}
+    assert stored["Metadata"]["nxlog-s3-format"] == "raw"
+    assert stored["Metadata"]["nxlog-s3-compression"] == "none"
+    assert stored["Metadata"]["nxlog-s3-events"] == "1"
     assert "ContentEncoding" not in stored
 
 
@@ -167,7 +176,8 @@ def test_gzip_compresses_the_body_and_says_so(s3, settings, load):
     write(load("s3_write"), event(raw_event="x" * 1000))
     [stored] = all_objects(s3).values()
     assert stored["ContentEncoding"] == "gzip"
-    assert stored["Metadata"] == {"nxlog-s3-format": "json", "nxlog-s3-compression": "gzip"}
+    assert (stored["Metadata"]["nxlog-s3-format"], stored["Metadata"]["nxlog-s3-compression"]) \
+        == ("json", "gzip")
     assert json.loads(gzip.decompress(stored["Data"])) == {"raw_event": "x" * 1000}
     assert len(stored["Data"]) < 100
 
@@ -196,14 +206,29 @@ def test_the_legacy_api_names_work_too(s3, settings, load):
     assert json.loads(stored["Data"]) == {"raw_event": "old", "n": 1}
 
 
-def test_a_missing_bucket_names_the_key_the_bucket_and_the_reason(s3, settings, load):
+def test_a_missing_bucket_is_reported_by_key_and_reason_and_the_event_waits(s3, settings,
+                                                                              load):
     settings(BUCKET="no-such-bucket")
     writer = load("s3_write")
-    assert not api.call_write_data(writer.write_data, event(
+    assert api.call_write_data(writer.write_data, event(
         raw_event="x", EventReceivedTime="2026-03-01 10:00:05"))
+    wait_for(lambda: api.logged("ERROR"), what="an error about the missing bucket")
     [message] = api.logged("ERROR")
-    assert "could not store the event as s3://no-such-bucket/web01/2026-03-01/" in message
-    assert "NoSuchBucket" in message
+    assert "cannot store s3://no-such-bucket/web01/2026-03-01/10.00.05.1 (1 events) now" \
+        in message
+    assert "NoSuchBucket" in message and "the events wait in the spool" in message
+    assert writer._spool.pending() == 1
+
+
+def test_uploads_resume_by_themselves_once_the_bucket_exists(s3, settings, load):
+    settings(BUCKET="late-bucket")
+    writer = load("s3_write")
+    assert api.call_write_data(writer.write_data, event(raw_event="waited"))
+    wait_for(lambda: api.logged("ERROR"), what="an error about the missing bucket")
+    s3.create_bucket(Bucket="late-bucket")
+    drain(writer)
+    [key] = [item["Key"] for item in s3.list_objects_v2(Bucket="late-bucket")["Contents"]]
+    assert s3.get_object(Bucket="late-bucket", Key=key)["Body"].read() == b"waited"
 
 
 def test_an_unreachable_endpoint_is_reported_without_the_credentials(settings, load,
@@ -212,11 +237,13 @@ def test_an_unreachable_endpoint_is_reported_without_the_credentials(settings, l
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "planted-secret-value")
     settings(RETRY_ATTEMPTS=1, CONNECT_TIMEOUT=0.5)
     writer = load("s3_write")
-    assert not api.call_write_data(writer.write_data, event(raw_event="x"))
-    [message] = api.logged("ERROR")
-    assert "could not store the event as s3://%s/web01/" % BUCKET in message
+    assert api.call_write_data(writer.write_data, event(raw_event="x"))
+    wait_for(lambda: api.logged("WARNING"), what="a warning about the endpoint")
+    [message] = api.logged("WARNING")
+    assert "cannot store s3://%s/web01/" % BUCKET in message
     assert "Could not connect to the endpoint URL" in message
     assert all("planted-secret-value" not in text for _, text in api.LOGS)
+    assert writer._spool.pending() == 1
 
 
 @pytest.mark.parametrize("version", ["1.29.27", "1.35.15"])
