@@ -87,6 +87,7 @@ OLDEST_BOTOCORE = (1, 35, 16)  # the first that sends If-None-Match on PutObject
 MAX_KEY_CONFLICTS = 100  # taken keys in a row before a batch waits and tries again later
 REMEMBERED_SECONDS = 4096  # seconds whose last counter is kept in memory
 IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfer manager
+TRANSFER_CONFIG = TransferConfig(use_threads=False)  # multipart above 8 MiB, in 8 MiB parts
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while S3 fails
 LOG_EVERY = 60  # seconds between two log lines about the same lasting problem
 PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
@@ -691,18 +692,19 @@ def _put(batch):
         _s3().put_object(Bucket=BUCKET, Key=batch.key, Body=body, IfNoneMatch="*", **arguments)
         return
     client = _s3()
-    client.meta.events.register("provide-client-params.s3.CompleteMultipartUpload",
-                                _conditional_multipart, unique_id="nxlog-s3-if-none-match")
+    for operation in ("PutObject", "CompleteMultipartUpload"):
+        client.meta.events.register("provide-client-params.s3." + operation, _if_none_match,
+                                    unique_id="nxlog-s3-if-none-match-" + operation)
     with tempfile.TemporaryFile(dir=SPOOL_DIR) as body:
         _compress(open(batch.path("data"), "rb"), body)
         body.seek(0)
         client.upload_fileobj(body, BUCKET, batch.key, ExtraArgs=arguments,
-                              Config=TransferConfig(use_threads=False))
+                              Config=TRANSFER_CONFIG)
 
 
-def _conditional_multipart(params, **kwargs):
-    """The transfer manager cannot pass If-None-Match: this adds it to the request that
-    completes a multipart upload, where S3 takes it."""
+def _if_none_match(params, **kwargs):
+    """The transfer manager cannot pass If-None-Match: this adds it to the requests that
+    store an object, one PUT or the completion of a multipart upload."""
     params["IfNoneMatch"] = "*"
 
 

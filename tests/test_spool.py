@@ -1,0 +1,335 @@
+"""s3_write.py's durable path: batches, the disk spool, exactly-once uploads, a full spool,
+and the object options. Against moto's in-process S3."""
+
+import gzip
+import json
+import os
+import stat
+import threading
+import time
+
+import boto3
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from conftest import BUCKET, all_objects, drain, wait_for
+from nxlog_stub import api
+
+
+def event(text, received="2026-03-01 10:00:05", **fields):
+    return api.new_event(api.output_module("s3"), dict(
+        fields, raw_event=text, EventReceivedTime=received))
+
+
+def send(writer, *events):
+    for one in events:
+        assert api.call_write_data(writer.write_data, one), api.logged("ERROR")
+
+
+def lines_of(stored):
+    body = stored["Data"]
+    if stored.get("ContentEncoding") == "gzip":
+        body = gzip.decompress(body)
+    return [json.loads(line)["raw_event"] for line in body.splitlines()]
+
+
+def spool_files(path="s3_write.spool"):
+    return sorted(name for name in os.listdir(path) if not name.startswith("."))
+
+
+@pytest.fixture
+def batching(settings):
+    settings(BATCH_EVENTS=10, BATCH_AGE=3600)
+    return settings
+
+
+# ---- Batches ----
+
+def test_a_batch_closes_at_batch_events_as_gzipped_json_lines(s3, batching, load):
+    writer = load("s3_write")
+    send(writer, *[event("e%02d" % n) for n in range(25)])
+    wait_for(lambda: len(all_objects(s3)) == 2, what="two full batches in S3")
+    objects = all_objects(s3)
+    assert [lines_of(stored) for stored in objects.values()] == [
+        ["e%02d" % n for n in range(10)], ["e%02d" % n for n in range(10, 20)]]
+    first = objects["web01/2026-03-01/10.00.05.1"]
+    assert first["ContentType"] == "application/x-ndjson"
+    assert first["ContentEncoding"] == "gzip"
+    assert first["Metadata"]["nxlog-s3-format"] == "jsonl"
+    assert first["Metadata"]["nxlog-s3-events"] == "10"
+    assert first["Metadata"]["nxlog-s3-version"] == "1"
+    assert writer._spool.pending() == 5  # the open batch waits for its age or its size
+
+
+def test_a_batch_closes_at_batch_bytes(s3, batching, load):
+    batching(BATCH_BYTES=300)
+    writer = load("s3_write")
+    send(writer, *[event("x" * 100) for _ in range(4)])  # about 150 bytes per JSON line
+    drain(writer)
+    assert sorted(int(stored["Metadata"]["nxlog-s3-events"])
+                  for stored in all_objects(s3).values()) == [2, 2]
+
+
+def test_a_batch_is_named_after_its_first_event_and_records_first_and_last(s3, batching, load,
+                                                                          monkeypatch):
+    monkeypatch.setenv("TZ", "UTC0")
+    time.tzset()
+    try:
+        batching(BATCH_EVENTS=3)
+        writer = load("s3_write")
+        send(writer, event("a", "2026-03-01 10:00:05"), event("b", "2026-03-01 10:00:07"),
+             event("c", "2026-03-01 10:00:09"))
+        drain(writer)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    [(key, stored)] = all_objects(s3).items()
+    assert key == "web01/2026-03-01/10.00.05.1"
+    assert (stored["Metadata"]["nxlog-s3-first"], stored["Metadata"]["nxlog-s3-last"]) == (
+        "2026-03-01T10:00:05Z", "2026-03-01T10:00:09Z")
+
+
+def test_the_age_limit_closes_a_batch_with_no_further_event(s3, batching, load):
+    batching(BATCH_AGE=0.5)
+    writer = load("s3_write")
+    sent = time.monotonic()
+    send(writer, event("alone"))
+    wait_for(lambda: all_objects(s3), seconds=2.5, what="the lone batch in S3")
+    assert time.monotonic() - sent < 0.5 + 2
+    assert [lines_of(stored) for stored in all_objects(s3).values()] == [["alone"]]
+
+
+def test_zstd_batches_when_asked_and_installed(s3, batching, load):
+    zstandard = pytest.importorskip("zstandard")
+    batching(COMPRESSION="zstd", BATCH_EVENTS=2)
+    writer = load("s3_write")
+    send(writer, event("z1"), event("z2"))
+    drain(writer)
+    [stored] = all_objects(s3).values()
+    assert stored["ContentEncoding"] == "zstd"
+    body = zstandard.ZstdDecompressor().decompressobj().decompress(stored["Data"])
+    assert [json.loads(line)["raw_event"] for line in body.splitlines()] == ["z1", "z2"]
+
+
+# ---- The spool ----
+
+def test_write_data_returns_once_the_event_is_on_disk(s3, batching, load):
+    writer = load("s3_write")
+    send(writer, event("on disk"))
+    [name] = spool_files()
+    assert name.endswith(".jsonl.open")
+    with open(os.path.join("s3_write.spool", name), "rb") as handle:
+        assert json.loads(handle.read())["raw_event"] == "on disk"
+    assert all_objects(s3) == {}
+
+
+def test_spool_files_are_readable_by_their_owner_only(s3, batching, load):
+    writer = load("s3_write")
+    send(writer, *[event("e%d" % n) for n in range(12)])
+    writer.stop()
+    assert stat.S_IMODE(os.stat("s3_write.spool").st_mode) == 0o700
+    for name in os.listdir("s3_write.spool"):
+        mode = stat.S_IMODE(os.stat(os.path.join("s3_write.spool", name)).st_mode)
+        assert mode == 0o600, name
+
+
+def test_what_an_earlier_run_left_is_uploaded_first_at_start(s3, batching, load):
+    earlier = load("s3_write")
+    send(earlier, *[event("left %d" % n) for n in range(5)])  # an open batch of 5
+    earlier.stop()  # the process ends: no hook, no flush
+    later = load("s3_write")
+    send(later, *[event("new %d" % n) for n in range(10)])
+    drain(later)
+    assert [lines_of(stored) for _, stored in sorted(
+        all_objects(s3).items(), key=lambda item: int(item[0].rsplit(".", 1)[1]))] == [
+        ["left %d" % n for n in range(5)], ["new %d" % n for n in range(10)]]
+    assert "1 batches (5 events) left by an earlier run are uploaded first" in \
+        api.logged("INFO")[-2]
+
+
+def test_a_torn_last_line_is_cut_and_the_rest_uploaded(s3, batching, load):
+    earlier = load("s3_write")
+    send(earlier, event("whole 1"), event("whole 2"))
+    earlier.stop()
+    [name] = spool_files()
+    with open(os.path.join("s3_write.spool", name), "ab") as handle:
+        handle.write(b'{"raw_event":"tor')  # the process died inside write()
+    drain(load("s3_write"))
+    assert [lines_of(stored) for stored in all_objects(s3).values()] == [["whole 1", "whole 2"]]
+
+
+def test_a_crash_between_manifest_and_rename_loses_nothing(s3, batching, load):
+    batching(BATCH_EVENTS=2)
+    earlier = load("s3_write")
+    earlier._spool.remove = lambda batch: None  # keep the closed batch in the spool
+    earlier._stopping.set()  # and upload nothing
+    send(earlier, event("a"), event("b"))
+    earlier.stop()
+    [data, manifest] = spool_files()
+    seq, epoch = manifest[:-5], json.load(open(os.path.join("s3_write.spool", manifest)))["epoch"]
+    os.rename(os.path.join("s3_write.spool", data),
+              os.path.join("s3_write.spool", "%s-%d.jsonl.open" % (seq, epoch)))
+    drain(load("s3_write"))
+    assert [lines_of(stored) for stored in all_objects(s3).values()] == [["a", "b"]]
+
+
+def test_an_upload_that_landed_before_a_crash_is_not_stored_twice(s3, settings, load):
+    settings(BUCKET="created-later")
+    earlier = load("s3_write")
+    send(earlier, event("once"))
+    wait_for(lambda: api.logged("ERROR"), what="a failed upload")  # the key is chosen by now
+    earlier.stop()
+    manifest = json.load(open(os.path.join("s3_write.spool", spool_files()[1])))
+    s3.create_bucket(Bucket="created-later")
+    # The upload had landed, but its answer never reached the writer:
+    s3.put_object(Bucket="created-later", Key=manifest["key"], Body=b"once",
+                  Metadata={"nxlog-s3-batch": manifest["id"]})
+    drain(load("s3_write"))
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="created-later")["Contents"]]
+    assert keys == [manifest["key"]]
+
+
+def test_a_key_taken_by_someone_else_moves_to_the_next_counter(s3, settings, load):
+    settings(BUCKET="created-later")
+    earlier = load("s3_write")
+    send(earlier, event("mine"))
+    wait_for(lambda: api.logged("ERROR"), what="a failed upload")
+    earlier.stop()
+    manifest = json.load(open(os.path.join("s3_write.spool", spool_files()[1])))
+    s3.create_bucket(Bucket="created-later")
+    s3.put_object(Bucket="created-later", Key=manifest["key"], Body=b"theirs")
+    drain(load("s3_write"))
+    second = manifest["key"].rsplit(".", 1)[0]
+    bodies = {item["Key"]: s3.get_object(Bucket="created-later", Key=item["Key"])["Body"].read()
+              for item in s3.list_objects_v2(Bucket="created-later")["Contents"]}
+    assert bodies == {second + ".1": b"theirs", second + ".2": b"mine"}
+
+
+def test_another_writer_on_the_same_spool_is_refused(s3, settings, load):
+    load("s3_write")
+    with pytest.raises(Exception, match="another writer uses the spool .*s3_write.spool"):
+        load("s3_write")
+
+
+@pytest.mark.parametrize("policy, calls_per_event", [("event", 1), ("os", 0)])
+def test_fsync_follows_its_setting(s3, batching, load, monkeypatch, policy, calls_per_event):
+    batching(FSYNC=policy)
+    writer = load("s3_write")
+    synced = []
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: synced.append(fd))
+    send(writer, *[event("e%d" % n) for n in range(5)])
+    assert len(synced) == 5 * calls_per_event
+
+
+def test_fsync_per_batch_syncs_when_a_batch_closes(s3, batching, load, monkeypatch):
+    writer = load("s3_write")
+    synced = []
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: synced.append(fd))
+    send(writer, *[event("e%d" % n) for n in range(9)])
+    assert synced == []
+    send(writer, event("tenth"))
+    assert synced  # the body, the manifest and the folder
+
+
+# ---- A full spool ----
+
+@pytest.fixture
+def stalled(s3, settings):
+    """Uploads fail (no bucket yet) and the spool holds about two events."""
+    settings(BUCKET="created-later", SPOOL_MAX_BYTES=20)
+    return lambda: s3.create_bucket(Bucket="created-later")
+
+
+def test_a_full_spool_blocks_write_data_until_uploads_make_room(stalled, load):
+    writer = load("s3_write")
+    send(writer, event("0123456789"))
+    returned = threading.Event()
+    blocked = threading.Thread(target=lambda: (send(writer, event("abcdefghij!")),
+                                               returned.set()))
+    blocked.start()
+    assert not returned.wait(1.0)
+    assert "write_data waits for uploads" in api.logged("WARNING")[-1]
+    stalled()  # S3 takes events again
+    assert returned.wait(30)
+    blocked.join()
+    drain(writer)
+
+
+def test_a_full_spool_drops_with_an_error_that_counts_when_asked(stalled, settings, load):
+    settings(SPOOL_FULL="drop")
+    writer = load("s3_write")
+    send(writer, event("0123456789"))
+    for dropped in (1, 2):
+        assert not api.call_write_data(writer.write_data, event("abcdefghij!"))
+        assert "event dropped, %d dropped so far" % dropped in api.logged("ERROR")[-1]
+
+
+def test_an_event_larger_than_the_spool_is_refused_clearly(stalled, load):
+    writer = load("s3_write")
+    assert not api.call_write_data(writer.write_data, event("x" * 100))
+    assert "can never fit in SPOOL_MAX_BYTES=20" in api.logged("ERROR")[-1]
+
+
+# ---- Object options ----
+
+def head(client, key=None):
+    key = key or next(iter(all_objects(client)))
+    return client.head_object(Bucket=BUCKET, Key=key)
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"STORAGE_CLASS": "STANDARD_IA"}, {"StorageClass": "STANDARD_IA"}),
+    ({"SSE": "AES256"}, {"ServerSideEncryption": "AES256"}),
+])
+def test_object_options_reach_the_object(s3, settings, load, options, expected):
+    settings(**options)
+    writer = load("s3_write")
+    send(writer, event("x"))
+    drain(writer)
+    stored = head(s3)
+    assert {name: stored.get(name) for name in expected} == expected
+
+
+def test_sse_kms_with_a_key_reaches_the_object(s3, settings, load):
+    key_id = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    settings(SSE="aws:kms", SSE_KMS_KEY_ID=key_id)
+    writer = load("s3_write")
+    send(writer, event("x"))
+    drain(writer)
+    stored = head(s3)
+    assert (stored["ServerSideEncryption"], stored["SSEKMSKeyId"]) == ("aws:kms", key_id)
+
+
+def test_expected_bucket_owner_is_sent_with_every_upload(s3, settings, load):
+    settings(EXPECTED_BUCKET_OWNER="123456789012")
+    writer = load("s3_write")
+    sent = []
+    writer._s3().meta.events.register("before-call.s3.PutObject",
+                                      lambda params, **kwargs: sent.append(params["headers"]))
+    send(writer, event("x"))
+    drain(writer)
+    assert sent[0]["x-amz-expected-bucket-owner"] == "123456789012"
+
+
+@pytest.mark.parametrize("multipart_threshold, requests", [
+    (5 * 1024 * 1024, [("CreateMultipartUpload", None), ("UploadPart", None),
+                       ("UploadPart", None), ("CompleteMultipartUpload", "*")]),
+    (8 * 1024 * 1024, [("PutObject", "*")]),
+])
+def test_a_large_batch_goes_through_the_transfer_manager_conditionally(
+        s3, batching, load, multipart_threshold, requests):
+    batching(BATCH_EVENTS=100, BATCH_BYTES=6 * 1024 * 1024, COMPRESSION="none")
+    writer = load("s3_write")
+    writer.IN_MEMORY_UPLOAD = 1024 * 1024
+    writer.TRANSFER_CONFIG = TransferConfig(multipart_threshold=multipart_threshold,
+                                            multipart_chunksize=5 * 1024 * 1024,
+                                            use_threads=False)
+    sent = []
+    writer._s3().meta.events.register("before-call.s3", lambda params, model, **kwargs: sent.append(
+        (model.name, params["headers"].get("If-None-Match"))))
+    big = "y" * (100 * 1024)
+    send(writer, *[event("%02d %s" % (n, big)) for n in range(62)])  # a little over 6 MiB
+    drain(writer)
+    assert sent == requests
+    [stored] = all_objects(s3).values()
+    assert [line[:2] for line in lines_of(stored)] == ["%02d" % n for n in range(62)]
