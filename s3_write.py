@@ -263,7 +263,8 @@ def _field_names(event):
 
 
 def _fields(event):
-    return {name: event.get_field(name) for name in _field_names(event)}
+    names = _field_names(event)
+    return dict(zip(names, map(event.get_field, names)))
 
 
 def _json_value(value):
@@ -273,8 +274,11 @@ def _json_value(value):
     return str(value)
 
 
+_JSON = json.JSONEncoder(default=_json_value, separators=(",", ":"))  # one, not one per event
+
+
 def _json(fields):
-    return json.dumps(fields, default=_json_value, separators=(",", ":")).encode()
+    return _JSON.encode(fields).encode()
 
 
 def _pickle(fields):
@@ -296,7 +300,7 @@ def _record(event):
     raw falls back to json for an event without raw_event, so that its fields are kept.
     """
     if BATCHING:
-        return "jsonl", _json(_fields(event)) + b"\n"
+        return "jsonl", (_JSON.encode(_fields(event)) + "\n").encode()
     if FORMAT == "raw":
         raw_event = event.get_field("raw_event")
         if raw_event is not None:
@@ -326,7 +330,7 @@ def _log_limited(problem, log, message):
 # ---- The spool ----------------------------------------------------------------------------
 #
 # SEQ-EPOCH.FORMAT.open  the batch being filled (EPOCH: its first event's time)
-# SEQ.json        a closed batch's manifest: id, format, events, times and, once chosen, key
+# SEQ.json        a closed batch's manifest: id, format, events, times and its key
 # SEQ.data        a closed batch's body, uncompressed
 # Closing writes the manifest before it renames .open to .data, so that after a crash at
 # any point the start-up recovery knows every batch: nothing waits in the spool unnamed.
@@ -387,7 +391,7 @@ class Spool(object):
     """
 
     def __init__(self):
-        self.lock = threading.Condition()
+        self.lock = threading.Condition(threading.Lock())
         self.closed = collections.OrderedDict()  # seq -> Batch, oldest first
         self.bytes = 0  # what the spool holds, open batch included
         self.dropped = 0
@@ -467,7 +471,8 @@ class Spool(object):
         events = body.count(b"\n") if body_format == "jsonl" else 1
         batch = Batch(seq=seq, id=uuid.uuid4().hex, format=body_format, epoch=epoch,
                       first=_utc_text(epoch), last=self._last_time(body, body_format, epoch),
-                      events=events, bytes=len(body), key=None)
+                      events=events, bytes=len(body))
+        _assign_key(batch)
         batch.save()
         os.replace(path, batch.path("data"))
         return batch
@@ -487,7 +492,8 @@ class Spool(object):
     def append(self, body_format, record, received):
         """Puts one event's record on disk, in the open batch; closes the batch when full."""
         with self.lock:
-            self._make_room(len(record))
+            if self.bytes + len(record) > SPOOL_MAX_BYTES:
+                self._make_room(len(record))
             if self.open_fd is not None and self.open_format != body_format:
                 self._close_open()
             if self.open_fd is None:
@@ -539,7 +545,8 @@ class Spool(object):
         batch = Batch(seq=self.open_seq, id=uuid.uuid4().hex, format=self.open_format,
                       epoch=self.open_epoch, first=_utc_text(self.open_epoch),
                       last=_utc_text(_event_epoch(self.open_last)), events=self.open_events,
-                      bytes=self.open_bytes, key=None)
+                      bytes=self.open_bytes)
+        _assign_key(batch)
         batch.save()
         os.replace(self._open_path(), batch.path("data"))
         self.closed[batch.seq] = batch
@@ -633,12 +640,12 @@ def _highest_counter(second):
 
 
 def _assign_key(batch, after=0):
-    """Gives BATCH its key, SECOND.N past AFTER, and records it before any upload."""
+    """Gives BATCH its key, SECOND.N past AFTER. The caller records it in the manifest
+    before any upload, and holds the spool's lock (closing batches assigns keys too)."""
     second = _key_second(batch.epoch)
     counter = max(_last_counter.get(second, 0), after) + 1
     _remember_counter(second, counter)
     batch.key = "%s.%d" % (second, counter)
-    batch.save()
 
 
 def _owner():
@@ -728,13 +735,14 @@ def _stored(batch):
 
 def _upload(batch):
     """Stores BATCH exactly once. Raises TryLater if S3 does not take it now."""
-    if batch.key is None:
-        _assign_key(batch)
     try:
         for _ in range(MAX_KEY_CONFLICTS):
             if _stored(batch):
                 return
-            _assign_key(batch, after=_highest_counter(_key_second(batch.epoch)))
+            highest = _highest_counter(_key_second(batch.epoch))
+            with _spool.lock:
+                _assign_key(batch, after=highest)
+            batch.save()
     except ClientError as exc:
         raise TryLater(batch, exc, _error_code(exc)) from None
     except BotoCoreError as exc:

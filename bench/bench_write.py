@@ -1,0 +1,215 @@
+"""Benchmark of s3_write.py against moto server on 127.0.0.1 (started here).
+
+    .venv/bin/python bench/bench_write.py [--events 1000000] [--endpoint URL]
+
+--endpoint measures against an S3 endpoint that is already running on this machine (for
+example radosgw from tests/servers/ceph-rgw-start.sh, access key and secret `test`) instead.
+
+Each mode runs in a process of its own (so that its peak RSS is its own) and drives
+write_data through the stub, from the first event until S3 holds every one of them:
+- baseline: what the old scripts did, a new boto3 client and one PUT per event;
+- one object per event: s3_write.py's default (BATCH_EVENTS=1, FORMAT=raw), spool included;
+- batches: BATCH_EVENTS=100000 (closed at BATCH_BYTES, 8 MiB, or BATCH_AGE=1 s),
+  gzip-compressed JSON lines;
+- age: the time from the last event to its batch in S3, with no further event.
+Prints events per second, PUT requests per million events, bytes stored per event, peak RSS,
+and the ratios to the baseline. moto server answers every request with `Connection: close`,
+so these figures understate what reusing connections buys against real S3.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+LINE = ("10.1.2.3 - - [27/Nov/2026:10:00:00 +0000] \"GET /api/v1/items/%08d HTTP/1.1\" 200 "
+        "5120 \"-\" \"Mozilla/5.0 (X11; Linux x86_64) bench\"")  # about 150 bytes
+PUT_OPERATIONS = ("PutObject", "UploadPart")
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bucket_usage(client, bucket):
+    objects = size = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", ()):
+            objects += 1
+            size += item["Size"]
+    return objects, size
+
+
+def events(count):
+    from nxlog_stub import api
+    module = api.output_module("s3")
+    received = api.local_time_string()
+    for number in range(count):
+        yield api.new_event(module, {"raw_event": LINE % number, "EventReceivedTime": received,
+                                     "SourceModuleName": "app", "SourceModuleType": "im_file"})
+
+
+def run_baseline(count, bucket):
+    """The old scripts' way: a new client (from boto3's default session, which keeps the
+    service models it loaded) and one PUT for every event."""
+    import boto3
+    started = time.perf_counter()
+    for number, event in enumerate(events(count)):
+        boto3.client("s3").put_object(
+            Bucket=bucket, Key="baseline/%d" % number,
+            Body=event.get_field("raw_event").encode())
+    return {"seconds": time.perf_counter() - started, "puts": count}
+
+
+def run_writer(count, bucket):
+    """s3_write.py as NXLog loads it, with the settings in the environment."""
+    import nxlog_stub  # noqa: F401
+    from nxlog_stub import api
+    from nxlog_stub.runner import load_script
+    writer = load_script(os.path.join(ROOT, "s3_write.py"), "s3")
+    puts = []
+    writer._s3().meta.events.register(
+        "before-call.s3", lambda model, **kwargs: puts.append(1)
+        if model.name in PUT_OPERATIONS else None)
+    started = time.perf_counter()
+    for event in events(count):
+        if not api.call_write_data(writer.write_data, event):
+            raise SystemExit("write_data refused an event: %s" % api.logged("ERROR"))
+    accepted = time.perf_counter() - started
+    while writer._spool.pending():
+        time.sleep(0.005)
+    return {"seconds": time.perf_counter() - started, "accepted_seconds": accepted,
+            "puts": len(puts)}
+
+
+def run_age(count, bucket):
+    """Seconds from the last event to its batch in S3, with no further event."""
+    import boto3
+
+    import nxlog_stub  # noqa: F401
+    from nxlog_stub import api
+    from nxlog_stub.runner import load_script
+    writer = load_script(os.path.join(ROOT, "s3_write.py"), "s3")
+    client = boto3.client("s3")
+    for event in events(count):
+        api.call_write_data(writer.write_data, event)
+    last_event = time.perf_counter()
+    while bucket_usage(client, bucket)[0] == 0:
+        time.sleep(0.05)
+    return {"seconds": time.perf_counter() - last_event, "puts": 1}
+
+
+MODES = {
+    "baseline": (run_baseline, {}),
+    "one object per event": (run_writer, {}),
+    # BATCH_AGE=1: the last, partial batch goes up a second after the last event, not 60.
+    "batches": (run_writer, {"NXLOG_S3_BATCH_EVENTS": "100000", "NXLOG_S3_BATCH_AGE": "1"}),
+    "age": (run_age, {"NXLOG_S3_BATCH_EVENTS": "100000", "NXLOG_S3_BATCH_AGE": "2"}),
+}
+
+
+def child(mode, count, bucket):
+    """Runs one mode in this process and prints its figures as JSON."""
+    import boto3
+    function = MODES[mode][0]
+    result = function(count, bucket)
+    objects, size = bucket_usage(boto3.client("s3"), bucket)
+    result.update(events=count, objects=objects, bytes=size, rss_mb=peak_rss_mb())
+    print(json.dumps(result))
+
+
+def measure(mode, count, endpoint, key, workdir):
+    import boto3
+    bucket = "bench-%s-%d" % (mode.replace(" ", "-"), int(time.time() * 1000) % 10**9)
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=key,
+               AWS_SECRET_ACCESS_KEY=key, AWS_DEFAULT_REGION="us-east-1",
+               NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="bench",
+               NXLOG_S3_SPOOL_DIR=os.path.join(workdir, bucket), **MODES[mode][1])
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=key,
+                 region_name="us-east-1").create_bucket(Bucket=bucket)
+    output = subprocess.run([sys.executable, __file__, "--child", mode, "--events", str(count),
+                             "--bucket", bucket], env=env, capture_output=True, text=True,
+                            check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def start_moto():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = "http://127.0.0.1:%d" % port
+    import urllib.request
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+            return server, endpoint
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("moto server did not start")
+
+
+def report(results, batch_age):
+    base = results["baseline"]
+    base_rate = base["events"] / base["seconds"]
+    print("%-22s %10s %12s %14s %12s %9s %10s" % (
+        "mode", "events", "events/s", "PUTs/million", "bytes/event", "peak RSS", "x baseline"))
+    for mode in ("baseline", "one object per event", "batches"):
+        r = results[mode]
+        rate = r["events"] / r["seconds"]
+        print("%-22s %10d %12.0f %14.0f %12.1f %7.0f MB %10.1f" % (
+            mode, r["events"], rate, r["puts"] * 1e6 / r["events"], r["bytes"] / r["events"],
+            r["rss_mb"], rate / base_rate))
+    batches = results["batches"]
+    print("batches: write_data took %.0f events/s; %d objects for %d events"
+          % (batches["events"] / batches["accepted_seconds"], batches["objects"],
+             batches["events"]))
+    print("age: the last batch was in S3 %.2f s after the last event (BATCH_AGE=%s s, "
+          "target: within BATCH_AGE + 2 s)" % (results["age"]["seconds"], batch_age))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1000000, help="events for batch mode")
+    parser.add_argument("--single-events", type=int, default=2000,
+                        help="events for one object per event")
+    parser.add_argument("--baseline-events", type=int, default=2000)
+    parser.add_argument("--endpoint", help="an S3 endpoint on 127.0.0.1 that is running "
+                        "already (default: start moto server)")
+    parser.add_argument("--key", default="test", help="access key and secret for --endpoint")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--bucket", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.events, args.bucket)
+    if args.endpoint:
+        server, endpoint, key = None, args.endpoint, args.key
+    else:
+        (server, endpoint), key = start_moto(), "bench"
+    print("S3 endpoint: %s" % (endpoint if server is None else "moto server, " + endpoint))
+    counts = {"baseline": args.baseline_events, "one object per event": args.single_events,
+              "batches": args.events, "age": 1000}
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            results = {}
+            for mode in ("baseline", "one object per event", "batches", "age"):
+                results[mode] = measure(mode, counts[mode], endpoint, key, workdir)
+                print("measured %s: %s" % (mode, json.dumps(results[mode])), flush=True)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait()
+    report(results, MODES["age"][1]["NXLOG_S3_BATCH_AGE"])
+
+
+if __name__ == "__main__":
+    main()
