@@ -308,7 +308,9 @@ def _record(event):
         _log_limited("no raw_event", nxlog.log_warning, "an event without raw_event is stored "
                      "as json, so that its fields are kept")
         return "json", _json(_fields(event))
-    return FORMAT, _json(_fields(event)) if FORMAT == "json" else _pickle(_fields(event))
+    if FORMAT == "json":
+        return "json", _json(_fields(event))
+    return "pickle", _pickle(_fields(event))
 
 
 _last_logged = {}  # problem -> (when last logged, how often since)
@@ -433,7 +435,11 @@ class Spool(object):
                  if re.match(r"^\d+-\d+\.[a-z]+\.open$", name)}
         for seq in sorted(set(manifests) | set(opens)):
             self.next_seq = max(self.next_seq, seq + 1)
-            batch = self._recovered_batch(seq, manifests.get(seq), opens.get(seq))
+            try:
+                batch = self._recovered_batch(seq, manifests.get(seq), opens.get(seq))
+            except (ValueError, TypeError, KeyError) as exc:  # a damaged manifest or name
+                self._set_aside(seq, exc)
+                continue
             if batch is not None:
                 self.closed[seq] = batch
                 self.bytes += batch.bytes
@@ -441,6 +447,18 @@ class Spool(object):
             nxlog.log_info("%s: %d batches (%d events) left by an earlier run are uploaded first"
                            % (SCRIPT, len(self.closed),
                               sum(batch.events for batch in self.closed.values())))
+
+    def _set_aside(self, seq, reason):
+        """Moves the files of a batch that cannot be understood to SPOOL_DIR/damaged/, where
+        they stay for a person to look at, and goes on with the others."""
+        damaged = os.path.join(SPOOL_DIR, "damaged")
+        os.makedirs(damaged, mode=0o700, exist_ok=True)
+        prefix = "%012d" % seq
+        for name in os.listdir(SPOOL_DIR):
+            if name.startswith(prefix):
+                os.replace(os.path.join(SPOOL_DIR, name), os.path.join(damaged, name))
+        nxlog.log_error("%s: the spooled batch %s cannot be read (%s); its files are kept in %s"
+                        % (SCRIPT, prefix, reason, os.path.abspath(damaged)))
 
     def _recovered_batch(self, seq, manifest_name, open_name):
         if manifest_name is not None:
@@ -561,18 +579,19 @@ class Spool(object):
         to TIMEOUT for one. None if there is none yet."""
         with self.lock:
             deadline = time.monotonic() + timeout
-            while True:
+            while not _stopping.is_set():
                 if self.open_since is not None and \
                         time.monotonic() - self.open_since >= BATCH_AGE:
                     self._close_open()
                 if self.closed:
                     return next(iter(self.closed.values()))
                 now = time.monotonic()
-                if now >= deadline or _stopping.is_set():
+                if now >= deadline:
                     return None
                 wake = deadline if self.open_since is None else min(
                     deadline, self.open_since + BATCH_AGE)
                 self.lock.wait(max(0.0, wake - now))
+            return None
 
     def remove(self, batch):
         """S3 has BATCH: its files go, and so does what write_data may be waiting for."""

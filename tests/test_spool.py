@@ -205,6 +205,22 @@ def test_a_key_taken_by_someone_else_moves_to_the_next_counter(s3, settings, loa
     assert bodies == {second + ".1": b"theirs", second + ".2": b"mine"}
 
 
+def test_a_damaged_manifest_is_set_aside_and_the_rest_uploaded(s3, batching, load):
+    batching(BATCH_EVENTS=1)
+    earlier = load("s3_write")
+    earlier._stopping.set()  # upload nothing
+    send(earlier, event("kept"), event("damaged"))
+    earlier.stop()
+    manifests = [name for name in spool_files() if name.endswith(".json")]
+    with open(os.path.join("s3_write.spool", manifests[1]), "w") as handle:
+        handle.write("{not json")
+    drain(load("s3_write"))
+    assert [stored["Data"] for stored in all_objects(s3).values()] == [b"kept"]
+    assert sorted(os.listdir("s3_write.spool/damaged")) == sorted([
+        manifests[1], manifests[1].replace(".json", ".data")])
+    assert "cannot be read" in api.logged("ERROR")[0]
+
+
 def test_another_writer_on_the_same_spool_is_refused(s3, settings, load):
     load("s3_write")
     with pytest.raises(Exception, match="another writer uses the spool .*s3_write.spool"):
