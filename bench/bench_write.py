@@ -20,6 +20,7 @@ so these figures understate what reusing connections buys against real S3.
 import argparse
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -29,8 +30,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-LINE = ("10.1.2.3 - - [27/Nov/2026:10:00:00 +0000] \"GET /api/v1/items/%08d HTTP/1.1\" 200 "
-        "5120 \"-\" \"Mozilla/5.0 (X11; Linux x86_64) bench\"")  # about 150 bytes
+PATHS = ("/api/v1/items", "/api/v1/orders", "/static/app.js", "/login", "/search", "/health")
+AGENTS = ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+          "curl/8.5.0", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15")
 PUT_OPERATIONS = ("PutObject", "UploadPart")
 
 
@@ -47,12 +49,28 @@ def bucket_usage(client, bucket):
     return objects, size
 
 
+def sample_lines(count=4096, seed=7):
+    """Access-log lines of about 200 bytes with the variety of real ones (addresses, ids,
+    sizes): 4096 of them span far more than gzip's 32 KiB window, so repeats cannot flatter
+    the compression."""
+    chance = random.Random(seed)
+    return ["10.%d.%d.%d - - [27/Nov/2026:10:%02d:%02d +0000] \"GET %s/%d?req=%016x HTTP/1.1\" "
+            "%d %d \"-\" \"%s\"" % (
+                chance.randrange(256), chance.randrange(256), chance.randrange(256),
+                chance.randrange(60), chance.randrange(60), chance.choice(PATHS),
+                chance.randrange(10**6), chance.getrandbits(64),
+                chance.choice((200, 200, 200, 304, 404, 500)), chance.randrange(100, 90000),
+                chance.choice(AGENTS)) for _ in range(count)]
+
+
 def events(count):
     from nxlog_stub import api
     module = api.output_module("s3")
     received = api.local_time_string()
+    lines = sample_lines()
     for number in range(count):
-        yield api.new_event(module, {"raw_event": LINE % number, "EventReceivedTime": received,
+        yield api.new_event(module, {"raw_event": lines[number % len(lines)],
+                                     "EventReceivedTime": received,
                                      "SourceModuleName": "app", "SourceModuleType": "im_file"})
 
 
