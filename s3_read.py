@@ -6,14 +6,18 @@
     </Input>
 
 NXLog calls read_data(module) (`Call read_event` works too, for old configurations). Each
-call lists the new objects under SERVER/ in BUCKET (list_objects_v2, StartAfter the
-checkpoint), posts their events in key order (objects of one second by their counter as a
-number: .2 before .10), records each object in the CHECKPOINT file, and schedules the next call:
-at once while more is waiting, after POLL_INTERVAL seconds once it has caught up.
+call lists the objects of each SERVER in BUCKET from a LOOKBACK window behind the newest one
+read, posts the events of those it has not read yet in key order (objects of one second by
+their counter as a number: .2 before .10), records each object in the CHECKPOINT file, and
+schedules the next call: at once while more is waiting, after POLL_INTERVAL seconds once it
+has caught up. Objects that land late (a retried upload, a second writer, a clock behind) are
+still read if their key is inside the window; one older than that is reported, not passed
+over in silence. An object that cannot be read is tried again on later polls, MAX_ATTEMPTS
+times, then set aside and reported; the objects after it are read meanwhile.
 
 The checkpoint is written atomically after each object, so a restart, even after a crash,
 resumes where the reader stopped (an event may be posted twice, never lost). Delete the file
-to read everything again. A plain-text lastkey.log from the old scripts is accepted.
+to read everything again. The old scripts' lastkey.log is taken up where it stands.
 
 Settings are below; each one can also be set without editing this file, through the
 environment variable NXLOG_S3_<NAME>. Credentials, region and endpoint come from the standard
@@ -22,19 +26,31 @@ AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never 
 
 # ---- Settings ----------------------------------------------------------------------------
 BUCKET = "my-log-archive"   # the bucket s3_write.py writes to; never created or changed here
-SERVER = ""                 # the SERVER whose events to read; empty: this machine's host name
+SERVER = ""                 # whose events: a name, names with commas (web01,web02), or * for
+                            # every server in the bucket; empty: this machine's host name
 CHECKPOINT = "lastkey.log"  # where the reader keeps its place; relative: NXLog's SpoolDir
 POLL_INTERVAL = 10          # seconds between two looks at the bucket once caught up
+LOOKBACK = 300              # seconds of key time behind the newest object read in which
+                            # objects that land late are still read
+START_AT = "beginning"      # with no checkpoint yet: beginning (everything), or now
 MAXKEYS = 1000              # keys per list request (S3 gives at most 1000)
 MAX_OBJECTS_PER_CALL = 100  # objects one read_data call posts before NXLog gets its turn
+MAX_ATTEMPTS = 5            # polls that try an object that cannot be read before it is set
+                            # aside (reported, and left in the bucket)
 ALLOW_PICKLE = False        # read pickled objects: only for a bucket whose writers you trust
+RAW_LINES = False           # objects without s3_write.py's metadata: one event per line
+                            # (stores filled by other tools) instead of one per object
+AFTER_READ = "keep"         # keep, delete, or move (to MOVE_PREFIX) each object once read
+MOVE_PREFIX = ""            # with AFTER_READ=move: where objects go, e.g. read/
 RETRY_MODE = "standard"     # botocore retry mode: standard or adaptive
 RETRY_ATTEMPTS = 5          # attempts per S3 request, the first one included
 CONNECT_TIMEOUT = 10        # seconds
 READ_TIMEOUT = 60           # seconds
 # ---- End of settings ---------------------------------------------------------------------
 
+import calendar
 import gzip
+import io
 import itertools
 import json
 import os
@@ -42,7 +58,9 @@ import pickle
 import re
 import socket
 import tempfile
+import time
 import traceback
+import zlib
 
 import boto3
 import nxlog
@@ -57,10 +75,16 @@ except ImportError:
 METADATA_FORMAT = "nxlog-s3-format"
 METADATA_COMPRESSION = "nxlog-s3-compression"
 GZIP_MAGIC = b"\x1f\x8b"
+PICKLE_MAGIC = re.compile(b"^\x80[\x02-\x05]")  # what a pickle of protocol 2 to 5 starts with
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
-CHECKPOINT_VERSION = 1
-# A key of the scheme: the second (with its trailing '.') and the counter.
-SCHEME_KEY = re.compile(r"^(.+/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.)([0-9]+)$")
+CHECKPOINT_VERSION = 2
+WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are decoded whole before posting;
+                                # larger ones stream, line by line, in bounded memory
+REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at the most
+# A key of the scheme: SERVER, its second, its counter.
+SCHEME_KEY = re.compile(
+    r"^([^/]+)/([0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{2})\.([0-9]+)$")
+SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"
 
 # ---- Shared with s3_write.py: tests/test_shared_code.py keeps the two copies identical ----
 SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
@@ -152,18 +176,43 @@ def _flag(text):
     return value in ("true", "yes", "1", "on")
 
 
+def _servers(text):
+    """SERVER: one name, names with commas, or * for every server in the bucket."""
+    if text.strip() == "*":
+        return "*"
+    names = [_server(name) for name in text.split(",")] if text.strip() else [_server("")]
+    return sorted(set(names))
+
+
+def _move_prefix(text):
+    value = text.strip()
+    if value and (not value.endswith("/") or value.startswith("/") or ".." in value):
+        raise ValueError("a prefix such as read/ (ending with '/')")
+    return value
+
+
 BUCKET = _setting("BUCKET", _bucket)
-SERVER = _setting("SERVER", _server)
+SERVER = _setting("SERVER", _servers)
 CHECKPOINT = _setting("CHECKPOINT", _path)
 POLL_INTERVAL = _setting("POLL_INTERVAL", _number(float, 0.01))
+LOOKBACK = _setting("LOOKBACK", _number(int, 0))
+START_AT = _setting("START_AT", _choice("beginning", "now"))
 MAXKEYS = _setting("MAXKEYS", _number(int, 1, 1000))
 MAX_OBJECTS_PER_CALL = _setting("MAX_OBJECTS_PER_CALL", _number(int, 1))
+MAX_ATTEMPTS = _setting("MAX_ATTEMPTS", _number(int, 1))
 ALLOW_PICKLE = _setting("ALLOW_PICKLE", _flag)
+RAW_LINES = _setting("RAW_LINES", _flag)
+AFTER_READ = _setting("AFTER_READ", _choice("keep", "delete", "move"))
+MOVE_PREFIX = _setting("MOVE_PREFIX", _move_prefix)
 RETRY_MODE = _setting("RETRY_MODE", _choice("standard", "adaptive"))
 RETRY_ATTEMPTS = _setting("RETRY_ATTEMPTS", _number(int, 1))
 CONNECT_TIMEOUT = _setting("CONNECT_TIMEOUT", _number(float, 0.1))
 READ_TIMEOUT = _setting("READ_TIMEOUT", _number(float, 0.1))
-PREFIX = SERVER + "/"  # with the slash: SERVER01 must not read SERVER010's objects
+if AFTER_READ == "move" and not MOVE_PREFIX:
+    raise ConfigError("%s: AFTER_READ=move needs MOVE_PREFIX, where the objects go" % SCRIPT)
+if MOVE_PREFIX and SERVER != "*" and any(MOVE_PREFIX.startswith(name + "/") for name in SERVER):
+    raise ConfigError("%s: MOVE_PREFIX=%r is inside a SERVER's own prefix: moved objects would "
+                      "be listed again" % (SCRIPT, MOVE_PREFIX))
 
 
 class CheckpointError(RuntimeError):
@@ -174,105 +223,181 @@ class UndecodableObject(ValueError):
     """An object whose content cannot be turned into events; it stays in the bucket."""
 
 
-# ---- Order and position ------------------------------------------------------------------
+# ---- Keys and time ------------------------------------------------------------------------
 
-def _order(key):
-    """Where KEY stands in reading order: (its second, its counter as a number).
+def _second_epoch(second):
+    return calendar.timegm(time.strptime(second, SECOND_FORMAT))
 
-    S3 lists keys as text (.1, .10, .2); objects of one second are read by counter.
-    A key outside the scheme is its own group, read in text order.
-    """
-    match = SCHEME_KEY.match(key)
-    return (match.group(1), int(match.group(2))) if match else (key, -1)
+
+def _second_text(epoch):
+    return time.strftime(SECOND_FORMAT, time.gmtime(epoch))
+
+
+def _ranges(counters):
+    """{1, 2, 3, 7} as "1-3,7": the counters of a busy second take a few bytes, not pages."""
+    runs = []
+    for _, run in itertools.groupby(enumerate(sorted(counters)), lambda pair: pair[1] - pair[0]):
+        run = [counter for _, counter in run]
+        runs.append(str(run[0]) if len(run) == 1 else "%d-%d" % (run[0], run[-1]))
+    return ",".join(runs)
+
+
+def _counters(text):
+    counters = set()
+    for run in filter(None, text.split(",")):
+        first, _, last = run.partition("-")
+        counters.update(range(int(first), int(last or first) + 1))
+    return counters
 
 
 class Position(object):
-    """How far the reader got: the last group (second) reached and the counters read in it.
+    """How far the reader got in one server's objects.
 
-    Objects of that second that land later (a counter 10 after .1 to .9 were read) are still
-    found, because the next listing starts at the beginning of that second.
+    It remembers the counters read in each second of the last 2 x LOOKBACK seconds of key
+    time behind the newest second read: inside LOOKBACK, an object not read yet is read,
+    however late it landed; in the LOOKBACK before that, it is reported as too late. FLOOR
+    (START_AT=now, or an older checkpoint taken up) is the time before which nothing is read.
     """
 
-    def __init__(self, group=None, done=()):
-        self.group = group
-        self.done = set(done)
+    def __init__(self, newest=None, read=None, floor=None, attempts=None):
+        self.newest = newest  # epoch of the newest second read, or None
+        self.read = read or {}  # second -> set of counters read, reported or set aside
+        self.floor = floor
+        self.attempts = attempts or {}  # key -> failed reads so far
 
-    def start_after(self):
-        """A key that sorts before every object not read yet."""
-        if self.group is None:
-            return None
-        return self.group[:-1] if self.group.endswith(".") else self.group
+    def start_after(self, server):
+        """A key before every object the next listing must see."""
+        times = [epoch for epoch in (self.floor, self.newest and self.newest - 2 * LOOKBACK)
+                 if epoch is not None]
+        return "%s/%s" % (server, _second_text(max(times))) if times else None
 
-    def is_read(self, key):
-        group, counter = _order(key)
-        return self.group is not None and (
-            group < self.group or (group == self.group and counter in self.done))
+    def verdict(self, second, counter):
+        """'read' (to read now), 'done' (read, or before the floor) or 'late' (landed
+        after the lookback window had passed its second)."""
+        if counter in self.read.get(second, ()):
+            return "done"
+        epoch = _second_epoch(second)
+        if self.floor is not None and epoch < self.floor:
+            return "done"
+        if self.newest is not None and epoch < self.newest - LOOKBACK:
+            return "late"
+        return "read"
 
-    def mark_read(self, key):
-        group, counter = _order(key)
-        if group != self.group:
-            self.group, self.done = group, set()
-        self.done.add(counter)
+    def mark(self, second, counter):
+        self.read.setdefault(second, set()).add(counter)
+        epoch = _second_epoch(second)
+        if self.newest is None or epoch > self.newest:
+            self.newest = epoch
+            horizon = epoch - 2 * LOOKBACK
+            for old in [old for old in self.read if _second_epoch(old) < horizon]:
+                del self.read[old]
+            if self.floor is not None and self.floor < horizon:
+                self.floor = None
 
     def to_json(self):
-        return {"version": CHECKPOINT_VERSION, "bucket": BUCKET, "server": SERVER,
-                "group": self.group, "done": sorted(self.done)}
+        return {"newest": None if self.newest is None else _second_text(self.newest),
+                "read": {second: _ranges(counters) for second, counters in self.read.items()},
+                "floor": None if self.floor is None else _second_text(self.floor),
+                "attempts": self.attempts}
+
+    @classmethod
+    def from_json(cls, data):
+        def epoch(text):
+            return None if text is None else _second_epoch(text)
+        return cls(epoch(data["newest"]), {second: _counters(counters) for second, counters
+                                           in data["read"].items()},
+                   epoch(data["floor"]), dict(data["attempts"]))
 
 
-# ---- The checkpoint file -----------------------------------------------------------------
+class State(object):
+    """The checkpoint: a Position for each server, and the keys outside the scheme seen."""
 
-def _position_from_json(data):
-    if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
-        raise ValueError("not a checkpoint of version %d" % CHECKPOINT_VERSION)
-    if (data.get("bucket"), data.get("server")) != (BUCKET, SERVER):
+    def __init__(self, positions=None, other_keys=()):
+        self.positions = positions or {}
+        self.other_keys = list(other_keys)
+
+    def position(self, server):
+        if server not in self.positions:
+            floor = time.time() if START_AT == "now" else None
+            self.positions[server] = Position(floor=floor)
+        return self.positions[server]
+
+    def first_sight_of_other_key(self, key):
+        if key in self.other_keys:
+            return False
+        self.other_keys = (self.other_keys + [key])[-REMEMBERED_OTHER_KEYS:]
+        return True
+
+    def to_json(self):
+        return {"version": CHECKPOINT_VERSION, "bucket": BUCKET, "other_keys": self.other_keys,
+                "servers": {server: position.to_json()
+                            for server, position in sorted(self.positions.items())}}
+
+
+# ---- The checkpoint file ------------------------------------------------------------------
+
+def _state_from_json(data):
+    if not isinstance(data, dict) or data.get("version") not in (1, CHECKPOINT_VERSION):
+        raise ValueError("not a checkpoint of version 1 or %d" % CHECKPOINT_VERSION)
+    if data.get("bucket") != BUCKET:
         raise CheckpointError(
-            "%s: checkpoint %s belongs to s3://%s/%s/, not s3://%s/%s/: give each reader its "
-            "own file with NXLOG_S3_CHECKPOINT" % (SCRIPT, os.path.abspath(CHECKPOINT),
-                                                  data.get("bucket"), data.get("server"),
-                                                  BUCKET, SERVER))
-    group, done = data.get("group"), data.get("done")
-    if not (group is None or isinstance(group, str)) or not isinstance(done, list) or \
-            not all(isinstance(counter, int) for counter in done):
-        raise ValueError("its group or done list is malformed")
-    return Position(group, done)
+            "%s: checkpoint %s belongs to bucket %s, not %s: give each reader its own file "
+            "with NXLOG_S3_CHECKPOINT" % (SCRIPT, os.path.abspath(CHECKPOINT),
+                                         data.get("bucket"), BUCKET))
+    if data["version"] == 1:  # one server, the last second reached: read up to it
+        match = SCHEME_KEY.match((data.get("group") or "") + "0")
+        if match is None:
+            raise ValueError("its group %r is not a second of the key scheme" % data.get("group"))
+        return _state_after(match.group(1), match.group(2), set(data["done"]))
+    return State({server: Position.from_json(position)
+                  for server, position in data["servers"].items()}, data["other_keys"])
 
 
-def _position_from_last_key(last_key):
+def _state_after(server, second, counters):
+    """A State that has read SERVER up to SECOND (COUNTERS of that second): what an older
+    checkpoint knows. Nothing before that second is read again, nor reported."""
+    epoch = _second_epoch(second)
+    return State({server: Position(newest=epoch, read={second: counters}, floor=epoch)})
+
+
+def _state_from_last_key(last_key):
     """The old scripts' lastkey.log: they read keys in text order up to and including LAST_KEY."""
-    if not last_key.startswith(PREFIX):
-        raise ValueError("its key %r is not under %s" % (last_key, PREFIX))
-    group, _ = _order(last_key)
-    position = Position()
-    for key in _list_keys(group, None):
-        if key > last_key:
-            break
-        position.mark_read(key)
-    position.mark_read(last_key)
-    return position
+    match = SCHEME_KEY.match(last_key)
+    if match is None:
+        raise ValueError("%r is not a key of the scheme SERVER/YYYY-MM-DD/HH.MM.SS.N" % last_key)
+    server, second = match.group(1), match.group(2)
+    if SERVER != "*" and server not in SERVER:
+        raise ValueError("its key %r is not under %s/" % (last_key, "/, ".join(SERVER)))
+    counters = {int(SCHEME_KEY.match(key).group(3)) for key, _ in _list("%s/%s." % (
+        server, second), None) if key <= last_key and SCHEME_KEY.match(key)}
+    return _state_after(server, second, counters | {int(match.group(3))})
 
 
-def _load_position():
-    """The position in CHECKPOINT; a missing file means: start from the beginning."""
+def _load_state():
+    """The state in CHECKPOINT; a missing file means: start as START_AT says."""
     try:
         with open(CHECKPOINT, "rb") as handle:
             text = handle.read().decode("utf-8").strip()
     except FileNotFoundError:
-        return Position()
+        return State()
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointError("%s: cannot read checkpoint %s: %s"
                               % (SCRIPT, os.path.abspath(CHECKPOINT), exc)) from None
     try:
-        if text.startswith("{"):
-            return _position_from_json(json.loads(text))
-        if text and "\n" not in text:
-            old = re.match(r"^b'(.*)'$", text)  # the old scripts sometimes wrote bytes' repr
-            return _position_from_last_key(old.group(1) if old else text)
-        raise ValueError("empty" if not text else "neither JSON nor one key")
+        try:
+            if text.startswith("{"):
+                return _state_from_json(json.loads(text))
+            if text and "\n" not in text:
+                old = re.match(r"^b'(.*)'$", text)  # the old scripts sometimes wrote bytes' repr
+                return _state_from_last_key(old.group(1) if old else text)
+            raise ValueError("empty" if not text else "neither JSON nor one key")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
     except ValueError as exc:
         where = os.path.abspath(CHECKPOINT)
         raise CheckpointError("%s: checkpoint %s is broken (%s); fix it, or delete it to read "
-                              "s3://%s/%s from the beginning"
-                              % (SCRIPT, where, exc, BUCKET, PREFIX)) from None
+                              "s3://%s/ from the beginning" % (SCRIPT, where, exc, BUCKET)
+                              ) from None
 
 
 def _fsync_directory(directory):
@@ -291,7 +416,7 @@ def _write_atomically(path, data):
     fd, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
+            json.dump(data, handle, separators=(",", ":"))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -301,36 +426,123 @@ def _write_atomically(path, data):
     _fsync_directory(directory)
 
 
-def _save_position(position):
+def _save_state(state):
     path = os.path.abspath(CHECKPOINT)
     try:
-        _write_atomically(path, position.to_json())
+        _write_atomically(path, state.to_json())
     except OSError as exc:
         raise CheckpointError("%s: cannot write checkpoint %s: %s; it keeps its previous "
                               "content, so objects after it may be posted again after a restart"
                               % (SCRIPT, path, exc)) from None
 
 
-# ---- Listing and decoding ----------------------------------------------------------------
+# ---- Listing ------------------------------------------------------------------------------
 
-def _list_keys(prefix, start_after):
-    """Every key under PREFIX after START_AFTER, in S3's (text) order, a page at a time."""
+def _list(prefix, start_after, delimiter=None):
+    """(key, size) of every object under PREFIX after START_AFTER, in S3's (text) order, or
+    with DELIMITER the common prefixes (size None), a page at a time."""
     arguments = {"Bucket": BUCKET, "Prefix": prefix, "PaginationConfig": {"PageSize": MAXKEYS}}
     if start_after:
         arguments["StartAfter"] = start_after
+    if delimiter:
+        arguments["Delimiter"] = delimiter
     for page in _s3().get_paginator("list_objects_v2").paginate(**arguments):
+        for item in page.get("CommonPrefixes", ()):
+            yield item["Prefix"], None
         for item in page.get("Contents", ()):
-            yield item["Key"]
+            yield item["Key"], item["Size"]
 
 
-def _unread_keys(position):
-    """Keys not read yet, in reading order: a second is sorted by counter once all of it
-    was listed, even where it spans two list pages."""
-    keys = _list_keys(PREFIX, position.start_after())
-    for _, group in itertools.groupby(keys, key=lambda key: _order(key)[0]):
-        for key in sorted(group, key=_order):
-            if not position.is_read(key):
-                yield key
+def _server_names():
+    if SERVER != "*":
+        return SERVER
+    names = []
+    for prefix, _ in _list("", None, delimiter="/"):
+        name = prefix[:-1]
+        if MOVE_PREFIX.startswith(prefix):
+            continue
+        try:
+            names.append(_server(name))
+        except ValueError:
+            _report_other_key(prefix, "its first segment is not a server name")
+    return names
+
+
+def _report_other_key(key, why):
+    if _state.first_sight_of_other_key(key):
+        nxlog.log_warning("%s: s3://%s/%s is not read: %s" % (SCRIPT, BUCKET, key, why))
+
+
+def _keys_to_read(server, position):
+    """(key, second, counter, size) of the objects of SERVER to read now, in reading order:
+    a second is sorted by counter once all of it was listed, even across two list pages.
+    Keys that landed too late or lie outside the scheme are reported, once."""
+    listed = _list(server + "/", position.start_after(server))
+
+    def second_of(item):
+        match = SCHEME_KEY.match(item[0])
+        return match.group(2) if match else item[0]
+    for _, group in itertools.groupby(listed, key=second_of):
+        for key, size in sorted(group, key=_counter_order):
+            match = SCHEME_KEY.match(key)
+            if match is None:
+                _report_other_key(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
+                continue
+            second, counter = match.group(2), int(match.group(3))
+            verdict = position.verdict(second, counter)
+            if verdict == "late":
+                nxlog.log_warning("%s: s3://%s/%s landed more than LOOKBACK=%d s behind the "
+                                  "newest object read, so it is not read: raise "
+                                  "NXLOG_S3_LOOKBACK, or read it by hand"
+                                  % (SCRIPT, BUCKET, key, LOOKBACK))
+                position.mark(second, counter)
+            elif verdict == "read":
+                yield key, second, counter, size
+
+
+def _counter_order(item):
+    match = SCHEME_KEY.match(item[0])
+    return int(match.group(3)) if match else -1
+
+
+# ---- Decoding -----------------------------------------------------------------------------
+
+class _RawBody(io.RawIOBase):
+    """botocore's StreamingBody as a raw stream, so that io and gzip can buffer and peek it."""
+
+    def __init__(self, body):
+        io.RawIOBase.__init__(self)
+        self.body = body
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self.body.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+DECODE_ERRORS = (OSError, EOFError, zlib.error) + ((zstandard.ZstdError,) if zstandard else ())
+
+
+def _decompressing(response, metadata):
+    """The object's body as a stream, decompressed as it is read."""
+    stream = io.BufferedReader(_RawBody(response["Body"]), 1 << 16)
+    compression = metadata.get(METADATA_COMPRESSION)
+    if compression is None:  # not ours: trust Content-Encoding, or the gzip signature
+        gzipped = response.get("ContentEncoding") == "gzip" or stream.peek(2)[:2] == GZIP_MAGIC
+        compression = "gzip" if gzipped else "none"
+    if compression == "none":
+        return stream
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    if compression == "zstd":
+        if zstandard is None:
+            raise UndecodableObject("it is zstd-compressed: install the zstandard package for "
+                                    "the Python NXLog runs")
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(stream))
+    raise UndecodableObject("unknown %s %r" % (METADATA_COMPRESSION, compression))
 
 
 def _text(body, key):
@@ -356,69 +568,59 @@ def _json_fields(text, what):
     return _fields_from(fields, what)
 
 
-def _events(key, body, metadata):
-    """The events in one object, as field dicts, by what its metadata says it holds.
+def _pickled_fields(body):
+    if not ALLOW_PICKLE:
+        raise UndecodableObject("it is a pickle, and unpickling runs code: set "
+                                "NXLOG_S3_ALLOW_PICKLE=true only if you trust every writer "
+                                "to this bucket")
+    try:
+        fields = pickle.loads(body)
+    except Exception as exc:  # unpickling can raise anything
+        raise UndecodableObject("invalid pickle: %s" % exc) from None
+    return _fields_from(fields, "the pickle")
 
-    No metadata: an object of the old scripts or another tool, one raw event.
-    """
-    body_format = metadata.get(METADATA_FORMAT, "raw")
+
+def _one_event(key, body, body_format):
+    """The event of an object that holds one. No metadata: the old scripts' (a pickle when it
+    starts like one, else raw text) or another tool's (raw text)."""
+    if body_format is None:
+        body_format = "pickle" if PICKLE_MAGIC.match(body) else "raw"
     if body_format == "raw":
-        return [{"raw_event": _text(body, key)}]
+        return {"raw_event": _text(body, key)}
     if body_format == "json":
-        return [_json_fields(body, "its JSON")]
-    if body_format == "jsonl":  # a batch: one JSON object per line
-        return [_json_fields(line, "line %d" % number)
-                for number, line in enumerate(body.splitlines(), 1) if line]
+        return _json_fields(body, "its JSON")
     if body_format == "pickle":
-        if not ALLOW_PICKLE:
-            raise UndecodableObject("it is a pickle, and unpickling runs code: set "
-                                    "NXLOG_S3_ALLOW_PICKLE=true only if you trust every writer "
-                                    "to this bucket")
-        try:
-            fields = pickle.loads(body)
-        except Exception as exc:  # unpickling can raise anything
-            raise UndecodableObject("invalid pickle: %s" % exc) from None
-        return [_fields_from(fields, "the pickle")]
+        return _pickled_fields(body)
     raise UndecodableObject("unknown %s %r (written by a newer s3_write.py?)"
                             % (METADATA_FORMAT, body_format))
 
 
-def _decompressed(body, response):
+def _line_events(key, stream, body_format):
+    """The events of an object that holds one per line: a batch (JSON lines) or, with
+    RAW_LINES, a text object without metadata. Streams: memory stays bounded."""
+    for number, line in enumerate(stream, 1):
+        line = line.rstrip(b"\n")
+        if body_format == "jsonl":
+            if line:
+                yield _json_fields(line, "line %d" % number)
+        else:
+            yield {"raw_event": _text(line.rstrip(b"\r"), key)}
+
+
+def _events(key, response, size):
+    """The events of one object, as field dicts, by what its metadata says it holds: a list
+    for an object up to WHOLE_OBJECT bytes (all of it decodes, or none is posted), a stream
+    for a larger one."""
     metadata = response.get("Metadata", {})
-    compression = metadata.get(METADATA_COMPRESSION)
-    if compression is None:  # not ours: trust Content-Encoding, or the gzip signature
-        gzipped = response.get("ContentEncoding") == "gzip" or body[:2] == GZIP_MAGIC
-        compression = "gzip" if gzipped else "none"
-    if compression == "none":
-        return body
-    if compression == "zstd":
-        return _unzstd(body)
-    if compression != "gzip":
-        raise UndecodableObject("unknown %s %r" % (METADATA_COMPRESSION, compression))
-    try:
-        return gzip.decompress(body)
-    except (OSError, EOFError) as exc:
-        raise UndecodableObject("broken gzip: %s" % exc) from None
+    body_format = metadata.get(METADATA_FORMAT)
+    stream = _decompressing(response, metadata)
+    if body_format == "jsonl" or (body_format is None and RAW_LINES):
+        events = _line_events(key, stream, body_format)
+        return list(events) if size <= WHOLE_OBJECT else events
+    return [_one_event(key, stream.read(), body_format)]
 
 
-def _unzstd(body):
-    if zstandard is None:
-        raise UndecodableObject("it is zstd-compressed: install the zstandard package for "
-                                "the Python NXLog runs")
-    try:
-        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
-    except zstandard.ZstdError as exc:
-        raise UndecodableObject("broken zstd: %s" % exc) from None
-
-
-def _fetch_events(key):
-    """The events of KEY. Raises UndecodableObject, or botocore's errors to try again later."""
-    response = _s3().get_object(Bucket=BUCKET, Key=key)
-    body = _decompressed(response["Body"].read(), response)
-    return _events(key, body, response.get("Metadata", {}))
-
-
-# ---- NXLog -------------------------------------------------------------------------------
+# ---- Reading ------------------------------------------------------------------------------
 
 def _post(module, fields):
     new_event = getattr(module, "logdata_new", None) or module.new_logdata  # current, else legacy
@@ -433,33 +635,96 @@ def _schedule(module, delay):
     set_timer(delay)
 
 
-_position = None  # loaded from CHECKPOINT at the first call
+def _read_object(module, key, size):
+    """Posts the events of KEY. Raises UndecodableObject, or botocore's errors."""
+    response = _s3().get_object(Bucket=BUCKET, Key=key)
+    try:
+        for fields in _events(key, response, size):
+            _post(module, fields)
+    except DECODE_ERRORS as exc:
+        raise UndecodableObject("cannot decompress it: %s" % exc) from None
+    finally:
+        response["Body"].close()
+
+
+def _give_up_now(position, key, reason):
+    """Counts a failed read of KEY; True once it has failed MAX_ATTEMPTS times and is set
+    aside (reported, marked as read, left in the bucket)."""
+    count = position.attempts.pop(key, [0, 0])[0] + 1
+    if count >= MAX_ATTEMPTS:
+        nxlog.log_error("%s: set aside s3://%s/%s after %d failed attempts: %s; it stays in the "
+                        "bucket, the objects after it are read" % (SCRIPT, BUCKET, key, count,
+                                                                   reason))
+        return True
+    position.attempts[key] = [count, time.time()]
+    nxlog.log_warning("%s: cannot read s3://%s/%s (attempt %d of %d): %s; it is tried again "
+                      "at a later poll" % (SCRIPT, BUCKET, key, count, MAX_ATTEMPTS, reason))
+    return False
+
+
+def _tried_lately(position, key):
+    """Whether KEY failed less than POLL_INTERVAL ago: attempts are a poll apart."""
+    attempt = position.attempts.get(key)
+    return attempt is not None and time.time() - attempt[1] < POLL_INTERVAL
+
+
+def _after_read(key):
+    if AFTER_READ == "keep":
+        return
+    try:
+        if AFTER_READ == "move":
+            _s3().copy({"Bucket": BUCKET, "Key": key}, BUCKET, MOVE_PREFIX + key)
+        _s3().delete_object(Bucket=BUCKET, Key=key)
+    except (BotoCoreError, ClientError) as exc:
+        nxlog.log_warning("%s: read s3://%s/%s, but could not %s it: %s; it stays where it is"
+                          % (SCRIPT, BUCKET, key, AFTER_READ, exc))
+
+
+def _read_server(module, server, budget):
+    """Posts the events of up to BUDGET new objects of SERVER; returns what is left of it."""
+    position = _state.position(server)
+    for key, second, counter, size in _keys_to_read(server, position):
+        if budget == 0:
+            return 0
+        if _tried_lately(position, key):
+            continue
+        budget -= 1
+        try:
+            _read_object(module, key, size)
+        except UndecodableObject as exc:
+            if not _give_up_now(position, key, exc):
+                _save_state(_state)
+                continue
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+            if status >= 500:
+                raise  # S3 itself is in trouble: this poll ends, the next one tries again
+            if _error_code(exc) != "NoSuchKey" and not _give_up_now(position, key, exc):
+                _save_state(_state)
+                continue
+        position.attempts.pop(key, None)
+        position.mark(second, counter)
+        _save_state(_state)
+        _after_read(key)
+    return budget
+
+
+_state = None  # loaded from CHECKPOINT at the first call
+_turn = 0  # the server the next call starts with, so that a busy one starves no other
 
 
 def _read_objects(module):
-    """Posts the events of up to MAX_OBJECTS_PER_CALL new objects; True if more are waiting."""
-    global _position
-    if _position is None:
-        _position = _load_position()
-    for count, key in enumerate(_unread_keys(_position)):
-        if count == MAX_OBJECTS_PER_CALL:
+    """Posts the events of up to MAX_OBJECTS_PER_CALL new objects; True if more may wait."""
+    global _state, _turn
+    if _state is None:
+        _state = _load_state()
+    servers = _server_names()
+    budget = MAX_OBJECTS_PER_CALL
+    for index in range(len(servers)):
+        budget = _read_server(module, servers[(_turn + index) % len(servers)], budget)
+        if budget == 0:
+            _turn = (_turn + index + 1) % len(servers)
             return True
-        try:
-            events = _fetch_events(key)
-        except UndecodableObject as exc:
-            nxlog.log_error("%s: skipped s3://%s/%s: %s; the object stays in the bucket"
-                            % (SCRIPT, BUCKET, key, exc))
-            events = []
-        except ClientError as exc:
-            if _error_code(exc) != "NoSuchKey":
-                raise
-            nxlog.log_warning("%s: s3://%s/%s was deleted before it could be read"
-                              % (SCRIPT, BUCKET, key))
-            events = []
-        for fields in events:
-            _post(module, fields)
-        _position.mark_read(key)
-        _save_position(_position)
     return False
 
 
@@ -472,8 +737,8 @@ def read_data(module):
     except CheckpointError as exc:
         nxlog.log_error("%s (trying again in %s s)" % (exc, POLL_INTERVAL))
     except (BotoCoreError, ClientError) as exc:
-        nxlog.log_error("%s: cannot read s3://%s/%s now: %s; trying again in %s s"
-                        % (SCRIPT, BUCKET, PREFIX, exc, POLL_INTERVAL))
+        nxlog.log_error("%s: cannot read s3://%s/ now: %s; trying again in %s s"
+                        % (SCRIPT, BUCKET, exc, POLL_INTERVAL))
     except Exception:
         nxlog.log_error("%s: unexpected error, trying again in %s s: %s"
                         % (SCRIPT, POLL_INTERVAL, traceback.format_exc()))
@@ -483,5 +748,6 @@ def read_data(module):
 
 read_event = read_data  # the old scripts' name, for configurations that say `Call read_event`
 
-nxlog.log_info("%s: reading s3://%s/%s, checkpoint %s"
-               % (SCRIPT, BUCKET, PREFIX, os.path.abspath(CHECKPOINT)))
+nxlog.log_info("%s: reading s3://%s/ for %s, checkpoint %s" % (
+    SCRIPT, BUCKET, "every server" if SERVER == "*" else ", ".join(SERVER),
+    os.path.abspath(CHECKPOINT)))

@@ -34,3 +34,19 @@ def test_an_event_comes_back_as_it_went_in(s3, settings, load, body_format, comp
         for name in ADDED_BY_NXLOG:
             del one[name]
     assert fields == [RESTORED[body_format]]
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+def test_a_batch_comes_back_event_by_event_with_every_field(s3, settings, load, compression):
+    settings(BATCH_EVENTS=3, COMPRESSION=compression)
+    writer, reader = load("s3_write"), load("s3_read")
+    for n in range(3):
+        event = api.new_event(api.output_module(), dict(EVENT, Severity=n))
+        assert api.call_write_data(writer.write_data, event)
+    drain(writer)
+    _, events = api.call_read_data(reader.read_data, api.input_module())
+    fields = [event.fields() for event in events]
+    for one in fields:
+        for name in ADDED_BY_NXLOG:
+            del one[name]
+    assert fields == [dict(RESTORED["json"], Severity=n) for n in range(3)]

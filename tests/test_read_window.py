@@ -1,0 +1,238 @@
+"""s3_read.py never misses an object: late objects in the lookback window, several servers,
+objects it cannot read, every kind of object, and what happens to an object once read."""
+
+import gzip
+import json
+import pickle
+import time
+
+import pytest
+from test_read import checkpoint, poll, put, read_all
+
+from conftest import BUCKET
+from nxlog_stub import api
+
+JSON_LINES = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
+
+
+@pytest.fixture
+def reader(s3, settings, load):
+    settings(POLL_INTERVAL=5, LOOKBACK=60)
+    return load("s3_read")
+
+
+def batch(*texts):
+    return gzip.compress(b"".join(json.dumps({"raw_event": text}).encode() + b"\n"
+                                  for text in texts))
+
+
+def key_at(second, counter, server="web01"):
+    return "%s/2026-03-01/10.%s.%d" % (server, second, counter)
+
+
+# ---- Late objects ----
+
+def test_objects_landing_late_inside_the_window_are_read_once(s3, reader):
+    for n in range(1, 10):
+        put(s3, key_at("00.34", n), "e%d" % n)
+    put(s3, key_at("01.00", 1), "newest")
+    assert read_all(reader) == ["e%d" % n for n in range(1, 10)] + ["newest"]
+    put(s3, key_at("00.34", 10), "tenth of an older second")  # counter 10, after .9
+    put(s3, key_at("00.40", 1), "another writer, 20 s behind")
+    put(s3, key_at("00.05", 1, ), "a retried upload, 55 s behind")
+    assert read_all(reader) == ["a retried upload, 55 s behind", "tenth of an older second",
+                                "another writer, 20 s behind"]
+    assert read_all(reader) == []
+    assert api.logged("WARNING") == []
+
+
+def test_an_object_older_than_the_window_is_reported_once_and_not_read(s3, reader):
+    put(s3, key_at("02.00", 1), "newest")
+    assert read_all(reader) == ["newest"]
+    put(s3, key_at("00.30", 1), "90 s behind")  # LOOKBACK is 60
+    assert read_all(reader) == []
+    assert read_all(reader) == []
+    [warning] = api.logged("WARNING")
+    assert "s3://%s/%s landed more than LOOKBACK=60 s behind the newest object read" % (
+        BUCKET, key_at("00.30", 1)) in warning
+
+
+def test_the_checkpoint_stays_bounded_by_the_window(s3, reader, tmp_path):
+    for minute in range(10):
+        put(s3, "web01/2026-03-01/10.%02d.00.1" % minute, "m%d" % minute)
+    read_all(reader)
+    seconds = checkpoint(tmp_path)["servers"]["web01"]["read"]
+    assert sorted(seconds) == ["2026-03-01/10.07.00", "2026-03-01/10.08.00",
+                               "2026-03-01/10.09.00"]  # 2 x LOOKBACK behind the newest
+
+
+def test_keys_outside_the_scheme_are_reported_once_and_not_read(s3, reader):
+    put(s3, "web01/notes.txt", "not a log object")
+    put(s3, key_at("00.34", 1), "kept")
+    assert read_all(reader) == ["kept"]
+    assert read_all(reader) == []
+    [warning] = api.logged("WARNING")
+    assert "s3://%s/web01/notes.txt is not read" % BUCKET in warning
+
+
+# ---- Several servers ----
+
+def test_several_servers_are_read_each_in_its_own_order(s3, settings, load, tmp_path):
+    settings(SERVER="web01,web02", POLL_INTERVAL=5)
+    put(s3, key_at("00.34", 2), "web01 second")
+    put(s3, key_at("00.34", 1), "web01 first")
+    put(s3, key_at("00.10", 1, "web02"), "web02 only")
+    put(s3, key_at("00.10", 1, "db01"), "not asked for")
+    assert read_all(load("s3_read")) == ["web01 first", "web01 second", "web02 only"]
+    assert sorted(checkpoint(tmp_path)["servers"]) == ["web01", "web02"]
+
+
+def test_every_server_in_the_bucket_with_a_star(s3, settings, load):
+    settings(SERVER="*", POLL_INTERVAL=5, AFTER_READ="move", MOVE_PREFIX="done/")
+    put(s3, key_at("00.34", 1), "web01")
+    put(s3, key_at("00.10", 1, "db01"), "db01")
+    assert sorted(read_all(load("s3_read"))) == ["db01", "web01"]
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert sorted(keys) == ["done/" + key_at("00.10", 1, "db01"), "done/" + key_at("00.34", 1)]
+
+
+def test_a_busy_server_does_not_starve_the_others(s3, settings, load):
+    settings(SERVER="web01,web02", POLL_INTERVAL=5, MAX_OBJECTS_PER_CALL=2)
+    for n in range(1, 7):
+        put(s3, key_at("00.34", n), "web01 %d" % n)
+    put(s3, key_at("00.34", 1, "web02"), "web02")
+    reader = load("s3_read")
+    first, second = poll(reader)[1], poll(reader)[1]
+    assert "web02" in first + second
+
+
+# ---- Objects that cannot be read ----
+
+def test_an_object_that_fails_is_tried_again_then_set_aside(s3, settings, load, tmp_path):
+    settings(MAX_ATTEMPTS=3, POLL_INTERVAL=0.05)
+    put(s3, key_at("00.34", 1), b"{broken", {"nxlog-s3-format": "json"})
+    put(s3, key_at("00.34", 2), "after it")
+    reader = load("s3_read")
+    assert poll(reader)[1] == ["after it"]
+    assert "(attempt 1 of 3)" in api.logged("WARNING")[0]
+    assert checkpoint(tmp_path)["servers"]["web01"]["attempts"][key_at("00.34", 1)][0] == 1
+    for _ in range(2):
+        time.sleep(0.06)
+        assert poll(reader)[1] == []
+    assert "(attempt 2 of 3)" in api.logged("WARNING")[1]
+    assert "set aside s3://%s/%s after 3 failed attempts" % (BUCKET, key_at("00.34", 1)) in \
+        api.logged("ERROR")[0]
+    assert checkpoint(tmp_path)["servers"]["web01"]["attempts"] == {}
+    time.sleep(0.06)
+    assert poll(reader)[1] == []  # set aside for good
+
+
+def deny(key):
+    """Makes GetObject of KEY answer 403, as a bucket policy denying one key would."""
+    class Denied(object):
+        status_code = 403
+
+    def handler(params, **kwargs):
+        if params["url_path"].endswith(key):
+            return Denied(), {"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                              "ResponseMetadata": {"HTTPStatusCode": 403}}
+    return handler
+
+
+def test_a_403_on_one_key_does_not_stop_the_others(s3, settings, load):
+    settings(MAX_ATTEMPTS=1)
+    reader = load("s3_read")
+    reader._s3().meta.events.register("before-call.s3.GetObject", deny(key_at("00.34", 1)))
+    put(s3, key_at("00.34", 1), "forbidden")
+    put(s3, key_at("00.34", 2), "allowed")
+    assert read_all(reader) == ["allowed"]
+    assert "AccessDenied" in api.logged("ERROR")[0]
+
+
+def test_a_large_batch_is_streamed_and_every_line_posted(s3, reader):
+    reader.WHOLE_OBJECT = 1000
+    texts = ["line %05d %s" % (n, "x" * 50) for n in range(2000)]
+    put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
+    assert read_all(reader) == texts
+
+
+# ---- Every kind of object ----
+
+def test_a_batch_gives_one_event_per_line_with_its_fields(s3, reader):
+    put(s3, key_at("00.34", 1), batch("one", "two", "three"), JSON_LINES)
+    assert read_all(reader) == ["one", "two", "three"]
+
+
+def test_the_old_scripts_pickles_are_read_only_when_allowed(s3, settings, load):
+    put(s3, key_at("00.34", 1), pickle.dumps({"raw_event": "pickled"}, protocol=2))
+    settings(ALLOW_PICKLE="true")
+    assert read_all(load("s3_read")) == ["pickled"]
+
+
+def test_the_old_scripts_pickles_are_refused_by_default(s3, settings, load):
+    settings(MAX_ATTEMPTS=1)
+    put(s3, key_at("00.34", 1), pickle.dumps({"raw_event": "pickled"}, protocol=2))
+    assert read_all(load("s3_read")) == []
+    assert "unpickling runs code" in api.logged("ERROR")[0]
+
+
+def test_raw_lines_reads_objects_of_other_tools_as_one_event_per_line(s3, settings, load):
+    settings(RAW_LINES="true")
+    put(s3, key_at("00.34", 1), "first line\r\nsecond line\n")
+    put(s3, key_at("00.34", 2), "ours, one event\nwith a newline", {"nxlog-s3-format": "raw"})
+    assert read_all(load("s3_read")) == ["first line", "second line",
+                                         "ours, one event\nwith a newline"]
+
+
+# ---- Where reading starts, and what happens after ----
+
+def test_start_at_now_skips_what_the_bucket_held(s3, settings, load):
+    settings(START_AT="now")
+    put(s3, key_at("00.34", 1), "old")
+    reader = load("s3_read")
+    assert read_all(reader) == []
+    now = time.strftime("%Y-%m-%d/%H.%M.%S", time.gmtime(time.time() + 2))
+    put(s3, "web01/%s.1" % now, "new")
+    assert read_all(reader) == ["new"]
+
+
+def test_after_read_delete_removes_each_object_read(s3, settings, load):
+    settings(AFTER_READ="delete")
+    put(s3, key_at("00.34", 1), "gone")
+    assert read_all(load("s3_read")) == ["gone"]
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_a_checkpoint_of_the_first_version_is_taken_up(s3, settings, load, tmp_path):
+    put(s3, key_at("00.34", 1), "read before")
+    put(s3, key_at("00.34", 2), "not yet")
+    (tmp_path / "lastkey.log").write_text(json.dumps({
+        "version": 1, "bucket": BUCKET, "server": "web01",
+        "group": "web01/2026-03-01/10.00.34.", "done": [1]}))
+    assert read_all(load("s3_read")) == ["not yet"]
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("LOOKBACK", "-1", "must be at least 0"),
+    ("START_AT", "later", "use one of: beginning, now"),
+    ("AFTER_READ", "archive", "use one of: keep, delete, move"),
+    ("MOVE_PREFIX", "read", "a prefix such as read/"),
+    ("MAX_ATTEMPTS", "0", "must be at least 1"),
+    ("SERVER", "web01,../x", "use letters, digits"),
+])
+def test_a_bad_reader_setting_stops_the_module_naming_it(settings, load, name, value, reason):
+    settings(**{name: value})
+    with pytest.raises(Exception, match="NXLOG_S3_%s=%r is not valid: %s" % (
+            name, value, reason.replace("(", r"\("))):
+        load("s3_read")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"AFTER_READ": "move"}, "AFTER_READ=move needs MOVE_PREFIX"),
+    ({"AFTER_READ": "move", "MOVE_PREFIX": "web01/done/"}, "is inside a SERVER's own prefix"),
+])
+def test_after_read_settings_that_cannot_work_together_are_refused(settings, load, values,
+                                                                   message):
+    settings(**values)
+    with pytest.raises(Exception, match=message):
+        load("s3_read")
