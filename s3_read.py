@@ -34,7 +34,11 @@ LOOKBACK = 300              # seconds of key time behind the newest object read 
                             # objects that land late are still read
 START_AT = "beginning"      # with no checkpoint yet: beginning (everything), or now
 MAXKEYS = 1000              # keys per list request (S3 gives at most 1000)
-MAX_OBJECTS_PER_CALL = 100  # objects one read_data call posts before NXLog gets its turn
+MAX_OBJECTS_PER_CALL = 100  # one read_data call posts the events of this many objects...
+MAX_SECONDS_PER_CALL = 1.0  # ...or works this long (even inside a large object), then lets
+                            # NXLog have its turn and is called again at once
+FETCH_THREADS = 4           # objects fetched at the same time (events are still posted in
+                            # key order)
 MAX_ATTEMPTS = 5            # polls that try an object that cannot be read before it is set
                             # aside (reported, and left in the bucket)
 ALLOW_PICKLE = False        # read pickled objects: only for a bucket whose writers you trust
@@ -49,6 +53,8 @@ READ_TIMEOUT = 60           # seconds
 # ---- End of settings ---------------------------------------------------------------------
 
 import calendar
+import collections
+import concurrent.futures
 import gzip
 import io
 import itertools
@@ -81,6 +87,7 @@ CHECKPOINT_VERSION = 2
 WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are decoded whole before posting;
                                 # larger ones stream, line by line, in bounded memory
 REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at the most
+CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
 # A key of the scheme: SERVER, its second, its counter.
 SCHEME_KEY = re.compile(
     r"^([^/]+)/([0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{2})\.([0-9]+)$")
@@ -199,6 +206,8 @@ LOOKBACK = _setting("LOOKBACK", _number(int, 0))
 START_AT = _setting("START_AT", _choice("beginning", "now"))
 MAXKEYS = _setting("MAXKEYS", _number(int, 1, 1000))
 MAX_OBJECTS_PER_CALL = _setting("MAX_OBJECTS_PER_CALL", _number(int, 1))
+MAX_SECONDS_PER_CALL = _setting("MAX_SECONDS_PER_CALL", _number(float, 0.01))
+FETCH_THREADS = _setting("FETCH_THREADS", _number(int, 1, 64))
 MAX_ATTEMPTS = _setting("MAX_ATTEMPTS", _number(int, 1))
 ALLOW_PICKLE = _setting("ALLOW_PICKLE", _flag)
 RAW_LINES = _setting("RAW_LINES", _flag)
@@ -259,11 +268,12 @@ class Position(object):
     (START_AT=now, or an older checkpoint taken up) is the time before which nothing is read.
     """
 
-    def __init__(self, newest=None, read=None, floor=None, attempts=None):
+    def __init__(self, newest=None, read=None, floor=None, attempts=None, partial=None):
         self.newest = newest  # epoch of the newest second read, or None
         self.read = read or {}  # second -> set of counters read, reported or set aside
         self.floor = floor
-        self.attempts = attempts or {}  # key -> failed reads so far
+        self.attempts = attempts or {}  # key -> [failed reads so far, when the last one was]
+        self.partial = partial or {}  # the large object a call stopped in -> events posted
 
     def start_after(self, server):
         """A key before every object the next listing must see."""
@@ -298,7 +308,7 @@ class Position(object):
         return {"newest": None if self.newest is None else _second_text(self.newest),
                 "read": {second: _ranges(counters) for second, counters in self.read.items()},
                 "floor": None if self.floor is None else _second_text(self.floor),
-                "attempts": self.attempts}
+                "attempts": self.attempts, "partial": self.partial}
 
     @classmethod
     def from_json(cls, data):
@@ -306,7 +316,7 @@ class Position(object):
             return None if text is None else _second_epoch(text)
         return cls(epoch(data["newest"]), {second: _counters(counters) for second, counters
                                            in data["read"].items()},
-                   epoch(data["floor"]), dict(data["attempts"]))
+                   epoch(data["floor"]), dict(data["attempts"]), dict(data["partial"]))
 
 
 class State(object):
@@ -635,16 +645,76 @@ def _schedule(module, delay):
     set_timer(delay)
 
 
-def _read_object(module, key, size):
-    """Posts the events of KEY. Raises UndecodableObject, or botocore's errors."""
+_pool = None  # the fetch threads, started at the first call
+_open = None  # (key, events, response) of the large object a call stopped in
+
+
+def _fetch_whole(key):
+    """GETs KEY and reads its body whole: what the fetch threads do for small objects."""
     response = _s3().get_object(Bucket=BUCKET, Key=key)
+    response["Body"] = io.BytesIO(response["Body"].read())
+    return response
+
+
+def _fetching(items):
+    """ITEMS (key, second, counter, size) with the GET of each small one started in the fetch
+    threads up to FETCH_THREADS objects ahead: (item, future, or None for a large object,
+    which is streamed when its turn comes)."""
+    global _pool
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix=SCRIPT)
+    ahead = collections.deque()
+    for item in items:
+        small = item[3] <= WHOLE_OBJECT
+        ahead.append((item, _pool.submit(_fetch_whole, item[0]) if small else None))
+        if len(ahead) > FETCH_THREADS:
+            yield ahead.popleft()
+    while ahead:
+        yield ahead.popleft()
+
+
+def _close_open():
+    global _open
+    if _open is not None:
+        _open[2]["Body"].close()
+        _open = None
+
+
+def _events_to_post(position, key, size, future):
+    """The events of KEY not posted yet: where the last call stopped in it, or from a new GET
+    past the events a crashed run had posted already."""
+    global _open
+    if _open is not None and _open[0] == key:
+        return _open[1]
+    _close_open()
+    response = future.result() if future else _s3().get_object(Bucket=BUCKET, Key=key)
+    events = iter(_events(key, response, size))
+    _open = (key, events, response)
+    for _ in itertools.islice(events, position.partial.get(key, 0)):
+        pass
+    return events
+
+
+def _read_object(module, position, key, size, future, deadline):
+    """Posts the events of KEY; False if the call's time ran out inside it, where the next
+    call goes on. Raises UndecodableObject, or botocore's errors."""
+    posted = position.partial.get(key, 0)
     try:
-        for fields in _events(key, response, size):
+        for fields in _events_to_post(position, key, size, future):
             _post(module, fields)
+            posted += 1
+            if posted % CLOCK_EVERY == 0 and time.monotonic() > deadline:
+                position.partial = {key: posted}
+                return False
     except DECODE_ERRORS as exc:
+        _close_open()
         raise UndecodableObject("cannot decompress it: %s" % exc) from None
-    finally:
-        response["Body"].close()
+    except BaseException:
+        _close_open()
+        raise
+    _close_open()
+    position.partial = {}
+    return True
 
 
 def _give_up_now(position, key, reason):
@@ -680,17 +750,20 @@ def _after_read(key):
                           % (SCRIPT, BUCKET, key, AFTER_READ, exc))
 
 
-def _read_server(module, server, budget):
-    """Posts the events of up to BUDGET new objects of SERVER; returns what is left of it."""
+def _read_server(module, server, budget, deadline):
+    """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE; returns what
+    is left of the budget (0 once the budget or the time is used up)."""
     position = _state.position(server)
-    for key, second, counter, size in _keys_to_read(server, position):
-        if budget == 0:
+    candidates = (item for item in _keys_to_read(server, position)
+                  if not _tried_lately(position, item[0]))
+    for (key, second, counter, size), future in _fetching(itertools.islice(candidates, budget)):
+        if time.monotonic() > deadline:
             return 0
-        if _tried_lately(position, key):
-            continue
         budget -= 1
         try:
-            _read_object(module, key, size)
+            if not _read_object(module, position, key, size, future, deadline):
+                _save_state(_state)
+                return 0
         except UndecodableObject as exc:
             if not _give_up_now(position, key, exc):
                 _save_state(_state)
@@ -719,9 +792,9 @@ def _read_objects(module):
     if _state is None:
         _state = _load_state()
     servers = _server_names()
-    budget = MAX_OBJECTS_PER_CALL
+    budget, deadline = MAX_OBJECTS_PER_CALL, time.monotonic() + MAX_SECONDS_PER_CALL
     for index in range(len(servers)):
-        budget = _read_server(module, servers[(_turn + index) % len(servers)], budget)
+        budget = _read_server(module, servers[(_turn + index) % len(servers)], budget, deadline)
         if budget == 0:
             _turn = (_turn + index + 1) % len(servers)
             return True

@@ -104,7 +104,7 @@ def test_the_checkpoint_is_written_after_each_object_readable_by_its_owner_only(
     assert checkpoint(tmp_path) == {
         "version": 2, "bucket": BUCKET, "other_keys": [], "servers": {"web01": {
             "newest": "2026-03-01/10.00.34", "read": {"2026-03-01/10.00.34": "1-2"},
-            "floor": None, "attempts": {}}}}
+            "floor": None, "attempts": {}, "partial": {}}}}
     assert stat.S_IMODE(os.stat(tmp_path / "lastkey.log").st_mode) == 0o600
     assert sorted(os.listdir(tmp_path)) == ["lastkey.log"]
 

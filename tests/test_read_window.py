@@ -156,6 +156,50 @@ def test_a_large_batch_is_streamed_and_every_line_posted(s3, reader):
     assert read_all(reader) == texts
 
 
+def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goes_on(
+        s3, settings, load, tmp_path):
+    settings(MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
+    reader = load("s3_read")
+    reader.WHOLE_OBJECT, reader.CLOCK_EVERY = 1000, 100
+    texts = ["line %05d" % n for n in range(3000)]
+    put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
+    posted, calls = [], 0
+    while True:
+        delay, events = poll(reader)
+        posted += events
+        calls += 1
+        if delay == reader.POLL_INTERVAL:
+            break
+        if calls == 2:
+            assert 0 < checkpoint(tmp_path)["servers"]["web01"]["partial"][
+                key_at("00.34", 1)] < 3000
+    assert posted == texts
+    assert calls > 2
+
+
+def test_a_restart_inside_a_large_object_posts_none_of_its_events_twice(s3, settings, load,
+                                                                        tmp_path):
+    settings(MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
+    first = load("s3_read")
+    first.WHOLE_OBJECT, first.CLOCK_EVERY = 1000, 100
+    texts = ["line %05d" % n for n in range(3000)]
+    put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
+    before = []
+    while not before:  # until a call stopped inside the object; the process then dies
+        delay, before = poll(first)
+    assert delay == first.MORE_WAITING_DELAY and len(before) < 3000
+    second = load("s3_read")
+    second.WHOLE_OBJECT = 1000
+    assert before + read_all(second) == texts
+
+
+def test_objects_fetched_at_the_same_time_are_posted_in_key_order(s3, settings, load):
+    settings(FETCH_THREADS=8)
+    for n in range(1, 41):
+        put(s3, key_at("00.34", n), "e%02d" % n)
+    assert read_all(load("s3_read")) == ["e%02d" % n for n in range(1, 41)]
+
+
 # ---- Every kind of object ----
 
 def test_a_batch_gives_one_event_per_line_with_its_fields(s3, reader):
