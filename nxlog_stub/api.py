@@ -123,6 +123,7 @@ class InputModule(Module):
     def __init__(self, name="module"):
         Module.__init__(self, name)
         self.posted = []  # events posted and not yet taken by the runner
+        self.deliver = None  # or a callable(event) that takes each event as it is posted
         self.timer = None  # delay asked for during the current call, or None
         self.broken = False  # NXLog's assertion tripped: the input never runs again
 
@@ -182,7 +183,10 @@ class LogData(object):
         self._fields["EventReceivedTime"] = local_time_string()
         self._fields["SourceModuleName"] = self.module._name
         self._fields["SourceModuleType"] = "im_python"
-        self.module.posted.append(self)
+        if self.module.deliver is not None:
+            self.module.deliver(self)
+        else:
+            self.module.posted.append(self)
 
     def fields(self):
         """All fields as a dict (the stub's own accessor, for the runner and tests)."""

@@ -117,3 +117,53 @@ def test_uploads_resume_by_themselves_after_the_endpoint_comes_back(settings, lo
     finally:
         writer.stop()
         server.stop()
+
+
+READER = os.path.join(ROOT, "tests", "programs", "reader_process.py")
+EVENTS_PER_OBJECT = 1000
+
+
+def fill_bucket(client, bucket):
+    """EVENTS events in batches as s3_write.py stores them, ten objects a second."""
+    for number in range(EVENTS // EVENTS_PER_OBJECT):
+        first = number * EVENTS_PER_OBJECT
+        body = b"".join(json.dumps({"raw_event": "event %06d" % event}).encode() + b"\n"
+                        for event in range(first, first + EVENTS_PER_OBJECT))
+        client.put_object(Bucket=bucket, Key="web01/2026-03-01/10.%02d.%02d.%d" % (
+            number // 600, number // 10 % 60, number % 10 + 1), Body=gzip.compress(body),
+            Metadata={"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"})
+
+
+@pytest.mark.http
+def test_sigkill_of_the_reader_loses_nothing_and_repeats_only_the_object_in_progress(
+        moto_server, tmp_path):
+    bucket = moto_server.new_bucket("nxlog-read-kill-%d" % int(time.time()))
+    fill_bucket(moto_server.client(), bucket)
+    env = dict(os.environ, **moto_server.env)
+    env.update(NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="web01", NXLOG_S3_POLL_INTERVAL="5",
+               NXLOG_S3_CHECKPOINT=str(tmp_path / "checkpoint"))
+    output = str(tmp_path / "posted")
+    seed = random.randrange(1 << 30)
+    chance = random.Random(seed)
+    for _ in range(KILLS):
+        before = os.path.getsize(output) if os.path.exists(output) else 0
+        process = subprocess.Popen([sys.executable, READER, output], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "ready", process.stderr.read()
+        wait_for(lambda before=before: os.path.exists(output) and os.path.getsize(output) > before,
+                 what="the reader posting events")  # kill while it reads, not while it starts
+        time.sleep(chance.uniform(0.0, 0.1))
+        process.kill()
+        process.wait()
+    final = subprocess.run([sys.executable, READER, output], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert final.returncode == 0 and "caught up" in final.stdout, final.stderr
+
+    with open(output) as handle:
+        counts = collections.Counter(int(line.split()[1]) for line in handle if line.strip())
+    lost = set(range(EVENTS)) - set(counts)
+    repeated_objects = {number // EVENTS_PER_OBJECT for number, times in counts.items()
+                        if times > 1}
+    assert not lost, "seed %d: %d events lost, e.g. %s" % (seed, len(lost), sorted(lost)[:5])
+    assert len(repeated_objects) <= KILLS, "seed %d: events of %d objects posted twice" % (
+        seed, len(repeated_objects))

@@ -102,6 +102,14 @@ def test_post_from_an_input_adds_the_fields_nxlog_adds():
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", event.get_field("EventReceivedTime"))
 
 
+def test_a_delivery_hook_takes_each_event_as_it_is_posted():
+    module, taken = api.input_module(), []
+    module.deliver = taken.append
+    event = module.logdata_new()
+    event.post()
+    assert taken == [event] and module.take_posted() == []
+
+
 def test_post_from_a_non_input_module_logs_an_error_and_does_not_raise():
     event = api.new_event(api.output_module(), {"raw_event": "x"})
     assert event.post() is None
