@@ -55,6 +55,7 @@ READ_TIMEOUT = 60           # seconds
 import calendar
 import collections
 import concurrent.futures
+import functools
 import gzip
 import io
 import itertools
@@ -234,7 +235,9 @@ class UndecodableObject(ValueError):
 
 # ---- Keys and time ------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=65536)
 def _second_epoch(second):
+    """Seconds since the epoch of a key's second: every key listed asks, so it is kept."""
     return calendar.timegm(time.strptime(second, SECOND_FORMAT))
 
 
@@ -656,21 +659,30 @@ def _fetch_whole(key):
     return response
 
 
-def _fetching(items):
-    """ITEMS (key, second, counter, size) with the GET of each small one started in the fetch
-    threads up to FETCH_THREADS objects ahead: (item, future, or None for a large object,
-    which is streamed when its turn comes)."""
-    global _pool
-    if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix=SCRIPT)
-    ahead = collections.deque()
-    for item in items:
-        small = item[3] <= WHOLE_OBJECT
-        ahead.append((item, _pool.submit(_fetch_whole, item[0]) if small else None))
-        if len(ahead) > FETCH_THREADS:
-            yield ahead.popleft()
-    while ahead:
-        yield ahead.popleft()
+class Round(object):
+    """One pass over a server's new objects, which may take several calls: the listing goes
+    on where the last call stopped, and the small objects fetched ahead (FETCH_THREADS of
+    them, by the fetch threads) wait for their turn. A new pass lists again, from the window."""
+
+    def __init__(self, server, position):
+        self.items = (item for item in _keys_to_read(server, position)
+                      if not _tried_lately(position, item[0]))
+        self.ahead = collections.deque()  # (item, future, or None for a large object)
+
+    def next(self):
+        """The next (item, future) in key order, or None once the pass is over."""
+        global _pool
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS,
+                                                          thread_name_prefix=SCRIPT)
+        for item in itertools.islice(self.items, FETCH_THREADS + 1 - len(self.ahead)):
+            small = item[3] <= WHOLE_OBJECT
+            self.ahead.append((item, _pool.submit(_fetch_whole, item[0]) if small else None))
+        return self.ahead.popleft() if self.ahead else None
+
+    def again(self, entry):
+        """ENTRY's object is not done yet: it comes first in the next call."""
+        self.ahead.appendleft(entry)
 
 
 def _close_open():
@@ -751,19 +763,23 @@ def _after_read(key):
 
 
 def _read_server(module, server, budget, deadline):
-    """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE; returns what
-    is left of the budget (0 once the budget or the time is used up)."""
+    """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE. Returns what
+    is left of the budget, and whether this server's pass is over (it has caught up)."""
     position = _state.position(server)
-    candidates = (item for item in _keys_to_read(server, position)
-                  if not _tried_lately(position, item[0]))
-    for (key, second, counter, size), future in _fetching(itertools.islice(candidates, budget)):
-        if time.monotonic() > deadline:
-            return 0
+    if server not in _rounds:
+        _rounds[server] = Round(server, position)
+    while budget and time.monotonic() <= deadline:
+        entry = _rounds[server].next()
+        if entry is None:
+            del _rounds[server]
+            return budget, True
+        (key, second, counter, size), future = entry
         budget -= 1
         try:
             if not _read_object(module, position, key, size, future, deadline):
+                _rounds[server].again(entry)
                 _save_state(_state)
-                return 0
+                return 0, False
         except UndecodableObject as exc:
             if not _give_up_now(position, key, exc):
                 _save_state(_state)
@@ -779,26 +795,35 @@ def _read_server(module, server, budget, deadline):
         position.mark(second, counter)
         _save_state(_state)
         _after_read(key)
-    return budget
+    return budget, False
 
 
 _state = None  # loaded from CHECKPOINT at the first call
+_rounds = {}  # server -> its Round under way
 _turn = 0  # the server the next call starts with, so that a busy one starves no other
 
 
 def _read_objects(module):
-    """Posts the events of up to MAX_OBJECTS_PER_CALL new objects; True if more may wait."""
+    """Posts the events of up to MAX_OBJECTS_PER_CALL new objects, for up to
+    MAX_SECONDS_PER_CALL; True if it stopped before every server had caught up."""
     global _state, _turn
     if _state is None:
         _state = _load_state()
     servers = _server_names()
     budget, deadline = MAX_OBJECTS_PER_CALL, time.monotonic() + MAX_SECONDS_PER_CALL
     for index in range(len(servers)):
-        budget = _read_server(module, servers[(_turn + index) % len(servers)], budget, deadline)
-        if budget == 0:
+        budget, caught_up = _read_server(module, servers[(_turn + index) % len(servers)],
+                                         budget, deadline)
+        if not caught_up:
             _turn = (_turn + index + 1) % len(servers)
             return True
     return False
+
+
+def _start_over():
+    """After an error: the next call lists again from the checkpoint."""
+    _rounds.clear()
+    _close_open()
 
 
 def read_data(module):
@@ -808,11 +833,14 @@ def read_data(module):
         if _read_objects(module):
             delay = MORE_WAITING_DELAY
     except CheckpointError as exc:
+        _start_over()
         nxlog.log_error("%s (trying again in %s s)" % (exc, POLL_INTERVAL))
     except (BotoCoreError, ClientError) as exc:
+        _start_over()
         nxlog.log_error("%s: cannot read s3://%s/ now: %s; trying again in %s s"
                         % (SCRIPT, BUCKET, exc, POLL_INTERVAL))
     except Exception:
+        _start_over()
         nxlog.log_error("%s: unexpected error, trying again in %s s: %s"
                         % (SCRIPT, POLL_INTERVAL, traceback.format_exc()))
     finally:

@@ -20,8 +20,6 @@ so these figures understate what reusing connections buys against real S3.
 import argparse
 import json
 import os
-import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,14 +28,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-PATHS = ("/api/v1/items", "/api/v1/orders", "/static/app.js", "/login", "/search", "/health")
-AGENTS = ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-          "curl/8.5.0", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15")
+from common import peak_rss_mb, sample_lines, start_moto  # noqa: E402
+
 PUT_OPERATIONS = ("PutObject", "UploadPart")
-
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def bucket_usage(client, bucket):
@@ -47,20 +40,6 @@ def bucket_usage(client, bucket):
             objects += 1
             size += item["Size"]
     return objects, size
-
-
-def sample_lines(count=4096, seed=7):
-    """Access-log lines of about 200 bytes with the variety of real ones (addresses, ids,
-    sizes): 4096 of them span far more than gzip's 32 KiB window, so repeats cannot flatter
-    the compression."""
-    chance = random.Random(seed)
-    return ["10.%d.%d.%d - - [27/Nov/2026:10:%02d:%02d +0000] \"GET %s/%d?req=%016x HTTP/1.1\" "
-            "%d %d \"-\" \"%s\"" % (
-                chance.randrange(256), chance.randrange(256), chance.randrange(256),
-                chance.randrange(60), chance.randrange(60), chance.choice(PATHS),
-                chance.randrange(10**6), chance.getrandbits(64),
-                chance.choice((200, 200, 200, 304, 404, 500)), chance.randrange(100, 90000),
-                chance.choice(AGENTS)) for _ in range(count)]
 
 
 def events(count):
@@ -156,24 +135,6 @@ def measure(mode, count, endpoint, key, workdir):
                              "--bucket", bucket], env=env, capture_output=True, text=True,
                             check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
-
-
-def start_moto():
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = "http://127.0.0.1:%d" % port
-    import urllib.request
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-            return server, endpoint
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("moto server did not start")
 
 
 def report(results, batch_age):

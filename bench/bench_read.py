@@ -1,0 +1,194 @@
+"""Benchmark of s3_read.py against moto server on 127.0.0.1 (started here).
+
+    .venv/bin/python bench/bench_read.py [--events 1000000] [--big-mb 1024]
+
+Each mode reads in a process of its own (so that its peak RSS is its own), through the stub's
+read_data as NXLog calls it, every event handed over as it is posted:
+- baseline: what the old scripts did, one GET and a checkpoint write per object;
+- one object per event: s3_read.py on the same objects;
+- batches: s3_read.py on --events events in gzip-compressed JSON-line objects of 10,000;
+- one big object: s3_read.py on one batch of --big-mb MB uncompressed, for its peak RSS.
+Prints events per second, LIST and GET requests per million events, peak RSS, and the ratios
+to the baseline. moto server closes every connection: real S3 and radosgw answer faster.
+"""
+
+import argparse
+import concurrent.futures
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from common import peak_rss_mb, sample_lines, start_moto  # noqa: E402
+
+BATCH = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
+PER_BATCH = 10000
+
+
+def json_line(number, lines):
+    return json.dumps({"raw_event": lines[number % len(lines)],
+                       "EventReceivedTime": "2026-11-27 10:00:00",
+                       "SourceModuleName": "app", "SourceModuleType": "im_file"}).encode() + b"\n"
+
+
+def key(number):
+    """Ten objects a second, from 2026-03-01 00:00:00."""
+    return "bench/%s.%d" % (time.strftime("%Y-%m-%d/%H.%M.%S", time.gmtime(
+        1772323200 + number // 10)), number % 10 + 1)
+
+
+def fill_single(client, bucket, count):
+    lines = sample_lines()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda number: client.put_object(
+            Bucket=bucket, Key=key(number), Body=lines[number % len(lines)].encode(),
+            Metadata={"nxlog-s3-format": "raw", "nxlog-s3-compression": "none"}), range(count)))
+
+
+def fill_batches(client, bucket, count):
+    lines = sample_lines()
+    for number in range(count // PER_BATCH):
+        body = b"".join(json_line(event, lines) for event in range(
+            number * PER_BATCH, (number + 1) * PER_BATCH))
+        client.put_object(Bucket=bucket, Key=key(number), Body=gzip.compress(body, 6),
+                          Metadata=BATCH)
+
+
+def fill_big(client, bucket, megabytes):
+    """One batch of MEGABYTES MB of JSON lines, compressed as it is made, in a temporary file."""
+    lines, written, events = sample_lines(), 0, 0
+    with tempfile.TemporaryFile() as body:
+        with gzip.GzipFile(fileobj=body, mode="wb", compresslevel=1) as packed:
+            while written < megabytes * 1024 * 1024:
+                chunk = b"".join(json_line(events + n, lines) for n in range(10000))
+                packed.write(chunk)
+                written += len(chunk)
+                events += 10000
+        body.seek(0)
+        client.upload_fileobj(body, bucket, key(0), ExtraArgs={"Metadata": BATCH})
+    return events
+
+
+def read_as_the_old_scripts(bucket, checkpoint):
+    """One GET per object and the key written to a plain checkpoint after each."""
+    import boto3
+
+    import nxlog_stub  # noqa: F401
+    from nxlog_stub import api
+    client, module, events = boto3.client("s3"), api.input_module("s3"), 0
+    requests = count_requests(client)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                               Prefix="bench/"):
+        for item in page.get("Contents", ()):
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            event = module.logdata_new()
+            event.set_field("raw_event", body.decode())
+            event.post()
+            module.take_posted()
+            events += 1
+            with open(checkpoint, "w") as handle:
+                handle.write(item["Key"])
+    return events, requests
+
+
+def read_with_s3_read(bucket, checkpoint):
+    import nxlog_stub  # noqa: F401
+    from nxlog_stub import api
+    from nxlog_stub.runner import load_script
+    reader = load_script(os.path.join(ROOT, "s3_read.py"), "s3")
+    requests = count_requests(reader._s3())
+    module, events = api.input_module("s3"), [0]
+
+    def count(event):
+        events[0] += 1
+    module.deliver = count  # NXLog takes each event as it is posted
+    while True:
+        delay, _ = api.call_read_data(reader.read_data, module)
+        if delay == reader.POLL_INTERVAL:
+            if api.logged("ERROR"):
+                raise SystemExit(api.logged("ERROR"))
+            return events[0], requests
+
+
+def count_requests(client):
+    requests = {"ListObjectsV2": 0, "GetObject": 0}
+
+    def counted(model, **kwargs):
+        if model.name in requests:
+            requests[model.name] += 1
+    client.meta.events.register("before-call.s3", counted)
+    return requests
+
+
+def child(mode, bucket):
+    started = time.perf_counter()
+    function = read_as_the_old_scripts if mode == "baseline" else read_with_s3_read
+    with tempfile.TemporaryDirectory() as workdir:
+        os.environ["NXLOG_S3_CHECKPOINT"] = os.path.join(workdir, "checkpoint")
+        events, requests = function(bucket, os.environ["NXLOG_S3_CHECKPOINT"])
+    print(json.dumps({"events": events, "seconds": time.perf_counter() - started,
+                      "lists": requests["ListObjectsV2"], "gets": requests["GetObject"],
+                      "rss_mb": peak_rss_mb()}))
+
+
+def measure(mode, bucket, endpoint):
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
+               AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+               NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="bench", NXLOG_S3_POLL_INTERVAL="5")
+    output = subprocess.run([sys.executable, __file__, "--child", mode, "--bucket", bucket],
+                            env=env, capture_output=True, text=True, check=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    print("measured %s: %s" % (mode, json.dumps(result)), flush=True)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1000000, help="events in batches")
+    parser.add_argument("--single-events", type=int, default=2000,
+                        help="objects of one event each")
+    parser.add_argument("--big-mb", type=int, default=1024,
+                        help="uncompressed size of the one big object")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--bucket", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.bucket)
+    import boto3
+    server, endpoint = start_moto()
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench",
+                          aws_secret_access_key="bench", region_name="us-east-1")
+    try:
+        for bucket in ("single", "batches", "big"):
+            client.create_bucket(Bucket="bench-read-" + bucket)
+        fill_single(client, "bench-read-single", args.single_events)
+        fill_batches(client, "bench-read-batches", args.events)
+        big_events = fill_big(client, "bench-read-big", args.big_mb)
+        print("buckets filled: %d objects of one event, %d events in batches of %d, one "
+              "object of %d MB (%d events)" % (args.single_events, args.events, PER_BATCH,
+                                               args.big_mb, big_events), flush=True)
+        results = {"baseline": measure("baseline", "bench-read-single", endpoint),
+                   "one object per event": measure("reader", "bench-read-single", endpoint),
+                   "batches": measure("reader", "bench-read-batches", endpoint),
+                   "one big object": measure("reader", "bench-read-big", endpoint)}
+    finally:
+        server.terminate()
+        server.wait()
+    base_rate = results["baseline"]["events"] / results["baseline"]["seconds"]
+    print("%-22s %10s %12s %14s %14s %9s %10s" % ("mode", "events", "events/s", "LIST/million",
+                                                  "GET/million", "peak RSS", "x baseline"))
+    for mode, r in results.items():
+        rate = r["events"] / r["seconds"]
+        print("%-22s %10d %12.0f %14.1f %14.1f %7.0f MB %10.1f" % (
+            mode, r["events"], rate, r["lists"] * 1e6 / r["events"], r["gets"] * 1e6 / r["events"],
+            r["rss_mb"], rate / base_rate))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""What the benchmarks share: moto server on 127.0.0.1, sample log lines, peak RSS."""
+
+import random
+import resource
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+PATHS = ("/api/v1/items", "/api/v1/orders", "/static/app.js", "/login", "/search", "/health")
+AGENTS = ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+          "curl/8.5.0", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15")
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def sample_lines(count=4096, seed=7):
+    """Access-log lines of about 200 bytes with the variety of real ones (addresses, ids,
+    sizes): 4096 of them span far more than gzip's 32 KiB window, so repeats cannot flatter
+    the compression."""
+    chance = random.Random(seed)
+    return ["10.%d.%d.%d - - [27/Nov/2026:10:%02d:%02d +0000] \"GET %s/%d?req=%016x HTTP/1.1\" "
+            "%d %d \"-\" \"%s\"" % (
+                chance.randrange(256), chance.randrange(256), chance.randrange(256),
+                chance.randrange(60), chance.randrange(60), chance.choice(PATHS),
+                chance.randrange(10**6), chance.getrandbits(64),
+                chance.choice((200, 200, 200, 304, 404, 500)), chance.randrange(100, 90000),
+                chance.choice(AGENTS)) for _ in range(count)]
+
+
+def start_moto():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = "http://127.0.0.1:%d" % port
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+            return server, endpoint
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("moto server did not start")
