@@ -567,18 +567,14 @@ def _text(body, key):
         return body.decode("utf-8", "backslashreplace")
 
 
-def _fields_from(value, what):
-    if not isinstance(value, dict) or not all(isinstance(name, str) for name in value):
-        raise UndecodableObject("%s does not hold an object of fields" % what)
-    return value
-
-
 def _json_fields(text, what):
     try:
-        fields = json.loads(text.decode("utf-8"))
+        fields = json.loads(text)
     except ValueError as exc:  # also UnicodeDecodeError and json's JSONDecodeError
         raise UndecodableObject("invalid JSON in %s: %s" % (what, exc)) from None
-    return _fields_from(fields, what)
+    if not isinstance(fields, dict):  # JSON's names are always text
+        raise UndecodableObject("%s does not hold an object of fields" % what)
+    return fields
 
 
 def _pickled_fields(body):
@@ -590,7 +586,9 @@ def _pickled_fields(body):
         fields = pickle.loads(body)
     except Exception as exc:  # unpickling can raise anything
         raise UndecodableObject("invalid pickle: %s" % exc) from None
-    return _fields_from(fields, "the pickle")
+    if not isinstance(fields, dict) or not all(isinstance(name, str) for name in fields):
+        raise UndecodableObject("the pickle does not hold a dict of fields")
+    return fields
 
 
 def _one_event(key, body, body_format):
@@ -635,12 +633,8 @@ def _events(key, response, size):
 
 # ---- Reading ------------------------------------------------------------------------------
 
-def _post(module, fields):
-    new_event = getattr(module, "logdata_new", None) or module.new_logdata  # current, else legacy
-    event = new_event()
-    for name, value in fields.items():
-        event.set_field(name, value)
-    event.post()
+def _event_maker(module):
+    return getattr(module, "logdata_new", None) or module.new_logdata  # current, else legacy
 
 
 def _schedule(module, delay):
@@ -710,10 +704,13 @@ def _events_to_post(position, key, size, future):
 def _read_object(module, position, key, size, future, deadline):
     """Posts the events of KEY; False if the call's time ran out inside it, where the next
     call goes on. Raises UndecodableObject, or botocore's errors."""
-    posted = position.partial.get(key, 0)
+    posted, new_event = position.partial.get(key, 0), _event_maker(module)
     try:
         for fields in _events_to_post(position, key, size, future):
-            _post(module, fields)
+            event = new_event()
+            for name, value in fields.items():
+                event.set_field(name, value)
+            event.post()
             posted += 1
             if posted % CLOCK_EVERY == 0 and time.monotonic() > deadline:
                 position.partial = {key: posted}

@@ -14,6 +14,15 @@ AGENTS = ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.
 
 
 def peak_rss_mb():
+    """This process's peak resident memory. Linux's VmHWM, not getrusage's maxrss: a process
+    started by exec keeps the maxrss of the one it replaced."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
