@@ -75,6 +75,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one reader per CHECKPOINT is up to the user
+    fcntl = None
+try:
     import zstandard
 except ImportError:
     zstandard = None
@@ -170,6 +174,19 @@ def _s3():
                         connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
         _client = boto3.session.Session().client("s3", config=config)
     return _client
+
+
+def _exclusive_lock(path):
+    """A descriptor that holds an exclusive lock on PATH (made readable by its owner only), or
+    None while another process or instance holds it. Windows has no such locks."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+    return fd
 
 
 def _error_code(exc):
@@ -386,8 +403,22 @@ def _state_from_last_key(last_key):
     return _state_after(server, second, counters | {int(match.group(3))})
 
 
+_lock_fd = None  # CHECKPOINT.lock, held while this reader lives
+
+
+def _lock_checkpoint():
+    """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
+    global _lock_fd
+    _lock_fd = _exclusive_lock(os.path.abspath(CHECKPOINT) + ".lock")
+    if _lock_fd is None:
+        raise CheckpointError("%s: another reader uses the checkpoint %s: give each reader its "
+                              "own NXLOG_S3_CHECKPOINT" % (SCRIPT, os.path.abspath(CHECKPOINT)))
+
+
 def _load_state():
     """The state in CHECKPOINT; a missing file means: start as START_AT says."""
+    if _lock_fd is None:
+        _lock_checkpoint()
     try:
         with open(CHECKPOINT, "rb") as handle:
             text = handle.read().decode("utf-8").strip()
@@ -845,6 +876,18 @@ def read_data(module):
 
 
 read_event = read_data  # the old scripts' name, for configurations that say `Call read_event`
+
+
+def stop():
+    """Ends this instance as the end of its process would: the checkpoint is let go. NXLog
+    never calls it (it has no shutdown hook); tests and programs that embed the script do."""
+    global _lock_fd, _state
+    _start_over()
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+    if _lock_fd is not None:
+        os.close(_lock_fd)
+        _lock_fd, _state = None, None
 
 nxlog.log_info("%s: reading s3://%s/ for %s, checkpoint %s" % (
     SCRIPT, BUCKET, "every server" if SERVER == "*" else ", ".join(SERVER),

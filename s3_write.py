@@ -171,6 +171,19 @@ def _s3():
     return _client
 
 
+def _exclusive_lock(path):
+    """A descriptor that holds an exclusive lock on PATH (made readable by its owner only), or
+    None while another process or instance holds it. Windows has no such locks."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+    return fd
+
+
 def _error_code(exc):
     return exc.response.get("Error", {}).get("Code", "")
 # ---- End of the shared code --------------------------------------------------------------
@@ -413,16 +426,10 @@ class Spool(object):
         self._recover()
 
     def _take_lock(self):
-        self.lock_fd = os.open(os.path.join(SPOOL_DIR, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        if fcntl is None:
-            return
-        try:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self.lock_fd)
+        self.lock_fd = _exclusive_lock(os.path.join(SPOOL_DIR, ".lock"))
+        if self.lock_fd is None:
             raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
-                              "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, os.path.abspath(SPOOL_DIR))
-                              ) from None
+                              "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, os.path.abspath(SPOOL_DIR)))
 
     def _recover(self):
         """Takes up what an earlier run left: closed batches, and the batch it was filling."""

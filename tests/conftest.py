@@ -70,7 +70,7 @@ def settings(monkeypatch):
 @pytest.fixture
 def load():
     """load('s3_write') or load('s3_read'): a fresh module instance, as NXLog loads it.
-    Writers still running at the end of the test are stopped, as their process would end."""
+    Instances still running at the end of the test are stopped, as their process would end."""
     loaded = []
 
     def load_instance(name):
@@ -79,8 +79,7 @@ def load():
         return instance
     yield load_instance
     for instance in loaded:
-        if hasattr(instance, "stop") and not instance._stopping.is_set():
-            instance.stop()
+        instance.stop()
 
 
 def drain(writer, seconds=15):

@@ -43,6 +43,12 @@ def read_all(reader, module=None):
     raise AssertionError("the reader never caught up")
 
 
+def restarted(reader, load):
+    """READER's process ends (its checkpoint let go) and a new reader starts."""
+    reader.stop()
+    return load("s3_read")
+
+
 def checkpoint(tmp_path):
     return json.loads((tmp_path / "lastkey.log").read_text())
 
@@ -106,14 +112,15 @@ def test_the_checkpoint_is_written_after_each_object_readable_by_its_owner_only(
             "newest": "2026-03-01/10.00.34", "read": {"2026-03-01/10.00.34": "1-2"},
             "floor": None, "attempts": {}, "partial": {}}}}
     assert stat.S_IMODE(os.stat(tmp_path / "lastkey.log").st_mode) == 0o600
-    assert sorted(os.listdir(tmp_path)) == ["lastkey.log"]
+    assert sorted(os.listdir(tmp_path)) == ["lastkey.log", "lastkey.log.lock"]
 
 
 def test_a_restarted_reader_resumes_after_what_was_read(s3, settings, load):
     put(s3, SECOND + ".1", "a")
-    assert read_all(load("s3_read")) == ["a"]
+    first = load("s3_read")
+    assert read_all(first) == ["a"]
     put(s3, SECOND + ".2", "b")
-    assert read_all(load("s3_read")) == ["b"]
+    assert read_all(restarted(first, load)) == ["b"]
 
 
 def test_a_crash_before_the_checkpoint_write_posts_that_object_again_and_loses_nothing(
@@ -131,7 +138,7 @@ def test_a_crash_before_the_checkpoint_write_posts_that_object_again_and_loses_n
     monkeypatch.setattr(reader, "_save_state", crash_on_second_save)
     with pytest.raises(KeyboardInterrupt):
         reader.read_data(api.input_module())
-    assert read_all(load("s3_read")) == ["e2", "e3"]
+    assert read_all(restarted(reader, load)) == ["e2", "e3"]
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_whole(s3, reader, tmp_path,
@@ -147,7 +154,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_whole(s3, reade
     delay, _ = poll(reader)
     assert delay == reader.POLL_INTERVAL
     assert (tmp_path / "lastkey.log").read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["lastkey.log"]
+    assert sorted(os.listdir(tmp_path)) == ["lastkey.log", "lastkey.log.lock"]
     [message] = api.logged("ERROR")
     assert "cannot write checkpoint %s: [Errno 28] No space left on device" % (
         tmp_path / "lastkey.log") in message
@@ -155,9 +162,10 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_whole(s3, reade
 
 def test_deleting_the_checkpoint_reads_everything_again(s3, settings, load, tmp_path):
     put(s3, SECOND + ".1", "a")
-    read_all(load("s3_read"))
+    first = load("s3_read")
+    read_all(first)
     os.remove(tmp_path / "lastkey.log")
-    assert read_all(load("s3_read")) == ["a"]
+    assert read_all(restarted(first, load)) == ["a"]
 
 
 def test_the_old_scripts_lastkey_log_is_accepted(s3, settings, load, tmp_path):
@@ -198,12 +206,24 @@ def test_a_broken_checkpoint_reads_nothing_and_names_the_file(s3, reader, tmp_pa
     assert (tmp_path / "lastkey.log").read_text() == content
 
 
+def test_two_readers_on_one_checkpoint_are_refused(s3, settings, load):
+    put(s3, SECOND + ".1", "a")
+    first, second = load("s3_read"), load("s3_read")
+    assert read_all(first) == ["a"]
+    assert poll(second) == (second.POLL_INTERVAL, [])
+    assert "another reader uses the checkpoint" in api.logged("ERROR")[0]
+    first.stop()
+    put(s3, SECOND + ".2", "b")
+    assert read_all(second) == ["b"]  # takes over once the first is gone
+
+
 def test_a_checkpoint_of_another_bucket_is_refused(s3, settings, load, tmp_path):
     put(s3, SECOND + ".1", "a")
-    assert read_all(load("s3_read")) == ["a"]
+    first = load("s3_read")
+    assert read_all(first) == ["a"]
     s3.create_bucket(Bucket="other-bucket")
     settings(BUCKET="other-bucket")
-    delay, events = poll(load("s3_read"))
+    delay, events = poll(restarted(first, load))
     assert events == []
     assert "belongs to bucket %s, not other-bucket" % BUCKET in api.logged("ERROR")[0]
 

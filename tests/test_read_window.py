@@ -188,6 +188,7 @@ def test_a_restart_inside_a_large_object_posts_none_of_its_events_twice(s3, sett
     while not before:  # until a call stopped inside the object; the process then dies
         delay, before = poll(first)
     assert delay == first.MORE_WAITING_DELAY and len(before) < 3000
+    first.stop()
     second = load("s3_read")
     second.WHOLE_OBJECT = 1000
     assert before + read_all(second) == texts
