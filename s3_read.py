@@ -189,6 +189,35 @@ def _exclusive_lock(path):
     return fd
 
 
+def _fsync_directory(directory):
+    """Makes a rename in DIRECTORY durable. Windows has no such call (nor needs it)."""
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_atomically(path, data, sync=True):
+    """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its old
+    bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs to the OS."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if sync:
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    if sync:
+        _fsync_directory(directory)
+
+
 def _error_code(exc):
     return exc.response.get("Error", {}).get("Code", "")
 # ---- End of the shared code --------------------------------------------------------------
@@ -444,36 +473,10 @@ def _load_state():
                               ) from None
 
 
-def _fsync_directory(directory):
-    if hasattr(os, "O_DIRECTORY"):  # not on Windows, where a rename is durable enough
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_atomically(path, data):
-    """Temporary file, fsync, rename: PATH holds the old data or the new, whole, at any crash.
-    The file is readable by its owner only."""
-    directory = os.path.dirname(path)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
-
-
 def _save_state(state):
     path = os.path.abspath(CHECKPOINT)
     try:
-        _write_atomically(path, state.to_json())
+        _write_atomically(path, json.dumps(state.to_json(), separators=(",", ":")).encode())
     except OSError as exc:
         raise CheckpointError("%s: cannot write checkpoint %s: %s; it keeps its previous "
                               "content, so objects after it may be posted again after a restart"

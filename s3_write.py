@@ -184,6 +184,35 @@ def _exclusive_lock(path):
     return fd
 
 
+def _fsync_directory(directory):
+    """Makes a rename in DIRECTORY durable. Windows has no such call (nor needs it)."""
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_atomically(path, data, sync=True):
+    """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its old
+    bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs to the OS."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if sync:
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    if sync:
+        _fsync_directory(directory)
+
+
 def _error_code(exc):
     return exc.response.get("Error", {}).get("Code", "")
 # ---- End of the shared code --------------------------------------------------------------
@@ -366,32 +395,7 @@ class Batch(object):
         return {name: getattr(self, name) for name in self.FIELDS}
 
     def save(self):
-        _write_atomically(self.path("json"), json.dumps(self.manifest()).encode())
-
-
-def _fsync_directory():
-    if FSYNC != "os" and hasattr(os, "O_DIRECTORY"):  # not on Windows
-        fd = os.open(SPOOL_DIR, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_atomically(path, data):
-    """Temporary file, fsync, rename: PATH holds the old data or the new, whole."""
-    fd, temporary = tempfile.mkstemp(dir=SPOOL_DIR, prefix=".tmp.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if FSYNC != "os":
-                os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    _fsync_directory()
+        _write_atomically(self.path("json"), json.dumps(self.manifest()).encode(), FSYNC != "os")
 
 
 def _utc_text(epoch):
