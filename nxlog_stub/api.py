@@ -70,8 +70,20 @@ def local_time_string(epoch=None):
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
+_now_text = [None, ""]  # (second, its local_time_string): posts of one second share it
+
+
+def _now_string():
+    second = int(time.time())
+    if _now_text[0] != second:
+        _now_text[:] = [second, local_time_string(second)]
+    return _now_text[1]
+
+
 def _stored(value):
     """What `set_field` keeps of a value: int, bool as int, str, anything else as str()."""
+    if type(value) is str:  # the common case first: the stub stands in for C code
+        return value
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (int, str)):
@@ -180,7 +192,7 @@ class LogData(object):
         if not isinstance(self.module, InputModule):
             log_error("Trying to post logdata from non-input module")
             return
-        self._fields["EventReceivedTime"] = local_time_string()
+        self._fields["EventReceivedTime"] = _now_string()
         self._fields["SourceModuleName"] = self.module._name
         self._fields["SourceModuleType"] = "im_python"
         if self.module.deliver is not None:
