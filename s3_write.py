@@ -52,6 +52,7 @@ READ_TIMEOUT = 60             # seconds
 
 import base64
 import collections
+import errno
 import gzip
 import json
 import os
@@ -292,11 +293,12 @@ _check_botocore(botocore.__version__)
 
 def _event_epoch(received):
     """EventReceivedTime (a local-time string in NXLog) as seconds since the epoch; the
-    current time stands in for a missing or unparsable value."""
+    current time stands in for a missing or unparsable value, or one before 1970."""
     try:
-        return time.mktime(time.strptime(received, "%Y-%m-%d %H:%M:%S"))
+        epoch = time.mktime(time.strptime(received, "%Y-%m-%d %H:%M:%S"))
     except (TypeError, ValueError, OverflowError):
         return time.time()
+    return epoch if epoch >= 0 else time.time()
 
 
 def _field_names(event):
@@ -527,7 +529,7 @@ class Spool(object):
                 self._close_open()
             if self.open_fd is None:
                 self._open(body_format, _event_epoch(received))
-            os.write(self.open_fd, record)
+            self._write_whole(record)
             if FSYNC == "event":
                 os.fsync(self.open_fd)
             self.open_events += 1
@@ -536,6 +538,18 @@ class Spool(object):
             self.open_last = received
             if self.open_events >= BATCH_EVENTS or self.open_bytes >= BATCH_BYTES:
                 self._close_open()
+
+    def _write_whole(self, record):
+        """All of RECORD, or none of it: a write the disk cut short (full) is taken back, so
+        that no torn line sits between two whole ones."""
+        try:
+            if os.write(self.open_fd, record) == len(record):
+                return
+            raise OSError(errno.ENOSPC, "the disk took only part of the event")
+        except OSError as exc:
+            os.ftruncate(self.open_fd, self.open_bytes)
+            raise SpoolFull("cannot write to the spool %s: %s: event refused"
+                            % (os.path.abspath(SPOOL_DIR), exc)) from None
 
     def _make_room(self, size):
         if size > SPOOL_MAX_BYTES:

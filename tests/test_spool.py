@@ -247,6 +247,32 @@ def test_fsync_per_batch_syncs_when_a_batch_closes(s3, batching, load, monkeypat
     assert synced  # the body, the manifest and the folder
 
 
+def test_a_time_before_1970_uses_the_current_time_and_recovers(s3, batching, load):
+    earlier = load("s3_write")
+    send(earlier, event("old", "1960-01-01 00:00:00"))
+    earlier.stop()
+    [name] = spool_files()
+    assert int(name.split("-")[1].split(".")[0]) > 1700000000
+    drain(load("s3_write"))  # and the next run takes the batch up
+    [key] = all_objects(s3)
+    assert key.startswith("web01/20")
+
+
+def test_a_write_the_disk_cuts_short_is_taken_back_whole(s3, batching, load, monkeypatch):
+    batching(BATCH_EVENTS=3)
+    writer = load("s3_write")
+    send(writer, event("first"))
+    real_write = os.write
+    monkeypatch.setattr(writer.os, "write", lambda fd, data: real_write(fd, data[:10]))
+    assert not api.call_write_data(writer.write_data, event("cut short"))
+    assert "the disk took only part of the event: event refused" in api.logged("ERROR")[0]
+    monkeypatch.setattr(writer.os, "write", real_write)
+    send(writer, event("second"), event("third"))
+    drain(writer)
+    assert [lines_of(stored) for stored in all_objects(s3).values()] == [
+        ["first", "second", "third"]]
+
+
 # ---- A full spool ----
 
 @pytest.fixture
