@@ -87,8 +87,11 @@ CONTENT_TYPES = {"raw": "text/plain; charset=utf-8", "json": "application/json",
 OLDEST_BOTOCORE = (1, 35, 16)  # the first that sends If-None-Match on PutObject
 MAX_KEY_CONFLICTS = 100  # taken keys in a row before a batch waits and tries again later
 REMEMBERED_SECONDS = 4096  # seconds whose last counter is kept in memory
-IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfer manager
-TRANSFER_CONFIG = TransferConfig(use_threads=False)  # multipart above 8 MiB, in 8 MiB parts
+IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfer manager,
+# as one PUT up to the 5 GiB one PUT may hold, and as a multipart upload only above that: some
+# stores (Ceph's radosgw 16) ignore If-None-Match when a multipart upload completes.
+TRANSFER_CONFIG = TransferConfig(multipart_threshold=5 * 1024 ** 3,
+                                 multipart_chunksize=64 * 1024 * 1024, use_threads=False)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while S3 fails
 LOG_EVERY = 60  # seconds between two log lines about the same lasting problem
 PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",

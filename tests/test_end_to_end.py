@@ -93,6 +93,31 @@ def test_the_scripts_run_on_the_oldest_python_nxlog_may_embed(moto_server, tmp_p
 
 
 @pytest.mark.parametrize("server", SERVERS)
+def test_a_large_batch_streamed_by_the_transfer_manager_overwrites_nothing(
+        request, server, settings, load, monkeypatch):
+    endpoint = request.getfixturevalue(server)
+    bucket = endpoint.new_bucket("nxlog-large-%d" % next(_bucket_numbers))
+    for name, value in endpoint.env.items():
+        monkeypatch.setenv(name, value)
+    settings(BUCKET=bucket, BATCH_EVENTS=1000, BATCH_BYTES=6 * 1024 * 1024, COMPRESSION="none",
+             KEY_TIME="local")
+    key = "web01/2026-03-01/10.00.07.1"
+    endpoint.client().put_object(Bucket=bucket, Key=key, Body=b"someone else's")
+    writer = load("s3_write")
+    writer.IN_MEMORY_UPLOAD = 1024 * 1024  # this 6 MiB batch streams from a temporary file
+    big = "z" * (100 * 1024)
+    for n in range(62):
+        event = api.new_event(api.output_module(), {"raw_event": "%02d %s" % (n, big),
+                                                    "EventReceivedTime": "2026-03-01 10:00:07"})
+        assert api.call_write_data(writer.write_data, event), api.logged("ERROR")
+    drain(writer, seconds=60)
+    client = endpoint.client()
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"someone else's"
+    second = client.get_object(Bucket=bucket, Key=key[:-1] + "2")
+    assert second["Metadata"]["nxlog-s3-events"] == "62"
+
+
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_restart_in_the_same_second_overwrites_nothing(request, server, settings, load,
                                                          monkeypatch):
     endpoint = request.getfixturevalue(server)
