@@ -220,6 +220,15 @@ def test_a_missing_bucket_is_reported_by_key_and_reason_and_the_event_waits(s3, 
     assert writer._spool.pending() == 1
 
 
+def test_a_lasting_error_is_logged_once_a_minute_not_at_every_retry(s3, settings, load):
+    settings(BUCKET="no-such-bucket")
+    writer = load("s3_write")
+    assert api.call_write_data(writer.write_data, event(raw_event="x"))
+    wait_for(lambda: writer._last_logged.get("NoSuchBucket", (None, 0))[1] >= 2,
+             what="three failed uploads")
+    assert len(api.logged("ERROR")) == 1  # the retries after it are counted, not logged
+
+
 def test_uploads_resume_by_themselves_once_the_bucket_exists(s3, settings, load):
     settings(BUCKET="late-bucket")
     writer = load("s3_write")
