@@ -884,10 +884,11 @@ read_event = read_data  # the old scripts' name, for configurations that say `Ca
 def stop():
     """Ends this instance as the end of its process would: the checkpoint is let go. NXLog
     never calls it (it has no shutdown hook); tests and programs that embed the script do."""
-    global _lock_fd, _state
+    global _lock_fd, _pool, _state
     _start_over()
     if _pool is not None:
         _pool.shutdown(wait=True)
+        _pool = None
     if _lock_fd is not None:
         os.close(_lock_fd)
         _lock_fd, _state = None, None
