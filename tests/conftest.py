@@ -136,7 +136,7 @@ class Endpoint(object):
     """An S3 endpoint on 127.0.0.1 and the environment that points boto3 at it."""
 
     def __init__(self, url, access_key, secret_key):
-        self.url = url
+        self.url = url  # http://127.0.0.1:PORT
         self.env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": access_key,
                     "AWS_SECRET_ACCESS_KEY": secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
 

@@ -12,6 +12,7 @@ import time
 
 import boto3
 import pytest
+from faults import FaultProxy
 from moto.server import ThreadedMotoServer
 
 from conftest import ROOT, drain, free_port, wait_for
@@ -167,3 +168,36 @@ def test_sigkill_of_the_reader_loses_nothing_and_repeats_only_the_object_in_prog
     assert not lost, "seed %d: %d events lost, e.g. %s" % (seed, len(lost), sorted(lost)[:5])
     assert len(repeated_objects) <= KILLS, "seed %d: events of %d objects posted twice" % (
         seed, len(repeated_objects))
+
+
+@pytest.mark.http
+@pytest.mark.parametrize("seed", [7])
+def test_a_fifth_of_requests_failing_loses_nothing_and_stores_nothing_twice(
+        moto_server, settings, load, monkeypatch, seed):
+    """503 SlowDown, 500 and connection resets on 20% of the requests, writing and reading."""
+    bucket = moto_server.new_bucket("nxlog-faults-%d" % int(time.time()))
+    upstream = moto_server.url.rsplit(":", 1)
+    with FaultProxy(("127.0.0.1", int(upstream[1])), faults=0.2, seed=seed) as proxy:
+        for name, value in moto_server.env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        settings(BUCKET=bucket, BATCH_EVENTS=200, BATCH_AGE=0.2, RETRY_ATTEMPTS=3,
+                 POLL_INTERVAL=0.05, MAX_ATTEMPTS=100)
+        writer = load("s3_write")
+        for number in range(5000):
+            event = api.new_event(api.output_module(), {"raw_event": "event %06d" % number})
+            assert api.call_write_data(writer.write_data, event)
+        drain(writer, seconds=120)
+        reader, posted = load("s3_read"), []
+        module = api.input_module()
+        module.deliver = lambda event: posted.append(int(event.get_field("raw_event").split()[1]))
+        deadline = time.monotonic() + 120
+        while len(posted) < 5000 and time.monotonic() < deadline:
+            delay, _ = api.call_read_data(reader.read_data, module)
+            time.sleep(delay)
+    counts, batch_ids = events_in(moto_server.client(), bucket)
+    assert proxy.counts["503"] and proxy.counts["500"] and proxy.counts["reset"], proxy.counts
+    assert counts == collections.Counter(range(5000)), "seed %d: stored %d events" % (
+        seed, sum(counts.values()))
+    assert len(batch_ids) == len(set(batch_ids)) == 25
+    assert sorted(posted) == list(range(5000)), "seed %d: read %d events" % (seed, len(posted))
