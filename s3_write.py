@@ -54,6 +54,7 @@ import base64
 import collections
 import errno
 import gzip
+import io
 import json
 import os
 import pickle
@@ -737,13 +738,10 @@ def _put(batch):
     """Uploads BATCH to its key, only if that key is free (If-None-Match: *)."""
     arguments = _object_arguments(batch)
     if batch.bytes <= IN_MEMORY_UPLOAD:
-        with open(batch.path("data"), "rb") as handle:
-            body = handle.read()
-        if COMPRESSION == "gzip":
-            body = gzip.compress(body, compresslevel=6, mtime=0)
-        elif COMPRESSION == "zstd":
-            body = zstandard.ZstdCompressor().compress(body)
-        _s3().put_object(Bucket=BUCKET, Key=batch.key, Body=body, IfNoneMatch="*", **arguments)
+        body = io.BytesIO()
+        _compress(open(batch.path("data"), "rb"), body)
+        _s3().put_object(Bucket=BUCKET, Key=batch.key, Body=body.getvalue(), IfNoneMatch="*",
+                         **arguments)
         return
     client = _s3()
     for operation in ("PutObject", "CompleteMultipartUpload"):
