@@ -95,6 +95,7 @@ TRANSFER_CONFIG = TransferConfig(multipart_threshold=5 * 1024 ** 3,
                                  multipart_chunksize=64 * 1024 * 1024, use_threads=False)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while S3 fails
 LOG_EVERY = 60  # seconds between two log lines about the same lasting problem
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
                     "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException"}
 
@@ -388,7 +389,8 @@ def _log_limited(problem, log, message):
 class Batch(object):
     """A closed batch: its manifest, and where its body waits in the spool."""
 
-    FIELDS = ("seq", "id", "format", "epoch", "first", "last", "events", "bytes", "key")
+    FIELDS = ("seq", "id", "format", "epoch", "first", "last", "events", "bytes", "key",
+              "key_epoch")
 
     def __init__(self, **manifest):
         for name in self.FIELDS:
@@ -458,6 +460,7 @@ class Spool(object):
                 self._set_aside(seq, exc)
                 continue
             if batch is not None:
+                _key_epoch(batch)  # later keys come after the ones recovered
                 self.closed[seq] = batch
                 self.bytes += batch.bytes
         if self.closed:
@@ -525,23 +528,35 @@ class Spool(object):
     # -- write_data's side --
 
     def append(self, body_format, record, received):
-        """Puts one event's record on disk, in the open batch; closes the batch when full."""
+        """Puts one event's record on disk, in the open batch; closes the batch when full.
+        A full disk is a full spool: write_data waits for uploads to free room, or refuses
+        the event (SPOOL_FULL=drop)."""
         with self.lock:
             if self.bytes + len(record) > SPOOL_MAX_BYTES:
                 self._make_room(len(record))
-            if self.open_fd is not None and self.open_format != body_format:
-                self._close_open()
-            if self.open_fd is None:
-                self._open(body_format, _event_epoch(received))
-            self._write_whole(record)
-            if FSYNC == "event":
-                os.fsync(self.open_fd)
-            self.open_events += 1
-            self.open_bytes += len(record)
-            self.bytes += len(record)
-            self.open_last = received
+            delay = 0.01
+            while True:
+                try:
+                    self._write_event(body_format, record, received)
+                    break
+                except OSError as exc:
+                    self._wait_for_disk(exc, delay)
+                    delay = min(delay * 2, 1.0)
             if self.open_events >= BATCH_EVENTS or self.open_bytes >= BATCH_BYTES:
-                self._close_open()
+                self._try_to_close()
+
+    def _write_event(self, body_format, record, received):
+        if self.open_fd is not None and self.open_format != body_format:
+            self._close_open()
+        if self.open_fd is None:
+            self._open(body_format, _event_epoch(received))
+        self._write_whole(record)
+        if FSYNC == "event":
+            os.fsync(self.open_fd)
+        self.open_events += 1
+        self.open_bytes += len(record)
+        self.bytes += len(record)
+        self.open_last = received
 
     def _write_whole(self, record):
         """All of RECORD, or none of it: a write the disk cut short (full) is taken back, so
@@ -550,10 +565,23 @@ class Spool(object):
             if os.write(self.open_fd, record) == len(record):
                 return
             raise OSError(errno.ENOSPC, "the disk took only part of the event")
-        except OSError as exc:
+        except OSError:
             os.ftruncate(self.open_fd, self.open_bytes)
-            raise SpoolFull("cannot write to the spool %s: %s: event refused"
-                            % (os.path.abspath(SPOOL_DIR), exc)) from None
+            raise
+
+    def _wait_for_disk(self, exc, delay):
+        """After a failed write to the spool: waits DELAY for room if the disk is full and
+        SPOOL_FULL=block; otherwise refuses the event, counted."""
+        where = os.path.abspath(SPOOL_DIR)
+        if exc.errno not in DISK_FULL:
+            raise SpoolFull("cannot write to the spool %s: %s: event refused" % (where, exc))
+        if SPOOL_FULL == "drop":
+            self.dropped += 1
+            raise SpoolFull("the disk of the spool %s is full (%s): event dropped, %d dropped "
+                            "so far" % (where, exc.strerror, self.dropped))
+        _log_limited("disk full", nxlog.log_warning, "the disk of the spool %s is full (%s): "
+                     "write_data waits for uploads to free room" % (where, exc.strerror))
+        self.lock.wait(delay)
 
     def _make_room(self, size):
         if size > SPOOL_MAX_BYTES:
@@ -585,21 +613,33 @@ class Spool(object):
             self.open_seq, self.open_epoch, self.open_format))
 
     def _close_open(self):
-        """Manifest first, then the rename: see the layout above."""
+        """Manifest first, then the rename: see the layout above. If the manifest cannot be
+        written (a full disk), the batch stays open and nothing changed."""
         if FSYNC == "batch":
             os.fsync(self.open_fd)
-        os.close(self.open_fd)
         batch = Batch(seq=self.open_seq, id=uuid.uuid4().hex, format=self.open_format,
                       epoch=self.open_epoch, first=_utc_text(self.open_epoch),
                       last=_utc_text(_event_epoch(self.open_last)), events=self.open_events,
                       bytes=self.open_bytes)
         _assign_key(batch)
         batch.save()
+        os.close(self.open_fd)
         os.replace(self._open_path(), batch.path("data"))
         self.closed[batch.seq] = batch
         self.open_fd = self.open_since = None
         self.open_events = self.open_bytes = 0
         self.lock.notify_all()
+
+    def _try_to_close(self):
+        """Closes the open batch; False if the disk refused (it stays open, tried again)."""
+        try:
+            self._close_open()
+            return True
+        except OSError as exc:
+            _log_limited("cannot close", nxlog.log_warning, "cannot close the batch being "
+                         "filled in %s: %s; it stays open and closing is tried again"
+                         % (os.path.abspath(SPOOL_DIR), exc))
+            return False
 
     # -- the uploader's side --
 
@@ -609,16 +649,18 @@ class Spool(object):
         with self.lock:
             deadline = time.monotonic() + timeout
             while not _stopping.is_set():
+                retry_close = None
                 if self.open_since is not None and \
-                        time.monotonic() - self.open_since >= BATCH_AGE:
-                    self._close_open()
+                        time.monotonic() - self.open_since >= BATCH_AGE and \
+                        not self._try_to_close():
+                    retry_close = time.monotonic() + RETRY_DELAYS[0]
                 if self.closed:
                     return next(iter(self.closed.values()))
                 now = time.monotonic()
                 if now >= deadline:
                     return None
                 wake = deadline if self.open_since is None else min(
-                    deadline, self.open_since + BATCH_AGE)
+                    deadline, retry_close or self.open_since + BATCH_AGE)
                 self.lock.wait(max(0.0, wake - now))
             return None
 
@@ -687,10 +729,24 @@ def _highest_counter(second):
     return highest
 
 
+_newest_key_epoch = 0  # the latest key time this writer has used
+
+
+def _key_epoch(batch):
+    """The time in BATCH's key: its first event's, but never before a key this writer used
+    already, so that a clock set back (or a forward jump put right) cannot put keys behind
+    a reader's lookback window. Events keep their own times."""
+    global _newest_key_epoch
+    if batch.key_epoch is None:  # a manifest of an older version has a key, but no key_epoch
+        batch.key_epoch = batch.epoch if batch.key else max(batch.epoch, _newest_key_epoch)
+    _newest_key_epoch = max(_newest_key_epoch, batch.key_epoch)
+    return batch.key_epoch
+
+
 def _assign_key(batch, after=0):
     """Gives BATCH its key, SECOND.N past AFTER. The caller records it in the manifest
     before any upload, and holds the spool's lock (closing batches assigns keys too)."""
-    second = _key_second(batch.epoch)
+    second = _key_second(_key_epoch(batch))
     counter = max(_last_counter.get(second, 0), after) + 1
     _remember_counter(second, counter)
     batch.key = "%s.%d" % (second, counter)
@@ -784,7 +840,7 @@ def _upload(batch):
         for _ in range(MAX_KEY_CONFLICTS):
             if _stored(batch):
                 return
-            highest = _highest_counter(_key_second(batch.epoch))
+            highest = _highest_counter(_key_second(batch.key_epoch))
             with _spool.lock:
                 _assign_key(batch, after=highest)
             batch.save()

@@ -1,6 +1,7 @@
 """s3_write.py's durable path: batches, the disk spool, exactly-once uploads, a full spool,
 and the object options. Against moto's in-process S3."""
 
+import errno
 import gzip
 import json
 import os
@@ -258,19 +259,82 @@ def test_a_time_before_1970_uses_the_current_time_and_recovers(s3, batching, loa
     assert key.startswith("web01/20")
 
 
-def test_a_write_the_disk_cuts_short_is_taken_back_whole(s3, batching, load, monkeypatch):
-    batching(BATCH_EVENTS=3)
+def cut_short(writer, monkeypatch, times):
+    """The next TIMES writes to the spool get only part of their bytes on disk, with a full
+    disk's error, as a full disk does."""
+    real_write, failures = os.write, iter(range(times))
+
+    def write(fd, data):
+        if next(failures, None) is None:
+            return real_write(fd, data)
+        real_write(fd, data[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(writer.os, "write", write)
+
+
+def test_a_full_disk_makes_write_data_wait_and_the_cut_write_is_taken_back_whole(
+        s3, batching, load, monkeypatch):
+    batching(BATCH_EVENTS=4)
     writer = load("s3_write")
     send(writer, event("first"))
-    real_write = os.write
-    monkeypatch.setattr(writer.os, "write", lambda fd, data: real_write(fd, data[:10]))
-    assert not api.call_write_data(writer.write_data, event("cut short"))
-    assert "the disk took only part of the event: event refused" in api.logged("ERROR")[0]
-    monkeypatch.setattr(writer.os, "write", real_write)
+    cut_short(writer, monkeypatch, times=3)
+    assert api.call_write_data(writer.write_data, event("waited for room"))
+    assert "the disk of the spool" in api.logged("WARNING")[0]
+    assert "is full (No space left on device): write_data waits" in api.logged("WARNING")[0]
+    send(writer, event("second"), event("third"))
+    drain(writer)
+    assert [lines_of(stored) for stored in all_objects(s3).values()] == [
+        ["first", "waited for room", "second", "third"]]
+
+
+def test_with_spool_full_drop_a_full_disk_refuses_the_event_whole_and_counts_it(
+        s3, batching, load, monkeypatch):
+    batching(BATCH_EVENTS=3, SPOOL_FULL="drop")
+    writer = load("s3_write")
+    send(writer, event("first"))
+    cut_short(writer, monkeypatch, times=2)
+    assert not api.call_write_data(writer.write_data, event("dropped"))
+    assert not api.call_write_data(writer.write_data, event("dropped too"))
+    assert "is full (No space left on device): event dropped, 2 dropped so far" in \
+        api.logged("ERROR")[1]
     send(writer, event("second"), event("third"))
     drain(writer)
     assert [lines_of(stored) for stored in all_objects(s3).values()] == [
         ["first", "second", "third"]]
+
+
+def test_another_write_error_refuses_the_event_with_its_reason(s3, batching, load,
+                                                               monkeypatch):
+    batching(BATCH_EVENTS=2)
+    writer = load("s3_write")
+
+    def broken(fd, data):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(writer.os, "write", broken)
+    assert not api.call_write_data(writer.write_data, event("refused"))
+    assert "cannot write to the spool" in api.logged("ERROR")[0]
+    assert "Input/output error: event refused" in api.logged("ERROR")[0]
+
+
+def test_a_manifest_the_full_disk_refuses_leaves_the_batch_open_until_it_can_close(
+        s3, batching, load, monkeypatch):
+    batching(BATCH_EVENTS=2)
+    writer = load("s3_write")
+    real_write_atomically = writer._write_atomically
+    refusals = iter(range(2))
+
+    def full(path, data, sync=True):
+        if next(refusals, None) is not None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_atomically(path, data, sync)
+    monkeypatch.setattr(writer, "_write_atomically", full)
+    send(writer, event("one"), event("two"))  # the close fails: the batch stays open
+    assert "cannot close the batch being filled" in api.logged("WARNING")[0]
+    send(writer, event("three"))  # the close fails again, then the next one works
+    send(writer, event("four"))
+    drain(writer)
+    assert sorted(lines_of(stored) for stored in all_objects(s3).values()) == [
+        ["one", "two", "three", "four"]]
 
 
 # ---- A full spool ----
