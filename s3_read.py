@@ -44,6 +44,9 @@ MAX_ATTEMPTS = 5            # polls that try an object that cannot be read befor
 ALLOW_PICKLE = False        # read pickled objects: only for a bucket whose writers you trust
 RAW_LINES = False           # objects without s3_write.py's metadata: one event per line
                             # (stores filled by other tools) instead of one per object
+MAX_EVENT_BYTES = 67108864  # an event (a line, or a whole object) larger than this, once
+                            # decompressed, makes its object undecodable: a decompression
+                            # bomb cannot exhaust memory; 0: no limit
 AFTER_READ = "keep"         # keep, delete, or move (to MOVE_PREFIX) each object once read
 MOVE_PREFIX = ""            # with AFTER_READ=move: where objects go, e.g. read/
 RETRY_MODE = "standard"     # botocore retry mode: standard or adaptive
@@ -89,8 +92,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 PICKLE_MAGIC = re.compile(b"^\x80[\x02-\x05]")  # what a pickle of protocol 2 to 5 starts with
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
 CHECKPOINT_VERSION = 2
-WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are decoded whole before posting;
-                                # larger ones stream, line by line, in bounded memory
+WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are fetched ahead, whole, by the
+                                # fetch threads; larger ones stream as they are posted
 REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at the most
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
 # A key of the scheme: SERVER, its second, its counter.
@@ -257,6 +260,7 @@ MAX_SECONDS_PER_CALL = _setting("MAX_SECONDS_PER_CALL", _number(float, 0.01))
 FETCH_THREADS = _setting("FETCH_THREADS", _number(int, 1, 64))
 MAX_ATTEMPTS = _setting("MAX_ATTEMPTS", _number(int, 1))
 ALLOW_PICKLE = _setting("ALLOW_PICKLE", _flag)
+MAX_EVENT_BYTES = _setting("MAX_EVENT_BYTES", _number(int, 0))
 RAW_LINES = _setting("RAW_LINES", _flag)
 AFTER_READ = _setting("AFTER_READ", _choice("keep", "delete", "move"))
 MOVE_PREFIX = _setting("MOVE_PREFIX", _move_prefix)
@@ -322,7 +326,7 @@ class Position(object):
         self.read = read or {}  # second -> set of counters read, reported or set aside
         self.floor = floor
         self.attempts = attempts or {}  # key -> [failed reads so far, when the last one was]
-        self.partial = partial or {}  # the large object a call stopped in -> events posted
+        self.partial = partial or {}  # key of an object read in part -> its events posted
 
     def start_after(self, server):
         """A key before every object the next listing must see."""
@@ -473,14 +477,21 @@ def _load_state():
                               ) from None
 
 
+_unsaved = False  # the checkpoint lags behind what was posted: no more is read until saved
+
+
 def _save_state(state):
+    """Writes STATE to CHECKPOINT. If the disk refuses (full, read-only), reading pauses
+    until it takes it, so that a crash meanwhile posts again one object at most."""
+    global _unsaved
     path = os.path.abspath(CHECKPOINT)
+    _unsaved = True
     try:
         _write_atomically(path, json.dumps(state.to_json(), separators=(",", ":")).encode())
     except OSError as exc:
-        raise CheckpointError("%s: cannot write checkpoint %s: %s; it keeps its previous "
-                              "content, so objects after it may be posted again after a restart"
-                              % (SCRIPT, path, exc)) from None
+        raise CheckpointError("%s: cannot write checkpoint %s: %s; reading pauses until it "
+                              "can be written (nothing is lost)" % (SCRIPT, path, exc)) from None
+    _unsaved = False
 
 
 # ---- Listing ------------------------------------------------------------------------------
@@ -640,10 +651,25 @@ def _one_event(key, body, body_format):
                             % (METADATA_FORMAT, body_format))
 
 
+def _bounded_read(read, what):
+    """READ(limit) within MAX_EVENT_BYTES: an event that large is taken for what it most
+    likely is, a decompression bomb or not a log at all."""
+    data = read(MAX_EVENT_BYTES + 1 if MAX_EVENT_BYTES else -1)
+    if MAX_EVENT_BYTES and len(data) > MAX_EVENT_BYTES and not (
+            len(data) == MAX_EVENT_BYTES + 1 and data.endswith(b"\n")):
+        raise UndecodableObject("%s is larger than MAX_EVENT_BYTES=%d once decompressed (a "
+                                "decompression bomb?); raise NXLOG_S3_MAX_EVENT_BYTES, or set "
+                                "it to 0 for no limit" % (what, MAX_EVENT_BYTES))
+    return data
+
+
 def _line_events(key, stream, body_format):
     """The events of an object that holds one per line: a batch (JSON lines) or, with
-    RAW_LINES, a text object without metadata. Streams: memory stays bounded."""
-    for number, line in enumerate(stream, 1):
+    RAW_LINES, a text object without metadata."""
+    for number in itertools.count(1):
+        line = _bounded_read(stream.readline, "line %d" % number)
+        if not line:
+            return
         line = line.rstrip(b"\n")
         if body_format == "jsonl":
             if line:
@@ -652,17 +678,15 @@ def _line_events(key, stream, body_format):
             yield {"raw_event": _text(line.rstrip(b"\r"), key)}
 
 
-def _events(key, response, size):
-    """The events of one object, as field dicts, by what its metadata says it holds: a list
-    for an object up to WHOLE_OBJECT bytes (all of it decodes, or none is posted), a stream
-    for a larger one."""
+def _events(key, response):
+    """The events of one object, as field dicts, by what its metadata says it holds. They
+    stream: memory stays bounded whatever the object's size."""
     metadata = response.get("Metadata", {})
     body_format = metadata.get(METADATA_FORMAT)
     stream = _decompressing(response, metadata)
     if body_format == "jsonl" or (body_format is None and RAW_LINES):
-        events = _line_events(key, stream, body_format)
-        return list(events) if size <= WHOLE_OBJECT else events
-    return [_one_event(key, stream.read(), body_format)]
+        return _line_events(key, stream, body_format)
+    return iter([_one_event(key, _bounded_read(stream.read, "the object"), body_format)])
 
 
 # ---- Reading ------------------------------------------------------------------------------
@@ -720,7 +744,7 @@ def _close_open():
         _open = None
 
 
-def _events_to_post(position, key, size, future):
+def _events_to_post(position, key, future):
     """The events of KEY not posted yet: where the last call stopped in it, or from a new GET
     past the events a crashed run had posted already."""
     global _open
@@ -728,26 +752,28 @@ def _events_to_post(position, key, size, future):
         return _open[1]
     _close_open()
     response = future.result() if future else _s3().get_object(Bucket=BUCKET, Key=key)
-    events = iter(_events(key, response, size))
+    events = _events(key, response)
     _open = (key, events, response)
     for _ in itertools.islice(events, position.partial.get(key, 0)):
         pass
     return events
 
 
-def _read_object(module, position, key, size, future, deadline):
+def _read_object(module, position, key, future, deadline):
     """Posts the events of KEY; False if the call's time ran out inside it, where the next
-    call goes on. Raises UndecodableObject, or botocore's errors."""
-    posted, new_event = position.partial.get(key, 0), _event_maker(module)
+    call goes on. Raises UndecodableObject, or botocore's errors. How many of its events are
+    posted is kept in the checkpoint, so that neither the next call, nor a retry after an
+    error partway, nor a restarted reader posts one twice."""
+    posted = already = position.partial.get(key, 0)
+    new_event = _event_maker(module)
     try:
-        for fields in _events_to_post(position, key, size, future):
+        for fields in _events_to_post(position, key, future):
             event = new_event()
             for name, value in fields.items():
                 event.set_field(name, value)
             event.post()
             posted += 1
             if posted % CLOCK_EVERY == 0 and time.monotonic() > deadline:
-                position.partial = {key: posted}
                 return False
     except DECODE_ERRORS as exc:
         _close_open()
@@ -755,8 +781,10 @@ def _read_object(module, position, key, size, future, deadline):
     except BaseException:
         _close_open()
         raise
+    finally:
+        if posted > already:
+            position.partial[key] = posted
     _close_open()
-    position.partial = {}
     return True
 
 
@@ -776,9 +804,10 @@ def _give_up_now(position, key, reason):
 
 
 def _tried_lately(position, key):
-    """Whether KEY failed less than POLL_INTERVAL ago: attempts are a poll apart."""
+    """Whether KEY failed less than POLL_INTERVAL ago: attempts are a poll apart (and a
+    clock set back does not hold them off)."""
     attempt = position.attempts.get(key)
-    return attempt is not None and time.time() - attempt[1] < POLL_INTERVAL
+    return attempt is not None and 0 <= time.time() - attempt[1] < POLL_INTERVAL
 
 
 def _after_read(key):
@@ -804,10 +833,10 @@ def _read_server(module, server, budget, deadline):
         if entry is None:
             del _rounds[server]
             return budget, True
-        (key, second, counter, size), future = entry
+        (key, second, counter, _), future = entry
         budget -= 1
         try:
-            if not _read_object(module, position, key, size, future, deadline):
+            if not _read_object(module, position, key, future, deadline):
                 _rounds[server].again(entry)
                 _save_state(_state)
                 return 0, False
@@ -823,6 +852,7 @@ def _read_server(module, server, budget, deadline):
                 _save_state(_state)
                 continue
         position.attempts.pop(key, None)
+        position.partial.pop(key, None)
         position.mark(second, counter)
         _save_state(_state)
         _after_read(key)
@@ -840,6 +870,8 @@ def _read_objects(module):
     global _state, _turn
     if _state is None:
         _state = _load_state()
+    if _unsaved:
+        _save_state(_state)
     servers = _server_names()
     budget, deadline = MAX_OBJECTS_PER_CALL, time.monotonic() + MAX_SECONDS_PER_CALL
     for index in range(len(servers)):

@@ -160,6 +160,28 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_whole(s3, reade
         tmp_path / "lastkey.log") in message
 
 
+def test_while_the_checkpoint_cannot_be_written_reading_pauses_then_resumes_exactly_once(
+        s3, reader, tmp_path, monkeypatch):
+    put(s3, SECOND + ".1", "a")
+    put(s3, SECOND + ".2", "b")
+    real_write_atomically = reader._write_atomically
+    disk = {"full": True}
+
+    def write_atomically(path, data, sync=True):
+        if disk["full"]:
+            raise OSError(28, "No space left on device")
+        real_write_atomically(path, data, sync)
+    monkeypatch.setattr(reader, "_write_atomically", write_atomically)
+    assert poll(reader)[1] == ["a"]  # posted, but its checkpoint could not be written
+    assert poll(reader)[1] == []  # so nothing more is read
+    assert poll(reader)[1] == []
+    assert not (tmp_path / "lastkey.log").exists()
+    assert "reading pauses until it can be written (nothing is lost)" in api.logged("ERROR")[0]
+    disk["full"] = False
+    assert read_all(reader) == ["b"]
+    assert checkpoint(tmp_path)["servers"]["web01"]["read"] == {"2026-03-01/10.00.34": "1-2"}
+
+
 def test_deleting_the_checkpoint_reads_everything_again(s3, settings, load, tmp_path):
     put(s3, SECOND + ".1", "a")
     first = load("s3_read")

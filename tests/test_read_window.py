@@ -5,6 +5,8 @@ import gzip
 import json
 import pickle
 import time
+import tracemalloc
+import zlib
 
 import pytest
 from test_read import checkpoint, poll, put, read_all
@@ -125,6 +127,58 @@ def test_an_object_that_fails_is_tried_again_then_set_aside(s3, settings, load, 
     assert checkpoint(tmp_path)["servers"]["web01"]["attempts"] == {}
     time.sleep(0.06)
     assert poll(reader)[1] == []  # set aside for good
+
+
+def test_an_object_failing_partway_is_retried_past_the_events_it_posted(s3, settings, load,
+                                                                          tmp_path):
+    settings(MAX_ATTEMPTS=2, POLL_INTERVAL=0.05)
+    body = gzip.decompress(batch("one", "two")) + b"{broken\n" + gzip.decompress(batch("four"))
+    put(s3, key_at("00.34", 1), gzip.compress(body), JSON_LINES)
+    reader = load("s3_read")
+    assert poll(reader)[1] == ["one", "two"]
+    assert checkpoint(tmp_path)["servers"]["web01"]["partial"] == {key_at("00.34", 1): 2}
+    time.sleep(0.06)
+    assert poll(reader)[1] == []  # the retry fails at the same line, posting nothing again
+    assert "invalid JSON in line 3" in api.logged("ERROR")[0]
+    assert checkpoint(tmp_path)["servers"]["web01"]["partial"] == {}
+
+
+def bomb(size):
+    """SIZE zero bytes, gzip-compressed: a thousand times smaller than what they unpack to."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1 << 20)
+    return b"".join([compressor.compress(chunk) for _ in range(size >> 20)] +
+                    [compressor.flush()])
+
+
+@pytest.mark.parametrize("metadata", [JSON_LINES, {}], ids=["batch", "old-script object"])
+def test_a_decompression_bomb_is_set_aside_in_bounded_memory(s3, settings, load, metadata):
+    settings(MAX_EVENT_BYTES=1 << 20, MAX_ATTEMPTS=1)
+    put(s3, key_at("00.34", 1), bomb(64 << 20), metadata)  # 64 MiB of zeros, no newline
+    put(s3, key_at("00.34", 2), "after it")
+    reader = load("s3_read")
+    tracemalloc.start()
+    try:
+        assert read_all(reader) == ["after it"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, "%d MiB" % (peak >> 20)
+    assert "is larger than MAX_EVENT_BYTES=1048576 once decompressed (a decompression " \
+           "bomb?)" in api.logged("ERROR")[0]
+
+
+def test_max_event_bytes_0_reads_an_event_of_any_size(s3, settings, load):
+    settings(MAX_EVENT_BYTES=0)
+    put(s3, key_at("00.34", 1), gzip.compress(b"x" * (2 << 20)))
+    assert read_all(load("s3_read")) == ["x" * (2 << 20)]
+
+
+def test_an_event_up_to_max_event_bytes_is_read(s3, settings, load):
+    settings(MAX_EVENT_BYTES=1000)
+    line = json.dumps({"raw_event": "y" * 900}).encode() + b"\n"
+    put(s3, key_at("00.34", 1), gzip.compress(line * 3), JSON_LINES)
+    assert read_all(load("s3_read")) == ["y" * 900] * 3
 
 
 def deny(key):
