@@ -51,6 +51,8 @@ AFTER_READ = "keep"         # keep, delete, or move (to MOVE_PREFIX) each object
 MOVE_PREFIX = ""            # with AFTER_READ=move: where objects go, e.g. read/
 RETRY_MODE = "standard"     # botocore retry mode: standard or adaptive
 RETRY_ATTEMPTS = 5          # attempts per S3 request, the first one included
+TLS_VERIFY = True           # check the endpoint's TLS certificate (AWS_CA_BUNDLE names a
+                            # private CA); false only for a test endpoint, never in production
 CONNECT_TIMEOUT = 10        # seconds
 READ_TIMEOUT = 60           # seconds
 # ---- End of settings ---------------------------------------------------------------------
@@ -67,6 +69,7 @@ import os
 import pickle
 import re
 import socket
+import stat
 import tempfile
 import time
 import traceback
@@ -75,7 +78,7 @@ import zlib
 import boto3
 import nxlog
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 try:
     import fcntl
@@ -147,6 +150,13 @@ def _server(text):
     return value
 
 
+def _flag(text):
+    value = text.strip().lower()
+    if value not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+        raise ValueError("use true or false")
+    return value in ("true", "yes", "1", "on")
+
+
 def _path(text):
     if not text.strip():
         raise ValueError("must name a file or folder")
@@ -166,6 +176,15 @@ def _setting(name, parse):
         raise ConfigError("%s: %s=%r is not valid: %s" % (SCRIPT, where, text, exc)) from None
 
 
+def _new_client(attempts, timeout_cap=None):
+    """An S3 client from the standard AWS chain, with botocore's retries and timeouts."""
+    config = Config(retries={"mode": RETRY_MODE, "total_max_attempts": attempts},
+                    connect_timeout=min(CONNECT_TIMEOUT, timeout_cap or CONNECT_TIMEOUT),
+                    read_timeout=min(READ_TIMEOUT, timeout_cap or READ_TIMEOUT))
+    return boto3.session.Session().client("s3", config=config,
+                                          verify=None if TLS_VERIFY else False)
+
+
 _client = None
 
 
@@ -173,10 +192,46 @@ def _s3():
     """The module instance's one S3 client, created on first use."""
     global _client
     if _client is None:
-        config = Config(retries={"mode": RETRY_MODE, "total_max_attempts": RETRY_ATTEMPTS},
-                        connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
-        _client = boto3.session.Session().client("s3", config=config)
+        _client = _new_client(RETRY_ATTEMPTS)
     return _client
+
+
+def _check_connection():
+    """At start, one request: missing credentials, or a bucket that does not exist, stop the
+    module with one message. Whatever else (S3 unreachable now, no right to HeadBucket) is
+    left to the uploads or polls, which report it and retry."""
+    if not TLS_VERIFY:
+        nxlog.log_warning("%s: TLS_VERIFY is off: whoever sits between this host and S3 can "
+                          "read and change what is sent" % SCRIPT)
+    try:
+        _new_client(1, timeout_cap=5).head_bucket(Bucket=BUCKET)
+    except NoCredentialsError:
+        raise ConfigError("%s: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID "
+                          "and AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the "
+                          "host an instance role" % SCRIPT) from None
+    except ClientError as exc:
+        if _error_code(exc) in ("404", "NoSuchBucket"):
+            raise ConfigError("%s: the bucket %s does not exist (BUCKET, or NXLOG_S3_BUCKET); "
+                              "this script never creates one" % (SCRIPT, BUCKET)) from None
+    except BotoCoreError:
+        pass
+
+
+def _private_directory(directory, setting):
+    """Makes DIRECTORY (its owner's only) if need be; refuses one this process cannot use,
+    or one every user may write to (anyone could plant or swap the files it holds)."""
+    where = "%s (%s)" % (os.path.abspath(directory), setting)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        mode = os.stat(directory).st_mode
+    except OSError as exc:
+        raise ConfigError("%s: cannot use the folder %s: %s" % (SCRIPT, where, exc)) from None
+    if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError("%s: the folder %s is not readable and writable by this process "
+                          "(user id %d)" % (SCRIPT, where, os.getuid()))
+    if mode & stat.S_IWOTH:
+        raise ConfigError("%s: every user may write to the folder %s: chmod o-w it, or choose "
+                          "another" % (SCRIPT, where))
 
 
 def _exclusive_lock(path):
@@ -226,13 +281,6 @@ def _error_code(exc):
 # ---- End of the shared code --------------------------------------------------------------
 
 
-def _flag(text):
-    value = text.strip().lower()
-    if value not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-        raise ValueError("use true or false")
-    return value in ("true", "yes", "1", "on")
-
-
 def _servers(text):
     """SERVER: one name, names with commas, or * for every server in the bucket."""
     if text.strip() == "*":
@@ -266,6 +314,7 @@ AFTER_READ = _setting("AFTER_READ", _choice("keep", "delete", "move"))
 MOVE_PREFIX = _setting("MOVE_PREFIX", _move_prefix)
 RETRY_MODE = _setting("RETRY_MODE", _choice("standard", "adaptive"))
 RETRY_ATTEMPTS = _setting("RETRY_ATTEMPTS", _number(int, 1))
+TLS_VERIFY = _setting("TLS_VERIFY", _flag)
 CONNECT_TIMEOUT = _setting("CONNECT_TIMEOUT", _number(float, 0.1))
 READ_TIMEOUT = _setting("READ_TIMEOUT", _number(float, 0.1))
 if AFTER_READ == "move" and not MOVE_PREFIX:
@@ -925,6 +974,8 @@ def stop():
         os.close(_lock_fd)
         _lock_fd, _state = None, None
 
+_private_directory(os.path.dirname(os.path.abspath(CHECKPOINT)), "CHECKPOINT")
+_check_connection()
 nxlog.log_info("%s: reading s3://%s/ for %s, checkpoint %s" % (
     SCRIPT, BUCKET, "every server" if SERVER == "*" else ", ".join(SERVER),
     os.path.abspath(CHECKPOINT)))

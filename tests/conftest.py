@@ -29,6 +29,32 @@ BUCKET = "nxlog-archive"  # not "logs": moto routes logs.*.amazonaws.com to Clou
 CEPH_PACKAGES = "radosgw ceph-mon ceph-osd"
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def only_127_0_0_1():
+    """The tests may reach 127.0.0.1 and nothing else: a request that would leave the
+    machine (a forgotten endpoint, an instance-role lookup) fails at once, loudly."""
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def check(host):
+        if host not in LOCAL_HOSTS:
+            raise OSError("the tests may reach 127.0.0.1 only, not %r" % (host,))
+
+    def getaddrinfo(host, *args, **kwargs):
+        check(host.decode() if isinstance(host, bytes) else host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            check(address[0])
+        return real_connect(self, address)
+    socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
+    yield
+    socket.getaddrinfo, socket.socket.connect = real_getaddrinfo, real_connect
+
+
 @pytest.fixture(autouse=True)
 def clean_nxlog(monkeypatch, tmp_path):
     """Every test starts with no captured logs, the current API, no NXLOG_S3_* settings,
@@ -80,6 +106,20 @@ def load():
     yield load_instance
     for instance in loaded:
         instance.stop()
+
+
+@pytest.fixture
+def load_then_lose_bucket(s3, settings, load):
+    """load_then_lose_bucket('s3_write', 'name'): loads the script while the bucket NAME
+    exists (its start-up check passes), then deletes the bucket, as if someone did while
+    NXLog runs: S3 answers NoSuchBucket until the bucket is made again."""
+    def load_instance(name, bucket):
+        settings(BUCKET=bucket)
+        s3.create_bucket(Bucket=bucket)
+        instance = load(name)
+        s3.delete_bucket(Bucket=bucket)
+        return instance
+    return load_instance
 
 
 def drain(writer, seconds=15):

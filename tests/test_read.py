@@ -260,9 +260,10 @@ def test_a_call_stopped_at_its_bound_reschedules_at_once(s3, settings, load):
     assert poll(reader) == (5, ["e5"])
 
 
-def test_a_missing_bucket_is_reported_and_polling_goes_on(s3, settings, load):
-    settings(BUCKET="no-such-bucket", POLL_INTERVAL=5)
-    delay, events = poll(load("s3_read"))
+def test_a_bucket_gone_after_start_is_reported_and_polling_goes_on(settings,
+                                                                    load_then_lose_bucket):
+    settings(POLL_INTERVAL=5)
+    delay, events = poll(load_then_lose_bucket("s3_read", "no-such-bucket"))
     assert (delay, events) == (5, [])
     assert "cannot read s3://no-such-bucket/ now" in api.logged("ERROR")[0]
     assert "NoSuchBucket" in api.logged("ERROR")[0]

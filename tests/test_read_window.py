@@ -311,21 +311,6 @@ def test_a_checkpoint_of_the_first_version_is_taken_up(s3, settings, load, tmp_p
     assert read_all(load("s3_read")) == ["not yet"]
 
 
-@pytest.mark.parametrize("name, value, reason", [
-    ("LOOKBACK", "-1", "must be at least 0"),
-    ("START_AT", "later", "use one of: beginning, now"),
-    ("AFTER_READ", "archive", "use one of: keep, delete, move"),
-    ("MOVE_PREFIX", "read", "a prefix such as read/"),
-    ("MAX_ATTEMPTS", "0", "must be at least 1"),
-    ("SERVER", "web01,../x", "use letters, digits"),
-])
-def test_a_bad_reader_setting_stops_the_module_naming_it(settings, load, name, value, reason):
-    settings(**{name: value})
-    with pytest.raises(Exception, match="NXLOG_S3_%s=%r is not valid: %s" % (
-            name, value, reason.replace("(", r"\("))):
-        load("s3_read")
-
-
 @pytest.mark.parametrize("values, message", [
     ({"AFTER_READ": "move"}, "AFTER_READ=move needs MOVE_PREFIX"),
     ({"AFTER_READ": "move", "MOVE_PREFIX": "web01/done/"}, "is inside a SERVER's own prefix"),

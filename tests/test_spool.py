@@ -174,9 +174,8 @@ def test_a_crash_between_manifest_and_rename_loses_nothing(s3, batching, load):
     assert [lines_of(stored) for stored in all_objects(s3).values()] == [["a", "b"]]
 
 
-def test_an_upload_that_landed_before_a_crash_is_not_stored_twice(s3, settings, load):
-    settings(BUCKET="created-later")
-    earlier = load("s3_write")
+def test_an_upload_that_landed_before_a_crash_is_not_stored_twice(s3, load, load_then_lose_bucket):
+    earlier = load_then_lose_bucket("s3_write", "created-later")
     send(earlier, event("once"))
     wait_for(lambda: api.logged("ERROR"), what="a failed upload")  # the key is chosen by now
     earlier.stop()
@@ -190,9 +189,8 @@ def test_an_upload_that_landed_before_a_crash_is_not_stored_twice(s3, settings, 
     assert keys == [manifest["key"]]
 
 
-def test_a_key_taken_by_someone_else_moves_to_the_next_counter(s3, settings, load):
-    settings(BUCKET="created-later")
-    earlier = load("s3_write")
+def test_a_key_taken_by_someone_else_moves_to_the_next_counter(s3, load, load_then_lose_bucket):
+    earlier = load_then_lose_bucket("s3_write", "created-later")
     send(earlier, event("mine"))
     wait_for(lambda: api.logged("ERROR"), what="a failed upload")
     earlier.stop()
@@ -340,14 +338,17 @@ def test_a_manifest_the_full_disk_refuses_leaves_the_batch_open_until_it_can_clo
 # ---- A full spool ----
 
 @pytest.fixture
-def stalled(s3, settings):
-    """Uploads fail (no bucket yet) and the spool holds about two events."""
-    settings(BUCKET="created-later", SPOOL_MAX_BYTES=20)
-    return lambda: s3.create_bucket(Bucket="created-later")
+def stalled(s3, settings, load_then_lose_bucket):
+    """A writer whose uploads fail (its bucket is gone), with a spool of about two events;
+    and what makes the bucket again."""
+    settings(SPOOL_MAX_BYTES=20)
+    return (lambda: load_then_lose_bucket("s3_write", "created-later"),
+            lambda: s3.create_bucket(Bucket="created-later"))
 
 
-def test_a_full_spool_blocks_write_data_until_uploads_make_room(stalled, load):
-    writer = load("s3_write")
+def test_a_full_spool_blocks_write_data_until_uploads_make_room(stalled):
+    start, bucket_back = stalled
+    writer = start()
     send(writer, event("0123456789"))
     returned = threading.Event()
     blocked = threading.Thread(target=lambda: (send(writer, event("abcdefghij!")),
@@ -355,23 +356,23 @@ def test_a_full_spool_blocks_write_data_until_uploads_make_room(stalled, load):
     blocked.start()
     assert not returned.wait(1.0)
     assert "write_data waits for uploads" in api.logged("WARNING")[-1]
-    stalled()  # S3 takes events again
+    bucket_back()  # S3 takes events again
     assert returned.wait(30)
     blocked.join()
     drain(writer)
 
 
-def test_a_full_spool_drops_with_an_error_that_counts_when_asked(stalled, settings, load):
+def test_a_full_spool_drops_with_an_error_that_counts_when_asked(stalled, settings):
     settings(SPOOL_FULL="drop")
-    writer = load("s3_write")
+    writer = stalled[0]()
     send(writer, event("0123456789"))
     for dropped in (1, 2):
         assert not api.call_write_data(writer.write_data, event("abcdefghij!"))
         assert "event dropped, %d dropped so far" % dropped in api.logged("ERROR")[-1]
 
 
-def test_an_event_larger_than_the_spool_is_refused_clearly(stalled, load):
-    writer = load("s3_write")
+def test_an_event_larger_than_the_spool_is_refused_clearly(stalled):
+    writer = stalled[0]()
     assert not api.call_write_data(writer.write_data, event("x" * 100))
     assert "can never fit in SPOOL_MAX_BYTES=20" in api.logged("ERROR")[-1]
 

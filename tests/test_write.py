@@ -130,8 +130,8 @@ def test_every_put_is_conditional(s3, writer):
     assert seen[0]["If-None-Match"] == "*"
 
 
-def test_one_client_per_instance_is_created_on_first_use_and_reused(s3, settings, load,
-                                                                     monkeypatch):
+def test_one_client_checks_the_bucket_at_start_and_one_serves_every_upload(s3, settings,
+                                                                           load, monkeypatch):
     created = []
     original = boto3.session.Session.client
 
@@ -140,9 +140,9 @@ def test_one_client_per_instance_is_created_on_first_use_and_reused(s3, settings
         return original(self, *args, **kwargs)
     monkeypatch.setattr(boto3.session.Session, "client", counting_client)
     writer = load("s3_write")
-    assert created == []
-    write(writer, *[event(raw_event="e%d" % n) for n in range(5)])
     assert created == [("s3",)]
+    write(writer, *[event(raw_event="e%d" % n) for n in range(5)])
+    assert created == [("s3",), ("s3",)]
 
 
 def test_retries_and_timeouts_are_set_through_botocore_config(s3, settings, load):
@@ -209,10 +209,9 @@ def test_the_legacy_api_names_work_too(s3, settings, load):
     assert json.loads(stored["Data"]) == {"raw_event": "old", "n": 1}
 
 
-def test_a_missing_bucket_is_reported_by_key_and_reason_and_the_event_waits(s3, settings,
-                                                                              load):
-    settings(BUCKET="no-such-bucket")
-    writer = load("s3_write")
+def test_a_bucket_gone_after_start_is_reported_by_key_and_reason_and_the_event_waits(
+        load_then_lose_bucket):
+    writer = load_then_lose_bucket("s3_write", "no-such-bucket")
     assert api.call_write_data(writer.write_data, event(
         raw_event="x", EventReceivedTime="2026-03-01 10:00:05"))
     wait_for(lambda: api.logged("ERROR"), what="an error about the missing bucket")
@@ -223,18 +222,17 @@ def test_a_missing_bucket_is_reported_by_key_and_reason_and_the_event_waits(s3, 
     assert writer._spool.pending() == 1
 
 
-def test_a_lasting_error_is_logged_once_a_minute_not_at_every_retry(s3, settings, load):
-    settings(BUCKET="no-such-bucket")
-    writer = load("s3_write")
+def test_a_lasting_error_is_logged_once_a_minute_not_at_every_retry(load_then_lose_bucket):
+    writer = load_then_lose_bucket("s3_write", "no-such-bucket")
     assert api.call_write_data(writer.write_data, event(raw_event="x"))
     wait_for(lambda: writer._last_logged.get("NoSuchBucket", (None, 0))[1] >= 2,
              what="three failed uploads")
     assert len(api.logged("ERROR")) == 1  # the retries after it are counted, not logged
 
 
-def test_uploads_resume_by_themselves_once_the_bucket_exists(s3, settings, load):
-    settings(BUCKET="late-bucket")
-    writer = load("s3_write")
+def test_uploads_resume_by_themselves_once_the_bucket_exists_again(s3,
+                                                                    load_then_lose_bucket):
+    writer = load_then_lose_bucket("s3_write", "late-bucket")
     assert api.call_write_data(writer.write_data, event(raw_event="waited"))
     wait_for(lambda: api.logged("ERROR"), what="an error about the missing bucket")
     s3.create_bucket(Bucket="late-bucket")
