@@ -824,6 +824,9 @@ def _read_object(module, position, key, future, deadline):
             posted += 1
             if posted % CLOCK_EVERY == 0 and time.monotonic() > deadline:
                 return False
+    except (BotoCoreError, ClientError):  # the network or S3, not the object: a later poll
+        _close_open()                       # tries again, and this is no failed attempt
+        raise
     except DECODE_ERRORS as exc:
         _close_open()
         raise UndecodableObject("cannot decompress it: %s" % exc) from None

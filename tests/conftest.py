@@ -6,6 +6,7 @@
 All are started and stopped by the tests; no other address is ever used.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -27,6 +28,33 @@ from nxlog_stub.runner import load_script
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKET = "nxlog-archive"  # not "logs": moto routes logs.*.amazonaws.com to CloudWatch Logs
 CEPH_PACKAGES = "radosgw ceph-mon ceph-osd"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("nxlog-s3")
+    group.addoption("--soak", action="store_true",
+                    help="run the reliability scenarios longer: a million events, 100 kills")
+    group.addoption("--results", metavar="FILE",
+                    help="append each reliability scenario's figures to FILE (JSON lines)")
+
+
+@pytest.fixture
+def soak(request):
+    return request.config.getoption("--soak")
+
+
+@pytest.fixture
+def report(request):
+    """report(scenario, side, **figures): one row of docs/RELIABILITY.md, appended to the
+    --results file when one is given."""
+    path = request.config.getoption("--results")
+
+    def record(scenario, side, **figures):
+        if path:
+            row = dict(scenario=scenario, side=side, test=request.node.name, **figures)
+            with open(path, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+    return record
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -1,31 +1,45 @@
 """A fault-injecting HTTP proxy on 127.0.0.1, in front of an S3 endpoint (moto server).
 
 By a seeded schedule, each request is passed on, or answered 503 SlowDown, or 500
-InternalError, or its connection is reset without an answer. The faults happen before the
-request reaches S3, so that a test knows what S3 saw; what counts for the scripts is that
-they see the errors real S3 gives under load.
+InternalError, or its connection is reset without an answer, or it stalls: it reaches S3,
+but its answer is held back past the client's read timeout and never sent, so the client
+cannot know whether S3 took it. `outage(seconds)` takes the endpoint down for a stretch (new
+connections refused, open ones reset) and brings it back. With `tls`, the proxy speaks HTTPS
+with the certificate given. What counts for the scripts is that they see what real S3 and a
+real network give under load.
 """
 
 import http.client
 import http.server
 import random
 import socketserver
+import ssl
 import threading
+import time
 
 SLOW_DOWN = (503, b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
                   b'<Message>Please reduce your request rate.</Message></Error>')
 INTERNAL = (500, b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
                  b'<Message>We encountered an internal error.</Message></Error>')
+FAULTS = ("503", "500", "reset", "stall")
 
 
 class FaultProxy(object):
-    """Forwards to UPSTREAM (host, port); a share FAULTS of the requests fail, by SEED."""
+    """Forwards to UPSTREAM (host, port); a share FAULTS of the requests fail, by SEED, with
+    one of KINDS. A stalled answer is held STALL seconds (more than the client waits)."""
 
-    def __init__(self, upstream, faults, seed):
-        self.upstream, self.faults = upstream, faults
+    def __init__(self, upstream, faults=0.0, seed=0, kinds=FAULTS, stall=2.0, tls=None):
+        self.upstream, self.faults, self.kinds, self.stall = upstream, faults, kinds, stall
         self.chance = random.Random(seed)
         self.lock = threading.Lock()
-        self.counts = {"passed": 0, "503": 0, "500": 0, "reset": 0}
+        self.counts = dict.fromkeys(("passed", "refused") + FAULTS, 0)
+        self.down = threading.Event()
+        self.tls = tls
+        self.server = self._serve(0)
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http",
+                                          self.server.server_address[1])
+
+    def _serve(self, port):
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -38,15 +52,19 @@ class FaultProxy(object):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 fault = proxy.pick()
-                if fault == "reset":
+                if fault in ("reset", "refused"):
                     self.close_connection = True
                     self.connection.close()
-                    return
-                if fault in ("503", "500"):
+                elif fault in ("503", "500"):
                     status, payload = SLOW_DOWN if fault == "503" else INTERNAL
                     self.answer(status, {"Content-Type": "application/xml"}, payload)
-                    return
-                self.forward(body)
+                elif fault == "stall":
+                    self.forward(body)  # S3 does it...
+                    time.sleep(proxy.stall)  # ...but the client gives up waiting
+                    self.close_connection = True
+                    self.connection.close()
+                else:
+                    self.answer(*self.forward(body))
 
             def forward(self, body):
                 upstream = http.client.HTTPConnection(*proxy.upstream, timeout=30)
@@ -55,12 +73,10 @@ class FaultProxy(object):
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()
                 payload = response.read()
-                self.answer(response.status, {name: value for name, value in response.getheaders()
-                                              if name.lower() not in ("connection",
-                                                                      "transfer-encoding",
-                                                                      "content-length")},
-                            payload)
                 upstream.close()
+                return response.status, {name: value for name, value in response.getheaders()
+                                         if name.lower() not in ("connection", "content-length",
+                                                                 "transfer-encoding")}, payload
 
             def answer(self, status, headers, payload):
                 self.send_response(status)
@@ -75,24 +91,53 @@ class FaultProxy(object):
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
+            allow_reuse_address = True
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+            def handle_error(self, request, client_address):
+                pass  # a client that gave up on a stalled or reset request: what we wanted
+
+        server = Server(("127.0.0.1", port), Handler)
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        return server
 
     def pick(self):
         with self.lock:
-            roll = self.chance.random()
             fault = "passed"
-            if roll < self.faults:
-                fault = self.chance.choice(("503", "500", "reset"))
+            if self.down.is_set():
+                fault = "refused"
+            elif self.chance.random() < self.faults:
+                fault = self.chance.choice(self.kinds)
             self.counts[fault] += 1
             return fault
 
+    def outage(self, seconds):
+        """The endpoint goes away for SECONDS (connections refused, open ones reset), then
+        comes back on the same address. Returns at once; the outage runs in a thread."""
+        self.down.set()
+        self._stop()
+
+        def come_back():
+            time.sleep(seconds)
+            self.server = self._serve(self.server.server_address[1])
+            self._start()
+            self.down.clear()
+        threading.Thread(target=come_back, daemon=True).start()
+
+    def _start(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
     def __enter__(self):
-        self.thread.start()
+        self._start()
         return self
 
     def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        while self.down.is_set():
+            time.sleep(0.1)
+        self._stop()

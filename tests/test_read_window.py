@@ -9,6 +9,7 @@ import tracemalloc
 import zlib
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from test_read import checkpoint, poll, put, read_all
 
 from conftest import BUCKET
@@ -141,6 +142,25 @@ def test_an_object_failing_partway_is_retried_past_the_events_it_posted(s3, sett
     assert poll(reader)[1] == []  # the retry fails at the same line, posting nothing again
     assert "invalid JSON in line 3" in api.logged("ERROR")[0]
     assert checkpoint(tmp_path)["servers"]["web01"]["partial"] == {}
+
+
+def test_a_network_error_inside_an_object_is_no_failed_attempt_and_the_next_poll_reads_it(
+        s3, settings, load, monkeypatch):
+    settings(MAX_ATTEMPTS=1, POLL_INTERVAL=0.05)
+    put(s3, key_at("00.34", 1), batch("one", "two"), JSON_LINES)
+    reader = load("s3_read")
+    real_fetch, failures = reader._fetch_whole, iter([1])
+
+    def fetch(key):
+        if next(failures, None):
+            raise ReadTimeoutError(endpoint_url="http://127.0.0.1/" + key)
+        return real_fetch(key)
+    monkeypatch.setattr(reader, "_fetch_whole", fetch)
+    assert poll(reader)[1] == []
+    assert "cannot read s3://%s/ now: Read timeout on endpoint URL" % BUCKET in \
+        api.logged("ERROR")[0]
+    assert api.logged("WARNING") == []  # no attempt counted: MAX_ATTEMPTS=1 would set it aside
+    assert read_all(reader) == ["one", "two"]
 
 
 def bomb(size):

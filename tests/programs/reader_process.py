@@ -2,7 +2,8 @@
 
 Loads s3_read.py through the stub, as NXLog would, prints "ready", and calls read_data as
 NXLog does (honouring the timer it sets). Each event is appended to OUTPUT as it is posted,
-as NXLog takes it at post(). Prints "caught up" and ends once a call finds nothing new.
+as NXLog takes it at post(). Prints "caught up" and ends once a call finds nothing new (and
+no error or object to try again kept it from looking).
 Settings come from the environment (NXLOG_S3_*, AWS_*).
 """
 
@@ -17,6 +18,8 @@ import nxlog_stub  # noqa: E402,F401  (registers the stub as `nxlog`)
 from nxlog_stub import api  # noqa: E402
 from nxlog_stub.runner import load_script  # noqa: E402
 
+api.echo = lambda level, message: print(level, message, file=sys.stderr, flush=True)
+
 
 def main(output_path):
     reader = load_script(os.path.join(ROOT, "s3_read.py"), "s3")
@@ -26,10 +29,12 @@ def main(output_path):
         "raw_event").encode())
     print("ready", flush=True)
     while True:
+        problems = len(api.logged("ERROR")) + len(api.logged("WARNING"))
         delay, _ = api.call_read_data(reader.read_data, module)
         if delay is None:
             sys.exit("the input stopped: %s" % api.logged("ERROR"))
-        if delay == reader.POLL_INTERVAL:
+        if delay == reader.POLL_INTERVAL and \
+                len(api.logged("ERROR")) + len(api.logged("WARNING")) == problems:
             print("caught up", flush=True)
             return
         time.sleep(delay)

@@ -17,6 +17,8 @@ import nxlog_stub  # noqa: E402,F401  (registers the stub as `nxlog`)
 from nxlog_stub import api  # noqa: E402
 from nxlog_stub.runner import load_script  # noqa: E402
 
+api.echo = lambda level, message: print(level, message, file=sys.stderr, flush=True)
+
 
 def main(start, count, progress_path):
     writer = load_script(os.path.join(ROOT, "s3_write.py"), "s3")

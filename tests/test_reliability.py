@@ -1,0 +1,418 @@
+"""What survives: each scenario runs the writer and the reader through one kind of trouble
+with 100,000 events (a million with --soak), over HTTP, against moto server behind a
+fault-injecting proxy (tests/faults.py), in a bucket with versioning on so that an
+overwritten object would show. Each reports, per side, events in and out, lost, duplicated,
+overwritten objects and the errors it logged; `make reliability` turns the reports into
+docs/RELIABILITY.md. The figures are reported before they are asserted, so that a failing
+scenario still shows what it found.
+"""
+
+import collections
+import errno
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+from faults import FAULTS, FaultProxy
+
+from conftest import ROOT, drain, wait_for
+from nxlog_stub import api
+
+pytestmark = [pytest.mark.http, pytest.mark.reliability]
+
+EVENTS_PER_OBJECT = 1000
+SEED = 7
+OUTAGE = 60  # seconds the endpoint is down in the outage scenario
+WRITER = os.path.join(ROOT, "tests", "programs", "writer_process.py")
+READER = os.path.join(ROOT, "tests", "programs", "reader_process.py")
+
+
+@pytest.fixture
+def events(soak):
+    return 1000000 if soak else 100000
+
+
+@pytest.fixture
+def kills(soak):
+    return 100 if soak else 20
+
+
+class Rig(object):
+    """A versioned bucket on moto server, a FaultProxy in front of it, and the settings that
+    point the scripts (loaded here or in processes of their own) at the proxy."""
+
+    def __init__(self, moto_server, faults, seed):
+        self.client = moto_server.client()  # the tests' own view: straight to S3, no faults
+        self.bucket = moto_server.new_bucket("nxlog-reliability-%s" % uuid.uuid4().hex[:12])
+        self.client.put_bucket_versioning(Bucket=self.bucket,
+                                          VersioningConfiguration={"Status": "Enabled"})
+        port = int(moto_server.url.rsplit(":", 1)[1])
+        self.proxy = FaultProxy(("127.0.0.1", port), faults, seed, stall=2.0).__enter__()
+        self.env = dict(moto_server.env, AWS_ENDPOINT_URL=self.proxy.url)
+        self.settings = {"BUCKET": self.bucket, "SERVER": "web01",
+                         "BATCH_EVENTS": EVENTS_PER_OBJECT, "BATCH_AGE": 0.5,
+                         "RETRY_ATTEMPTS": 3, "CONNECT_TIMEOUT": 1, "READ_TIMEOUT": 1,
+                         "POLL_INTERVAL": 0.2, "MAX_ATTEMPTS": 1000}
+
+    def process_env(self, **settings):
+        env = {name: value for name, value in os.environ.items()
+               if not name.startswith(("NXLOG_S3_", "AWS_"))}
+        env.update(self.env)
+        env.update({"NXLOG_S3_%s" % name: str(value)
+                    for name, value in dict(self.settings, **settings).items()})
+        return env
+
+    def stored(self):
+        """{event number: times stored}, and how many keys hold more than one version."""
+        counts = collections.Counter()
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for item in page.get("Contents", ()):
+                body = self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"]
+                for line in gzip.decompress(body.read()).splitlines():
+                    counts[number_of(json.loads(line)["raw_event"])] += 1
+        versions = collections.Counter(
+            version["Key"] for page in self.client.get_paginator("list_object_versions")
+            .paginate(Bucket=self.bucket) for version in page.get("Versions", ()))
+        return counts, sum(1 for count in versions.values() if count > 1)
+
+    def fill(self, events):
+        """EVENTS events in objects as s3_write.py stores them, ten objects a second."""
+        for number in range(events // EVENTS_PER_OBJECT):
+            first = number * EVENTS_PER_OBJECT
+            body = b"".join(json.dumps({"raw_event": text_of(event)}).encode() + b"\n"
+                            for event in range(first, first + EVENTS_PER_OBJECT))
+            self.client.put_object(
+                Bucket=self.bucket, Key="web01/2026-03-01/%02d.%02d.%02d.%d" % (
+                    number // 36000, number // 600 % 60, number // 10 % 60, number % 10 + 1),
+                Body=gzip.compress(body),
+                Metadata={"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"})
+
+    def close(self):
+        self.proxy.__exit__()
+
+
+@pytest.fixture
+def rig(moto_server, monkeypatch, settings):
+    """rig(faults=0.2): a Rig, with the scripts loaded in this process pointed at it."""
+    made = []
+
+    def make(faults=0.0, seed=SEED):
+        made.append(Rig(moto_server, faults, seed))
+        for name, value in made[-1].env.items():
+            monkeypatch.setenv(name, value)
+        settings(**made[-1].settings)
+        return made[-1]
+    yield make
+    for each in made:
+        each.close()
+
+
+def text_of(number):
+    return "event %07d %s" % (number, "x" * 180)  # about 200 bytes, as the benchmarks
+
+
+def number_of(raw_event):
+    return int(raw_event.split()[1])
+
+
+def figures(expected, counts, overwritten, errors):
+    """A side's report: EXPECTED event numbers in, COUNTS {number: times} out."""
+    return {"events_in": len(expected), "events_out": sum(counts.values()),
+            "lost": len(set(expected) - set(counts)),
+            "duplicated": sum(times - 1 for times in counts.values() if times > 1),
+            "overwritten": overwritten, "errors_reported": errors}
+
+
+def problems_logged():
+    return len(api.logged("WARNING")) + len(api.logged("ERROR"))
+
+
+def ship(writer, numbers, received=None):
+    """write_data for each event number, as NXLog calls it; every call must take its event."""
+    module = api.output_module()
+    for number in numbers:
+        fields = {"raw_event": text_of(number)}
+        if received is not None:
+            fields["EventReceivedTime"] = received()
+        assert api.call_write_data(writer.write_data, api.new_event(module, fields)), \
+            api.logged("ERROR")[-1:]
+
+
+class Posted(object):
+    """The event numbers a reader loaded here posts, in order, as NXLog takes them."""
+
+    def __init__(self, reader):
+        self.reader, self.numbers = reader, []
+        self.module = api.input_module()
+        self.module.deliver = lambda event: self.numbers.append(
+            number_of(event.get_field("raw_event")))
+
+    def poll(self):
+        delay, _ = api.call_read_data(self.reader.read_data, self.module)
+        assert delay is not None, "the input stopped: %s" % api.logged("ERROR")
+        return delay
+
+    def until(self, count, seconds):
+        """Polls as NXLog would until COUNT events are posted and the reader caught up."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            delay = self.poll()
+            if len(self.numbers) >= count and delay == self.reader.POLL_INTERVAL:
+                return
+            time.sleep(delay)
+        raise AssertionError("posted %d of %d events in %s s; logged: %s"
+                             % (len(self.numbers), count, seconds, api.logged("ERROR")[-3:]))
+
+
+def write_then_read(rig, load, report, scenario, events):
+    """The writer ships EVENTS and drains, then a reader reads them all; both reported."""
+    writer = load("s3_write")
+    ship(writer, range(events))
+    drain(writer, seconds=600)
+    counts, overwritten = rig.stored()
+    report(scenario, "writer", **figures(range(events), counts, overwritten, problems_logged()))
+    api.clear_logs()
+    posted = Posted(load("s3_read"))
+    posted.until(len(counts), seconds=600)
+    report(scenario, "reader", **figures(set(counts), collections.Counter(posted.numbers), 0,
+                                         problems_logged()))
+    assert counts == collections.Counter(range(events)) and overwritten == 0
+    assert sorted(posted.numbers) == list(range(events))
+
+
+# ---- Scenarios ----
+
+def test_a_fifth_of_requests_failing_loses_nothing_and_stores_nothing_twice(rig, load, report,
+                                                                            events):
+    setup = rig(faults=0.2)
+    write_then_read(setup, load, report, "20% of requests fail: 503, 500, reset, stall past "
+                    "the timeout", events)
+    assert all(setup.proxy.counts[kind] for kind in FAULTS), setup.proxy.counts
+
+
+def test_the_endpoint_down_for_a_minute_midway_loses_nothing(rig, load, report, events):
+    """The writer ships and the reader reads at the same time; S3 goes away for OUTAGE
+    seconds in the middle and comes back: both resume by themselves."""
+    setup = rig()
+    writer, posted = load("s3_write"), Posted(load("s3_read"))
+    reading = threading.Thread(target=posted.until, args=(events, OUTAGE + 600))
+    reading.start()
+    ship(writer, range(events // 2))
+    setup.proxy.outage(OUTAGE)
+    ship(writer, range(events // 2, events))
+    assert setup.proxy.down.is_set(), "the outage ended before the events were spooled"
+    wait_for(lambda: not setup.proxy.down.is_set(), seconds=OUTAGE + 10, what="the outage")
+    drain(writer, seconds=600)
+    reading.join()
+    counts, overwritten = setup.stored()
+    scenario = "the endpoint down for %d s midway, writing and reading" % OUTAGE
+    logged = problems_logged()
+    report(scenario, "writer", **figures(range(events), counts, overwritten, logged))
+    report(scenario, "reader", **figures(set(counts), collections.Counter(posted.numbers), 0,
+                                         logged))
+    assert setup.proxy.counts["refused"], "no request met the outage"
+    assert counts == collections.Counter(range(events)) and overwritten == 0
+    assert sorted(posted.numbers) == list(range(events))
+
+
+# -- SIGKILL, with a fifth of the requests failing --
+
+def last_returned(progress):
+    """The last event whose write_data returned, by the progress file (-1: none)."""
+    if not os.path.exists(progress):
+        return -1
+    with open(progress, "rb") as handle:
+        lines = handle.read().split(b"\n")
+    complete = [line for line in lines[:-1] if line]  # a torn last line was not recorded
+    return int(complete[-1]) if complete else -1
+
+
+def problems_in(stderr):
+    return sum(1 for line in stderr.splitlines() if line.startswith(("WARNING", "ERROR")))
+
+
+def start_writer(start, events, progress, env):
+    process = subprocess.Popen([sys.executable, WRITER, str(start), str(events), progress],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    assert process.stdout.readline().strip() == "ready", process.communicate()[1]
+    return process
+
+
+def test_sigkill_of_the_writer_at_random_points_with_faults_loses_nothing(
+        rig, report, tmp_path, events, kills):
+    setup = rig(faults=0.2)
+    env = setup.process_env(SPOOL_DIR=tmp_path / "spool")
+    progress = str(tmp_path / "progress")
+    seed = random.randrange(1 << 30)
+    chance = random.Random(seed)
+    in_flight, logged = set(), 0  # in flight at a kill: its write_data had not returned
+    for _ in range(kills):
+        process = start_writer(last_returned(progress) + 1, events, progress, env)
+        time.sleep(chance.uniform(0.0, 0.5))
+        process.kill()
+        logged += problems_in(process.communicate()[1])
+        in_flight.add(last_returned(progress) + 1)
+    process = start_writer(last_returned(progress) + 1, events, progress, env)
+    out, err = process.communicate(timeout=900)
+    logged += problems_in(err)
+    counts, overwritten = setup.stored()
+    report("SIGKILL at %d random points, 20%% of requests failing" % kills, "writer",
+           seed=seed, **figures(range(events), counts, overwritten, logged))
+    assert process.returncode == 0 and out.strip() == "drained", err
+    twice = {number for number, times in counts.items() if times > 1}
+    assert set(counts) == set(range(events)), "seed %d: lost %d" % (
+        seed, events - len(counts))
+    assert twice <= in_flight, "seed %d: stored twice: %s" % (seed, sorted(twice - in_flight))
+    assert overwritten == 0
+
+
+def test_sigkill_of_the_reader_at_random_points_with_faults_loses_nothing(
+        rig, report, tmp_path, events, kills):
+    setup = rig(faults=0.2)
+    setup.fill(events)
+    env = setup.process_env(CHECKPOINT=tmp_path / "checkpoint", POLL_INTERVAL=5)
+    output = str(tmp_path / "posted")
+    seed = random.randrange(1 << 30)
+    chance, logged = random.Random(seed), 0
+    for _ in range(kills):
+        before = os.path.getsize(output) if os.path.exists(output) else 0
+        process = subprocess.Popen([sys.executable, READER, output], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "ready", process.communicate()[1]
+        wait_for(lambda before=before: os.path.exists(output) and os.path.getsize(output) >
+                 before, seconds=60, what="the reader posting events")  # not while it starts
+        time.sleep(chance.uniform(0.0, 0.2))
+        process.kill()
+        logged += problems_in(process.communicate()[1])
+    final = subprocess.run([sys.executable, READER, output], env=env, capture_output=True,
+                           text=True, timeout=900)
+    logged += problems_in(final.stderr)
+    with open(output) as handle:
+        counts = collections.Counter(number_of(line) for line in handle if line.strip())
+    report("SIGKILL at %d random points, 20%% of requests failing" % kills, "reader",
+           seed=seed, **figures(range(events), counts, 0, logged))
+    assert final.returncode == 0 and "caught up" in final.stdout, final.stderr
+    repeated_objects = {number // EVENTS_PER_OBJECT for number, times in counts.items()
+                        if times > 1}
+    assert set(counts) == set(range(events)), "seed %d: lost %d" % (seed, events - len(counts))
+    assert len(repeated_objects) <= kills, "seed %d: events of %d objects posted twice" % (
+        seed, len(repeated_objects))
+
+
+# -- A full disk --
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """small_disk(bytes): a folder on a file system of its own that holds BYTES (tmpfs)."""
+    mounted = []
+
+    def mount(size):
+        folder = tmp_path / ("disk%d" % len(mounted))
+        folder.mkdir(mode=0o700)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % size, "tmpfs",
+                           str(folder)], capture_output=True).returncode:
+            pytest.skip("cannot mount a small file system here (it takes root)")
+        mounted.append(folder)
+        return folder
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def fill_up(folder):
+    """Writes FOLDER/filler until the disk is full; returns its path."""
+    path = os.path.join(folder, "filler")
+    with open(path, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+                handle.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return path
+
+
+def test_a_full_spool_disk_makes_write_data_wait_and_loses_nothing(rig, load, report,
+                                                                   small_disk, settings,
+                                                                   events):
+    """The spool's disk holds 1 MiB (about 5,000 events); S3 is away for the first seconds,
+    so the disk fills and write_data waits until uploads free it."""
+    setup = rig()
+    settings(SPOOL_DIR=small_disk(1 << 20))
+    writer = load("s3_write")
+    setup.proxy.outage(3)
+    ship(writer, range(events))
+    drain(writer, seconds=600)
+    counts, overwritten = setup.stored()
+    scenario = "a full disk: the spool's (1 MiB) and the checkpoint's"
+    report(scenario, "writer", **figures(range(events), counts, overwritten,
+                                         problems_logged()))
+    assert "is full (No space left on device): write_data waits" in " ".join(
+        api.logged("WARNING"))
+    assert counts == collections.Counter(range(events)) and overwritten == 0
+
+
+def test_a_full_checkpoint_disk_pauses_reading_and_loses_nothing(rig, load, report, small_disk,
+                                                                 settings, events):
+    setup = rig()
+    setup.fill(events)
+    disk = small_disk(64 * 1024)
+    settings(CHECKPOINT=disk / "checkpoint")
+    posted = Posted(load("s3_read"))
+    filler = fill_up(disk)
+    for _ in range(5):
+        posted.poll()
+    assert len(posted.numbers) == EVENTS_PER_OBJECT  # one object, then reading pauses
+    os.unlink(filler)
+    posted.until(events, seconds=600)
+    scenario = "a full disk: the spool's (1 MiB) and the checkpoint's"
+    report(scenario, "reader", **figures(range(events), collections.Counter(posted.numbers), 0,
+                                         problems_logged()))
+    assert "reading pauses until it can be written" in api.logged("ERROR")[0]
+    assert posted.numbers == list(range(events))
+
+
+# -- Clock jumps --
+
+class Clock(object):
+    """The machine's clock (time.time), set back and forth as an operator or NTP might."""
+
+    def __init__(self, monkeypatch):
+        self.offset = 0.0
+        real_time = time.time
+        monkeypatch.setattr(time, "time", lambda: real_time() + self.offset)
+
+    def received(self):
+        """EventReceivedTime as NXLog sets it: local time, to the second."""
+        return api.local_time_string(time.time())
+
+
+def test_clock_jumps_back_and_forth_while_writing_lose_nothing(rig, load, report, monkeypatch,
+                                                              events):
+    """An hour back, a day forward, then right again: with each jump the writer's batches are
+    stored and the reader reads them, with its default LOOKBACK of 300 s."""
+    setup = rig()
+    clock = Clock(monkeypatch)
+    writer, posted = load("s3_write"), Posted(load("s3_read"))
+    quarter = events // 4
+    for part, jump in enumerate((0, -3600, 86400 + 3600, -86400)):
+        clock.offset += jump
+        ship(writer, range(part * quarter, (part + 1) * quarter), received=clock.received)
+        drain(writer, seconds=600)
+        posted.until((part + 1) * quarter, seconds=600)
+    counts, overwritten = setup.stored()
+    scenario = "the clock set back 1 h, forward 1 day, back again, while writing and reading"
+    logged = problems_logged()
+    report(scenario, "writer", **figures(range(events), counts, overwritten, logged))
+    report(scenario, "reader", **figures(set(counts), collections.Counter(posted.numbers), 0,
+                                         logged))
+    assert counts == collections.Counter(range(events)) and overwritten == 0
+    assert posted.numbers == list(range(events))
