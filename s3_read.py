@@ -276,6 +276,23 @@ def _write_atomically(path, data, sync=True):
         _fsync_directory(directory)
 
 
+LOG_EVERY = 60  # seconds between two log lines about the same lasting problem
+_last_logged = {}  # problem -> (when last logged, how often since)
+
+
+def _log_limited(problem, log, message):
+    """Logs MESSAGE at most once every LOG_EVERY seconds for one lasting PROBLEM."""
+    now = time.monotonic()
+    when, since = _last_logged.get(problem, (None, 0))
+    if when is not None and now - when < LOG_EVERY:
+        _last_logged[problem] = (when, since + 1)
+        return
+    if since:
+        message += " (%d times since the last such message)" % since
+    _last_logged[problem] = (now, 0)
+    log("%s: %s" % (SCRIPT, message))
+
+
 def _error_code(exc):
     return exc.response.get("Error", {}).get("Code", "")
 # ---- End of the shared code --------------------------------------------------------------
@@ -325,7 +342,8 @@ if MOVE_PREFIX and SERVER != "*" and any(MOVE_PREFIX.startswith(name + "/") for 
 
 
 class CheckpointError(RuntimeError):
-    """The checkpoint file cannot be used: the reader reads nothing until it is fixed."""
+    """The checkpoint file cannot be used: the reader reads nothing until it is fixed. The
+    message is logged with the script's name before it."""
 
 
 class UndecodableObject(ValueError):
@@ -453,8 +471,8 @@ def _state_from_json(data):
         raise ValueError("not a checkpoint of version 1 or %d" % CHECKPOINT_VERSION)
     if data.get("bucket") != BUCKET:
         raise CheckpointError(
-            "%s: checkpoint %s belongs to bucket %s, not %s: give each reader its own file "
-            "with NXLOG_S3_CHECKPOINT" % (SCRIPT, os.path.abspath(CHECKPOINT),
+            "checkpoint %s belongs to bucket %s, not %s: give each reader its own file "
+            "with NXLOG_S3_CHECKPOINT" % (os.path.abspath(CHECKPOINT),
                                          data.get("bucket"), BUCKET))
     if data["version"] == 1:  # one server, the last second reached: read up to it
         match = SCHEME_KEY.match((data.get("group") or "") + "0")
@@ -493,8 +511,8 @@ def _lock_checkpoint():
     global _lock_fd
     _lock_fd = _exclusive_lock(os.path.abspath(CHECKPOINT) + ".lock")
     if _lock_fd is None:
-        raise CheckpointError("%s: another reader uses the checkpoint %s: give each reader its "
-                              "own NXLOG_S3_CHECKPOINT" % (SCRIPT, os.path.abspath(CHECKPOINT)))
+        raise CheckpointError("another reader uses the checkpoint %s: give each reader its own "
+                              "NXLOG_S3_CHECKPOINT" % os.path.abspath(CHECKPOINT))
 
 
 def _load_state():
@@ -507,8 +525,8 @@ def _load_state():
     except FileNotFoundError:
         return State()
     except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError("%s: cannot read checkpoint %s: %s"
-                              % (SCRIPT, os.path.abspath(CHECKPOINT), exc)) from None
+        raise CheckpointError("cannot read checkpoint %s: %s"
+                              % (os.path.abspath(CHECKPOINT), exc)) from None
     try:
         try:
             if text.startswith("{"):
@@ -521,9 +539,8 @@ def _load_state():
             raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
     except ValueError as exc:
         where = os.path.abspath(CHECKPOINT)
-        raise CheckpointError("%s: checkpoint %s is broken (%s); fix it, or delete it to read "
-                              "s3://%s/ from the beginning" % (SCRIPT, where, exc, BUCKET)
-                              ) from None
+        raise CheckpointError("checkpoint %s is broken (%s); fix it, or delete it to read "
+                              "s3://%s/ from the beginning" % (where, exc, BUCKET)) from None
 
 
 _unsaved = False  # the checkpoint lags behind what was posted: no more is read until saved
@@ -538,8 +555,8 @@ def _save_state(state):
     try:
         _write_atomically(path, json.dumps(state.to_json(), separators=(",", ":")).encode())
     except OSError as exc:
-        raise CheckpointError("%s: cannot write checkpoint %s: %s; reading pauses until it "
-                              "can be written (nothing is lost)" % (SCRIPT, path, exc)) from None
+        raise CheckpointError("cannot write checkpoint %s: %s; reading pauses until it can be "
+                              "written (nothing is lost)" % (path, exc)) from None
     _unsaved = False
 
 
@@ -941,6 +958,11 @@ def _start_over():
     _close_open()
 
 
+def _problem(exc):
+    """What kind of lasting trouble EXC is, so that it is logged once a minute, not per poll."""
+    return _error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+
+
 def read_data(module):
     """Called by NXLog. Schedules exactly one next call, whatever happens in this one."""
     delay = POLL_INTERVAL
@@ -949,15 +971,16 @@ def read_data(module):
             delay = MORE_WAITING_DELAY
     except CheckpointError as exc:
         _start_over()
-        nxlog.log_error("%s (trying again in %s s)" % (exc, POLL_INTERVAL))
+        _log_limited("checkpoint", nxlog.log_error, "%s (trying again every %s s)"
+                     % (exc, POLL_INTERVAL))
     except (BotoCoreError, ClientError) as exc:
         _start_over()
-        nxlog.log_error("%s: cannot read s3://%s/ now: %s; trying again in %s s"
-                        % (SCRIPT, BUCKET, exc, POLL_INTERVAL))
+        _log_limited(_problem(exc), nxlog.log_error, "cannot read s3://%s/ now: %s; trying "
+                     "again every %s s" % (BUCKET, exc, POLL_INTERVAL))
     except Exception:
         _start_over()
-        nxlog.log_error("%s: unexpected error, trying again in %s s: %s"
-                        % (SCRIPT, POLL_INTERVAL, traceback.format_exc()))
+        _log_limited("unexpected", nxlog.log_error, "unexpected error, trying again every %s "
+                     "s: %s" % (POLL_INTERVAL, traceback.format_exc()))
     finally:
         _schedule(module, delay)
 

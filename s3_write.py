@@ -97,7 +97,6 @@ IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfe
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=5 * 1024 ** 3,
                                  multipart_chunksize=64 * 1024 * 1024, use_threads=False)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while S3 fails
-LOG_EVERY = 60  # seconds between two log lines about the same lasting problem
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
                     "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException"}
@@ -274,6 +273,23 @@ def _write_atomically(path, data, sync=True):
         _fsync_directory(directory)
 
 
+LOG_EVERY = 60  # seconds between two log lines about the same lasting problem
+_last_logged = {}  # problem -> (when last logged, how often since)
+
+
+def _log_limited(problem, log, message):
+    """Logs MESSAGE at most once every LOG_EVERY seconds for one lasting PROBLEM."""
+    now = time.monotonic()
+    when, since = _last_logged.get(problem, (None, 0))
+    if when is not None and now - when < LOG_EVERY:
+        _last_logged[problem] = (when, since + 1)
+        return
+    if since:
+        message += " (%d times since the last such message)" % since
+    _last_logged[problem] = (now, 0)
+    log("%s: %s" % (SCRIPT, message))
+
+
 def _error_code(exc):
     return exc.response.get("Error", {}).get("Code", "")
 # ---- End of the shared code --------------------------------------------------------------
@@ -417,22 +433,6 @@ def _record(event):
     if FORMAT == "json":
         return "json", _json(_fields(event))
     return "pickle", _pickle(_fields(event))
-
-
-_last_logged = {}  # problem -> (when last logged, how often since)
-
-
-def _log_limited(problem, log, message):
-    """Logs MESSAGE at most once every LOG_EVERY seconds for one lasting PROBLEM."""
-    now = time.monotonic()
-    when, since = _last_logged.get(problem, (None, 0))
-    if when is not None and now - when < LOG_EVERY:
-        _last_logged[problem] = (when, since + 1)
-        return
-    if since:
-        message += " (%d times since the last such message)" % since
-    _last_logged[problem] = (now, 0)
-    log("%s: %s" % (SCRIPT, message))
 
 
 # ---- The spool ----------------------------------------------------------------------------

@@ -269,6 +269,17 @@ def test_a_bucket_gone_after_start_is_reported_and_polling_goes_on(settings,
     assert "NoSuchBucket" in api.logged("ERROR")[0]
 
 
+def test_a_lasting_error_is_logged_once_a_minute_not_at_every_poll(settings,
+                                                                     load_then_lose_bucket):
+    settings(POLL_INTERVAL=0.01)
+    reader = load_then_lose_bucket("s3_read", "no-such-bucket")
+    for _ in range(5):
+        assert poll(reader)[0] == 0.01
+    [message] = api.logged("ERROR")
+    assert "NoSuchBucket" in message and "trying again every 0.01 s" in message
+    assert reader._last_logged["NoSuchBucket"][1] == 4  # counted, for the next message
+
+
 def test_an_unexpected_error_still_reschedules(s3, reader, monkeypatch):
     monkeypatch.setattr(reader, "_load_state", lambda: 1 / 0)
     delay, _ = poll(reader)
