@@ -48,9 +48,24 @@ class FaultProxy(object):
             def log_message(self, *args):
                 pass
 
+            def read_body(self):
+                """The request's body as it came, chunked (botocore over HTTPS) or not."""
+                if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+                    return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                raw = b""
+                while True:
+                    line = self.rfile.readline()
+                    raw += line
+                    size = int(line.split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while line not in (b"\r\n", b"\n", b""):  # trailers, then the end
+                            line = self.rfile.readline()
+                            raw += line
+                        return raw
+                    raw += self.rfile.read(size + 2)
+
             def handle_one(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 fault = proxy.pick()
                 if fault in ("reset", "refused"):
                     self.close_connection = True
