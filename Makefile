@@ -1,5 +1,6 @@
 # make demo: the main job end to end against a local S3 (moto server on 127.0.0.1)
 # make test: ruff, then the whole test suite (Ceph's radosgw tests run where it is installed)
+# make reliability: regenerates docs/RELIABILITY.md; make soak: the same, ten times longer
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ PYTHON38 ?= $(shell for p in python3.8 $(HOME)/.pyenv/versions/3.8*/bin/python3.
                 "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
 OLDEST := $(if $(PYTHON38),.venv38/.installed)
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint reliability soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,13 @@ lint: $(BIN)/.installed
 
 test: lint $(OLDEST)
 	OLDEST_PYTHON=$(if $(OLDEST),$(CURDIR)/.venv38/bin/python) $(BIN)/python -m pytest
+
+# docs/RELIABILITY.md, from the reliability, bad-input, configuration and security tests
+reliability: $(BIN)/.installed
+	$(BIN)/python tests/reliability_report.py
+
+soak: $(BIN)/.installed
+	$(BIN)/python tests/reliability_report.py --soak
 
 clean:
 	rm -rf $(VENV) .venv38 demo-output .pytest_cache .ruff_cache *.egg-info
