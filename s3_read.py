@@ -228,7 +228,7 @@ def _private_directory(directory, setting):
         raise ConfigError("%s: cannot use the folder %s: %s" % (SCRIPT, where, exc)) from None
     if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
         raise ConfigError("%s: the folder %s is not readable and writable by this process "
-                          "(user id %d)" % (SCRIPT, where, os.getuid()))
+                          "(the user NXLog runs as)" % (SCRIPT, where))
     if mode & stat.S_IWOTH:
         raise ConfigError("%s: every user may write to the folder %s: chmod o-w it, or choose "
                           "another" % (SCRIPT, where))

@@ -97,7 +97,7 @@ IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfe
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=5 * 1024 ** 3,
                                  multipart_chunksize=64 * 1024 * 1024, use_threads=False)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while S3 fails
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no quotas on Windows
 PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
                     "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException"}
 
@@ -225,7 +225,7 @@ def _private_directory(directory, setting):
         raise ConfigError("%s: cannot use the folder %s: %s" % (SCRIPT, where, exc)) from None
     if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
         raise ConfigError("%s: the folder %s is not readable and writable by this process "
-                          "(user id %d)" % (SCRIPT, where, os.getuid()))
+                          "(the user NXLog runs as)" % (SCRIPT, where))
     if mode & stat.S_IWOTH:
         raise ConfigError("%s: every user may write to the folder %s: chmod o-w it, or choose "
                           "another" % (SCRIPT, where))
@@ -794,7 +794,7 @@ def _key_epoch(batch):
     already, so that a clock set back (or a forward jump put right) cannot put keys behind
     a reader's lookback window. Events keep their own times."""
     global _newest_key_epoch
-    if batch.key_epoch is None:  # a manifest of an older version has a key, but no key_epoch
+    if batch.key_epoch is None:  # a new batch, or one keyed by an older version (by its epoch)
         batch.key_epoch = batch.epoch if batch.key else max(batch.epoch, _newest_key_epoch)
     _newest_key_epoch = max(_newest_key_epoch, batch.key_epoch)
     return batch.key_epoch
