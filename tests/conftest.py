@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zlib
 
 import boto3
 import pytest
@@ -177,6 +178,15 @@ def all_objects(client, prefix=""):
             objects[item["Key"]] = client.get_object(Bucket=BUCKET, Key=item["Key"])
             objects[item["Key"]]["Data"] = objects[item["Key"]]["Body"].read()
     return objects
+
+
+def gzip_bomb(size):
+    """SIZE zero bytes with no newline, gzip-compressed: a thousand times smaller than what
+    they unpack to."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(min(size, 1 << 20))
+    return b"".join([compressor.compress(chunk) for _ in range(size // len(chunk))] +
+                    [compressor.flush()])
 
 
 def free_port():

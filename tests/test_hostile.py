@@ -4,17 +4,16 @@ cannot be read is reported by its key while the objects around it are read."""
 
 import gzip
 import itertools
-import json
 import pickle
 import uuid
-import zlib
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from test_read_window import JSON_LINES, batch
 
-from conftest import all_objects, drain
+from conftest import all_objects, drain, gzip_bomb
 from nxlog_stub import api
 
 GENERATED = hypothesis_settings(max_examples=40, deadline=None, database=None,
@@ -79,28 +78,16 @@ def test_an_empty_and_a_10_mb_raw_event_come_back_whole(s3, settings, load, mode
 
 # ---- Hostile objects in the bucket ----
 
-JSON_LINES = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
 MAX_EVENT_BYTES = 65536
-
-
-def lines(texts):
-    return b"".join(json.dumps({"raw_event": text}).encode() + b"\n" for text in texts)
-
-
-def bomb():
-    """Two MiB of zeros with no newline, gzip-compressed to about 2 KiB."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    return compressor.compress(bytes(2 << 20)) + compressor.flush()
-
 
 METADATA_VALUE = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1)
 # (kind, body, metadata, whether the reader must report it)
 HOSTILE = st.one_of(
-    st.tuples(st.lists(st.text(), min_size=1, max_size=20), st.floats(0.05, 0.95)).map(
-        lambda drawn: ("truncated gzip", gzip.compress(lines(drawn[0]))[
-            :int(len(gzip.compress(lines(drawn[0]))) * drawn[1])], JSON_LINES, True)),
-    st.just(("bomb", bomb(), JSON_LINES, True)),
-    st.just(("bomb without metadata", bomb(), {}, True)),
+    st.tuples(st.lists(st.text(), min_size=1, max_size=20).map(lambda texts: batch(*texts)),
+              st.floats(0.05, 0.95)).map(lambda drawn: (
+                  "truncated gzip", drawn[0][:int(len(drawn[0]) * drawn[1])], JSON_LINES, True)),
+    st.just(("bomb", gzip_bomb(2 << 20), JSON_LINES, True)),
+    st.just(("bomb without metadata", gzip_bomb(2 << 20), {}, True)),
     st.binary(min_size=1).filter(lambda body: b"\n" not in body).map(
         lambda body: ("invalid JSON", gzip.compress(b"{not json " + body + b"\n"), JSON_LINES,
                       True)),
@@ -155,7 +142,7 @@ def test_hostile_objects_are_reported_by_key_and_the_others_read(s3, fresh_reade
             key = "web01/2026-03-01/10.00.%02d.1" % second
             s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
             s3.put_object(Bucket=bucket, Key="web01/2026-03-01/10.00.%02d.2" % second,
-                          Body=gzip.compress(lines(["good %d" % second])), Metadata=JSON_LINES)
+                          Body=batch("good %d" % second), Metadata=JSON_LINES)
             if report:
                 reported.append(key)
         for number, name in enumerate(outside):

@@ -6,13 +6,12 @@ import json
 import pickle
 import time
 import tracemalloc
-import zlib
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
 from test_read import checkpoint, poll, put, read_all
 
-from conftest import BUCKET
+from conftest import BUCKET, gzip_bomb
 from nxlog_stub import api
 
 JSON_LINES = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
@@ -163,18 +162,10 @@ def test_a_network_error_inside_an_object_is_no_failed_attempt_and_the_next_poll
     assert read_all(reader) == ["one", "two"]
 
 
-def bomb(size):
-    """SIZE zero bytes, gzip-compressed: a thousand times smaller than what they unpack to."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = bytes(1 << 20)
-    return b"".join([compressor.compress(chunk) for _ in range(size >> 20)] +
-                    [compressor.flush()])
-
-
 @pytest.mark.parametrize("metadata", [JSON_LINES, {}], ids=["batch", "old-script object"])
 def test_a_decompression_bomb_is_set_aside_in_bounded_memory(s3, settings, load, metadata):
     settings(MAX_EVENT_BYTES=1 << 20, MAX_ATTEMPTS=1)
-    put(s3, key_at("00.34", 1), bomb(64 << 20), metadata)  # 64 MiB of zeros, no newline
+    put(s3, key_at("00.34", 1), gzip_bomb(64 << 20), metadata)  # 64 MiB of zeros, no newline
     put(s3, key_at("00.34", 2), "after it")
     reader = load("s3_read")
     tracemalloc.start()
