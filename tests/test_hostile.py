@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from test_read import read_all
 from test_read_window import JSON_LINES, batch
 
 from conftest import all_objects, drain, gzip_bomb
@@ -120,17 +121,6 @@ def fresh_reader(s3, settings, load, tmp_path):
     return make
 
 
-def read_until_caught_up(reader):
-    posted = []
-    for _ in range(200):
-        delay, events = api.call_read_data(reader.read_data, api.input_module())
-        assert delay is not None, "the input stopped"
-        posted += [event.get_field("raw_event") for event in events]
-        if delay == reader.POLL_INTERVAL:
-            return posted
-    raise AssertionError("the reader never caught up")
-
-
 def test_hostile_objects_are_reported_by_key_and_the_others_read(s3, fresh_reader):
     @GENERATED
     @given(st.lists(HOSTILE, min_size=1, max_size=6), st.lists(OUTSIDE, max_size=2))
@@ -149,7 +139,7 @@ def test_hostile_objects_are_reported_by_key_and_the_others_read(s3, fresh_reade
             key = "web01/%d %s" % (number, name)
             s3.put_object(Bucket=bucket, Key=key, Body=b"not in the scheme")
             reported.append(key)
-        posted = read_until_caught_up(reader)
+        posted = read_all(reader)
         assert [text for text in posted if text.startswith("good ")] == [
             "good %d" % second for second in range(len(hostile))]
         logged = api.logged("WARNING") + api.logged("ERROR")

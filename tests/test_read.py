@@ -37,6 +37,7 @@ def read_all(reader, module=None):
     posted = []
     for _ in range(1000):
         delay, events = poll(reader, module)
+        assert delay is not None, "the input stopped: %s" % api.logged("ERROR")
         posted += events
         if delay == reader.POLL_INTERVAL:
             return posted

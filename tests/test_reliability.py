@@ -21,6 +21,7 @@ import uuid
 
 import pytest
 from faults import FAULTS, FaultProxy
+from test_read_window import JSON_LINES
 
 from conftest import ROOT, drain, wait_for
 from nxlog_stub import api
@@ -92,7 +93,7 @@ class Rig(object):
                 Bucket=self.bucket, Key="web01/2026-03-01/%02d.%02d.%02d.%d" % (
                     number // 36000, number // 600 % 60, number // 10 % 60, number % 10 + 1),
                 Body=gzip.compress(body),
-                Metadata={"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"})
+                Metadata=JSON_LINES)
 
     def close(self):
         self.proxy.__exit__()
