@@ -627,18 +627,13 @@ class Spool(object):
             raise
 
     def _wait_for_disk(self, exc, delay):
-        """After a failed write to the spool: waits DELAY for room if the disk is full and
-        SPOOL_FULL=block; otherwise refuses the event, counted."""
-        where = os.path.abspath(SPOOL_DIR)
+        """After a failed write to the spool: a full disk is a full spool; any other error
+        refuses the event."""
         if exc.errno not in DISK_FULL:
-            raise SpoolFull("cannot write to the spool %s: %s: event refused" % (where, exc))
-        if SPOOL_FULL == "drop":
-            self.dropped += 1
-            raise SpoolFull("the disk of the spool %s is full (%s): event dropped, %d dropped "
-                            "so far" % (where, exc.strerror, self.dropped))
-        _log_limited("disk full", nxlog.log_warning, "the disk of the spool %s is full (%s): "
-                     "write_data waits for uploads to free room" % (where, exc.strerror))
-        self.lock.wait(delay)
+            raise SpoolFull("cannot write to the spool %s: %s: event refused"
+                            % (os.path.abspath(SPOOL_DIR), exc))
+        self._wait_or_drop("disk full", "the disk of the spool %s is full (%s)"
+                           % (os.path.abspath(SPOOL_DIR), exc.strerror), delay)
 
     def _make_room(self, size):
         if size > SPOOL_MAX_BYTES:
@@ -646,16 +641,20 @@ class Spool(object):
                             % (size, SPOOL_MAX_BYTES))
         delay = 0.01
         while self.bytes + size > SPOOL_MAX_BYTES:
-            if SPOOL_FULL == "drop":
-                self.dropped += 1
-                raise SpoolFull("the spool %s is full (SPOOL_MAX_BYTES=%d, S3 is not taking "
-                                "events fast enough): event dropped, %d dropped so far"
-                                % (os.path.abspath(SPOOL_DIR), SPOOL_MAX_BYTES, self.dropped))
-            _log_limited("spool full", nxlog.log_warning,
-                         "the spool %s is full (SPOOL_MAX_BYTES=%d): write_data waits for "
-                         "uploads" % (os.path.abspath(SPOOL_DIR), SPOOL_MAX_BYTES))
-            self.lock.wait(delay)
+            self._wait_or_drop("spool full", "the spool %s is full (SPOOL_MAX_BYTES=%d, S3 is "
+                               "not taking events fast enough)"
+                               % (os.path.abspath(SPOOL_DIR), SPOOL_MAX_BYTES), delay)
             delay = min(delay * 2, 1.0)
+
+    def _wait_or_drop(self, problem, full, delay):
+        """What SPOOL_FULL says to do while FULL (what is full) lasts: drop refuses the event,
+        counted; block waits DELAY for uploads to free room, saying so once a minute."""
+        if SPOOL_FULL == "drop":
+            self.dropped += 1
+            raise SpoolFull("%s: event dropped, %d dropped so far" % (full, self.dropped))
+        _log_limited(problem, nxlog.log_warning, "%s: write_data waits for uploads to free "
+                     "room" % full)
+        self.lock.wait(delay)
 
     def _open(self, body_format, epoch):
         self.open_seq, self.next_seq = self.next_seq, self.next_seq + 1
