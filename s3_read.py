@@ -71,6 +71,7 @@ import re
 import socket
 import stat
 import tempfile
+import threading
 import time
 import traceback
 import zlib
@@ -180,19 +181,22 @@ def _new_client(attempts, timeout_cap=None):
     """An S3 client from the standard AWS chain, with botocore's retries and timeouts."""
     config = Config(retries={"mode": RETRY_MODE, "total_max_attempts": attempts},
                     connect_timeout=min(CONNECT_TIMEOUT, timeout_cap or CONNECT_TIMEOUT),
-                    read_timeout=min(READ_TIMEOUT, timeout_cap or READ_TIMEOUT))
+                    read_timeout=min(READ_TIMEOUT, timeout_cap or READ_TIMEOUT),
+                    max_pool_connections=max(10, CONNECTIONS))
     return boto3.session.Session().client("s3", config=config,
                                           verify=None if TLS_VERIFY else False)
 
 
 _client = None
+_client_lock = threading.Lock()  # the threads that upload or fetch share one client
 
 
 def _s3():
     """The module instance's one S3 client, created on first use."""
     global _client
-    if _client is None:
-        _client = _new_client(RETRY_ATTEMPTS)
+    with _client_lock:
+        if _client is None:
+            _client = _new_client(RETRY_ATTEMPTS)
     return _client
 
 
@@ -334,6 +338,7 @@ RETRY_ATTEMPTS = _setting("RETRY_ATTEMPTS", _number(int, 1))
 TLS_VERIFY = _setting("TLS_VERIFY", _flag)
 CONNECT_TIMEOUT = _setting("CONNECT_TIMEOUT", _number(float, 0.1))
 READ_TIMEOUT = _setting("READ_TIMEOUT", _number(float, 0.1))
+CONNECTIONS = FETCH_THREADS + 1  # the client's connection pool: the fetch threads and NXLog's
 if AFTER_READ == "move" and not MOVE_PREFIX:
     raise ConfigError("%s: AFTER_READ=move needs MOVE_PREFIX, where the objects go" % SCRIPT)
 if MOVE_PREFIX and SERVER != "*" and any(MOVE_PREFIX.startswith(name + "/") for name in SERVER):

@@ -6,7 +6,7 @@
     </Output>
 
 NXLog calls write_data(event) for every event. Before it returns, the event is on disk in
-SPOOL_DIR; a background thread uploads what the spool holds and deletes it only once S3 has
+SPOOL_DIR; background threads upload what the spool holds and delete it only once S3 has
 confirmed it. NXLog gives an output no shutdown hook and drops an event whose write_data
 raises, so the spool is what keeps events across restarts, crashes and S3 outages: at every
 start the script uploads what an earlier run left there, first.
@@ -40,6 +40,7 @@ SPOOL_MAX_BYTES = 1073741824  # the spool's limit; when full...
 SPOOL_FULL = "block"          # ...block: write_data waits (NXLog holds events back), or drop:
                               # write_data refuses the event with an error that counts them
 FSYNC = "batch"               # event: fsync each event; batch: each batch; os: leave it to the OS
+UPLOAD_THREADS = 4            # objects uploaded at the same time (their keys are given in order)
 STORAGE_CLASS = ""            # e.g. STANDARD_IA, GLACIER_IR; empty: the bucket's default
 SSE = ""                      # server-side encryption: AES256 or aws:kms; empty: the default
 SSE_KMS_KEY_ID = ""           # with SSE=aws:kms: the KMS key; empty: the AWS managed key
@@ -177,19 +178,22 @@ def _new_client(attempts, timeout_cap=None):
     """An S3 client from the standard AWS chain, with botocore's retries and timeouts."""
     config = Config(retries={"mode": RETRY_MODE, "total_max_attempts": attempts},
                     connect_timeout=min(CONNECT_TIMEOUT, timeout_cap or CONNECT_TIMEOUT),
-                    read_timeout=min(READ_TIMEOUT, timeout_cap or READ_TIMEOUT))
+                    read_timeout=min(READ_TIMEOUT, timeout_cap or READ_TIMEOUT),
+                    max_pool_connections=max(10, CONNECTIONS))
     return boto3.session.Session().client("s3", config=config,
                                           verify=None if TLS_VERIFY else False)
 
 
 _client = None
+_client_lock = threading.Lock()  # the threads that upload or fetch share one client
 
 
 def _s3():
     """The module instance's one S3 client, created on first use."""
     global _client
-    if _client is None:
-        _client = _new_client(RETRY_ATTEMPTS)
+    with _client_lock:
+        if _client is None:
+            _client = _new_client(RETRY_ATTEMPTS)
     return _client
 
 
@@ -324,6 +328,7 @@ SPOOL_DIR = _setting("SPOOL_DIR", _path)
 SPOOL_MAX_BYTES = _setting("SPOOL_MAX_BYTES", _number(int, 1))
 SPOOL_FULL = _setting("SPOOL_FULL", _choice("block", "drop"))
 FSYNC = _setting("FSYNC", _choice("event", "batch", "os"))
+UPLOAD_THREADS = _setting("UPLOAD_THREADS", _number(int, 1, 64))
 STORAGE_CLASS = _setting("STORAGE_CLASS", _optional("[A-Z_]+", "a storage class such as "
                                                      "STANDARD_IA"))
 SSE = _setting("SSE", _sse)
@@ -335,6 +340,7 @@ RETRY_ATTEMPTS = _setting("RETRY_ATTEMPTS", _number(int, 1))
 TLS_VERIFY = _setting("TLS_VERIFY", _flag)
 CONNECT_TIMEOUT = _setting("CONNECT_TIMEOUT", _number(float, 0.1))
 READ_TIMEOUT = _setting("READ_TIMEOUT", _number(float, 0.1))
+CONNECTIONS = UPLOAD_THREADS  # the client's connection pool: one per thread that uses it
 BATCHING = BATCH_EVENTS > 1
 BODY_FORMAT = "jsonl" if BATCHING else FORMAT  # what the object's body holds
 if COMPRESSION == "auto":
@@ -470,13 +476,15 @@ def _utc_text(epoch):
 class Spool(object):
     """The batch being filled and the closed batches waiting for S3, on disk.
 
-    write_data appends to the open batch under the lock; the uploader thread closes aged
-    batches, uploads closed ones in order, and deletes each once S3 confirmed it.
+    write_data appends to the open batch under the lock; the uploader threads close aged
+    batches, take closed ones oldest first (each batch by one thread at a time), and delete
+    each once S3 confirmed it.
     """
 
     def __init__(self):
         self.lock = threading.Condition(threading.Lock())
         self.closed = collections.OrderedDict()  # seq -> Batch, oldest first
+        self.uploading = set()  # the seqs of the closed batches an uploader thread has taken
         self.bytes = 0  # what the spool holds, open batch included
         self.dropped = 0
         self.open_fd = None
@@ -700,8 +708,8 @@ class Spool(object):
     # -- the uploader's side --
 
     def next_batch(self, timeout):
-        """The oldest closed batch, closing the open one once it is BATCH_AGE old; waits up
-        to TIMEOUT for one. None if there is none yet."""
+        """Takes the oldest closed batch no other uploader thread has, closing the open one
+        once it is BATCH_AGE old; waits up to TIMEOUT for one. None if there is none yet."""
         with self.lock:
             deadline = time.monotonic() + timeout
             while not _stopping.is_set():
@@ -710,8 +718,10 @@ class Spool(object):
                         time.monotonic() - self.open_since >= BATCH_AGE and \
                         not self._try_to_close():
                     retry_close = time.monotonic() + RETRY_DELAYS[0]
-                if self.closed:
-                    return next(iter(self.closed.values()))
+                for seq, batch in self.closed.items():
+                    if seq not in self.uploading:
+                        self.uploading.add(seq)
+                        return batch
                 now = time.monotonic()
                 if now >= deadline:
                     return None
@@ -720,12 +730,19 @@ class Spool(object):
                 self.lock.wait(max(0.0, wake - now))
             return None
 
+    def give_back(self, batch):
+        """An uploader thread is done with BATCH for now: another may take it."""
+        with self.lock:
+            self.uploading.discard(batch.seq)
+            self.lock.notify_all()
+
     def remove(self, batch):
         """S3 has BATCH: its files go, and so does what write_data may be waiting for."""
         os.unlink(batch.path("data"))
         os.unlink(batch.path("json"))
         with self.lock:
             del self.closed[batch.seq]
+            self.uploading.discard(batch.seq)
             self.bytes -= batch.bytes
             self.lock.notify_all()
 
@@ -923,9 +940,12 @@ _stopping = threading.Event()
 
 
 def _upload_forever():
-    """The uploader thread: uploads the spool in order, for as long as the process lives."""
+    """An uploader thread: uploads batches from the spool, oldest first, for as long as the
+    process lives. A batch S3 does not take now stays with its thread for the back-off, so
+    that no other thread tries it again at once."""
     failures = 0
     while not _stopping.is_set():
+        batch = None
         try:
             batch = _spool.next_batch(timeout=RETRY_DELAYS[-1])
             if batch is None:
@@ -941,6 +961,8 @@ def _upload_forever():
             _log_limited("uploader", nxlog.log_error, "unexpected error in the uploader, "
                          "retrying: %s" % traceback.format_exc())
             _stopping.wait(RETRY_DELAYS[-1])
+        if batch is not None:  # stored and removed, or to be tried again
+            _spool.give_back(batch)
 
 
 def write_data(event):
@@ -955,14 +977,17 @@ def stop():
     _stopping.set()
     with _spool.lock:
         _spool.lock.notify_all()
-    _uploader.join()
+    for uploader in _uploaders:
+        uploader.join()
     _spool.release()
 
 
 _spool = Spool()
 _spool.start()
-_uploader = threading.Thread(target=_upload_forever, name="%s uploader" % SCRIPT, daemon=True)
-_uploader.start()
+_uploaders = [threading.Thread(target=_upload_forever, name="%s uploader %d" % (SCRIPT, number),
+                               daemon=True) for number in range(1, UPLOAD_THREADS + 1)]
+for _thread in _uploaders:
+    _thread.start()
 nxlog.log_info("%s: events go to s3://%s/%s/ (%s, %s, compression %s), spool %s"
                % (SCRIPT, BUCKET, SERVER,
                   "batches of up to %d events, %d bytes or %g s" % (

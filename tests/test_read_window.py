@@ -266,6 +266,12 @@ def test_objects_fetched_at_the_same_time_are_posted_in_key_order(s3, settings, 
     assert read_all(load("s3_read")) == ["e%02d" % n for n in range(1, 41)]
 
 
+def test_the_connection_pool_has_room_for_every_fetch_thread_and_the_caller(s3, settings,
+                                                                          load):
+    settings(FETCH_THREADS=16)
+    assert load("s3_read")._s3().meta.config.max_pool_connections == 17
+
+
 # ---- Every kind of object ----
 
 def test_a_batch_gives_one_event_per_line_with_its_fields(s3, reader):

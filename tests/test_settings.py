@@ -53,6 +53,7 @@ TEXT_SETTINGS = [
     (("s3_read",), "MOVE_PREFIX", "/read/", "a prefix such as read/"),
     (("s3_read",), "MAXKEYS", "1001", "must be from 1 to 1000"),
     (("s3_read",), "FETCH_THREADS", "65", "must be from 1 to 64"),
+    (("s3_write",), "UPLOAD_THREADS", "65", "must be from 1 to 64"),
     (BOTH, "RETRY_ATTEMPTS", "0", "must be at least 1"),
     (BOTH, "CONNECT_TIMEOUT", "0", "must be at least 0.1"),
 ]

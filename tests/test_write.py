@@ -4,6 +4,7 @@ import base64
 import gzip
 import json
 import pickle
+import threading
 import time
 
 import boto3
@@ -150,6 +151,39 @@ def test_retries_and_timeouts_are_set_through_botocore_config(s3, settings, load
     config = load("s3_write")._s3().meta.config
     assert config.retries == {"mode": "adaptive", "total_max_attempts": 7}
     assert (config.connect_timeout, config.read_timeout) == (3.0, 4.5)
+
+
+def test_the_connection_pool_has_room_for_every_upload_thread(s3, settings, load):
+    settings(UPLOAD_THREADS=16)
+    assert load("s3_write")._s3().meta.config.max_pool_connections == 16
+
+
+def test_a_slow_upload_does_not_hold_back_the_objects_after_it(s3, settings, load):
+    settings(UPLOAD_THREADS=2)
+    writer = load("s3_write")
+    others_landed = threading.Event()
+
+    def slow_first(params, **kwargs):
+        if params["Body"] == b"first":
+            others_landed.wait(15)
+    writer._s3().meta.events.register("provide-client-params.s3.PutObject", slow_first)
+    for text in ("first", "second", "third"):
+        assert api.call_write_data(writer.write_data, event(raw_event=text))
+    wait_for(lambda: len(all_objects(s3)) == 2, what="the later objects")
+    others_landed.set()
+    drain(writer)
+    assert sorted(bodies(s3).values()) == [b"first", b"second", b"third"]
+    assert api.logged("ERROR") == []
+
+
+def test_with_one_upload_thread_objects_land_in_key_order(s3, settings, load):
+    settings(UPLOAD_THREADS=1)
+    writer = load("s3_write")
+    landed = []
+    writer._s3().meta.events.register("provide-client-params.s3.PutObject",
+                                      lambda params, **kwargs: landed.append(params["Body"]))
+    write(writer, *[event(raw_event="e%d" % n) for n in range(6)])
+    assert landed == [b"e%d" % n for n in range(6)]
 
 
 def test_raw_is_the_default_format_stored_as_utf8_text(s3, writer):
