@@ -683,13 +683,36 @@ def _text(body, key):
         return body.decode("utf-8", "backslashreplace")
 
 
-def _json_fields(text, what):
+def _where(line):
+    """Where in an object a problem is, for its message: in line number LINE, or the whole."""
+    return "line %d" % line if line else "its body"
+
+
+_JSON = json.JSONDecoder()
+
+
+def _parsed_json(text):
+    """json.loads(TEXT), a third faster for what a batch line is (JSON and nothing around
+    it); anything else goes through json.loads itself, which also words the errors."""
     try:
-        fields = json.loads(text)
+        value, end = _JSON.raw_decode(text)
+        if end == len(text):
+            return value
+    except ValueError:
+        pass
+    return json.loads(text)
+
+
+def _json_fields(body, line=None):
+    """The fields in BODY (line number LINE, or the whole object), UTF-8 JSON text. Decoded
+    before parsing: json.loads would spend as long finding out which Unicode encoding bytes
+    are in as parsing them."""
+    try:
+        fields = _parsed_json(body.decode("utf-8", "surrogatepass"))
     except ValueError as exc:  # also UnicodeDecodeError and json's JSONDecodeError
-        raise UndecodableObject("invalid JSON in %s: %s" % (what, exc)) from None
+        raise UndecodableObject("invalid JSON in %s: %s" % (_where(line), exc)) from None
     if not isinstance(fields, dict):  # JSON's names are always text
-        raise UndecodableObject("%s does not hold an object of fields" % what)
+        raise UndecodableObject("%s does not hold an object of fields" % _where(line))
     return fields
 
 
@@ -715,36 +738,38 @@ def _one_event(key, body, body_format):
     if body_format == "raw":
         return {"raw_event": _text(body, key)}
     if body_format == "json":
-        return _json_fields(body, "its JSON")
+        return _json_fields(body)
     if body_format == "pickle":
         return _pickled_fields(body)
     raise UndecodableObject("unknown %s %r (written by a newer s3_write.py?)"
                             % (METADATA_FORMAT, body_format))
 
 
-def _bounded_read(read, what):
-    """READ(limit) within MAX_EVENT_BYTES: an event that large is taken for what it most
-    likely is, a decompression bomb or not a log at all."""
+def _bounded_read(read, line=None):
+    """READ(limit) within MAX_EVENT_BYTES: an event that large (in line number LINE, or in
+    the object) is taken for what it most likely is, a decompression bomb or not a log."""
     data = read(MAX_EVENT_BYTES + 1 if MAX_EVENT_BYTES else -1)
     if MAX_EVENT_BYTES and len(data) > MAX_EVENT_BYTES and not (
             len(data) == MAX_EVENT_BYTES + 1 and data.endswith(b"\n")):
         raise UndecodableObject("%s is larger than MAX_EVENT_BYTES=%d once decompressed (a "
                                 "decompression bomb?); raise NXLOG_S3_MAX_EVENT_BYTES, or set "
-                                "it to 0 for no limit" % (what, MAX_EVENT_BYTES))
+                                "it to 0 for no limit" % (_where(line), MAX_EVENT_BYTES))
     return data
 
 
 def _line_events(key, stream, body_format):
     """The events of an object that holds one per line: a batch (JSON lines) or, with
     RAW_LINES, a text object without metadata."""
+    if not isinstance(stream, io.BufferedReader):  # GzipFile: its readline is Python code,
+        stream = io.BufferedReader(stream, 1 << 16)  # a buffer over it reads lines in C
     for number in itertools.count(1):
-        line = _bounded_read(stream.readline, "line %d" % number)
+        line = _bounded_read(stream.readline, number)
         if not line:
             return
         line = line.rstrip(b"\n")
         if body_format == "jsonl":
             if line:
-                yield _json_fields(line, "line %d" % number)
+                yield _json_fields(line, number)
         else:
             yield {"raw_event": _text(line.rstrip(b"\r"), key)}
 
@@ -757,7 +782,7 @@ def _events(key, response):
     stream = _decompressing(response, metadata)
     if body_format == "jsonl" or (body_format is None and RAW_LINES):
         return _line_events(key, stream, body_format)
-    return iter([_one_event(key, _bounded_read(stream.read, "the object"), body_format)])
+    return iter([_one_event(key, _bounded_read(stream.read), body_format)])
 
 
 # ---- Reading ------------------------------------------------------------------------------

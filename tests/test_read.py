@@ -333,8 +333,8 @@ JSON_META = {"nxlog-s3-format": "json", "nxlog-s3-compression": "none"}
 
 
 @pytest.mark.parametrize("body, metadata, reason", [
-    (b"{broken", JSON_META, "invalid JSON in its JSON"),
-    (b"[1, 2]", JSON_META, "its JSON does not hold an object of fields"),
+    (b"{broken", JSON_META, "invalid JSON in its body"),
+    (b"[1, 2]", JSON_META, "its body does not hold an object of fields"),
     (b"\x1f\x8b\x08\x00trunc", {"nxlog-s3-format": "raw", "nxlog-s3-compression": "gzip"},
      "cannot decompress it"),
     (b"x", {"nxlog-s3-format": "xml"}, "unknown nxlog-s3-format 'xml'"),
