@@ -1,6 +1,9 @@
 """Benchmark of s3_read.py against moto server on 127.0.0.1 (started here).
 
-    .venv/bin/python bench/bench_read.py [--events 1000000] [--big-mb 1024]
+    .venv/bin/python bench/bench_read.py [--events 1000000] [--big-mb 1024] [--endpoint URL]
+
+--endpoint measures against an S3 endpoint that is already running on this machine (for
+example radosgw from tests/servers/ceph-rgw-start.sh, access key and secret `test`) instead.
 
 Each mode reads in a process of its own (so that its peak RSS is its own), through the stub's
 read_data as NXLog calls it, every event handed over as it is posted:
@@ -137,9 +140,9 @@ def child(mode, bucket):
                       "rss_mb": peak_rss_mb()}))
 
 
-def measure(mode, bucket, endpoint):
-    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
-               AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+def measure(mode, bucket, endpoint, key):
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=key,
+               AWS_SECRET_ACCESS_KEY=key, AWS_DEFAULT_REGION="us-east-1",
                NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="bench", NXLOG_S3_POLL_INTERVAL="5")
     output = subprocess.run([sys.executable, __file__, "--child", mode, "--bucket", bucket],
                             env=env, capture_output=True, text=True, check=True).stdout
@@ -155,31 +158,41 @@ def main():
                         help="objects of one event each")
     parser.add_argument("--big-mb", type=int, default=1024,
                         help="uncompressed size of the one big object")
+    parser.add_argument("--endpoint", help="an S3 endpoint on 127.0.0.1 that is running "
+                        "already (default: start moto server)")
+    parser.add_argument("--key", default="test", help="access key and secret for --endpoint")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.bucket)
     import boto3
-    server, endpoint = start_moto()
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench",
-                          aws_secret_access_key="bench", region_name="us-east-1")
+    if args.endpoint:
+        server, endpoint, key = None, args.endpoint, args.key
+    else:
+        (server, endpoint), key = start_moto(), "bench"
+    print("S3 endpoint: %s" % (endpoint if server is None else "moto server, " + endpoint))
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key,
+                          aws_secret_access_key=key, region_name="us-east-1")
+    buckets = {name: "bench-read-%s-%d" % (name, int(time.time() * 1000) % 10**9)
+               for name in ("single", "batches", "big")}
     try:
-        for bucket in ("single", "batches", "big"):
-            client.create_bucket(Bucket="bench-read-" + bucket)
-        fill_single(client, "bench-read-single", args.single_events)
-        fill_batches(client, "bench-read-batches", args.events)
-        big_events = fill_big(client, "bench-read-big", args.big_mb)
+        for bucket in buckets.values():
+            client.create_bucket(Bucket=bucket)
+        fill_single(client, buckets["single"], args.single_events)
+        fill_batches(client, buckets["batches"], args.events)
+        big_events = fill_big(client, buckets["big"], args.big_mb)
         print("buckets filled: %d objects of one event, %d events in batches of %d, one "
               "object of %d MB (%d events)" % (args.single_events, args.events, PER_BATCH,
                                                args.big_mb, big_events), flush=True)
-        results = {"baseline": measure("baseline", "bench-read-single", endpoint),
-                   "one object per event": measure("reader", "bench-read-single", endpoint),
-                   "batches": measure("reader", "bench-read-batches", endpoint),
-                   "one big object": measure("reader", "bench-read-big", endpoint)}
+        results = {"baseline": measure("baseline", buckets["single"], endpoint, key),
+                   "one object per event": measure("reader", buckets["single"], endpoint, key),
+                   "batches": measure("reader", buckets["batches"], endpoint, key),
+                   "one big object": measure("reader", buckets["big"], endpoint, key)}
     finally:
-        server.terminate()
-        server.wait()
+        if server is not None:
+            server.terminate()
+            server.wait()
     base_rate = results["baseline"]["events"] / results["baseline"]["seconds"]
     print("%-22s %10s %12s %14s %14s %9s %10s" % ("mode", "events", "events/s", "LIST/million",
                                                   "GET/million", "peak RSS", "x baseline"))
