@@ -965,6 +965,7 @@ def _upload_forever():
             _upload(batch)
             _spool.remove(batch)
             failures = 0
+            continue
         except TryLater as problem:
             _report(problem)
             _stopping.wait(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
@@ -973,7 +974,7 @@ def _upload_forever():
             _log_limited("uploader", nxlog.log_error, "unexpected error in the uploader, "
                          "retrying: %s" % traceback.format_exc())
             _stopping.wait(RETRY_DELAYS[-1])
-        if batch is not None:  # stored and removed, or to be tried again
+        if batch is not None:  # to be tried again, by whichever thread is free first
             _spool.give_back(batch)
 
 

@@ -86,6 +86,7 @@ def read_as_the_old_scripts(bucket, checkpoint):
     from nxlog_stub import api
     client, module, events = boto3.client("s3"), api.input_module("s3"), 0
     requests = count_requests(client)
+    started = time.perf_counter()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                                                                Prefix="bench/"):
         for item in page.get("Contents", ()):
@@ -97,7 +98,7 @@ def read_as_the_old_scripts(bucket, checkpoint):
             events += 1
             with open(checkpoint, "w") as handle:
                 handle.write(item["Key"])
-    return events, requests
+    return events, requests, time.perf_counter() - started
 
 
 def read_with_s3_read(bucket, checkpoint):
@@ -111,12 +112,13 @@ def read_with_s3_read(bucket, checkpoint):
     def count(event):
         events[0] += 1
     module.deliver = count  # NXLog takes each event as it is posted
+    started = time.perf_counter()
     while True:
         delay, _ = api.call_read_data(reader.read_data, module)
         if delay == reader.POLL_INTERVAL:
             if api.logged("ERROR"):
                 raise SystemExit(api.logged("ERROR"))
-            return events[0], requests
+            return events[0], requests, time.perf_counter() - started
 
 
 def count_requests(client):
@@ -130,12 +132,13 @@ def count_requests(client):
 
 
 def child(mode, bucket):
-    started = time.perf_counter()
+    """Reads BUCKET in this process, timed from the first read (client and script loaded)
+    to the last event posted, and prints the figures as JSON."""
     function = read_as_the_old_scripts if mode == "baseline" else read_with_s3_read
     with tempfile.TemporaryDirectory() as workdir:
         os.environ["NXLOG_S3_CHECKPOINT"] = os.path.join(workdir, "checkpoint")
-        events, requests = function(bucket, os.environ["NXLOG_S3_CHECKPOINT"])
-    print(json.dumps({"events": events, "seconds": time.perf_counter() - started,
+        events, requests, seconds = function(bucket, os.environ["NXLOG_S3_CHECKPOINT"])
+    print(json.dumps({"events": events, "seconds": seconds,
                       "lists": requests["ListObjectsV2"], "gets": requests["GetObject"],
                       "rss_mb": peak_rss_mb()}))
 
