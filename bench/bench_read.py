@@ -1,9 +1,12 @@
 """Benchmark of s3_read.py against moto server on 127.0.0.1 (started here).
 
     .venv/bin/python bench/bench_read.py [--events 1000000] [--big-mb 1024] [--endpoint URL]
+                                         [--rtt MS]
 
 --endpoint measures against an S3 endpoint that is already running on this machine (for
 example radosgw from tests/servers/ceph-rgw-start.sh, access key and secret `test`) instead.
+--rtt adds a round trip of MS milliseconds to every request of every mode, as a network
+between the reader and S3 would (20 is typical within an AWS region).
 
 Each mode reads in a process of its own (so that its peak RSS is its own), through the stub's
 read_data as NXLog calls it, every event handed over as it is posted:
@@ -28,7 +31,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from common import peak_rss_mb, sample_lines, start_moto  # noqa: E402
+from common import emulate_round_trip, peak_rss_mb, sample_lines, start_moto  # noqa: E402
 
 BATCH = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
 PER_BATCH = 10000
@@ -84,7 +87,7 @@ def read_as_the_old_scripts(bucket, checkpoint):
 
     import nxlog_stub  # noqa: F401
     from nxlog_stub import api
-    client, module, events = boto3.client("s3"), api.input_module("s3"), 0
+    client, module, events = emulate_round_trip(boto3.client("s3")), api.input_module("s3"), 0
     requests = count_requests(client)
     started = time.perf_counter()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
@@ -106,7 +109,7 @@ def read_with_s3_read(bucket, checkpoint):
     from nxlog_stub import api
     from nxlog_stub.runner import load_script
     reader = load_script(os.path.join(ROOT, "s3_read.py"), "s3")
-    requests = count_requests(reader._s3())
+    requests = count_requests(emulate_round_trip(reader._s3()))
     module, events = api.input_module("s3"), [0]
 
     def count(event):
@@ -143,10 +146,11 @@ def child(mode, bucket):
                       "rss_mb": peak_rss_mb()}))
 
 
-def measure(mode, bucket, endpoint, key):
+def measure(mode, bucket, endpoint, key, rtt=0):
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=key,
                AWS_SECRET_ACCESS_KEY=key, AWS_DEFAULT_REGION="us-east-1",
-               NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="bench", NXLOG_S3_POLL_INTERVAL="5")
+               NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="bench", NXLOG_S3_POLL_INTERVAL="5",
+               BENCH_RTT_MS=str(rtt))
     output = subprocess.run([sys.executable, __file__, "--child", mode, "--bucket", bucket],
                             env=env, capture_output=True, text=True, check=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
@@ -164,6 +168,8 @@ def main():
     parser.add_argument("--endpoint", help="an S3 endpoint on 127.0.0.1 that is running "
                         "already (default: start moto server)")
     parser.add_argument("--key", default="test", help="access key and secret for --endpoint")
+    parser.add_argument("--rtt", type=float, default=0,
+                        help="milliseconds of network round trip added to every request")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,7 +180,8 @@ def main():
         server, endpoint, key = None, args.endpoint, args.key
     else:
         (server, endpoint), key = start_moto(), "bench"
-    print("S3 endpoint: %s" % (endpoint if server is None else "moto server, " + endpoint))
+    print("S3 endpoint: %s%s" % (endpoint if server is None else "moto server, " + endpoint,
+                                 ", %g ms added to every request" % args.rtt if args.rtt else ""))
     client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key,
                           aws_secret_access_key=key, region_name="us-east-1")
     buckets = {name: "bench-read-%s-%d" % (name, int(time.time() * 1000) % 10**9)
@@ -188,10 +195,10 @@ def main():
         print("buckets filled: %d objects of one event, %d events in batches of %d, one "
               "object of %d MB (%d events)" % (args.single_events, args.events, PER_BATCH,
                                                args.big_mb, big_events), flush=True)
-        results = {"baseline": measure("baseline", buckets["single"], endpoint, key),
-                   "one object per event": measure("reader", buckets["single"], endpoint, key),
-                   "batches": measure("reader", buckets["batches"], endpoint, key),
-                   "one big object": measure("reader", buckets["big"], endpoint, key)}
+        results = {mode: measure("baseline" if mode == "baseline" else "reader", buckets[kind],
+                                 endpoint, key, args.rtt)
+                   for mode, kind in (("baseline", "single"), ("one object per event", "single"),
+                                      ("batches", "batches"), ("one big object", "big"))}
     finally:
         if server is not None:
             server.terminate()

@@ -1,9 +1,11 @@
 """Benchmark of s3_write.py against moto server on 127.0.0.1 (started here).
 
-    .venv/bin/python bench/bench_write.py [--events 1000000] [--endpoint URL]
+    .venv/bin/python bench/bench_write.py [--events 1000000] [--endpoint URL] [--rtt MS]
 
 --endpoint measures against an S3 endpoint that is already running on this machine (for
 example radosgw from tests/servers/ceph-rgw-start.sh, access key and secret `test`) instead.
+--rtt adds a round trip of MS milliseconds to every request of every mode, as a network
+between the writer and S3 would (20 is typical within an AWS region).
 
 Each mode runs in a process of its own (so that its peak RSS is its own) and drives
 write_data through the stub, from the first event until S3 holds every one of them:
@@ -28,7 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from common import peak_rss_mb, sample_lines, start_moto  # noqa: E402
+from common import emulate_round_trip, peak_rss_mb, sample_lines, start_moto  # noqa: E402
 
 PUT_OPERATIONS = ("PutObject", "UploadPart")
 
@@ -59,7 +61,7 @@ def run_baseline(count, bucket):
     import boto3
     started = time.perf_counter()
     for number, event in enumerate(events(count)):
-        boto3.client("s3").put_object(
+        emulate_round_trip(boto3.client("s3")).put_object(
             Bucket=bucket, Key="baseline/%d" % number,
             Body=event.get_field("raw_event").encode())
     return {"seconds": time.perf_counter() - started, "puts": count}
@@ -72,7 +74,7 @@ def run_writer(count, bucket):
     from nxlog_stub.runner import load_script
     writer = load_script(os.path.join(ROOT, "s3_write.py"), "s3")
     puts = []
-    writer._s3().meta.events.register(
+    emulate_round_trip(writer._s3()).meta.events.register(
         "before-call.s3", lambda model, **kwargs: puts.append(1)
         if model.name in PUT_OPERATIONS else None)
     started = time.perf_counter()
@@ -94,6 +96,7 @@ def run_age(count, bucket):
     from nxlog_stub import api
     from nxlog_stub.runner import load_script
     writer = load_script(os.path.join(ROOT, "s3_write.py"), "s3")
+    emulate_round_trip(writer._s3())
     client = boto3.client("s3")
     for event in events(count):
         api.call_write_data(writer.write_data, event)
@@ -122,13 +125,14 @@ def child(mode, count, bucket):
     print(json.dumps(result))
 
 
-def measure(mode, count, endpoint, key, workdir):
+def measure(mode, count, endpoint, key, workdir, rtt=0):
     import boto3
     bucket = "bench-%s-%d" % (mode.replace(" ", "-"), int(time.time() * 1000) % 10**9)
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=key,
                AWS_SECRET_ACCESS_KEY=key, AWS_DEFAULT_REGION="us-east-1",
                NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="bench",
-               NXLOG_S3_SPOOL_DIR=os.path.join(workdir, bucket), **MODES[mode][1])
+               NXLOG_S3_SPOOL_DIR=os.path.join(workdir, bucket), BENCH_RTT_MS=str(rtt),
+               **MODES[mode][1])
     boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=key,
                  region_name="us-east-1").create_bucket(Bucket=bucket)
     output = subprocess.run([sys.executable, __file__, "--child", mode, "--events", str(count),
@@ -165,6 +169,8 @@ def main():
     parser.add_argument("--endpoint", help="an S3 endpoint on 127.0.0.1 that is running "
                         "already (default: start moto server)")
     parser.add_argument("--key", default="test", help="access key and secret for --endpoint")
+    parser.add_argument("--rtt", type=float, default=0,
+                        help="milliseconds of network round trip added to every request")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,14 +180,15 @@ def main():
         server, endpoint, key = None, args.endpoint, args.key
     else:
         (server, endpoint), key = start_moto(), "bench"
-    print("S3 endpoint: %s" % (endpoint if server is None else "moto server, " + endpoint))
+    print("S3 endpoint: %s%s" % (endpoint if server is None else "moto server, " + endpoint,
+                                 ", %g ms added to every request" % args.rtt if args.rtt else ""))
     counts = {"baseline": args.baseline_events, "one object per event": args.single_events,
               "batches": args.events, "age": 1000}
     try:
         with tempfile.TemporaryDirectory() as workdir:
             results = {}
             for mode in ("baseline", "one object per event", "batches", "age"):
-                results[mode] = measure(mode, counts[mode], endpoint, key, workdir)
+                results[mode] = measure(mode, counts[mode], endpoint, key, workdir, args.rtt)
                 print("measured %s: %s" % (mode, json.dumps(results[mode])), flush=True)
     finally:
         if server is not None:

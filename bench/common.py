@@ -1,5 +1,6 @@
 """What the benchmarks share: moto server on 127.0.0.1, sample log lines, peak RSS."""
 
+import os
 import random
 import resource
 import socket
@@ -24,6 +25,17 @@ def peak_rss_mb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def emulate_round_trip(client):
+    """With BENCH_RTT_MS set (--rtt), every request of CLIENT waits that long before it is
+    sent, as a request to S3 over a real network waits for its answer: what 127.0.0.1 cannot
+    show, and what fetching or uploading several objects at a time is for. The wait holds no
+    CPU and no lock, like a network's."""
+    delay = float(os.environ.get("BENCH_RTT_MS") or 0) / 1000.0
+    if delay:
+        client.meta.events.register("before-send.s3", lambda **kwargs: time.sleep(delay))
+    return client
 
 
 def sample_lines(count=4096, seed=7):
