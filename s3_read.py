@@ -338,7 +338,7 @@ RETRY_ATTEMPTS = _setting("RETRY_ATTEMPTS", _number(int, 1))
 TLS_VERIFY = _setting("TLS_VERIFY", _flag)
 CONNECT_TIMEOUT = _setting("CONNECT_TIMEOUT", _number(float, 0.1))
 READ_TIMEOUT = _setting("READ_TIMEOUT", _number(float, 0.1))
-CONNECTIONS = FETCH_THREADS + 1  # the client's connection pool: the fetch threads and NXLog's
+CONNECTIONS = FETCH_THREADS + 1  # the client's connection pool: fetch threads and read_data
 if AFTER_READ == "move" and not MOVE_PREFIX:
     raise ConfigError("%s: AFTER_READ=move needs MOVE_PREFIX, where the objects go" % SCRIPT)
 if MOVE_PREFIX and SERVER != "*" and any(MOVE_PREFIX.startswith(name + "/") for name in SERVER):
