@@ -31,7 +31,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from common import emulate_round_trip, peak_rss_mb, sample_lines, start_moto  # noqa: E402
+from common import add_endpoint_options, emulate_round_trip, endpoint, peak_rss_mb, sample_lines  # noqa: E402
 
 BATCH = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
 PER_BATCH = 10000
@@ -165,28 +165,18 @@ def main():
                         help="objects of one event each")
     parser.add_argument("--big-mb", type=int, default=1024,
                         help="uncompressed size of the one big object")
-    parser.add_argument("--endpoint", help="an S3 endpoint on 127.0.0.1 that is running "
-                        "already (default: start moto server)")
-    parser.add_argument("--key", default="test", help="access key and secret for --endpoint")
-    parser.add_argument("--rtt", type=float, default=0,
-                        help="milliseconds of network round trip added to every request")
+    add_endpoint_options(parser)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.bucket)
     import boto3
-    if args.endpoint:
-        server, endpoint, key = None, args.endpoint, args.key
-    else:
-        (server, endpoint), key = start_moto(), "bench"
-    print("S3 endpoint: %s%s" % (endpoint if server is None else "moto server, " + endpoint,
-                                 ", %g ms added to every request" % args.rtt if args.rtt else ""))
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key,
-                          aws_secret_access_key=key, region_name="us-east-1")
     buckets = {name: "bench-read-%s-%d" % (name, int(time.time() * 1000) % 10**9)
                for name in ("single", "batches", "big")}
-    try:
+    with endpoint(args) as (url, key):
+        client = boto3.client("s3", endpoint_url=url, aws_access_key_id=key,
+                              aws_secret_access_key=key, region_name="us-east-1")
         for bucket in buckets.values():
             client.create_bucket(Bucket=bucket)
         fill_single(client, buckets["single"], args.single_events)
@@ -196,13 +186,9 @@ def main():
               "object of %d MB (%d events)" % (args.single_events, args.events, PER_BATCH,
                                                args.big_mb, big_events), flush=True)
         results = {mode: measure("baseline" if mode == "baseline" else "reader", buckets[kind],
-                                 endpoint, key, args.rtt)
+                                 url, key, args.rtt)
                    for mode, kind in (("baseline", "single"), ("one object per event", "single"),
                                       ("batches", "batches"), ("one big object", "big"))}
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait()
     base_rate = results["baseline"]["events"] / results["baseline"]["seconds"]
     print("%-22s %10s %12s %14s %14s %9s %10s" % ("mode", "events", "events/s", "LIST/million",
                                                   "GET/million", "peak RSS", "x baseline"))

@@ -30,7 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from common import emulate_round_trip, peak_rss_mb, sample_lines, start_moto  # noqa: E402
+from common import add_endpoint_options, emulate_round_trip, endpoint, peak_rss_mb, sample_lines  # noqa: E402
 
 PUT_OPERATIONS = ("PutObject", "UploadPart")
 
@@ -166,34 +166,19 @@ def main():
     parser.add_argument("--single-events", type=int, default=2000,
                         help="events for one object per event")
     parser.add_argument("--baseline-events", type=int, default=2000)
-    parser.add_argument("--endpoint", help="an S3 endpoint on 127.0.0.1 that is running "
-                        "already (default: start moto server)")
-    parser.add_argument("--key", default="test", help="access key and secret for --endpoint")
-    parser.add_argument("--rtt", type=float, default=0,
-                        help="milliseconds of network round trip added to every request")
+    add_endpoint_options(parser)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.events, args.bucket)
-    if args.endpoint:
-        server, endpoint, key = None, args.endpoint, args.key
-    else:
-        (server, endpoint), key = start_moto(), "bench"
-    print("S3 endpoint: %s%s" % (endpoint if server is None else "moto server, " + endpoint,
-                                 ", %g ms added to every request" % args.rtt if args.rtt else ""))
     counts = {"baseline": args.baseline_events, "one object per event": args.single_events,
               "batches": args.events, "age": 1000}
-    try:
-        with tempfile.TemporaryDirectory() as workdir:
-            results = {}
-            for mode in ("baseline", "one object per event", "batches", "age"):
-                results[mode] = measure(mode, counts[mode], endpoint, key, workdir, args.rtt)
-                print("measured %s: %s" % (mode, json.dumps(results[mode])), flush=True)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait()
+    with endpoint(args) as (url, key), tempfile.TemporaryDirectory() as workdir:
+        results = {}
+        for mode in ("baseline", "one object per event", "batches", "age"):
+            results[mode] = measure(mode, counts[mode], url, key, workdir, args.rtt)
+            print("measured %s: %s" % (mode, json.dumps(results[mode])), flush=True)
     report(results, MODES["age"][1]["NXLOG_S3_BATCH_AGE"])
 
 

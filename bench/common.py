@@ -1,5 +1,6 @@
 """What the benchmarks share: moto server on 127.0.0.1, sample log lines, peak RSS."""
 
+import contextlib
 import os
 import random
 import resource
@@ -50,6 +51,32 @@ def sample_lines(count=4096, seed=7):
                 chance.randrange(10**6), chance.getrandbits(64),
                 chance.choice((200, 200, 200, 304, 404, 500)), chance.randrange(100, 90000),
                 chance.choice(AGENTS)) for _ in range(count)]
+
+
+def add_endpoint_options(parser):
+    parser.add_argument("--endpoint", help="an S3 endpoint on 127.0.0.1 that is running "
+                        "already (default: start moto server)")
+    parser.add_argument("--key", default="test", help="access key and secret for --endpoint")
+    parser.add_argument("--rtt", type=float, default=0,
+                        help="milliseconds of network round trip added to every request")
+
+
+@contextlib.contextmanager
+def endpoint(args):
+    """(URL, access key) of the S3 endpoint to measure: --endpoint, or a moto server started
+    for the block."""
+    if args.endpoint:
+        server, url, key = None, args.endpoint, args.key
+    else:
+        (server, url), key = start_moto(), "bench"
+    print("S3 endpoint: %s%s" % (url if server is None else "moto server, " + url,
+                                 ", %g ms added to every request" % args.rtt if args.rtt else ""))
+    try:
+        yield url, key
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait()
 
 
 def start_moto():
