@@ -31,7 +31,14 @@ SERVER = ""                 # whose events: a name, names with commas (web01,web
 CHECKPOINT = "lastkey.log"  # where the reader keeps its place; relative: NXLog's SpoolDir
 POLL_INTERVAL = 10          # seconds between two looks at the bucket once caught up
 LOOKBACK = 300              # seconds of key time behind the newest object read in which
-                            # objects that land late are still read
+                            # objects that land late are read at the next poll
+LATE_HORIZON = 86400        # seconds of key time behind the newest object read in which
+                            # objects that land later still are read, by a re-listing...
+LATE_INTERVAL = 600         # ...made every this many seconds (0: at every poll)
+MAX_AHEAD = 300             # seconds a key may lie ahead of this host's clock and still count
+                            # as the newest read (a key further ahead is read, but moves
+                            # nothing: a stray key from the future cannot blind the reader)
+KEY_TIME = "utc"            # the time in the keys, as the writers' KEY_TIME: utc or local
 START_AT = "beginning"      # with no checkpoint yet: beginning (everything), or now
 MAXKEYS = 1000              # keys per list request (S3 gives at most 1000)
 MAX_OBJECTS_PER_CALL = 100  # one read_data call posts the events of this many objects...
@@ -95,7 +102,7 @@ METADATA_COMPRESSION = "nxlog-s3-compression"
 GZIP_MAGIC = b"\x1f\x8b"
 PICKLE_MAGIC = re.compile(b"^\x80[\x02-\x05]")  # what a pickle of protocol 2 to 5 starts with
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3  # 3: the horizon's seconds in CHECKPOINT.late
 WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are fetched ahead, whole, by the
                                 # fetch threads; larger ones stream as they are posted
 REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at the most
@@ -322,6 +329,10 @@ SERVER = _setting("SERVER", _servers)
 CHECKPOINT = _setting("CHECKPOINT", _path)
 POLL_INTERVAL = _setting("POLL_INTERVAL", _number(float, 0.01))
 LOOKBACK = _setting("LOOKBACK", _number(int, 0))
+LATE_HORIZON = _setting("LATE_HORIZON", _number(int, 0))
+LATE_INTERVAL = _setting("LATE_INTERVAL", _number(float, 0))
+MAX_AHEAD = _setting("MAX_AHEAD", _number(int, 0))
+KEY_TIME = _setting("KEY_TIME", _choice("utc", "local"))
 START_AT = _setting("START_AT", _choice("beginning", "now"))
 MAXKEYS = _setting("MAXKEYS", _number(int, 1, 1000))
 MAX_OBJECTS_PER_CALL = _setting("MAX_OBJECTS_PER_CALL", _number(int, 1))
@@ -344,6 +355,14 @@ if AFTER_READ == "move" and not MOVE_PREFIX:
 if MOVE_PREFIX and SERVER != "*" and any(MOVE_PREFIX.startswith(name + "/") for name in SERVER):
     raise ConfigError("%s: MOVE_PREFIX=%r is inside a SERVER's own prefix: moved objects would "
                       "be listed again" % (SCRIPT, MOVE_PREFIX))
+if MOVE_PREFIX.count("/") > 1 and SERVER == "*":
+    raise ConfigError("%s: with SERVER=*, every first segment of a key is a server, so "
+                      "MOVE_PREFIX=%r would move objects into one server's prefix: use one "
+                      "segment, such as read/" % (SCRIPT, MOVE_PREFIX))
+if LATE_HORIZON < LOOKBACK:
+    raise ConfigError("%s: LATE_HORIZON=%d is shorter than LOOKBACK=%d: the re-listing for late "
+                      "objects must reach at least as far back as each poll does"
+                      % (SCRIPT, LATE_HORIZON, LOOKBACK))
 
 
 class CheckpointError(RuntimeError):
@@ -357,14 +376,29 @@ class UndecodableObject(ValueError):
 
 # ---- Keys and time ------------------------------------------------------------------------
 
+Listed = collections.namedtuple("Listed", "key second counter epoch size")  # one object
+
+
 @functools.lru_cache(maxsize=65536)
 def _second_epoch(second):
-    """Seconds since the epoch of a key's second: every key listed asks, so it is kept."""
-    return calendar.timegm(time.strptime(second, SECOND_FORMAT))
+    """Seconds since the epoch of a key's second (SECOND_FORMAT, in KEY_TIME); ValueError for
+    a date or time that cannot be (2026-02-30, 25.61.61). Every key listed asks: it is kept."""
+    stamp = time.strptime(second, SECOND_FORMAT)
+    epoch = int(calendar.timegm(stamp) if KEY_TIME == "utc" else time.mktime(stamp))
+    if _second_text(epoch) != second:  # strptime takes 60 and 61 seconds; local time has gaps
+        raise ValueError("%s is not a time that exists" % second)
+    return epoch
 
 
 def _second_text(epoch):
-    return time.strftime(SECOND_FORMAT, time.gmtime(epoch))
+    return time.strftime(SECOND_FORMAT, (time.gmtime if KEY_TIME == "utc" else time.localtime)(
+        epoch))
+
+
+def _quoted(key):
+    """KEY's address as log lines show it: quoted, with control characters escaped, so that a
+    key cannot forge a log line."""
+    return repr("s3://%s/%s" % (BUCKET, key))
 
 
 def _ranges(counters):
@@ -377,6 +411,8 @@ def _ranges(counters):
 
 
 def _counters(text):
+    if not isinstance(text, str):
+        raise ValueError("counters %r are not text such as 1-3,7" % (text,))
     counters = set()
     for run in filter(None, text.split(",")):
         first, _, last = run.partition("-")
@@ -384,64 +420,162 @@ def _counters(text):
     return counters
 
 
+SEAL_EVERY = max(LOOKBACK, 60)  # seconds of key time between two rewrites of the .late file
+
+
 class Position(object):
     """How far the reader got in one server's objects.
 
-    It remembers the counters read in each second of the last 2 x LOOKBACK seconds of key
-    time behind the newest second read: inside LOOKBACK, an object not read yet is read,
-    however late it landed; in the LOOKBACK before that, it is reported as too late. FLOOR
-    (START_AT=now, or an older checkpoint taken up) is the time before which nothing is read.
+    NEWEST is the newest second read, a key far ahead of this host's clock apart (MAX_AHEAD).
+    The counters read, reported or set aside are kept for each second from keep_from() on:
+    LATE_HORIZON behind NEWEST, or where the last re-listing began, whichever is older, and
+    every second after it. Each poll lists from LOOKBACK behind NEWEST; the re-listing, every
+    LATE_INTERVAL, lists the horizon behind that. FLOOR (START_AT=now, or an older checkpoint
+    taken up) is the time before which nothing is read.
+
+    The seconds before SEALED are kept apart, in LATE, and saved in the checkpoint's .late
+    file only when they change: saving after every object stays cheap however many seconds
+    the horizon holds.
     """
 
-    def __init__(self, newest=None, read=None, floor=None, attempts=None, partial=None):
+    def __init__(self, newest=None, read=None, floor=None, late_start=None, sealed=None,
+                 attempts=None, partial=None):
         self.newest = newest  # epoch of the newest second read, or None
-        self.read = read or {}  # second -> set of counters read, reported or set aside
+        self.read = read or {}  # second -> set of counters, from SEALED on
+        self.late = {}  # the same, before SEALED
         self.floor = floor
+        self.late_start = late_start  # epoch where the last finished re-listing began
+        self.sealed = sealed
+        self.late_changed = False  # LATE changed since the last save
+        self.pruned_to = None  # keep_from() at the last prune
         self.attempts = attempts or {}  # key -> [failed reads so far, when the last one was]
         self.partial = partial or {}  # key of an object read in part -> its events posted
 
-    def start_after(self, server):
-        """A key before every object the next listing must see."""
-        times = [epoch for epoch in (self.floor, self.newest and self.newest - 2 * LOOKBACK)
-                 if epoch is not None]
+    def start_after(self, server, epoch):
+        """A key before every object at or after EPOCH (and the floor): where a listing
+        starts; None for the beginning."""
+        times = [time for time in (self.floor, epoch) if time is not None]
         return "%s/%s" % (server, _second_text(max(times))) if times else None
 
-    def verdict(self, second, counter):
-        """'read' (to read now), 'done' (read, or before the floor) or 'late' (landed
-        after the lookback window had passed its second)."""
-        if counter in self.read.get(second, ()):
-            return "done"
-        epoch = _second_epoch(second)
-        if self.floor is not None and epoch < self.floor:
-            return "done"
-        if self.newest is not None and epoch < self.newest - LOOKBACK:
-            return "late"
-        return "read"
+    def window_start(self):
+        return None if self.newest is None else self.newest - LOOKBACK
 
-    def mark(self, second, counter):
-        self.read.setdefault(second, set()).add(counter)
-        epoch = _second_epoch(second)
-        if self.newest is None or epoch > self.newest:
-            self.newest = epoch
-            horizon = epoch - 2 * LOOKBACK
-            for old in [old for old in self.read if _second_epoch(old) < horizon]:
-                del self.read[old]
-            if self.floor is not None and self.floor < horizon:
-                self.floor = None
+    def horizon(self):
+        return self.newest - LATE_HORIZON
+
+    def keep_from(self):
+        return self.horizon() if self.late_start is None else min(self.late_start,
+                                                                   self.horizon())
+
+    def _part(self, epoch):
+        return self.late if self.sealed is not None and epoch < self.sealed else self.read
+
+    def done(self, item):
+        """Whether ITEM was read (or reported, or set aside), or lies before the floor."""
+        return item.counter in self._part(item.epoch).get(item.second, ()) or (
+            self.floor is not None and item.epoch < self.floor)
+
+    def mark(self, item):
+        """ITEM is done. It becomes the newest read if it is, unless it lies further ahead of
+        this host's clock than MAX_AHEAD."""
+        part = self._part(item.epoch)
+        part.setdefault(item.second, set()).add(item.counter)
+        self.late_changed |= part is self.late
+        if item.epoch > time.time() + MAX_AHEAD:
+            return
+        if self.newest is None or item.epoch > self.newest:
+            self.newest = item.epoch
+            if self.pruned_to is None or self.keep_from() - self.pruned_to >= SEAL_EVERY:
+                self.prune()
+
+    def finish_late(self, horizon):
+        """The re-listing that began at keep_from() has listed up to the window."""
+        self.late_start = horizon
+        self.prune()
+
+    def prune(self):
+        """Forgets the seconds no listing reaches any more. Compared as text, which sorts as
+        time does (to within the hour a local clock repeats in autumn)."""
+        keep_from = self.keep_from()
+        first = _second_text(keep_from)
+        for part in (self.late, self.read):
+            for old in [old for old in part if old < first]:
+                del part[old]
+                self.late_changed |= part is self.late
+        if self.floor is not None and self.floor < keep_from:
+            self.floor = None
+        self.pruned_to = keep_from
+
+    def seal(self):
+        """Moves the seconds well behind the window to LATE (see the class)."""
+        start = self.window_start()
+        if start is None or (self.sealed is not None and start - self.sealed < SEAL_EVERY):
+            return
+        self.sealed = start
+        for second in [second for second in self.read if _second_epoch(second) < start]:
+            self.late.setdefault(second, set()).update(self.read.pop(second))
+            self.late_changed = True
 
     def to_json(self):
-        return {"newest": None if self.newest is None else _second_text(self.newest),
-                "read": {second: _ranges(counters) for second, counters in self.read.items()},
-                "floor": None if self.floor is None else _second_text(self.floor),
-                "attempts": self.attempts, "partial": self.partial}
+        def text(epoch):
+            return None if epoch is None else _second_text(epoch)
+        return {"newest": text(self.newest), "read": _read_to_json(self.read),
+                "floor": text(self.floor), "late_start": text(self.late_start),
+                "sealed": text(self.sealed), "attempts": self.attempts, "partial": self.partial}
+
+    def late_json(self):
+        return _read_to_json(self.late)
+
+    def add_late(self, seconds):
+        for second, counters in _read_from_json(seconds).items():
+            self._part(_second_epoch(second)).setdefault(second, set()).update(counters)
 
     @classmethod
     def from_json(cls, data):
-        def epoch(text):
+        def epoch(name):
+            text = data.get(name)
+            if text is not None and not isinstance(text, str):
+                raise ValueError("%s is %r, not a second such as 2026-11-28/10.00.00"
+                                 % (name, text))
             return None if text is None else _second_epoch(text)
-        return cls(epoch(data["newest"]), {second: _counters(counters) for second, counters
-                                           in data["read"].items()},
-                   epoch(data["floor"]), dict(data["attempts"]), dict(data["partial"]))
+        position = cls(epoch("newest"), None, epoch("floor"), epoch("late_start"),
+                       epoch("sealed"), _attempts_from_json(data["attempts"]),
+                       _partial_from_json(data["partial"]))
+        position.add_late(data["read"])  # a version 2 checkpoint keeps every second here
+        return position
+
+
+def _read_to_json(read):
+    return {second: _ranges(counters) for second, counters in read.items()}
+
+
+def _mapping(data, what):
+    if not isinstance(data, dict):
+        raise ValueError("%s is %r, not an object" % (what, data))
+    return data
+
+
+def _read_from_json(data):
+    read = {}
+    for second, counters in _mapping(data, "read").items():
+        _second_epoch(second)
+        read[second] = _counters(counters)
+    return read
+
+
+def _attempts_from_json(data):
+    for key, attempt in _mapping(data, "attempts").items():
+        if not (isinstance(attempt, list) and len(attempt) == 2 and isinstance(attempt[0], int)
+                and isinstance(attempt[1], (int, float))):
+            raise ValueError("attempts of %r are %r, not [count, time]" % (key, attempt))
+    return dict(data)
+
+
+def _partial_from_json(data):
+    for key, posted in _mapping(data, "partial").items():
+        if not isinstance(posted, int) or isinstance(posted, bool) or posted < 0:
+            raise ValueError("partial of %r is %r, not a count of events" % (key, posted))
+    return dict(data)
 
 
 class State(object):
@@ -453,7 +587,7 @@ class State(object):
 
     def position(self, server):
         if server not in self.positions:
-            floor = time.time() if START_AT == "now" else None
+            floor = int(time.time()) if START_AT == "now" else None
             self.positions[server] = Position(floor=floor)
         return self.positions[server]
 
@@ -468,12 +602,25 @@ class State(object):
                 "servers": {server: position.to_json()
                             for server, position in sorted(self.positions.items())}}
 
+    def late_json(self):
+        return {"version": CHECKPOINT_VERSION, "bucket": BUCKET,
+                "servers": {server: position.late_json()
+                            for server, position in sorted(self.positions.items())}}
+
+    def add_late(self, data):
+        """Takes up the .late file's seconds (see Position)."""
+        if data.get("version") != CHECKPOINT_VERSION or data.get("bucket") != BUCKET:
+            raise ValueError("its .late file is not of version %d for bucket %s"
+                             % (CHECKPOINT_VERSION, BUCKET))
+        for server, seconds in _mapping(data["servers"], "servers").items():
+            self.position(server).add_late(seconds)
+
 
 # ---- The checkpoint file ------------------------------------------------------------------
 
 def _state_from_json(data):
-    if not isinstance(data, dict) or data.get("version") not in (1, CHECKPOINT_VERSION):
-        raise ValueError("not a checkpoint of version 1 or %d" % CHECKPOINT_VERSION)
+    if not isinstance(data, dict) or data.get("version") not in (1, 2, CHECKPOINT_VERSION):
+        raise ValueError("not a checkpoint of version 1 to %d" % CHECKPOINT_VERSION)
     if data.get("bucket") != BUCKET:
         raise CheckpointError(
             "checkpoint %s belongs to bucket %s, not %s: give each reader its own file "
@@ -484,8 +631,12 @@ def _state_from_json(data):
         if match is None:
             raise ValueError("its group %r is not a second of the key scheme" % data.get("group"))
         return _state_after(match.group(1), match.group(2), set(data["done"]))
-    return State({server: Position.from_json(position)
-                  for server, position in data["servers"].items()}, data["other_keys"])
+    other_keys = data["other_keys"]
+    if not isinstance(other_keys, list) or not all(isinstance(key, str) for key in other_keys):
+        raise ValueError("other_keys is not a list of keys")
+    return State({server: Position.from_json(_mapping(position, server))
+                  for server, position in _mapping(data["servers"], "servers").items()},
+                 other_keys)
 
 
 def _state_after(server, second, counters):
@@ -511,31 +662,68 @@ def _state_from_last_key(last_key):
 _lock_fd = None  # CHECKPOINT.lock, held while this reader lives
 
 
+def _lock_path():
+    return os.path.abspath(CHECKPOINT) + ".lock"
+
+
 def _lock_checkpoint():
     """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
     global _lock_fd
-    _lock_fd = _exclusive_lock(os.path.abspath(CHECKPOINT) + ".lock")
+    _lock_fd = _exclusive_lock(_lock_path())
     if _lock_fd is None:
         raise CheckpointError("another reader uses the checkpoint %s: give each reader its own "
                               "NXLOG_S3_CHECKPOINT" % os.path.abspath(CHECKPOINT))
 
 
+def _keep_lock(state):
+    """Takes the lock again if its file went (its folder removed while the reader ran), so
+    that no second reader can start on the same CHECKPOINT; the whole STATE is then written
+    again at the next save. Raises CheckpointError while another reader holds it."""
+    global _lock_fd
+    if _lock_fd is not None:
+        try:
+            if os.path.samestat(os.stat(_lock_path()), os.fstat(_lock_fd)):
+                return
+        except FileNotFoundError:
+            pass
+        os.close(_lock_fd)
+        _lock_fd = None
+        _log_limited("lock", nxlog.log_warning, "the lock file of the checkpoint %s was "
+                     "removed while this reader ran: it is taken again, and the checkpoint "
+                     "written again" % os.path.abspath(CHECKPOINT))
+    os.makedirs(os.path.dirname(_lock_path()), mode=0o700, exist_ok=True)
+    _lock_checkpoint()
+    for position in state.positions.values():
+        position.late_changed = True
+
+
+def _read_text(path):
+    """PATH's text, or None if there is no such file."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError("cannot read checkpoint %s: %s" % (path, exc)) from None
+
+
 def _load_state():
-    """The state in CHECKPOINT; a missing file means: start as START_AT says."""
+    """The state in CHECKPOINT (and CHECKPOINT.late); a missing file means: start as
+    START_AT says."""
     if _lock_fd is None:
         _lock_checkpoint()
-    try:
-        with open(CHECKPOINT, "rb") as handle:
-            text = handle.read().decode("utf-8").strip()
-    except FileNotFoundError:
+    text = _read_text(os.path.abspath(CHECKPOINT))
+    if text is None:
         return State()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError("cannot read checkpoint %s: %s"
-                              % (os.path.abspath(CHECKPOINT), exc)) from None
+    late = _read_text(os.path.abspath(CHECKPOINT) + ".late")
     try:
         try:
             if text.startswith("{"):
-                return _state_from_json(json.loads(text))
+                state = _state_from_json(json.loads(text))
+                if late is not None:
+                    state.add_late(json.loads(late))
+                return state
             if text and "\n" not in text:
                 old = re.match(r"^b'(.*)'$", text)  # the old scripts sometimes wrote bytes' repr
                 return _state_from_last_key(old.group(1) if old else text)
@@ -544,21 +732,36 @@ def _load_state():
             raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
     except ValueError as exc:
         where = os.path.abspath(CHECKPOINT)
-        raise CheckpointError("checkpoint %s is broken (%s); fix it, or delete it to read "
-                              "s3://%s/ from the beginning" % (where, exc, BUCKET)) from None
+        raise CheckpointError("checkpoint %s is broken (%s); fix it, or delete it (and %s.late) "
+                              "to read s3://%s/ from the beginning"
+                              % (where, exc, where, BUCKET)) from None
 
 
 _unsaved = False  # the checkpoint lags behind what was posted: no more is read until saved
 
 
+def _compact(data):
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
 def _save_state(state):
-    """Writes STATE to CHECKPOINT. If the disk refuses (full, read-only), reading pauses
-    until it takes it, so that a crash meanwhile posts again one object at most."""
+    """Writes STATE to CHECKPOINT: first the horizon's seconds to CHECKPOINT.late if they
+    changed, then the rest (a crash between the two loses nothing: the two are merged). If
+    the disk refuses (full, read-only), reading pauses until it takes it, so that a crash
+    meanwhile posts again one object at most."""
     global _unsaved
     path = os.path.abspath(CHECKPOINT)
     _unsaved = True
+    _keep_lock(state)
     try:
-        _write_atomically(path, json.dumps(state.to_json(), separators=(",", ":")).encode())
+        for position in state.positions.values():
+            position.seal()
+        late = [position for position in state.positions.values() if position.late_changed]
+        if late:
+            _write_atomically(path + ".late", _compact(state.late_json()))
+            for position in late:
+                position.late_changed = False
+        _write_atomically(path, _compact(state.to_json()))
     except OSError as exc:
         raise CheckpointError("cannot write checkpoint %s: %s; reading pauses until it can be "
                               "written (nothing is lost)" % (path, exc)) from None
@@ -588,7 +791,7 @@ def _server_names():
     names = []
     for prefix, _ in _list("", None, delimiter="/"):
         name = prefix[:-1]
-        if MOVE_PREFIX.startswith(prefix):
+        if MOVE_PREFIX == prefix:
             continue
         try:
             names.append(_server(name))
@@ -599,39 +802,61 @@ def _server_names():
 
 def _report_other_key(key, why):
     if _state.first_sight_of_other_key(key):
-        nxlog.log_warning("%s: s3://%s/%s is not read: %s" % (SCRIPT, BUCKET, key, why))
+        nxlog.log_warning("%s: %s is not read: %s" % (SCRIPT, _quoted(key), why))
 
 
-def _keys_to_read(server, position):
-    """(key, second, counter, size) of the objects of SERVER to read now, in reading order:
-    a second is sorted by counter once all of it was listed, even across two list pages.
-    Keys that landed too late or lie outside the scheme are reported, once."""
-    listed = _list(server + "/", position.start_after(server))
-
-    def second_of(item):
-        match = SCHEME_KEY.match(item[0])
-        return match.group(2) if match else item[0]
-    for _, group in itertools.groupby(listed, key=second_of):
+def _listed(server, start_after):
+    """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
+    sorted by counter once all of it was listed, even across two list pages. Keys off the
+    scheme, or with a date or time that cannot be, are reported once and passed."""
+    def second_of(pair):
+        match = SCHEME_KEY.match(pair[0])
+        return match.group(2) if match else pair[0]
+    for _, group in itertools.groupby(_list(server + "/", start_after), key=second_of):
         for key, size in sorted(group, key=_counter_order):
             match = SCHEME_KEY.match(key)
             if match is None:
                 _report_other_key(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
                 continue
-            second, counter = match.group(2), int(match.group(3))
-            verdict = position.verdict(second, counter)
-            if verdict == "late":
-                nxlog.log_warning("%s: s3://%s/%s landed more than LOOKBACK=%d s behind the "
-                                  "newest object read, so it is not read: raise "
-                                  "NXLOG_S3_LOOKBACK, or read it by hand"
-                                  % (SCRIPT, BUCKET, key, LOOKBACK))
-                position.mark(second, counter)
-            elif verdict == "read":
-                yield key, second, counter, size
+            try:
+                epoch = _second_epoch(match.group(2))
+            except ValueError:
+                _report_other_key(key, "its date or time cannot be (%s)" % match.group(2))
+                continue
+            yield Listed(key, match.group(2), int(match.group(3)), epoch, size)
 
 
-def _counter_order(item):
-    match = SCHEME_KEY.match(item[0])
+def _counter_order(pair):
+    match = SCHEME_KEY.match(pair[0])
     return int(match.group(3)) if match else -1
+
+
+def _window_keys(server, position):
+    """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the
+    newest one read on."""
+    for item in _listed(server, position.start_after(server, position.window_start())):
+        if not position.done(item):
+            yield item
+
+
+def _late_keys(server, position):
+    """What the re-listing reads: the objects of SERVER not read yet between LATE_HORIZON
+    and LOOKBACK behind the newest one read. Those that fell behind the horizon since the
+    last re-listing are reported, once."""
+    horizon, end = position.horizon(), position.window_start()
+    for item in _listed(server, position.start_after(server, position.keep_from())):
+        if item.epoch >= end:
+            break
+        if position.done(item):
+            continue
+        if item.epoch >= horizon:
+            yield item
+            continue
+        nxlog.log_warning("%s: %s landed more than LATE_HORIZON=%d s behind the newest object "
+                          "read, so it is not read: read it by hand, or raise "
+                          "NXLOG_S3_LATE_HORIZON" % (SCRIPT, _quoted(item.key), LATE_HORIZON))
+        position.mark(item)
+    position.finish_late(horizon)
 
 
 # ---- Decoding -----------------------------------------------------------------------------
@@ -678,8 +903,8 @@ def _text(body, key):
     try:
         return body.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
-        nxlog.log_warning("%s: s3://%s/%s is not valid UTF-8; its undecodable bytes are kept "
-                          "as \\x escapes" % (SCRIPT, BUCKET, key))
+        nxlog.log_warning("%s: %s is not valid UTF-8; its undecodable bytes are kept as \\x "
+                          "escapes" % (SCRIPT, _quoted(key)))
         return body.decode("utf-8", "backslashreplace")
 
 
@@ -808,13 +1033,14 @@ def _fetch_whole(key):
 
 
 class Round(object):
-    """One pass over a server's new objects, which may take several calls: the listing goes
-    on where the last call stopped, and the small objects fetched ahead (FETCH_THREADS of
-    them, by the fetch threads) wait for their turn. A new pass lists again, from the window."""
+    """One pass over a server's new objects (ITEMS, Listed in reading order), which may take
+    several calls: the listing goes on where the last call stopped, and the small objects
+    fetched ahead (FETCH_THREADS of them, by the fetch threads) wait for their turn. LATE
+    tells a re-listing of the horizon from a poll's pass over the window."""
 
-    def __init__(self, server, position):
-        self.items = (item for item in _keys_to_read(server, position)
-                      if not _tried_lately(position, item[0]))
+    def __init__(self, position, items, late=False):
+        self.items = (item for item in items if not _tried_lately(position, item.key))
+        self.late = late
         self.ahead = collections.deque()  # (item, future, or None for a large object)
 
     def next(self):
@@ -824,8 +1050,8 @@ class Round(object):
             _pool = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS,
                                                           thread_name_prefix=SCRIPT)
         for item in itertools.islice(self.items, FETCH_THREADS + 1 - len(self.ahead)):
-            small = item[3] <= WHOLE_OBJECT
-            self.ahead.append((item, _pool.submit(_fetch_whole, item[0]) if small else None))
+            small = item.size <= WHOLE_OBJECT
+            self.ahead.append((item, _pool.submit(_fetch_whole, item.key) if small else None))
         return self.ahead.popleft() if self.ahead else None
 
     def again(self, entry):
@@ -892,13 +1118,13 @@ def _give_up_now(position, key, reason):
     aside (reported, marked as read, left in the bucket)."""
     count = position.attempts.pop(key, [0, 0])[0] + 1
     if count >= MAX_ATTEMPTS:
-        nxlog.log_error("%s: set aside s3://%s/%s after %d failed attempts: %s; it stays in the "
-                        "bucket, the objects after it are read" % (SCRIPT, BUCKET, key, count,
+        nxlog.log_error("%s: set aside %s after %d failed attempts: %s; it stays in the "
+                        "bucket, the objects after it are read" % (SCRIPT, _quoted(key), count,
                                                                    reason))
         return True
     position.attempts[key] = [count, time.time()]
-    nxlog.log_warning("%s: cannot read s3://%s/%s (attempt %d of %d): %s; it is tried again "
-                      "at a later poll" % (SCRIPT, BUCKET, key, count, MAX_ATTEMPTS, reason))
+    nxlog.log_warning("%s: cannot read %s (attempt %d of %d): %s; it is tried again at a "
+                      "later poll" % (SCRIPT, _quoted(key), count, MAX_ATTEMPTS, reason))
     return False
 
 
@@ -917,49 +1143,79 @@ def _after_read(key):
             _s3().copy({"Bucket": BUCKET, "Key": key}, BUCKET, MOVE_PREFIX + key)
         _s3().delete_object(Bucket=BUCKET, Key=key)
     except (BotoCoreError, ClientError) as exc:
-        nxlog.log_warning("%s: read s3://%s/%s, but could not %s it: %s; it stays where it is"
-                          % (SCRIPT, BUCKET, key, AFTER_READ, exc))
+        nxlog.log_warning("%s: read %s, but could not %s it: %s; it stays where it is"
+                          % (SCRIPT, _quoted(key), AFTER_READ, exc))
+
+
+def _next_entry(server, position):
+    """The next object of SERVER to read, and its fetch: from the round under way, else from a
+    new pass over the window; once that is over, from a re-listing of the horizon if one is
+    due. None once SERVER has caught up."""
+    while True:
+        if server not in _rounds:
+            _rounds[server] = Round(position, _window_keys(server, position))
+        entry = _rounds[server].next()
+        if entry is not None:
+            return entry
+        finished = _rounds.pop(server)
+        if finished.late:
+            _late_due[server] = time.monotonic() + LATE_INTERVAL
+            _save_state(_state)  # where the re-listing began, for the next one
+            return None
+        if position.newest is None or _late_due.get(server, 0) > time.monotonic():
+            return None
+        _rounds[server] = Round(position, _late_keys(server, position), late=True)
 
 
 def _read_server(module, server, budget, deadline):
     """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE. Returns what
-    is left of the budget, and whether this server's pass is over (it has caught up)."""
+    is left of the budget, and whether SERVER has caught up."""
     position = _state.position(server)
-    if server not in _rounds:
-        _rounds[server] = Round(server, position)
     while budget and time.monotonic() <= deadline:
-        entry = _rounds[server].next()
+        entry = _next_entry(server, position)
         if entry is None:
-            del _rounds[server]
             return budget, True
-        (key, second, counter, _), future = entry
+        item, future = entry
         budget -= 1
         try:
-            if not _read_object(module, position, key, future, deadline):
+            if not _read_object(module, position, item.key, future, deadline):
                 _rounds[server].again(entry)
                 _save_state(_state)
                 return 0, False
         except UndecodableObject as exc:
-            if not _give_up_now(position, key, exc):
+            if not _give_up_now(position, item.key, exc):
                 _save_state(_state)
                 continue
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
             if status >= 500:
                 raise  # S3 itself is in trouble: this poll ends, the next one tries again
-            if _error_code(exc) != "NoSuchKey" and not _give_up_now(position, key, exc):
+            if _error_code(exc) != "NoSuchKey" and not _give_up_now(position, item.key, exc):
                 _save_state(_state)
                 continue
-        position.attempts.pop(key, None)
-        position.partial.pop(key, None)
-        position.mark(second, counter)
-        _save_state(_state)
-        _after_read(key)
+        _done_with(position, item)
     return budget, False
+
+
+def _done_with(position, item):
+    """ITEM was read (or set aside, or is gone): recorded in the checkpoint, then kept, moved
+    or deleted as AFTER_READ says."""
+    position.attempts.pop(item.key, None)
+    position.partial.pop(item.key, None)
+    position.mark(item)
+    _save_state(_state)
+    ahead = item.epoch - time.time()
+    if ahead > MAX_AHEAD:
+        nxlog.log_warning("%s: %s is dated %d s ahead of this host's clock (more than "
+                          "MAX_AHEAD=%d): it was read, but the reader takes the newest object "
+                          "to be the one before it" % (SCRIPT, _quoted(item.key), ahead,
+                                                       MAX_AHEAD))
+    _after_read(item.key)
 
 
 _state = None  # loaded from CHECKPOINT at the first call
 _rounds = {}  # server -> its Round under way
+_late_due = {}  # server -> when (monotonic) its next re-listing is due; at once if missing
 _turn = 0  # the server the next call starts with, so that a busy one starves no other
 
 
@@ -969,6 +1225,7 @@ def _read_objects(module):
     global _state, _turn
     if _state is None:
         _state = _load_state()
+    _keep_lock(_state)
     if _unsaved:
         _save_state(_state)
     servers = _server_names()

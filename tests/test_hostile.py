@@ -144,6 +144,7 @@ def test_hostile_objects_are_reported_by_key_and_the_others_read(s3, fresh_reade
             "good %d" % second for second in range(len(hostile))]
         logged = api.logged("WARNING") + api.logged("ERROR")
         for key in reported:
-            assert any("s3://%s/%s" % (bucket, key) in line for line in logged), (key, logged)
+            assert any(repr("s3://%s/%s" % (bucket, key)) in line for line in logged), (
+                key, logged)
         reader.stop()
     read()

@@ -48,24 +48,55 @@ def test_objects_landing_late_inside_the_window_are_read_once(s3, reader):
     assert api.logged("WARNING") == []
 
 
-def test_an_object_older_than_the_window_is_reported_once_and_not_read(s3, reader):
+def test_an_object_landing_behind_the_window_is_read_by_the_next_re_listing(s3, settings,
+                                                                             load):
+    settings(LOOKBACK=60, LATE_INTERVAL=0)  # a re-listing each time the reader caught up
+    reader = load("s3_read")
     put(s3, key_at("02.00", 1), "newest")
     assert read_all(reader) == ["newest"]
-    put(s3, key_at("00.30", 1), "90 s behind")  # LOOKBACK is 60
+    put(s3, key_at("00.30", 1), "90 s behind")
+    assert read_all(reader) == ["90 s behind"]
     assert read_all(reader) == []
+    assert api.logged("WARNING") == []
+
+
+def test_the_re_listing_waits_late_interval_between_two_listings(s3, settings, load):
+    settings(LOOKBACK=60, LATE_INTERVAL=3600)
+    reader = load("s3_read")
+    put(s3, key_at("02.00", 1), "newest")
+    assert read_all(reader) == ["newest"]  # the first re-listing comes at once
+    put(s3, key_at("00.30", 1), "90 s behind")
+    assert read_all(reader) == []
+    reader._late_due.clear()  # as if LATE_INTERVAL had passed
+    assert read_all(reader) == ["90 s behind"]
+
+
+def test_an_object_that_fell_behind_the_horizon_is_reported_once_and_not_read(s3, settings,
+                                                                               load):
+    settings(LOOKBACK=60, LATE_HORIZON=120, LATE_INTERVAL=0)
+    reader = load("s3_read")
+    put(s3, key_at("02.00", 1), "first")  # the re-listing covers 10.00.00 on
+    assert read_all(reader) == ["first"]
+    put(s3, key_at("05.00", 1), "newest")  # now 10.03.00 on
+    put(s3, key_at("00.30", 1), "270 s behind")  # behind the window of 10.02.00 too
+    assert read_all(reader) == ["newest"]
     assert read_all(reader) == []
     [warning] = api.logged("WARNING")
-    assert "s3://%s/%s landed more than LOOKBACK=60 s behind the newest object read" % (
+    assert "'s3://%s/%s' landed more than LATE_HORIZON=120 s behind the newest object read" % (
         BUCKET, key_at("00.30", 1)) in warning
 
 
-def test_the_checkpoint_stays_bounded_by_the_window(s3, reader, tmp_path):
+def test_the_checkpoint_stays_bounded_by_the_horizon(s3, settings, load, tmp_path):
+    settings(LOOKBACK=60, LATE_HORIZON=120, LATE_INTERVAL=0)
     for minute in range(10):
         put(s3, "web01/2026-03-01/10.%02d.00.1" % minute, "m%d" % minute)
-    read_all(reader)
-    seconds = checkpoint(tmp_path)["servers"]["web01"]["read"]
-    assert sorted(seconds) == ["2026-03-01/10.07.00", "2026-03-01/10.08.00",
-                               "2026-03-01/10.09.00"]  # 2 x LOOKBACK behind the newest
+    read_all(load("s3_read"))
+    recent = checkpoint(tmp_path)["servers"]["web01"]["read"]
+    late = json.loads((tmp_path / "lastkey.log.late").read_text())["servers"]["web01"]
+    assert not set(recent) & set(late)
+    assert sorted(set(recent) | set(late)) == [
+        "2026-03-01/10.07.00", "2026-03-01/10.08.00", "2026-03-01/10.09.00"]  # the horizon
+    assert sorted(recent) == ["2026-03-01/10.08.00", "2026-03-01/10.09.00"]
 
 
 def test_keys_outside_the_scheme_are_reported_once_and_not_read(s3, reader):
@@ -74,7 +105,7 @@ def test_keys_outside_the_scheme_are_reported_once_and_not_read(s3, reader):
     assert read_all(reader) == ["kept"]
     assert read_all(reader) == []
     [warning] = api.logged("WARNING")
-    assert "s3://%s/web01/notes.txt is not read" % BUCKET in warning
+    assert "'s3://%s/web01/notes.txt' is not read" % BUCKET in warning
 
 
 # ---- Several servers ----
@@ -122,7 +153,7 @@ def test_an_object_that_fails_is_tried_again_then_set_aside(s3, settings, load, 
         time.sleep(0.06)
         assert poll(reader)[1] == []
     assert "(attempt 2 of 3)" in api.logged("WARNING")[1]
-    assert "set aside s3://%s/%s after 3 failed attempts" % (BUCKET, key_at("00.34", 1)) in \
+    assert "set aside 's3://%s/%s' after 3 failed attempts" % (BUCKET, key_at("00.34", 1)) in \
         api.logged("ERROR")[0]
     assert checkpoint(tmp_path)["servers"]["web01"]["attempts"] == {}
     time.sleep(0.06)
@@ -331,8 +362,11 @@ def test_a_checkpoint_of_the_first_version_is_taken_up(s3, settings, load, tmp_p
 @pytest.mark.parametrize("values, message", [
     ({"AFTER_READ": "move"}, "AFTER_READ=move needs MOVE_PREFIX"),
     ({"AFTER_READ": "move", "MOVE_PREFIX": "web01/done/"}, "is inside a SERVER's own prefix"),
+    ({"SERVER": "*", "AFTER_READ": "move", "MOVE_PREFIX": "web01/old/"},
+     "with SERVER=\\*, every first segment of a key is a server"),
+    ({"LOOKBACK": 600, "LATE_HORIZON": 300}, "LATE_HORIZON=300 is shorter than LOOKBACK=600"),
 ])
-def test_after_read_settings_that_cannot_work_together_are_refused(settings, load, values,
+def test_settings_that_cannot_work_together_are_refused(settings, load, values,
                                                                    message):
     settings(**values)
     with pytest.raises(Exception, match=message):

@@ -37,7 +37,7 @@ TEXT_SETTINGS = [
     (BOTH, "RETRY_MODE", "", "use one of: standard, adaptive"),
     (("s3_write",), "FORMAT", "xml", "use one of: raw, json, pickle"),
     (("s3_write",), "COMPRESSION", "zip", "use one of: auto, none, gzip, zstd"),
-    (("s3_write",), "KEY_TIME", "gmt", "use one of: utc, local"),
+    (BOTH, "KEY_TIME", "gmt", "use one of: utc, local"),
     (("s3_write",), "SPOOL_DIR", " ", "must name a file or folder"),
     (("s3_write",), "SPOOL_FULL", "wait", "use one of: block, drop"),
     (("s3_write",), "FSYNC", "always", "use one of: event, batch, os"),
