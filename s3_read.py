@@ -228,9 +228,10 @@ def _check_connection():
         pass
 
 
-def _private_directory(directory, setting):
+def _private_directory(directory, setting, own=False):
     """Makes DIRECTORY (its owner's only) if need be; refuses one this process cannot use,
-    or one every user may write to (anyone could plant or swap the files it holds)."""
+    or one every user may write to (anyone could plant or swap the files it holds). OWN: a
+    folder of the script's alone (SPOOL_DIR), made its owner's only if it was not."""
     where = "%s (%s)" % (os.path.abspath(directory), setting)
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -243,6 +244,18 @@ def _private_directory(directory, setting):
     if mode & stat.S_IWOTH:
         raise ConfigError("%s: every user may write to the folder %s: chmod o-w it, or choose "
                           "another" % (SCRIPT, where))
+    if own and mode & 0o077:
+        try:
+            os.chmod(directory, 0o700)
+        except OSError as exc:
+            nxlog.log_warning("%s: cannot make the folder %s its owner's only: %s"
+                              % (SCRIPT, where, exc))
+
+
+def _quoted(key):
+    """KEY's address as log lines show it: quoted, with control characters escaped, so that a
+    key cannot forge a log line."""
+    return repr("s3://%s/%s" % (BUCKET, key))
 
 
 def _exclusive_lock(path):
@@ -393,12 +406,6 @@ def _second_epoch(second):
 def _second_text(epoch):
     return time.strftime(SECOND_FORMAT, (time.gmtime if KEY_TIME == "utc" else time.localtime)(
         epoch))
-
-
-def _quoted(key):
-    """KEY's address as log lines show it: quoted, with control characters escaped, so that a
-    key cannot forge a log line."""
-    return repr("s3://%s/%s" % (BUCKET, key))
 
 
 def _ranges(counters):

@@ -28,6 +28,8 @@ AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from this file. Python 3
 BUCKET = "my-log-archive"     # an existing bucket; this script never creates or changes it
 SERVER = ""                   # key prefix: this server's or service's name; empty: host name
 KEY_TIME = "utc"              # time in the key: utc, or local (as the old scripts did)
+MAX_AHEAD = 300               # seconds an EventReceivedTime may lie ahead of this host's clock
+                              # and still give the key its time (further: the clock does)
 BATCH_EVENTS = 1              # events per object: 1 is one object per event; batches: 10000+
 BATCH_BYTES = 8388608         # a batch closes at this many bytes (uncompressed)...
 BATCH_AGE = 60                # ...or this many seconds after its first event, whichever first
@@ -98,6 +100,7 @@ IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfe
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=5 * 1024 ** 3,
                                  multipart_chunksize=64 * 1024 * 1024, use_threads=False)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while S3 fails
+LAST_STORED = "last-stored.json"  # in SPOOL_DIR: the manifest of the latest key stored
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no quotas on Windows
 PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
                     "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException"}
@@ -218,9 +221,10 @@ def _check_connection():
         pass
 
 
-def _private_directory(directory, setting):
+def _private_directory(directory, setting, own=False):
     """Makes DIRECTORY (its owner's only) if need be; refuses one this process cannot use,
-    or one every user may write to (anyone could plant or swap the files it holds)."""
+    or one every user may write to (anyone could plant or swap the files it holds). OWN: a
+    folder of the script's alone (SPOOL_DIR), made its owner's only if it was not."""
     where = "%s (%s)" % (os.path.abspath(directory), setting)
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -233,6 +237,18 @@ def _private_directory(directory, setting):
     if mode & stat.S_IWOTH:
         raise ConfigError("%s: every user may write to the folder %s: chmod o-w it, or choose "
                           "another" % (SCRIPT, where))
+    if own and mode & 0o077:
+        try:
+            os.chmod(directory, 0o700)
+        except OSError as exc:
+            nxlog.log_warning("%s: cannot make the folder %s its owner's only: %s"
+                              % (SCRIPT, where, exc))
+
+
+def _quoted(key):
+    """KEY's address as log lines show it: quoted, with control characters escaped, so that a
+    key cannot forge a log line."""
+    return repr("s3://%s/%s" % (BUCKET, key))
 
 
 def _exclusive_lock(path):
@@ -319,6 +335,7 @@ def _sse(text):
 BUCKET = _setting("BUCKET", _bucket)
 SERVER = _setting("SERVER", _server)
 KEY_TIME = _setting("KEY_TIME", _choice("utc", "local"))
+MAX_AHEAD = _setting("MAX_AHEAD", _number(int, 0))
 BATCH_EVENTS = _setting("BATCH_EVENTS", _number(int, 1))
 BATCH_BYTES = _setting("BATCH_BYTES", _number(int, 1))
 BATCH_AGE = _setting("BATCH_AGE", _number(float, 0.1))
@@ -376,13 +393,35 @@ _check_connection()
 # ---- Events -------------------------------------------------------------------------------
 
 def _event_epoch(received):
-    """EventReceivedTime (a local-time string in NXLog) as seconds since the epoch; the
-    current time stands in for a missing or unparsable value, or one before 1970."""
+    """EventReceivedTime (a local-time string in NXLog) as seconds since the epoch; None for
+    a missing or unparsable value, or one before 1970."""
     try:
         epoch = time.mktime(time.strptime(received, "%Y-%m-%d %H:%M:%S"))
     except (TypeError, ValueError, OverflowError):
-        return time.time()
-    return epoch if epoch >= 0 else time.time()
+        return None
+    return epoch if epoch >= 0 else None
+
+
+def _key_time(received):
+    """The time to key a batch at whose first event was received at RECEIVED: that time,
+    unless it is missing, cannot be read or lies more than MAX_AHEAD ahead of this host's clock
+    (9999-12-31 would key every later event there, keys never going back): then the clock's,
+    with a warning but for a missing one. The event keeps its field as it is."""
+    now = time.time()
+    epoch = _event_epoch(received)
+    if received is None or (epoch is not None and epoch <= now + MAX_AHEAD):
+        return now if epoch is None else epoch  # no time at all: the clock's, no warning
+    _log_limited("event time", nxlog.log_warning, "EventReceivedTime %r %s: the event is keyed "
+                 "at this host's clock instead, and keeps its field" % (
+                     received, "cannot be read" if epoch is None else "lies more than "
+                     "MAX_AHEAD=%d s ahead of this host's clock" % MAX_AHEAD))
+    return now
+
+
+def _last_epoch(received, first):
+    """The time of a batch's last event (received at RECEIVED), for its metadata."""
+    epoch = _event_epoch(received)
+    return first if epoch is None else epoch
 
 
 def _field_names(event):
@@ -506,12 +545,14 @@ class Spool(object):
         self.open_since = None  # monotonic time of the open batch's first event
         self.next_seq = 1
         self.lock_fd = None
+        self.last_stored_epoch = 0  # the key time in LAST_STORED
 
     # -- start-up --
 
     def start(self):
-        _private_directory(SPOOL_DIR, "SPOOL_DIR")
+        _private_directory(SPOOL_DIR, "SPOOL_DIR", own=True)
         self._take_lock()
+        self._recover_last_stored()
         self._recover()
 
     def _take_lock(self):
@@ -537,13 +578,30 @@ class Spool(object):
                 self._set_aside(seq, exc)
                 continue
             if batch is not None:
-                _key_epoch(batch)  # later keys come after the ones recovered
                 self.closed[seq] = batch
                 self.bytes += batch.bytes
         if self.closed:
             nxlog.log_info("%s: %d batches (%d events) left by an earlier run are uploaded first"
                            % (SCRIPT, len(self.closed),
                               sum(batch.events for batch in self.closed.values())))
+
+    def _recover_last_stored(self):
+        """The key time of the last batch stored, kept in LAST_STORED across restarts, so
+        that keys never go back even once the spool is empty."""
+        path = os.path.join(SPOOL_DIR, LAST_STORED)
+        try:
+            with open(path, "rb") as handle:
+                batch = Batch(**json.loads(handle.read().decode()))
+            if not isinstance(batch.key_epoch, (int, float)):
+                raise ValueError("no key_epoch")
+        except FileNotFoundError:
+            return
+        except (ValueError, TypeError) as exc:
+            nxlog.log_warning("%s: %s cannot be read (%s): the next keys follow the events' "
+                              "times" % (SCRIPT, os.path.abspath(path), exc))
+            return
+        _keys_after(batch, path)
+        self.last_stored_epoch = batch.key_epoch
 
     def _set_aside(self, seq, reason):
         """Moves the files of a batch that cannot be understood to SPOOL_DIR/damaged/, where
@@ -561,6 +619,7 @@ class Spool(object):
         if manifest_name is not None:
             with open(os.path.join(SPOOL_DIR, manifest_name), "rb") as handle:
                 batch = Batch(**json.loads(handle.read().decode()))
+            _keys_after(batch, os.path.join(SPOOL_DIR, manifest_name))
             if open_name is not None:  # the crash came between manifest and rename
                 os.replace(os.path.join(SPOOL_DIR, open_name), batch.path("data"))
             if os.path.exists(batch.path("data")):
@@ -597,7 +656,7 @@ class Spool(object):
         if body_format == "jsonl":
             last_line = body[body.rfind(b"\n", 0, len(body) - 1) + 1:]
             try:
-                epoch = _event_epoch(json.loads(last_line).get("EventReceivedTime"))
+                epoch = _last_epoch(json.loads(last_line).get("EventReceivedTime"), epoch)
             except (ValueError, AttributeError):
                 pass
         return _utc_text(epoch)
@@ -626,7 +685,7 @@ class Spool(object):
         if self.open_fd is not None and self.open_format != body_format:
             self._close_open()
         if self.open_fd is None:
-            self._open(body_format, _event_epoch(received))
+            self._open(body_format, _key_time(received))
         self._write_whole(record)
         if FSYNC == "event":
             os.fsync(self.open_fd)
@@ -695,7 +754,8 @@ class Spool(object):
             os.fsync(self.open_fd)
         batch = Batch(seq=self.open_seq, id=uuid.uuid4().hex, format=self.open_format,
                       epoch=self.open_epoch, first=_utc_text(self.open_epoch),
-                      last=_utc_text(_event_epoch(self.open_last)), events=self.open_events,
+                      last=_utc_text(_last_epoch(self.open_last, self.open_epoch)),
+                      events=self.open_events,
                       bytes=self.open_bytes)
         _assign_key(batch)
         batch.save()
@@ -749,10 +809,15 @@ class Spool(object):
             self.lock.notify_all()
 
     def remove(self, batch):
-        """S3 has BATCH: its files go, and so does what write_data may be waiting for."""
+        """S3 has BATCH: its files go, and so does what write_data may be waiting for. The
+        manifest of the batch with the latest key time becomes LAST_STORED."""
         os.unlink(batch.path("data"))
-        os.unlink(batch.path("json"))
         with self.lock:
+            if batch.key_epoch >= self.last_stored_epoch:
+                os.replace(batch.path("json"), os.path.join(SPOOL_DIR, LAST_STORED))
+                self.last_stored_epoch = batch.key_epoch
+            else:
+                os.unlink(batch.path("json"))
             del self.closed[batch.seq]
             self.uploading.discard(batch.seq)
             self.bytes -= batch.bytes
@@ -822,10 +887,26 @@ def _key_epoch(batch):
     already, so that a clock set back (or a forward jump put right) cannot put keys behind
     a reader's lookback window. Events keep their own times."""
     global _newest_key_epoch
-    if batch.key_epoch is None:  # a new batch, or one keyed by an older version (by its epoch)
-        batch.key_epoch = batch.epoch if batch.key else max(batch.epoch, _newest_key_epoch)
+    if batch.key_epoch is None:
+        batch.key_epoch = max(batch.epoch, _newest_key_epoch)
     _newest_key_epoch = max(_newest_key_epoch, batch.key_epoch)
     return batch.key_epoch
+
+
+def _keys_after(batch, where):
+    """Later keys come after BATCH's, a batch found in the spool (in the file WHERE), unless
+    this host's clock is now more than MAX_AHEAD behind it: later keys then follow the clock,
+    and the reader's re-listing (LATE_HORIZON) reads them."""
+    global _newest_key_epoch
+    if batch.key_epoch is None:  # keyed by an older version, by its first event's time
+        batch.key_epoch = batch.epoch
+    if batch.key_epoch > time.time() + MAX_AHEAD:
+        nxlog.log_warning("%s: %s holds the key time %s, more than MAX_AHEAD=%d s ahead of "
+                          "this host's clock: later keys follow the clock" % (
+                              SCRIPT, os.path.abspath(where), _utc_text(batch.key_epoch),
+                              MAX_AHEAD))
+        return
+    _newest_key_epoch = max(_newest_key_epoch, batch.key_epoch)
 
 
 def _assign_key(batch, after=0):
@@ -941,8 +1022,8 @@ def _report(problem):
     batch, reason, code = problem.args
     permanent = code in PERMANENT_ERRORS
     _log_limited(code, nxlog.log_error if permanent else nxlog.log_warning,
-                 "cannot store s3://%s/%s (%d events) now: %s; %s" % (
-                     BUCKET, batch.key, batch.events, reason,
+                 "cannot store %s (%d events) now: %s; %s" % (
+                     _quoted(batch.key), batch.events, reason,
                      "fix this: the events wait in the spool, and uploads go on by "
                      "themselves once S3 takes them" if permanent else
                      "the events wait in the spool and uploads will be tried again"))

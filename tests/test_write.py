@@ -259,7 +259,7 @@ def test_a_bucket_gone_after_start_is_reported_by_key_and_reason_and_the_event_w
         raw_event="x", EventReceivedTime="2026-03-01 10:00:05"))
     wait_for(lambda: api.logged("ERROR"), what="an error about the missing bucket")
     [message] = api.logged("ERROR")
-    assert "cannot store s3://no-such-bucket/web01/2026-03-01/10.00.05.1 (1 events) now" \
+    assert "cannot store 's3://no-such-bucket/web01/2026-03-01/10.00.05.1' (1 events) now" \
         in message
     assert "NoSuchBucket" in message and "the events wait in the spool" in message
     assert writer._spool.pending() == 1
@@ -293,7 +293,7 @@ def test_an_unreachable_endpoint_is_reported_without_the_credentials(settings, l
     assert api.call_write_data(writer.write_data, event(raw_event="x"))
     wait_for(lambda: api.logged("WARNING"), what="a warning about the endpoint")
     [message] = api.logged("WARNING")
-    assert "cannot store s3://%s/web01/" % BUCKET in message
+    assert "cannot store 's3://%s/web01/" % BUCKET in message
     assert "Could not connect to the endpoint URL" in message
     assert all("planted-secret-value" not in text for _, text in api.LOGS)
     assert writer._spool.pending() == 1
