@@ -6,6 +6,7 @@
 All are started and stopped by the tests; no other address is ever used.
 """
 
+import gzip
 import json
 import os
 import shutil
@@ -178,6 +179,50 @@ def all_objects(client, prefix=""):
             objects[item["Key"]] = client.get_object(Bucket=BUCKET, Key=item["Key"])
             objects[item["Key"]]["Data"] = objects[item["Key"]]["Body"].read()
     return objects
+
+
+# ---- Objects and reading, as the reader tests use them ----
+
+JSON_LINES = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
+
+
+def batch(*texts):
+    return gzip.compress(b"".join(json.dumps({"raw_event": text}).encode() + b"\n"
+                                  for text in texts))
+
+
+def put(client, key, body, metadata=None, bucket=BUCKET, **headers):
+    if isinstance(body, str):
+        body = body.encode()
+    client.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata or {}, **headers)
+
+
+def poll(reader, module=None):
+    """One read_data call as NXLog makes it: (delay of the next call, raw_events posted)."""
+    delay, events = api.call_read_data(reader.read_data, module or api.input_module("s3"))
+    return delay, [event.get_field("raw_event") for event in events]
+
+
+def read_all(reader, module=None):
+    """Polls until the reader has caught up; every raw_event posted, in order."""
+    posted = []
+    for _ in range(1000):
+        delay, events = poll(reader, module)
+        assert delay is not None, "the input stopped: %s" % api.logged("ERROR")
+        posted += events
+        if delay == reader.POLL_INTERVAL:
+            return posted
+    raise AssertionError("the reader never caught up")
+
+
+def restarted(reader, load):
+    """READER's process ends (its checkpoint let go) and a new reader starts."""
+    reader.stop()
+    return load("s3_read")
+
+
+def checkpoint(tmp_path):
+    return json.loads((tmp_path / "lastkey.log").read_text())
 
 
 def gzip_bomb(size):

@@ -11,10 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from test_read import read_all
-from test_read_window import JSON_LINES, batch
 
-from conftest import all_objects, drain, gzip_bomb
+from conftest import JSON_LINES, all_objects, batch, drain, gzip_bomb, read_all
 from nxlog_stub import api
 
 GENERATED = hypothesis_settings(max_examples=40, deadline=None, database=None,

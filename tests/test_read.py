@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from conftest import BUCKET
+from conftest import BUCKET, checkpoint, poll, put, read_all, restarted
 from nxlog_stub import api
 
 SECOND = "web01/2026-03-01/10.00.34"
@@ -18,40 +18,6 @@ SECOND = "web01/2026-03-01/10.00.34"
 def reader(s3, settings, load):
     settings(POLL_INTERVAL=5)
     return load("s3_read")
-
-
-def put(client, key, body, metadata=None, **headers):
-    if isinstance(body, str):
-        body = body.encode()
-    client.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=metadata or {}, **headers)
-
-
-def poll(reader, module=None):
-    """One read_data call as NXLog makes it: (delay of the next call, raw_events posted)."""
-    delay, events = api.call_read_data(reader.read_data, module or api.input_module("s3"))
-    return delay, [event.get_field("raw_event") for event in events]
-
-
-def read_all(reader, module=None):
-    """Polls until the reader has caught up; every raw_event posted, in order."""
-    posted = []
-    for _ in range(1000):
-        delay, events = poll(reader, module)
-        assert delay is not None, "the input stopped: %s" % api.logged("ERROR")
-        posted += events
-        if delay == reader.POLL_INTERVAL:
-            return posted
-    raise AssertionError("the reader never caught up")
-
-
-def restarted(reader, load):
-    """READER's process ends (its checkpoint let go) and a new reader starts."""
-    reader.stop()
-    return load("s3_read")
-
-
-def checkpoint(tmp_path):
-    return json.loads((tmp_path / "lastkey.log").read_text())
 
 
 def test_objects_are_read_in_key_order_with_counters_as_numbers(s3, reader):

@@ -9,23 +9,15 @@ import tracemalloc
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
-from test_read import checkpoint, poll, put, read_all
 
-from conftest import BUCKET, gzip_bomb
+from conftest import BUCKET, JSON_LINES, batch, checkpoint, gzip_bomb, poll, put, read_all
 from nxlog_stub import api
-
-JSON_LINES = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
 
 
 @pytest.fixture
 def reader(s3, settings, load):
     settings(POLL_INTERVAL=5, LOOKBACK=60)
     return load("s3_read")
-
-
-def batch(*texts):
-    return gzip.compress(b"".join(json.dumps({"raw_event": text}).encode() + b"\n"
-                                  for text in texts))
 
 
 def key_at(second, counter, server="web01"):

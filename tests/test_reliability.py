@@ -21,9 +21,8 @@ import uuid
 
 import pytest
 from faults import FAULTS, FaultProxy
-from test_read_window import JSON_LINES
 
-from conftest import ROOT, drain, wait_for
+from conftest import JSON_LINES, ROOT, drain, wait_for
 from nxlog_stub import api
 
 pytestmark = [pytest.mark.http, pytest.mark.reliability]
