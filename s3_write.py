@@ -413,7 +413,7 @@ def _key_time(received):
         return now if epoch is None else epoch  # no time at all: the clock's, no warning
     _log_limited("event time", nxlog.log_warning, "EventReceivedTime %r %s: the event is keyed "
                  "at this host's clock instead, and keeps its field" % (
-                     received, "cannot be read" if epoch is None else "lies more than "
+                     received, "cannot be read as a time since 1970" if epoch is None else "lies more than "
                      "MAX_AHEAD=%d s ahead of this host's clock" % MAX_AHEAD))
     return now
 
