@@ -35,6 +35,9 @@ LOOKBACK = 300              # seconds of key time behind the newest object read 
 LATE_HORIZON = 86400        # seconds of key time behind the newest object read in which
                             # objects that land later still are read, by a re-listing...
 LATE_INTERVAL = 600         # ...made every this many seconds (0: at every poll)
+SWEEP_INTERVAL = 86400      # seconds between two listings of a server's whole prefix, which
+                            # report what landed behind LATE_HORIZON or off the key scheme
+                            # since the last one; 0: never (such objects then go unseen)
 MAX_AHEAD = 300             # seconds a key may lie ahead of this host's clock and still count
                             # as the newest read (a key further ahead is read, but moves
                             # nothing: a stray key from the future cannot blind the reader)
@@ -67,6 +70,7 @@ READ_TIMEOUT = 60           # seconds
 import calendar
 import collections
 import concurrent.futures
+import email.utils
 import functools
 import gzip
 import io
@@ -344,6 +348,7 @@ POLL_INTERVAL = _setting("POLL_INTERVAL", _number(float, 0.01))
 LOOKBACK = _setting("LOOKBACK", _number(int, 0))
 LATE_HORIZON = _setting("LATE_HORIZON", _number(int, 0))
 LATE_INTERVAL = _setting("LATE_INTERVAL", _number(float, 0))
+SWEEP_INTERVAL = _setting("SWEEP_INTERVAL", _number(float, 0))
 MAX_AHEAD = _setting("MAX_AHEAD", _number(int, 0))
 KEY_TIME = _setting("KEY_TIME", _choice("utc", "local"))
 START_AT = _setting("START_AT", _choice("beginning", "now"))
@@ -389,7 +394,12 @@ class UndecodableObject(ValueError):
 
 # ---- Keys and time ------------------------------------------------------------------------
 
-Listed = collections.namedtuple("Listed", "key second counter epoch size")  # one object
+# One object listed: its key, the second and counter in it, that second's epoch, its size,
+# and when S3 stored it (epoch).
+Listed = collections.namedtuple("Listed", "key second counter epoch size modified")
+PAUSE = object()  # what a listing yields now and then, so that a long one can wait for the
+                  # next call instead of holding NXLog up
+LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
 
 
 @functools.lru_cache(maxsize=65536)
@@ -446,13 +456,14 @@ class Position(object):
     """
 
     def __init__(self, newest=None, read=None, floor=None, late_start=None, sealed=None,
-                 attempts=None, partial=None):
+                 attempts=None, partial=None, swept_at=None):
         self.newest = newest  # epoch of the newest second read, or None
         self.read = read or {}  # second -> set of counters, from SEALED on
         self.late = {}  # the same, before SEALED
         self.floor = floor
         self.late_start = late_start  # epoch where the last finished re-listing began
         self.sealed = sealed
+        self.swept_at = swept_at  # S3's time when the last sweep began (see _late_keys)
         self.late_changed = False  # LATE changed since the last save
         self.pruned_to = None  # keep_from() at the last prune
         self.attempts = attempts or {}  # key -> [failed reads so far, when the last one was]
@@ -528,7 +539,8 @@ class Position(object):
             return None if epoch is None else _second_text(epoch)
         return {"newest": text(self.newest), "read": _read_to_json(self.read),
                 "floor": text(self.floor), "late_start": text(self.late_start),
-                "sealed": text(self.sealed), "attempts": self.attempts, "partial": self.partial}
+                "sealed": text(self.sealed), "attempts": self.attempts, "partial": self.partial,
+                "swept_at": None if self.swept_at is None else _utc_text(self.swept_at)}
 
     def late_json(self):
         return _read_to_json(self.late)
@@ -547,7 +559,7 @@ class Position(object):
             return None if text is None else _second_epoch(text)
         position = cls(epoch("newest"), None, epoch("floor"), epoch("late_start"),
                        epoch("sealed"), _attempts_from_json(data["attempts"]),
-                       _partial_from_json(data["partial"]))
+                       _partial_from_json(data["partial"]), _swept_at(data.get("swept_at")))
         position.add_late(data["read"])  # a version 2 checkpoint keeps every second here
         return position
 
@@ -560,6 +572,16 @@ def _mapping(data, what):
     if not isinstance(data, dict):
         raise ValueError("%s is %r, not an object" % (what, data))
     return data
+
+
+def _swept_at(text):
+    if text is None:
+        return None
+    try:
+        return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+    except (TypeError, ValueError):
+        raise ValueError("swept_at is %r, not a time such as 2026-11-28T10:00:00Z"
+                         % (text,)) from None
 
 
 def _read_from_json(data):
@@ -661,7 +683,7 @@ def _state_from_last_key(last_key):
     server, second = match.group(1), match.group(2)
     if SERVER != "*" and server not in SERVER:
         raise ValueError("its key %r is not under %s/" % (last_key, "/, ".join(SERVER)))
-    counters = {int(SCHEME_KEY.match(key).group(3)) for key, _ in _list("%s/%s." % (
+    counters = {int(SCHEME_KEY.match(key).group(3)) for key, _, _ in _list("%s/%s." % (
         server, second), None) if key <= last_key and SCHEME_KEY.match(key)}
     return _state_after(server, second, counters | {int(match.group(3))})
 
@@ -777,26 +799,38 @@ def _save_state(state):
 
 # ---- Listing ------------------------------------------------------------------------------
 
-def _list(prefix, start_after, delimiter=None):
-    """(key, size) of every object under PREFIX after START_AFTER, in S3's (text) order, or
-    with DELIMITER the common prefixes (size None), a page at a time."""
+def _list(prefix, start_after, delimiter=None, dates=None):
+    """(key, size, when stored) of every object under PREFIX after START_AFTER, in S3's
+    (text) order, or with DELIMITER the common prefixes (size None), a page at a time. S3's
+    time at each page is appended to DATES, if given."""
     arguments = {"Bucket": BUCKET, "Prefix": prefix, "PaginationConfig": {"PageSize": MAXKEYS}}
     if start_after:
         arguments["StartAfter"] = start_after
     if delimiter:
         arguments["Delimiter"] = delimiter
     for page in _s3().get_paginator("list_objects_v2").paginate(**arguments):
+        if dates is not None:
+            dates.append(_server_time(page))
         for item in page.get("CommonPrefixes", ()):
-            yield item["Prefix"], None
+            yield item["Prefix"], None, None
         for item in page.get("Contents", ()):
-            yield item["Key"], item["Size"]
+            yield item["Key"], item["Size"], calendar.timegm(item["LastModified"].utctimetuple())
+
+
+def _server_time(response):
+    """S3's clock when it answered (its Date header), or this host's if it gave none."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return time.time()
 
 
 def _server_names():
     if SERVER != "*":
         return SERVER
     names = []
-    for prefix, _ in _list("", None, delimiter="/"):
+    for prefix, _, _ in _list("", None, delimiter="/"):
         name = prefix[:-1]
         if MOVE_PREFIX == prefix:
             continue
@@ -812,15 +846,23 @@ def _report_other_key(key, why):
         nxlog.log_warning("%s: %s is not read: %s" % (SCRIPT, _quoted(key), why))
 
 
-def _listed(server, start_after):
+def _listed(server, start_after, dates=None):
     """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
     sorted by counter once all of it was listed, even across two list pages. Keys off the
-    scheme, or with a date or time that cannot be, are reported once and passed."""
+    scheme, or with a date or time that cannot be, are reported once and passed. PAUSE comes
+    after every MAXKEYS keys or so."""
     def second_of(pair):
         match = SCHEME_KEY.match(pair[0])
         return match.group(2) if match else pair[0]
-    for _, group in itertools.groupby(_list(server + "/", start_after), key=second_of):
-        for key, size in sorted(group, key=_counter_order):
+    listed = 0
+    for _, group in itertools.groupby(_list(server + "/", start_after, dates=dates),
+                                      key=second_of):
+        group = sorted(group, key=_counter_order)
+        listed += len(group)
+        if listed >= MAXKEYS:
+            listed = 0
+            yield PAUSE
+        for key, size, modified in group:
             match = SCHEME_KEY.match(key)
             if match is None:
                 _report_other_key(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
@@ -830,7 +872,7 @@ def _listed(server, start_after):
             except ValueError:
                 _report_other_key(key, "its date or time cannot be (%s)" % match.group(2))
                 continue
-            yield Listed(key, match.group(2), int(match.group(3)), epoch, size)
+            yield Listed(key, match.group(2), int(match.group(3)), epoch, size, modified)
 
 
 def _counter_order(pair):
@@ -842,28 +884,56 @@ def _window_keys(server, position):
     """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the
     newest one read on."""
     for item in _listed(server, position.start_after(server, position.window_start())):
-        if not position.done(item):
+        if item is PAUSE or not position.done(item):
             yield item
 
 
-def _late_keys(server, position):
+def _late_keys(server, position, sweep):
     """What the re-listing reads: the objects of SERVER not read yet between LATE_HORIZON
-    and LOOKBACK behind the newest one read. Those that fell behind the horizon since the
-    last re-listing are reported, once."""
-    horizon, end = position.horizon(), position.window_start()
-    for item in _listed(server, position.start_after(server, position.keep_from())):
-        if item.epoch >= end:
+    and LOOKBACK behind the newest one read; those that fell behind the horizon since the
+    last sweep are reported, once. A SWEEP lists the whole prefix: what S3 stored behind
+    that since the last sweep landed too late for any listing to read it, and is reported.
+    The horizon moves on at a sweep only (at every re-listing if there are none), so that
+    nothing lands between what the sweeps and what the re-listings look at."""
+    horizon, end, keep_from = position.horizon(), position.window_start(), position.keep_from()
+    dates = []
+    for item in _listed(server, position.start_after(server, None if sweep else keep_from),
+                        dates):
+        if item is not PAUSE and item.epoch >= end:
             break
-        if position.done(item):
-            continue
-        if item.epoch >= horizon:
+        if item is PAUSE or item.epoch >= horizon and not position.done(item):
             yield item
-            continue
-        nxlog.log_warning("%s: %s landed more than LATE_HORIZON=%d s behind the newest object "
-                          "read, so it is not read: read it by hand, or raise "
-                          "NXLOG_S3_LATE_HORIZON" % (SCRIPT, _quoted(item.key), LATE_HORIZON))
-        position.mark(item)
-    position.finish_late(horizon)
+        elif item.epoch < keep_from:
+            _report_landed_behind(position, item)
+        elif not position.done(item):
+            nxlog.log_warning("%s: %s landed more than LATE_HORIZON=%d s behind the newest "
+                              "object read, so it is not read: read it by hand, or raise "
+                              "NXLOG_S3_LATE_HORIZON" % (SCRIPT, _quoted(item.key),
+                                                         LATE_HORIZON))
+            position.mark(item)
+    if sweep:
+        position.swept_at = dates[0] if dates else time.time()
+    if sweep or not SWEEP_INTERVAL:
+        position.finish_late(horizon)
+
+
+def _report_landed_behind(position, item):
+    """A sweep came across ITEM behind the horizon: if S3 stored it after the last sweep,
+    no listing read it. (The first sweep cannot tell, and only notes the time.)"""
+    if position.swept_at is not None and \
+            item.modified >= position.swept_at - LANDING_MARGIN:
+        _report_other_key(item.key, "S3 stored it at %s, more than LATE_HORIZON=%d s behind "
+                          "the newest object read; read it by hand" % (
+                              _utc_text(item.modified), LATE_HORIZON))
+
+
+def _sweep_due(position):
+    return SWEEP_INTERVAL > 0 and (position.swept_at is None or
+                                   time.time() >= position.swept_at + SWEEP_INTERVAL)
+
+
+def _utc_text(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 # ---- Decoding -----------------------------------------------------------------------------
@@ -1040,26 +1110,40 @@ def _fetch_whole(key):
 
 
 class Round(object):
-    """One pass over a server's new objects (ITEMS, Listed in reading order), which may take
-    several calls: the listing goes on where the last call stopped, and the small objects
-    fetched ahead (FETCH_THREADS of them, by the fetch threads) wait for their turn. LATE
-    tells a re-listing of the horizon from a poll's pass over the window."""
+    """One pass over a server's new objects (ITEMS, Listed in reading order, and PAUSE now
+    and then), which may take several calls: the listing goes on where the last call
+    stopped, and the small objects fetched ahead (FETCH_THREADS of them, by the fetch
+    threads) wait for their turn. LATE tells a re-listing of the horizon from a poll's pass
+    over the window."""
 
     def __init__(self, position, items, late=False):
-        self.items = (item for item in items if not _tried_lately(position, item.key))
+        self.items = (item for item in items
+                      if item is PAUSE or not _tried_lately(position, item.key))
         self.late = late
+        self.over = False  # the listing came to its end
         self.ahead = collections.deque()  # (item, future, or None for a large object)
 
-    def next(self):
-        """The next (item, future) in key order, or None once the pass is over."""
+    def next(self, deadline):
+        """The next (item, future) in key order; PAUSE if the listing is still going after
+        DEADLINE with nothing to read yet; None once the pass is over."""
         global _pool
         if _pool is None:
             _pool = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS,
                                                           thread_name_prefix=SCRIPT)
-        for item in itertools.islice(self.items, FETCH_THREADS + 1 - len(self.ahead)):
-            small = item.size <= WHOLE_OBJECT
-            self.ahead.append((item, _pool.submit(_fetch_whole, item.key) if small else None))
-        return self.ahead.popleft() if self.ahead else None
+        while not self.over and len(self.ahead) <= FETCH_THREADS:
+            item = next(self.items, None)
+            if item is None:
+                self.over = True
+            elif item is PAUSE:
+                if time.monotonic() > deadline:
+                    break
+            else:
+                small = item.size <= WHOLE_OBJECT
+                self.ahead.append((item, _pool.submit(_fetch_whole, item.key) if small
+                                   else None))
+        if self.ahead:
+            return self.ahead.popleft()
+        return None if self.over else PAUSE
 
     def again(self, entry):
         """ENTRY's object is not done yet: it comes first in the next call."""
@@ -1154,14 +1238,14 @@ def _after_read(key):
                           % (SCRIPT, _quoted(key), AFTER_READ, exc))
 
 
-def _next_entry(server, position):
+def _next_entry(server, position, deadline):
     """The next object of SERVER to read, and its fetch: from the round under way, else from a
     new pass over the window; once that is over, from a re-listing of the horizon if one is
-    due. None once SERVER has caught up."""
+    due. None once SERVER has caught up; PAUSE if a long listing goes on at the next call."""
     while True:
         if server not in _rounds:
             _rounds[server] = Round(position, _window_keys(server, position))
-        entry = _rounds[server].next()
+        entry = _rounds[server].next(deadline)
         if entry is not None:
             return entry
         finished = _rounds.pop(server)
@@ -1171,7 +1255,8 @@ def _next_entry(server, position):
             return None
         if position.newest is None or _late_due.get(server, 0) > time.monotonic():
             return None
-        _rounds[server] = Round(position, _late_keys(server, position), late=True)
+        _rounds[server] = Round(position, _late_keys(server, position, _sweep_due(position)),
+                                late=True)
 
 
 def _read_server(module, server, budget, deadline):
@@ -1179,9 +1264,11 @@ def _read_server(module, server, budget, deadline):
     is left of the budget, and whether SERVER has caught up."""
     position = _state.position(server)
     while budget and time.monotonic() <= deadline:
-        entry = _next_entry(server, position)
+        entry = _next_entry(server, position, deadline)
         if entry is None:
             return budget, True
+        if entry is PAUSE:
+            return 0, False
         item, future = entry
         budget -= 1
         try:

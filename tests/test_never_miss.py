@@ -296,3 +296,37 @@ def test_a_wrong_type_in_a_checkpoint_is_named_as_a_broken_checkpoint(
     [error] = api.logged("ERROR")
     assert "checkpoint %s is broken (" % (tmp_path / "lastkey.log") in error and reason in error
     assert "unexpected" not in error
+
+
+def test_an_object_landing_behind_the_horizon_is_reported_by_the_next_sweep(
+        on_moto, settings, load, tmp_path):
+    client, bucket = on_moto
+    settings(POLL_INTERVAL=5, LATE_HORIZON=3600, LATE_INTERVAL=0, SWEEP_INTERVAL=3600)
+    now = int(time.time())
+    put(client, key_at(now), "now", bucket=bucket)
+    reader = load("s3_read")
+    assert read_all(reader) == ["now"]  # the first sweep notes S3's time
+    behind = key_at(now - 2 * 3600)
+    put(client, behind, "two hours behind", bucket=bucket)
+    assert read_all(reader) == []  # the re-listing does not reach that far back
+    assert warnings_naming(behind) == []
+    reader.stop()
+    last_sweep_an_hour_ago(tmp_path / "lastkey.log")
+    reader = load("s3_read")
+    assert read_all(reader) == []
+    [warning] = warnings_naming(repr("s3://%s/%s" % (bucket, behind)))
+    assert "is not read: S3 stored it at" in warning
+    assert "more than LATE_HORIZON=3600 s behind the newest object read" in warning
+    reader.stop()
+    last_sweep_an_hour_ago(tmp_path / "lastkey.log")
+    assert read_all(load("s3_read")) == []
+    assert len(warnings_naming(behind)) == 1  # once
+
+
+def last_sweep_an_hour_ago(path):
+    """Rewrites the checkpoint at PATH as if SWEEP_INTERVAL=3600 had passed since the last
+    sweep."""
+    saved = json.loads(path.read_text())
+    saved["servers"]["web01"]["swept_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                          time.gmtime(time.time() - 3600))
+    path.write_text(json.dumps(saved))

@@ -1,10 +1,12 @@
 """s3_read.py under the stub, against moto's in-process S3."""
 
+import calendar
 import gzip
 import json
 import os
 import pickle
 import stat
+import time
 
 import pytest
 
@@ -74,7 +76,10 @@ def test_the_checkpoint_is_written_after_each_object_readable_by_its_owner_only(
     put(s3, SECOND + ".1", "a")
     put(s3, SECOND + ".2", "b")
     read_all(reader)
-    assert checkpoint(tmp_path) == {
+    saved = checkpoint(tmp_path)
+    swept_at = saved["servers"]["web01"].pop("swept_at")  # S3's time at the first sweep
+    assert abs(calendar.timegm(time.strptime(swept_at, "%Y-%m-%dT%H:%M:%SZ")) - time.time()) < 5
+    assert saved == {
         "version": 3, "bucket": BUCKET, "other_keys": [], "servers": {"web01": {
             "newest": "2026-03-01/10.00.34", "read": {"2026-03-01/10.00.34": "1-2"},
             "floor": None, "late_start": "2026-02-28/10.00.34", "sealed": "2026-03-01/09.55.34",
