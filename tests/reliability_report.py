@@ -19,13 +19,18 @@ import xml.etree.ElementTree as ElementTree
 from importlib import metadata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUITES = [("tests/test_reliability.py", "Scenarios: faults, outage, SIGKILL, full disk, clock"),
+SUITES = [("tests/test_reliability.py", "Scenarios: faults, outage, SIGKILL, full disk, clock, "
+           "late objects, hostile keys"),
+          ("tests/test_never_miss.py", "Never passed over in silence: each case"),
+          ("tests/test_never_miss_generated.py", "Never passed over in silence, generated "
+           "(hypothesis)"),
           ("tests/test_hostile.py", "Bad input, generated (hypothesis)"),
           ("tests/test_settings.py", "Bad configuration, every setting"),
           ("tests/test_security.py", "Security")]
 COLUMNS = [("scenario", "scenario"), ("side", "side"), ("events_in", "events in"),
            ("events_out", "events out"), ("lost", "lost"), ("duplicated", "duplicated"),
-           ("overwritten", "overwritten objects"), ("errors_reported", "errors reported")]
+           ("overwritten", "overwritten objects"), ("reported", "objects named in a warning"),
+           ("errors_reported", "errors reported")]
 
 
 def run_suite(soak, results, junit):

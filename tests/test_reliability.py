@@ -10,6 +10,7 @@ scenario still shows what it found.
 import collections
 import errno
 import gzip
+import itertools
 import json
 import os
 import random
@@ -69,11 +70,14 @@ class Rig(object):
                     for name, value in dict(self.settings, **settings).items()})
         return env
 
-    def stored(self):
-        """{event number: times stored}, and how many keys hold more than one version."""
+    def stored(self, others=()):
+        """{event number: times stored}, and how many keys hold more than one version; the
+        keys OTHERS (not the writer's) left out."""
         counts = collections.Counter()
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
             for item in page.get("Contents", ()):
+                if item["Key"] in others:
+                    continue
                 body = self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"]
                 for line in gzip.decompress(body.read()).splitlines():
                     counts[number_of(json.loads(line)["raw_event"])] += 1
@@ -82,9 +86,12 @@ class Rig(object):
             .paginate(Bucket=self.bucket) for version in page.get("Versions", ()))
         return counts, sum(1 for count in versions.values() if count > 1)
 
-    def fill(self, events):
-        """EVENTS events in objects as s3_write.py stores them, ten objects a second."""
+    def fill(self, events, objects=None):
+        """EVENTS events in objects as s3_write.py stores them, ten objects a second; only
+        the objects numbered in OBJECTS, if given."""
         for number in range(events // EVENTS_PER_OBJECT):
+            if objects is not None and number not in objects:
+                continue
             first = number * EVENTS_PER_OBJECT
             body = b"".join(json.dumps({"raw_event": text_of(event)}).encode() + b"\n"
                             for event in range(first, first + EVENTS_PER_OBJECT))
@@ -278,28 +285,49 @@ def test_sigkill_of_the_writer_at_random_points_with_faults_loses_nothing(
 
 def test_sigkill_of_the_reader_at_random_points_with_faults_loses_nothing(
         rig, report, tmp_path, events, kills):
+    """The reader is killed at random points while it reads, and started again. Once it has
+    posted 60% of the events, one object in twenty of the first 30% lands late, behind its
+    window (LOOKBACK=1): its re-listing (at every catch-up here) must read those."""
     setup = rig(faults=0.2)
-    setup.fill(events)
-    env = setup.process_env(CHECKPOINT=tmp_path / "checkpoint", POLL_INTERVAL=5)
+    objects = events // EVENTS_PER_OBJECT
+    late = set(range(0, objects * 3 // 10, 20))
+    setup.fill(events, objects=set(range(objects)) - late)
+    env = setup.process_env(CHECKPOINT=tmp_path / "checkpoint", POLL_INTERVAL=5, LOOKBACK=1,
+                            LATE_INTERVAL=0)
     output = str(tmp_path / "posted")
     seed = random.randrange(1 << 30)
-    chance, logged = random.Random(seed), 0
+    chance, logged, landed = random.Random(seed), 0, False
+
+    def posted_bytes():
+        return os.path.getsize(output) if os.path.exists(output) else 0
     for _ in range(kills):
-        before = os.path.getsize(output) if os.path.exists(output) else 0
+        if not landed and posted_bytes() >= 0.6 * events * (len(text_of(0)) + 1):
+            setup.fill(events, objects=late)
+            landed = True
+        before = posted_bytes()
         process = subprocess.Popen([sys.executable, READER, output], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert process.stdout.readline().strip() == "ready", process.communicate()[1]
-        wait_for(lambda before=before: os.path.exists(output) and os.path.getsize(output) >
-                 before, seconds=60, what="the reader posting events")  # not while it starts
+        wait_for(lambda before=before, process=process: posted_bytes() > before or
+                 process.poll() is not None, seconds=60,
+                 what="the reader posting events")  # not while it starts
         time.sleep(chance.uniform(0.0, 0.2))
         process.kill()
         logged += problems_in(process.communicate()[1])
+        if process.returncode == 0:  # it caught up before the kill
+            if landed:
+                break
+            setup.fill(events, objects=late)
+            landed = True
+    if not landed:
+        setup.fill(events, objects=late)
     final = subprocess.run([sys.executable, READER, output], env=env, capture_output=True,
                            text=True, timeout=900)
     logged += problems_in(final.stderr)
     with open(output) as handle:
         counts = collections.Counter(number_of(line) for line in handle if line.strip())
-    report("SIGKILL at %d random points, 20%% of requests failing" % kills, "reader",
+    report("SIGKILL at %d random points, 20%% of requests failing; %d objects landing "
+           "late, behind the window" % (kills, len(late)), "reader",
            seed=seed, **figures(range(events), counts, 0, logged))
     assert final.returncode == 0 and "caught up" in final.stdout, final.stderr
     repeated_objects = {number // EVENTS_PER_OBJECT for number, times in counts.items()
@@ -419,3 +447,93 @@ def test_clock_jumps_back_and_forth_while_writing_lose_nothing(rig, load, report
                                          problems_logged("s3_read")))
     assert counts == collections.Counter(range(events)) and overwritten == 0
     assert posted.numbers == list(range(events))
+
+
+# -- Objects landing late, keys and times that cannot be trusted --
+
+def test_a_second_writer_uploading_its_backlog_hours_late_loses_nothing(rig, load, report,
+                                                                         settings, events):
+    """Two writers share one SERVER: one ships as events come, the other comes back after an
+    outage with events 5 hours old. The reader, caught up with the first, reads the backlog
+    through its re-listing, each event once."""
+    setup = rig(faults=0.2)
+    settings(LOOKBACK=60, LATE_INTERVAL=0)
+    half, now = events // 2, time.time()
+    settings(SPOOL_DIR="live.spool")
+    live = load("s3_write")
+    settings(SPOOL_DIR="backlog.spool")
+    backlog = load("s3_write")
+    posted = Posted(load("s3_read"))
+    ship(live, range(half), received=lambda: api.local_time_string(time.time()))
+    drain(live, seconds=600)
+    posted.until(half, seconds=600)
+    ship(backlog, range(half, events), received=lambda: api.local_time_string(now - 5 * 3600))
+    drain(backlog, seconds=600)
+    posted.until(events, seconds=600)
+    counts, overwritten = setup.stored()
+    scenario = "a second writer with the same SERVER uploads a backlog 5 h late, 20% failing"
+    report(scenario, "writer", **figures(range(events), counts, overwritten,
+                                         problems_logged("s3_write")))
+    report(scenario, "reader", **figures(set(counts), collections.Counter(posted.numbers), 0,
+                                         problems_logged("s3_read")))
+    assert counts == collections.Counter(range(events)) and overwritten == 0
+    assert collections.Counter(posted.numbers) == collections.Counter(range(events))
+
+
+HOSTILE_KEYS = {  # how another tool's object is keyed, from its number N and the time NOW
+    "impossible": lambda n, now: "web01/2026-02-30/10.00.00.%d" % n,
+    "off the scheme": lambda n, now: "web01/0-notes-%d.txt" % n,
+    "from 2030": lambda n, now: "web01/2030-01-01/00.00.00.%d" % n,
+    "behind the horizon": lambda n, now: "web01/%s.%d" % (time.strftime(
+        "%Y-%m-%d/%H.%M.%S", time.gmtime(now - 2 * 86400)), n),
+}
+ABSURD_TIMES = ("9999-12-31 23:59:59", "not a time", "+10 days")
+
+
+def test_hostile_keys_and_absurd_event_times_pass_nothing_over_in_silence(
+        rig, load, report, settings, events):
+    """While the writer ships (one event in a hundred with an absurd EventReceivedTime) and
+    the reader reads, another tool drops objects under impossible keys, keys off the scheme,
+    keys from 2030 and keys behind the horizon. Every event is read once; every dropped
+    object is read once or named in a warning."""
+    setup = rig()
+    settings(LATE_INTERVAL=0, SWEEP_INTERVAL=0.01)  # every re-listing sweeps the prefix
+    writer, posted = load("s3_write"), Posted(load("s3_read"))
+    calls = itertools.count()
+
+    def received():
+        number = next(calls)
+        if number % 100:
+            return api.local_time_string(time.time())
+        absurd = ABSURD_TIMES[number // 100 % len(ABSURD_TIMES)]
+        return api.local_time_string(time.time() + 864000) if absurd == "+10 days" else absurd
+    dropped = {}
+    for part in range(4):
+        ship(writer, range(part * events // 4, (part + 1) * events // 4), received=received)
+        drain(writer, seconds=600)
+        posted.until(len(posted.numbers) + 1, seconds=600)
+        for _, key_of in sorted(HOSTILE_KEYS.items()):
+            number = events + len(dropped)
+            dropped[number] = key_of(number, time.time())
+            setup.client.put_object(Bucket=setup.bucket, Key=dropped[number],
+                                    Body=text_of(number).encode())
+    drain(writer, seconds=600)
+    posted.until(events, seconds=600)
+    posted.until(events, seconds=600)  # a sweep after the last objects were dropped
+    counts, overwritten = setup.stored(others=set(dropped.values()))
+    warned = " ".join(api.logged("WARNING") + api.logged("ERROR"))
+    named = {number for number, key in dropped.items()
+             if repr("s3://%s/%s" % (setup.bucket, key)) in warned}
+    read = collections.Counter(posted.numbers)
+    silent = {number for number in dropped if number not in read and number not in named}
+    scenario = ("objects dropped under impossible, off-scheme, 2030 and late keys; 1% of "
+                "event times absurd")
+    report(scenario, "writer", **figures(range(events), counts, overwritten,
+                                         problems_logged("s3_write")))
+    report(scenario, "reader", reported=len(named), **figures(
+        set(range(events)) | set(dropped), read + collections.Counter(named), 0,
+        problems_logged("s3_read")))
+    assert counts == collections.Counter(range(events)) and overwritten == 0
+    assert {number: times for number, times in read.items() if times > 1} == {}
+    assert set(range(events)) <= set(read)
+    assert silent == set(), [dropped[number] for number in silent]
