@@ -11,13 +11,17 @@ read, posts the events of those it has not read yet in key order (objects of one
 their counter as a number: .2 before .10), records each object in the CHECKPOINT file, and
 schedules the next call: at once while more is waiting, after POLL_INTERVAL seconds once it
 has caught up. Objects that land late (a retried upload, a second writer, a clock behind) are
-still read if their key is inside the window; one older than that is reported, not passed
-over in silence. An object that cannot be read is tried again on later polls, MAX_ATTEMPTS
-times, then set aside and reported; the objects after it are read meanwhile.
+read: inside the window at the next poll, up to LATE_HORIZON behind by a re-listing made
+every LATE_INTERVAL; a sweep of the whole prefix every SWEEP_INTERVAL names in a warning what
+landed further behind. Keys off the scheme or with impossible times are reported and passed;
+a key from the future is read but moves no window. No object is passed over in silence. An
+object that cannot be read is tried again on later polls, MAX_ATTEMPTS times, then set aside
+and reported; the objects after it are read meanwhile.
 
-The checkpoint is written atomically after each object, so a restart, even after a crash,
-resumes where the reader stopped (an event may be posted twice, never lost). Delete the file
-to read everything again. The old scripts' lastkey.log is taken up where it stands.
+The checkpoint (CHECKPOINT, and CHECKPOINT.late for the horizon) is written atomically after
+each object, so a restart, even after a crash, resumes where the reader stopped (an event may
+be posted twice, never lost). Delete both to read everything again. The old scripts'
+lastkey.log is taken up where it stands.
 
 Settings are below; each one can also be set without editing this file, through the
 environment variable NXLOG_S3_<NAME>. Credentials, region and endpoint come from the standard
@@ -34,7 +38,7 @@ LOOKBACK = 300              # seconds of key time behind the newest object read 
                             # objects that land late are read at the next poll
 LATE_HORIZON = 86400        # seconds of key time behind the newest object read in which
                             # objects that land later still are read, by a re-listing...
-LATE_INTERVAL = 600         # ...made every this many seconds (0: at every poll)
+LATE_INTERVAL = 600         # ...made every this many seconds (0: whenever caught up)
 SWEEP_INTERVAL = 86400      # seconds between two listings of a server's whole prefix, which
                             # report what landed behind LATE_HORIZON or off the key scheme
                             # since the last one; 0: never (such objects then go unseen)
@@ -445,14 +449,16 @@ class Position(object):
 
     NEWEST is the newest second read, a key far ahead of this host's clock apart (MAX_AHEAD).
     The counters read, reported or set aside are kept for each second from keep_from() on:
-    LATE_HORIZON behind NEWEST, or where the last re-listing began, whichever is older, and
-    every second after it. Each poll lists from LOOKBACK behind NEWEST; the re-listing, every
-    LATE_INTERVAL, lists the horizon behind that. FLOOR (START_AT=now, or an older checkpoint
-    taken up) is the time before which nothing is read.
+    LATE_HORIZON behind NEWEST, or LATE_START (the horizon at the last sweep), whichever is
+    older, and every second after it. Each poll lists from LOOKBACK behind NEWEST; the
+    re-listing, every LATE_INTERVAL, lists from keep_from() up to there (see _late_keys).
+    FLOOR (START_AT=now, or an older checkpoint taken up) is the time before which nothing is
+    read.
 
     The seconds before SEALED are kept apart, in LATE, and saved in the checkpoint's .late
     file only when they change: saving after every object stays cheap however many seconds
-    the horizon holds.
+    the horizon holds. Objects read behind SEALED (late ones) are noted in READ first, and
+    moved to LATE a SEAL_EVERY at a time.
     """
 
     def __init__(self, newest=None, read=None, floor=None, late_start=None, sealed=None,
@@ -461,7 +467,7 @@ class Position(object):
         self.read = read or {}  # second -> set of counters, from SEALED on
         self.late = {}  # the same, before SEALED
         self.floor = floor
-        self.late_start = late_start  # epoch where the last finished re-listing began
+        self.late_start = late_start  # the horizon (epoch) at the last sweep
         self.sealed = sealed
         self.swept_at = swept_at  # S3's time when the last sweep began (see _late_keys)
         self.late_changed = False  # LATE changed since the last save
@@ -472,8 +478,8 @@ class Position(object):
     def start_after(self, server, epoch):
         """A key before every object at or after EPOCH (and the floor): where a listing
         starts; None for the beginning."""
-        times = [time for time in (self.floor, epoch) if time is not None]
-        return "%s/%s" % (server, _second_text(max(times))) if times else None
+        starts = [start for start in (self.floor, epoch) if start is not None]
+        return "%s/%s" % (server, _second_text(max(starts))) if starts else None
 
     def window_start(self):
         return None if self.newest is None else self.newest - LOOKBACK
@@ -485,20 +491,16 @@ class Position(object):
         return self.horizon() if self.late_start is None else min(self.late_start,
                                                                    self.horizon())
 
-    def _part(self, epoch):
-        return self.late if self.sealed is not None and epoch < self.sealed else self.read
-
     def done(self, item):
         """Whether ITEM was read (or reported, or set aside), or lies before the floor."""
-        return item.counter in self._part(item.epoch).get(item.second, ()) or (
-            self.floor is not None and item.epoch < self.floor)
+        return item.counter in self.read.get(item.second, ()) or \
+            item.counter in self.late.get(item.second, ()) or \
+            (self.floor is not None and item.epoch < self.floor)
 
     def mark(self, item):
         """ITEM is done. It becomes the newest read if it is, unless it lies further ahead of
         this host's clock than MAX_AHEAD."""
-        part = self._part(item.epoch)
-        part.setdefault(item.second, set()).add(item.counter)
-        self.late_changed |= part is self.late
+        self.read.setdefault(item.second, set()).add(item.counter)
         if item.epoch > time.time() + MAX_AHEAD:
             return
         if self.newest is None or item.epoch > self.newest:
@@ -507,7 +509,8 @@ class Position(object):
                 self.prune()
 
     def finish_late(self, horizon):
-        """The re-listing that began at keep_from() has listed up to the window."""
+        """A sweep (or, without sweeps, a re-listing) has listed up to the window: later
+        re-listings start at HORIZON."""
         self.late_start = horizon
         self.prune()
 
@@ -525,13 +528,18 @@ class Position(object):
         self.pruned_to = keep_from
 
     def seal(self):
-        """Moves the seconds well behind the window to LATE (see the class)."""
+        """Moves the seconds behind SEALED to LATE, once SEALED moves on (it follows the
+        window a SEAL_EVERY at a time), or once SEAL_EVERY of them wait (see the class)."""
         start = self.window_start()
-        if start is None or (self.sealed is not None and start - self.sealed < SEAL_EVERY):
+        if start is None:
             return
-        self.sealed = start
-        for second in [second for second in self.read if _second_epoch(second) < start]:
-            self.late.setdefault(second, set()).update(self.read.pop(second))
+        moved_on = self.sealed is None or start - self.sealed >= SEAL_EVERY
+        if moved_on:
+            self.sealed = start
+        behind = [second for second in self.read if _second_epoch(second) < self.sealed]
+        if behind and (moved_on or len(behind) >= SEAL_EVERY):
+            for second in behind:
+                self.late.setdefault(second, set()).update(self.read.pop(second))
             self.late_changed = True
 
     def to_json(self):
@@ -546,8 +554,9 @@ class Position(object):
         return _read_to_json(self.late)
 
     def add_late(self, seconds):
+        """Takes up the seconds of the .late file."""
         for second, counters in _read_from_json(seconds).items():
-            self._part(_second_epoch(second)).setdefault(second, set()).update(counters)
+            self.late.setdefault(second, set()).update(counters)
 
     @classmethod
     def from_json(cls, data):
@@ -557,11 +566,9 @@ class Position(object):
                 raise ValueError("%s is %r, not a second such as 2026-11-28/10.00.00"
                                  % (name, text))
             return None if text is None else _second_epoch(text)
-        position = cls(epoch("newest"), None, epoch("floor"), epoch("late_start"),
-                       epoch("sealed"), _attempts_from_json(data["attempts"]),
-                       _partial_from_json(data["partial"]), _swept_at(data.get("swept_at")))
-        position.add_late(data["read"])  # a version 2 checkpoint keeps every second here
-        return position
+        return cls(epoch("newest"), _read_from_json(data["read"]), epoch("floor"),
+                   epoch("late_start"), epoch("sealed"), _attempts_from_json(data["attempts"]),
+                   _partial_from_json(data["partial"]), _swept_at(data.get("swept_at")))
 
 
 def _read_to_json(read):

@@ -12,7 +12,9 @@ raises, so the spool is what keeps events across restarts, crashes and S3 outage
 start the script uploads what an earlier run left there, first.
 
 Objects are named SERVER/YYYY-MM-DD/HH.MM.SS.N after their (first) event's EventReceivedTime
-(UTC unless KEY_TIME is local), N counting the objects of that second from 1. By default each
+(UTC unless KEY_TIME is local; this host's clock for a time it cannot read or one more than
+MAX_AHEAD ahead of it; never before a key it used already), N counting the objects of that
+second from 1. By default each
 event is one object (as the old scripts did); BATCH_EVENTS above 1 stores many events per
 object as gzip-compressed JSON lines, thousands of times cheaper. Every upload is conditional
 (If-None-Match: *): an object is never overwritten, and an upload retried after it landed is
@@ -100,7 +102,7 @@ IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfe
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=5 * 1024 ** 3,
                                  multipart_chunksize=64 * 1024 * 1024, use_threads=False)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while S3 fails
-LAST_STORED = "last-stored.json"  # in SPOOL_DIR: the manifest of the latest key stored
+LAST_STORED = ".last-stored.json"  # in SPOOL_DIR: the manifest of the latest key stored
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no quotas on Windows
 PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
                     "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException"}
@@ -411,10 +413,10 @@ def _key_time(received):
     epoch = _event_epoch(received)
     if received is None or (epoch is not None and epoch <= now + MAX_AHEAD):
         return now if epoch is None else epoch  # no time at all: the clock's, no warning
+    why = "cannot be read as a time since 1970" if epoch is None else \
+        "lies more than MAX_AHEAD=%d s ahead of this host's clock" % MAX_AHEAD
     _log_limited("event time", nxlog.log_warning, "EventReceivedTime %r %s: the event is keyed "
-                 "at this host's clock instead, and keeps its field" % (
-                     received, "cannot be read as a time since 1970" if epoch is None else "lies more than "
-                     "MAX_AHEAD=%d s ahead of this host's clock" % MAX_AHEAD))
+                 "at this host's clock instead, and keeps its field" % (received, why))
     return now
 
 
