@@ -40,4 +40,4 @@ soak: $(BIN)/.installed
 	$(BIN)/python tests/reliability_report.py --soak
 
 clean:
-	rm -rf $(VENV) .venv38 demo-output .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv38 demo-output .pytest_cache .ruff_cache .hypothesis *.egg-info nxlog_stub.positions.json

@@ -38,7 +38,7 @@ LOOKBACK = 300              # seconds of key time behind the newest object read 
                             # objects that land late are read at the next poll
 LATE_HORIZON = 86400        # seconds of key time behind the newest object read in which
                             # objects that land later still are read, by a re-listing...
-LATE_INTERVAL = 600         # ...made every this many seconds (0: whenever caught up)
+LATE_INTERVAL = 900         # ...made every this many seconds (0: whenever caught up)
 SWEEP_INTERVAL = 86400      # seconds between two listings of a server's whole prefix, which
                             # report what landed behind LATE_HORIZON or off the key scheme
                             # since the last one; 0: never (such objects then go unseen)

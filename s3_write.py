@@ -522,6 +522,11 @@ class Batch(object):
         _write_atomically(self.path("json"), json.dumps(self.manifest()).encode(), FSYNC != "os")
 
 
+def _count(number, noun, plural=None):
+    """'1 event', '2 events'."""
+    return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+
+
 def _utc_text(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
@@ -583,9 +588,10 @@ class Spool(object):
                 self.closed[seq] = batch
                 self.bytes += batch.bytes
         if self.closed:
-            nxlog.log_info("%s: %d batches (%d events) left by an earlier run are uploaded first"
-                           % (SCRIPT, len(self.closed),
-                              sum(batch.events for batch in self.closed.values())))
+            nxlog.log_info("%s: %s (%s) left by an earlier run %s uploaded first" % (
+                SCRIPT, _count(len(self.closed), "batch", "batches"),
+                _count(sum(batch.events for batch in self.closed.values()), "event"),
+                "is" if len(self.closed) == 1 else "are"))
 
     def _recover_last_stored(self):
         """The key time of the last batch stored, kept in LAST_STORED across restarts, so
@@ -1024,8 +1030,8 @@ def _report(problem):
     batch, reason, code = problem.args
     permanent = code in PERMANENT_ERRORS
     _log_limited(code, nxlog.log_error if permanent else nxlog.log_warning,
-                 "cannot store %s (%d events) now: %s; %s" % (
-                     _quoted(batch.key), batch.events, reason,
+                 "cannot store %s (%s) now: %s; %s" % (
+                     _quoted(batch.key), _count(batch.events, "event"), reason,
                      "fix this: the events wait in the spool, and uploads go on by "
                      "themselves once S3 takes them" if permanent else
                      "the events wait in the spool and uploads will be tried again"))

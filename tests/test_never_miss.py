@@ -330,3 +330,19 @@ def last_sweep_an_hour_ago(path):
     saved["servers"]["web01"]["swept_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                           time.gmtime(time.time() - 3600))
     path.write_text(json.dumps(saved))
+
+
+def test_keys_in_local_time_east_of_utc_are_not_taken_for_keys_from_the_future(
+        s3, settings, load, zone):
+    zone("Asia/Tokyo")  # local keys run 9 h ahead of UTC ones
+    settings(POLL_INTERVAL=5, KEY_TIME="local", LATE_INTERVAL=86400)
+    now = time.time()
+
+    def local_key(epoch):
+        return "web01/%s.1" % time.strftime("%Y-%m-%d/%H.%M.%S", time.localtime(epoch))
+    put(s3, local_key(now), "now")
+    reader = load("s3_read")
+    assert read_all(reader) == ["now"]
+    put(s3, local_key(now - 120), "two minutes late")
+    assert read_all(reader) == ["two minutes late"]  # inside LOOKBACK of the newest read
+    assert api.logged("WARNING") == []

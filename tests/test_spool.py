@@ -144,7 +144,7 @@ def test_what_an_earlier_run_left_is_uploaded_first_at_start(s3, batching, load)
     assert [lines_of(stored) for _, stored in sorted(
         all_objects(s3).items(), key=lambda item: int(item[0].rsplit(".", 1)[1]))] == [
         ["left %d" % n for n in range(5)], ["new %d" % n for n in range(10)]]
-    assert "1 batches (5 events) left by an earlier run are uploaded first" in \
+    assert "1 batch (5 events) left by an earlier run is uploaded first" in \
         api.logged("INFO")[-2]
 
 

@@ -259,7 +259,7 @@ def test_a_bucket_gone_after_start_is_reported_by_key_and_reason_and_the_event_w
         raw_event="x", EventReceivedTime="2026-03-01 10:00:05"))
     wait_for(lambda: api.logged("ERROR"), what="an error about the missing bucket")
     [message] = api.logged("ERROR")
-    assert "cannot store 's3://no-such-bucket/web01/2026-03-01/10.00.05.1' (1 events) now" \
+    assert "cannot store 's3://no-such-bucket/web01/2026-03-01/10.00.05.1' (1 event) now" \
         in message
     assert "NoSuchBucket" in message and "the events wait in the spool" in message
     assert writer._spool.pending() == 1
