@@ -1307,10 +1307,9 @@ def _done_with(position, item):
     _save_state(_state)
     ahead = item.epoch - time.time()
     if ahead > MAX_AHEAD:
-        nxlog.log_warning("%s: %s is dated %d s ahead of this host's clock (more than "
-                          "MAX_AHEAD=%d): it was read, but the reader takes the newest object "
-                          "to be the one before it" % (SCRIPT, _quoted(item.key), ahead,
-                                                       MAX_AHEAD))
+        _log_limited("ahead", nxlog.log_warning, "%s is dated %d s ahead of this host's clock "
+                     "(more than MAX_AHEAD=%d): it was read, but the reader takes the newest "
+                     "object to be the one before it" % (_quoted(item.key), ahead, MAX_AHEAD))
     _after_read(item.key)
 
 

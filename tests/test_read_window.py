@@ -244,6 +244,18 @@ def test_a_large_batch_is_streamed_and_every_line_posted(s3, reader):
     assert read_all(reader) == texts
 
 
+def busy_nxlog():
+    """An input module whose NXLog takes 0.1 ms over each event posted, so that 3,000 events
+    take more than two calls of MAX_SECONDS_PER_CALL=0.01 on any machine."""
+    module = api.input_module("s3")
+
+    def take(event):
+        time.sleep(0.0001)
+        module.posted.append(event)
+    module.deliver = take
+    return module
+
+
 def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goes_on(
         s3, settings, load, tmp_path):
     settings(MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
@@ -251,9 +263,9 @@ def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goe
     reader.WHOLE_OBJECT, reader.CLOCK_EVERY = 1000, 100
     texts = ["line %05d" % n for n in range(3000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
-    posted, calls = [], 0
+    posted, calls, module = [], 0, busy_nxlog()
     while True:
-        delay, events = poll(reader)
+        delay, events = poll(reader, module)
         posted += events
         calls += 1
         if delay == reader.POLL_INTERVAL:
@@ -272,9 +284,9 @@ def test_a_restart_inside_a_large_object_posts_none_of_its_events_twice(s3, sett
     first.WHOLE_OBJECT, first.CLOCK_EVERY = 1000, 100
     texts = ["line %05d" % n for n in range(3000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
-    before = []
+    before, module = [], busy_nxlog()
     while not before:  # until a call stopped inside the object; the process then dies
-        delay, before = poll(first)
+        delay, before = poll(first, module)
     assert delay == first.MORE_WAITING_DELAY and len(before) < 3000
     first.stop()
     second = load("s3_read")
