@@ -137,6 +137,15 @@ def figures(expected, counts, overwritten, errors):
             "overwritten": overwritten, "errors_reported": errors}
 
 
+def report_both(report, scenario, events, counts, overwritten, numbers_posted):
+    """The writer's and the reader's rows of a scenario in which EVENTS events were written
+    (COUNTS: {number: times stored}) and NUMBERS_POSTED read back."""
+    report(scenario, "writer", **figures(range(events), counts, overwritten,
+                                         problems_logged("s3_write")))
+    report(scenario, "reader", **figures(set(counts), collections.Counter(numbers_posted), 0,
+                                         problems_logged("s3_read")))
+
+
 def problems_logged(script):
     """Warnings and errors SCRIPT logged (each lasting problem once a minute at most)."""
     return sum(1 for message in api.logged("WARNING") + api.logged("ERROR")
@@ -222,10 +231,7 @@ def test_the_endpoint_down_for_a_minute_midway_loses_nothing(rig, load, report, 
     reading.join()
     counts, overwritten = setup.stored()
     scenario = "the endpoint down for %d s midway, writing and reading" % OUTAGE
-    report(scenario, "writer", **figures(range(events), counts, overwritten,
-                                         problems_logged("s3_write")))
-    report(scenario, "reader", **figures(set(counts), collections.Counter(posted.numbers), 0,
-                                         problems_logged("s3_read")))
+    report_both(report, scenario, events, counts, overwritten, posted.numbers)
     assert setup.proxy.counts["refused"], "no request met the outage"
     assert counts == collections.Counter(range(events)) and overwritten == 0
     assert sorted(posted.numbers) == list(range(events))
@@ -441,10 +447,7 @@ def test_clock_jumps_back_and_forth_while_writing_lose_nothing(rig, load, report
         posted.until((part + 1) * quarter, seconds=120)
     counts, overwritten = setup.stored()
     scenario = "the clock set back 1 h, forward 1 day, back again, while writing and reading"
-    report(scenario, "writer", **figures(range(events), counts, overwritten,
-                                         problems_logged("s3_write")))
-    report(scenario, "reader", **figures(set(counts), collections.Counter(posted.numbers), 0,
-                                         problems_logged("s3_read")))
+    report_both(report, scenario, events, counts, overwritten, posted.numbers)
     assert counts == collections.Counter(range(events)) and overwritten == 0
     assert posted.numbers == list(range(events))
 
@@ -472,10 +475,7 @@ def test_a_second_writer_uploading_its_backlog_hours_late_loses_nothing(rig, loa
     posted.until(events, seconds=600)
     counts, overwritten = setup.stored()
     scenario = "a second writer with the same SERVER uploads a backlog 5 h late, 20% failing"
-    report(scenario, "writer", **figures(range(events), counts, overwritten,
-                                         problems_logged("s3_write")))
-    report(scenario, "reader", **figures(set(counts), collections.Counter(posted.numbers), 0,
-                                         problems_logged("s3_read")))
+    report_both(report, scenario, events, counts, overwritten, posted.numbers)
     assert counts == collections.Counter(range(events)) and overwritten == 0
     assert collections.Counter(posted.numbers) == collections.Counter(range(events))
 
