@@ -13,9 +13,12 @@ read_data as NXLog calls it, every event handed over as it is posted:
 - baseline: what the old scripts did, one GET and a checkpoint write per object;
 - one object per event: s3_read.py on the same objects;
 - batches: s3_read.py on --events events in gzip-compressed JSON-line objects of 10,000;
+- plain reader, batches: the least a reader does on the same objects (a GET each, gunzip,
+  json.loads, set_field, post: no checkpoint, no order, no bounds);
 - one big object: s3_read.py on one batch of --big-mb MB uncompressed, for its peak RSS.
-Prints events per second, LIST and GET requests per million events, peak RSS, and the ratios
-to the baseline. moto server closes every connection: real S3 and radosgw answer faster.
+Prints events per second, LIST and GET requests per million events, peak RSS, the ratios to
+the baseline, and s3_read.py's rate in batches over the plain reader's. moto server closes
+every connection: real S3 and radosgw answer faster.
 """
 
 import argparse
@@ -104,6 +107,31 @@ def read_as_the_old_scripts(bucket, checkpoint):
     return events, requests, time.perf_counter() - started
 
 
+def read_plainly(bucket, checkpoint):
+    """The least a reader of batches does: a GET per object, gunzip, json.loads per line,
+    set_field per field, post. No checkpoint, no order, no bounds: the floor s3_read.py is
+    measured against."""
+    import boto3
+
+    import nxlog_stub  # noqa: F401
+    from nxlog_stub import api
+    client, module, events = emulate_round_trip(boto3.client("s3")), api.input_module("s3"), 0
+    requests = count_requests(client)
+    module.deliver = lambda event: None  # NXLog takes each event as it is posted
+    started = time.perf_counter()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                               Prefix="bench/"):
+        for item in page.get("Contents", ()):
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            for line in gzip.decompress(body).splitlines():
+                event = module.logdata_new()
+                for name, value in json.loads(line).items():
+                    event.set_field(name, value)
+                event.post()
+                events += 1
+    return events, requests, time.perf_counter() - started
+
+
 def read_with_s3_read(bucket, checkpoint):
     import nxlog_stub  # noqa: F401
     from nxlog_stub import api
@@ -137,7 +165,8 @@ def count_requests(client):
 def child(mode, bucket):
     """Reads BUCKET in this process, timed from the first read (client and script loaded)
     to the last event posted, and prints the figures as JSON."""
-    function = read_as_the_old_scripts if mode == "baseline" else read_with_s3_read
+    function = {"baseline": read_as_the_old_scripts, "plain": read_plainly}.get(
+        mode, read_with_s3_read)
     with tempfile.TemporaryDirectory() as workdir:
         os.environ["NXLOG_S3_CHECKPOINT"] = os.path.join(workdir, "checkpoint")
         events, requests, seconds = function(bucket, os.environ["NXLOG_S3_CHECKPOINT"])
@@ -185,10 +214,13 @@ def main():
         print("buckets filled: %d objects of one event, %d events in batches of %d, one "
               "object of %d MB (%d events)" % (args.single_events, args.events, PER_BATCH,
                                                args.big_mb, big_events), flush=True)
-        results = {mode: measure("baseline" if mode == "baseline" else "reader", buckets[kind],
-                                 url, key, args.rtt)
-                   for mode, kind in (("baseline", "single"), ("one object per event", "single"),
-                                      ("batches", "batches"), ("one big object", "big"))}
+        results = {mode: measure(child_mode, buckets[kind], url, key, args.rtt)
+                   for mode, child_mode, kind in (
+                       ("baseline", "baseline", "single"),
+                       ("one object per event", "reader", "single"),
+                       ("batches", "reader", "batches"),
+                       ("plain reader, batches", "plain", "batches"),
+                       ("one big object", "reader", "big"))}
     base_rate = results["baseline"]["events"] / results["baseline"]["seconds"]
     print("%-22s %10s %12s %14s %14s %9s %10s" % ("mode", "events", "events/s", "LIST/million",
                                                   "GET/million", "peak RSS", "x baseline"))
@@ -197,6 +229,10 @@ def main():
         print("%-22s %10d %12.0f %14.1f %14.1f %7.0f MB %10.1f" % (
             mode, r["events"], rate, r["lists"] * 1e6 / r["events"], r["gets"] * 1e6 / r["events"],
             r["rss_mb"], rate / base_rate))
+    print("s3_read.py over the plain reader, batches: %.2f" % (
+        results["batches"]["events"] / results["batches"]["seconds"] /
+        (results["plain reader, batches"]["events"] /
+         results["plain reader, batches"]["seconds"])))
 
 
 if __name__ == "__main__":

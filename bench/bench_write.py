@@ -13,10 +13,13 @@ write_data through the stub, from the first event until S3 holds every one of th
 - one object per event: s3_write.py's default (BATCH_EVENTS=1, FORMAT=raw), spool included;
 - batches: BATCH_EVENTS=100000 (closed at BATCH_BYTES, 8 MiB, or BATCH_AGE=1 s),
   gzip-compressed JSON lines;
-- age: the time from the last event to its batch in S3, with no further event.
+- age: the time from the last event to its batch in S3, with no further event;
+- floor: the least a durable write_data does (every field read through the API, one JSON line,
+  one write() to a file), on as many events as batches.
 Prints events per second, PUT requests per million events, bytes stored per event, peak RSS,
-and the ratios to the baseline. moto server answers every request with `Connection: close`,
-so these figures understate what reusing connections buys against real S3.
+the ratios to the baseline, and the batched writer's rate over the floor's. moto server
+answers every request with `Connection: close`, so these figures understate what reusing
+connections buys against real S3.
 """
 
 import argparse
@@ -88,6 +91,24 @@ def run_writer(count, bucket):
             "puts": len(puts)}
 
 
+def run_floor(count, bucket):
+    """The least a durable write_data does: read every field through NXLog's API, make one
+    JSON line and write() it to a file. No spool, no batches, no upload: the floor the
+    batched writer is measured against."""
+    folder = os.environ["NXLOG_S3_SPOOL_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(os.path.join(folder, "floor"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def write_data(event):
+        fields = {name: event.get_field(name) for name in event.field_names()}
+        os.write(fd, (json.dumps(fields, separators=(",", ":")) + "\n").encode())
+    started = time.perf_counter()
+    for event in events(count):
+        write_data(event)
+    os.close(fd)
+    return {"seconds": time.perf_counter() - started, "puts": 0}
+
+
 def run_age(count, bucket):
     """Seconds from the last event to its batch in S3, with no further event."""
     import boto3
@@ -112,6 +133,7 @@ MODES = {
     # BATCH_AGE=1: the last, partial batch goes up a second after the last event, not 60.
     "batches": (run_writer, {"NXLOG_S3_BATCH_EVENTS": "100000", "NXLOG_S3_BATCH_AGE": "1"}),
     "age": (run_age, {"NXLOG_S3_BATCH_EVENTS": "100000", "NXLOG_S3_BATCH_AGE": "2"}),
+    "floor": (run_floor, {}),
 }
 
 
@@ -158,6 +180,11 @@ def report(results, batch_age):
              batches["events"]))
     print("age: the last batch was in S3 %.2f s after the last event (BATCH_AGE=%s s, "
           "target: within BATCH_AGE + 2 s)" % (results["age"]["seconds"], batch_age))
+    floor_rate = results["floor"]["events"] / results["floor"]["seconds"]
+    print("floor: %.0f events/s; the batched writer over the floor: write_data %.2f, until "
+          "S3 held every event %.2f" % (
+              floor_rate, batches["events"] / batches["accepted_seconds"] / floor_rate,
+              batches["events"] / batches["seconds"] / floor_rate))
 
 
 def main():
@@ -173,10 +200,10 @@ def main():
     if args.child:
         return child(args.child, args.events, args.bucket)
     counts = {"baseline": args.baseline_events, "one object per event": args.single_events,
-              "batches": args.events, "age": 1000}
+              "batches": args.events, "age": 1000, "floor": args.events}
     with endpoint(args) as (url, key), tempfile.TemporaryDirectory() as workdir:
         results = {}
-        for mode in ("baseline", "one object per event", "batches", "age"):
+        for mode in ("baseline", "one object per event", "batches", "age", "floor"):
             results[mode] = measure(mode, counts[mode], url, key, workdir, args.rtt)
             print("measured %s: %s" % (mode, json.dumps(results[mode])), flush=True)
     report(results, MODES["age"][1]["NXLOG_S3_BATCH_AGE"])
