@@ -471,6 +471,7 @@ class Position(object):
         self.sealed = sealed
         self.swept_at = swept_at  # S3's time when the last sweep began (see _late_keys)
         self.late_changed = False  # LATE changed since the last save
+        self.seconds_behind = 0  # seconds noted in READ behind SEALED since the last move
         self.pruned_to = None  # keep_from() at the last prune
         self.attempts = attempts or {}  # key -> [failed reads so far, when the last one was]
         self.partial = partial or {}  # key of an object read in part -> its events posted
@@ -500,7 +501,10 @@ class Position(object):
     def mark(self, item):
         """ITEM is done. It becomes the newest read if it is, unless it lies further ahead of
         this host's clock than MAX_AHEAD."""
-        self.read.setdefault(item.second, set()).add(item.counter)
+        counters = self.read.setdefault(item.second, set())
+        if not counters and self.sealed is not None and item.epoch < self.sealed:
+            self.seconds_behind += 1
+        counters.add(item.counter)
         if item.epoch > time.time() + MAX_AHEAD:
             return
         if self.newest is None or item.epoch > self.newest:
@@ -534,13 +538,13 @@ class Position(object):
         if start is None:
             return
         moved_on = self.sealed is None or start - self.sealed >= SEAL_EVERY
-        if moved_on:
-            self.sealed = start
+        if not moved_on and self.seconds_behind < SEAL_EVERY:
+            return  # most saves: nothing to move, and no look through READ
+        self.sealed, self.seconds_behind = start if moved_on else self.sealed, 0
         behind = [second for second in self.read if _second_epoch(second) < self.sealed]
-        if behind and (moved_on or len(behind) >= SEAL_EVERY):
-            for second in behind:
-                self.late.setdefault(second, set()).update(self.read.pop(second))
-            self.late_changed = True
+        for second in behind:
+            self.late.setdefault(second, set()).update(self.read.pop(second))
+        self.late_changed |= bool(behind)
 
     def to_json(self):
         def text(epoch):
@@ -788,7 +792,6 @@ def _save_state(state):
     global _unsaved
     path = os.path.abspath(CHECKPOINT)
     _unsaved = True
-    _keep_lock(state)
     try:
         for position in state.positions.values():
             position.seal()

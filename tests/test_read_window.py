@@ -10,7 +10,17 @@ import tracemalloc
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from conftest import BUCKET, JSON_LINES, batch, checkpoint, gzip_bomb, poll, put, read_all
+from conftest import (
+    BUCKET,
+    JSON_LINES,
+    batch,
+    checkpoint,
+    gzip_bomb,
+    poll,
+    put,
+    read_all,
+    restarted,
+)
 from nxlog_stub import api
 
 
@@ -89,6 +99,23 @@ def test_the_checkpoint_stays_bounded_by_the_horizon(s3, settings, load, tmp_pat
     assert sorted(set(recent) | set(late)) == [
         "2026-03-01/10.07.00", "2026-03-01/10.08.00", "2026-03-01/10.09.00"]  # the horizon
     assert sorted(recent) == ["2026-03-01/10.08.00", "2026-03-01/10.09.00"]
+
+
+def test_a_backlog_read_behind_the_window_goes_to_the_late_file_sixty_seconds_at_a_time(
+        s3, settings, load, tmp_path):
+    settings(LOOKBACK=0, LATE_INTERVAL=0)  # max(LOOKBACK, 60): 60 seconds at a time
+    put(s3, "web01/2026-03-01/11.00.00.1", "newest")
+    reader = load("s3_read")
+    assert read_all(reader) == ["newest"]
+    backlog = ["web01/2026-03-01/10.%02d.%02d.1" % (n // 60, n % 60) for n in range(90)]
+    for key in backlog:
+        put(s3, key, key)
+    assert read_all(reader) == backlog
+    recent = checkpoint(tmp_path)["servers"]["web01"]["read"]
+    late = json.loads((tmp_path / "lastkey.log.late").read_text())["servers"]["web01"]
+    assert len(late) == 60 and len(recent) == 30 + 1  # 30 still waiting, and the newest
+    assert sorted(late) + sorted(recent)[:30] == sorted(key[6:-2] for key in backlog)
+    assert read_all(restarted(reader, load)) == []  # both files together: nothing twice
 
 
 def test_keys_outside_the_scheme_are_reported_once_and_not_read(s3, reader):
