@@ -327,6 +327,11 @@ def _log_limited(problem, log, message):
 
 def _error_code(exc):
     return exc.response.get("Error", {}).get("Code", "")
+
+
+def _utc_text(epoch):
+    """EPOCH as the scripts write times out: UTC, with its zone (2026-11-28T10:00:00Z)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 # ---- End of the shared code --------------------------------------------------------------
 
 
@@ -940,10 +945,6 @@ def _report_landed_behind(position, item):
 def _sweep_due(position):
     return SWEEP_INTERVAL > 0 and (position.swept_at is None or
                                    time.time() >= position.swept_at + SWEEP_INTERVAL)
-
-
-def _utc_text(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 # ---- Decoding -----------------------------------------------------------------------------

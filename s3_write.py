@@ -314,6 +314,11 @@ def _log_limited(problem, log, message):
 
 def _error_code(exc):
     return exc.response.get("Error", {}).get("Code", "")
+
+
+def _utc_text(epoch):
+    """EPOCH as the scripts write times out: UTC, with its zone (2026-11-28T10:00:00Z)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 # ---- End of the shared code --------------------------------------------------------------
 
 
@@ -525,10 +530,6 @@ class Batch(object):
 def _count(number, noun, plural=None):
     """'1 event', '2 events'."""
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
-
-
-def _utc_text(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 class Spool(object):
