@@ -98,7 +98,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks; one reader per CHECKPOINT is up to the user
+except ImportError:  # Windows: no advisory locks; one instance per folder is up to the user
     fcntl = None
 try:
     import zstandard
@@ -115,17 +115,19 @@ WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are fetched ahead, who
                                 # fetch threads; larger ones stream as they are posted
 REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at the most
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
+LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
 # A key of the scheme: SERVER, its second, its counter.
 SCHEME_KEY = re.compile(
     r"^([^/]+)/([0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{2})\.([0-9]+)$")
 SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"
 
-# ---- Shared with s3_write.py: tests/test_shared_code.py keeps the two copies identical ----
+# ---- Shared with the other script: written in from src/shared.py by `make scripts` ----------
 SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
+EXIT_CONFIG = 78  # NXLog's exit status when a setting can never work (sysexits' EX_CONFIG)
 
 
 class ConfigError(ValueError):
-    """A setting that cannot work: the module refuses to start, naming the setting."""
+    """A setting that can never work: NXLog does not start, and one line names the setting."""
 
 
 def _choice(*allowed):
@@ -179,64 +181,169 @@ def _path(text):
     return text.strip()
 
 
-def _setting(name, parse):
-    """The setting NAME: NXLOG_S3_NAME from the environment, else the value at the top."""
-    variable = "NXLOG_S3_" + name
-    text = os.environ.get(variable)
-    where = variable if text is not None else "%s at the top of %s" % (name, __file__)
-    if text is None:
-        text = str(globals()[name])
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise ConfigError("%s: %s=%r is not valid: %s" % (SCRIPT, where, text, exc)) from None
+class Settings(object):
+    """Every setting of a script, parsed and checked once: an attribute named as the setting
+    (BUCKET, SERVER, ...). NXLOG_S3_<NAME> in ENVIRON wins over DEFAULTS, the values at the
+    top of the script SOURCE. A bad value raises ConfigError naming where it came from."""
+
+    SPEC = ()  # (NAME, parser) for each setting: the script's subclass says
+
+    def __init__(self, defaults, environ, source):
+        for name, parse in self.SPEC:
+            variable = "NXLOG_S3_" + name
+            text = environ.get(variable)
+            where = variable if text is not None else "%s at the top of %s" % (name, source)
+            if text is None:
+                text = str(defaults[name])
+            try:
+                setattr(self, name, parse(text))
+            except ValueError as exc:
+                raise ConfigError("%s: %s=%r is not valid: %s"
+                                  % (SCRIPT, where, text, exc)) from None
+        self.check()
+
+    def check(self):
+        """Raises ConfigError for settings that are each valid but cannot work together."""
+
+    def owner(self):
+        """The ExpectedBucketOwner argument, where the settings name one."""
+        owner = getattr(self, "EXPECTED_BUCKET_OWNER", "")
+        return {"ExpectedBucketOwner": owner} if owner else {}
 
 
-def _new_client(attempts, timeout_cap=None):
-    """An S3 client from the standard AWS chain, with botocore's retries and timeouts."""
-    config = Config(retries={"mode": RETRY_MODE, "total_max_attempts": attempts},
-                    connect_timeout=min(CONNECT_TIMEOUT, timeout_cap or CONNECT_TIMEOUT),
-                    read_timeout=min(READ_TIMEOUT, timeout_cap or READ_TIMEOUT),
-                    max_pool_connections=max(10, CONNECTIONS))
+class Clock(object):
+    """The time as the scripts read it, and their waits. Tests pass another with the same
+    methods, as botocore's retry handler is given its sleep."""
+
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)  # after monotonic: from here on, `time` is this one
+
+    @staticmethod
+    def sleep(seconds, interrupt=None):
+        """Waits SECONDS, or less once INTERRUPT (a threading.Event) is set."""
+        if interrupt is None:
+            time.sleep(seconds)
+        else:
+            interrupt.wait(seconds)
+
+
+class Log(object):
+    """NXLog's log, each line led by the script's name; a lasting problem at most once
+    every EVERY seconds, with a count of the times not logged."""
+
+    EVERY = 60
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.last = {}  # problem -> (when last logged, times since)
+        self.lock = threading.Lock()
+
+    def info(self, message):
+        nxlog.log_info("%s: %s" % (SCRIPT, message))
+
+    def warning(self, message):
+        nxlog.log_warning("%s: %s" % (SCRIPT, message))
+
+    def error(self, message):
+        nxlog.log_error("%s: %s" % (SCRIPT, message))
+
+    def limited(self, problem, log, message):
+        """LOG(MESSAGE) (self.warning or self.error), unless PROBLEM was logged lately."""
+        with self.lock:
+            now = self.clock.monotonic()
+            when, since = self.last.get(problem, (None, 0))
+            if when is not None and now - when < self.EVERY:
+                self.last[problem] = (when, since + 1)
+                return
+            self.last[problem] = (now, 0)
+        log(message + (" (%d times since the last such message)" % since if since else ""))
+
+    def times_not_logged(self, problem):
+        return self.last.get(problem, (None, 0))[1]
+
+
+class Disk(object):
+    """The file-system calls whose failures the scripts must survive (short writes, full
+    disks), in one place, so that tests can make them fail without patching os."""
+
+    write = staticmethod(os.write)
+    fsync = staticmethod(os.fsync)
+    ftruncate = staticmethod(os.ftruncate)
+
+    def write_atomically(self, path, data, sync=True):
+        """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its
+        old bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs
+        to the OS."""
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                if sync:
+                    self.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        if sync:
+            self.fsync_directory(directory)
+
+    def fsync_directory(self, directory):
+        """Makes a rename in DIRECTORY durable. Windows has no such call (nor needs it)."""
+        if hasattr(os, "O_DIRECTORY"):
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                self.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def new_client(settings, connections, attempts=None, timeout_cap=None):
+    """An S3 client from the standard AWS chain, with botocore's retries and timeouts and a
+    connection pool for CONNECTIONS threads. Thread-safe: a script's threads share one."""
+    cap = timeout_cap or max(settings.CONNECT_TIMEOUT, settings.READ_TIMEOUT)
+    config = Config(retries={"mode": settings.RETRY_MODE,
+                             "total_max_attempts": attempts or settings.RETRY_ATTEMPTS},
+                    connect_timeout=min(settings.CONNECT_TIMEOUT, cap),
+                    read_timeout=min(settings.READ_TIMEOUT, cap),
+                    max_pool_connections=max(10, connections))
     return boto3.session.Session().client("s3", config=config,
-                                          verify=None if TLS_VERIFY else False)
+                                          verify=None if settings.TLS_VERIFY else False)
 
 
-_client = None
-_client_lock = threading.Lock()  # the threads that upload or fetch share one client
+NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the host an "
+                  "instance role")
 
 
-def _s3():
-    """The module instance's one S3 client, created on first use."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = _new_client(RETRY_ATTEMPTS)
-    return _client
-
-
-def _check_connection():
-    """At start, one request: missing credentials, or a bucket that does not exist, stop the
-    module with one message. Whatever else (S3 unreachable now, no right to HeadBucket) is
-    left to the uploads or polls, which report it and retry."""
-    if not TLS_VERIFY:
-        nxlog.log_warning("%s: TLS_VERIFY is off: whoever sits between this host and S3 can "
-                          "read and change what is sent" % SCRIPT)
+def check_bucket(settings, client, log):
+    """At start, one request. A bucket that does not exist can never work: ConfigError.
+    What may pass by itself (no credentials yet at boot, S3 not answering) is logged, and
+    left to the uploads or polls, which retry."""
+    if not settings.TLS_VERIFY:
+        log.warning("TLS_VERIFY is off: whoever sits between this host and S3 can read and "
+                    "change what is sent")
     try:
-        _new_client(1, timeout_cap=5).head_bucket(Bucket=BUCKET)
+        client.head_bucket(Bucket=settings.BUCKET, **settings.owner())
     except NoCredentialsError:
-        raise ConfigError("%s: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID "
-                          "and AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the "
-                          "host an instance role" % SCRIPT) from None
+        log.warning(NO_CREDENTIALS + "; trying again until there are")
     except ClientError as exc:
-        if _error_code(exc) in ("404", "NoSuchBucket"):
+        if error_code(exc) in ("404", "NoSuchBucket"):
             raise ConfigError("%s: the bucket %s does not exist (BUCKET, or NXLOG_S3_BUCKET); "
-                              "this script never creates one" % (SCRIPT, BUCKET)) from None
-    except BotoCoreError:
-        pass
+                              "this script never creates one" % (SCRIPT, settings.BUCKET)) from None
+    except BotoCoreError as exc:
+        log.warning("S3 does not answer yet (%s); trying again until it does" % exc)
 
 
-def _private_directory(directory, setting, own=False):
+def refuse_to_start(exc):
+    """What NXLog does with a bad directive: one line in its log, and no start (an exception
+    at import would leave NXLog running, this module deaf). Its inputs have read nothing."""
+    nxlog.log_error(str(exc))
+    os._exit(EXIT_CONFIG)
+
+
+def private_directory(directory, setting, log, own=False):
     """Makes DIRECTORY (its owner's only) if need be; refuses one this process cannot use,
     or one every user may write to (anyone could plant or swap the files it holds). OWN: a
     folder of the script's alone (SPOOL_DIR), made its owner's only if it was not."""
@@ -256,17 +363,10 @@ def _private_directory(directory, setting, own=False):
         try:
             os.chmod(directory, 0o700)
         except OSError as exc:
-            nxlog.log_warning("%s: cannot make the folder %s its owner's only: %s"
-                              % (SCRIPT, where, exc))
+            log.warning("cannot make the folder %s its owner's only: %s" % (where, exc))
 
 
-def _quoted(key):
-    """KEY's address as log lines show it: quoted, with control characters escaped, so that a
-    key cannot forge a log line."""
-    return repr("s3://%s/%s" % (BUCKET, key))
-
-
-def _exclusive_lock(path):
+def exclusive_lock(path):
     """A descriptor that holds an exclusive lock on PATH (made readable by its owner only), or
     None while another process or instance holds it. Windows has no such locks."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -279,61 +379,28 @@ def _exclusive_lock(path):
     return fd
 
 
-def _fsync_directory(directory):
-    """Makes a rename in DIRECTORY durable. Windows has no such call (nor needs it)."""
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def quoted(bucket, key):
+    """KEY's address as log lines show it: quoted, with control characters escaped, so that a
+    key cannot forge a log line."""
+    return repr("s3://%s/%s" % (bucket, key))
 
 
-def _write_atomically(path, data, sync=True):
-    """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its old
-    bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs to the OS."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if sync:
-                os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    if sync:
-        _fsync_directory(directory)
-
-
-LOG_EVERY = 60  # seconds between two log lines about the same lasting problem
-_last_logged = {}  # problem -> (when last logged, how often since)
-
-
-def _log_limited(problem, log, message):
-    """Logs MESSAGE at most once every LOG_EVERY seconds for one lasting PROBLEM."""
-    now = time.monotonic()
-    when, since = _last_logged.get(problem, (None, 0))
-    if when is not None and now - when < LOG_EVERY:
-        _last_logged[problem] = (when, since + 1)
-        return
-    if since:
-        message += " (%d times since the last such message)" % since
-    _last_logged[problem] = (now, 0)
-    log("%s: %s" % (SCRIPT, message))
-
-
-def _error_code(exc):
+def error_code(exc):
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def _utc_text(epoch):
+def utc_text(epoch):
     """EPOCH as the scripts write times out: UTC, with its zone (2026-11-28T10:00:00Z)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-# ---- End of the shared code --------------------------------------------------------------
 
+
+def count(number, noun, plural=None):
+    """'1 event', '2 events'."""
+    return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+# ---- End of the shared code ---------------------------------------------------------------
+
+
+# ---- The reader's settings ----------------------------------------------------------------
 
 def _servers(text):
     """SERVER: one name, names with commas, or * for every server in the bucket."""
@@ -350,46 +417,42 @@ def _move_prefix(text):
     return value
 
 
-BUCKET = _setting("BUCKET", _bucket)
-SERVER = _setting("SERVER", _servers)
-CHECKPOINT = _setting("CHECKPOINT", _path)
-POLL_INTERVAL = _setting("POLL_INTERVAL", _number(float, 0.01))
-LOOKBACK = _setting("LOOKBACK", _number(int, 0))
-LATE_HORIZON = _setting("LATE_HORIZON", _number(int, 0))
-LATE_INTERVAL = _setting("LATE_INTERVAL", _number(float, 0))
-SWEEP_INTERVAL = _setting("SWEEP_INTERVAL", _number(float, 0))
-MAX_AHEAD = _setting("MAX_AHEAD", _number(int, 0))
-KEY_TIME = _setting("KEY_TIME", _choice("utc", "local"))
-START_AT = _setting("START_AT", _choice("beginning", "now"))
-MAXKEYS = _setting("MAXKEYS", _number(int, 1, 1000))
-MAX_OBJECTS_PER_CALL = _setting("MAX_OBJECTS_PER_CALL", _number(int, 1))
-MAX_SECONDS_PER_CALL = _setting("MAX_SECONDS_PER_CALL", _number(float, 0.01))
-FETCH_THREADS = _setting("FETCH_THREADS", _number(int, 1, 64))
-MAX_ATTEMPTS = _setting("MAX_ATTEMPTS", _number(int, 1))
-ALLOW_PICKLE = _setting("ALLOW_PICKLE", _flag)
-MAX_EVENT_BYTES = _setting("MAX_EVENT_BYTES", _number(int, 0))
-RAW_LINES = _setting("RAW_LINES", _flag)
-AFTER_READ = _setting("AFTER_READ", _choice("keep", "delete", "move"))
-MOVE_PREFIX = _setting("MOVE_PREFIX", _move_prefix)
-RETRY_MODE = _setting("RETRY_MODE", _choice("standard", "adaptive"))
-RETRY_ATTEMPTS = _setting("RETRY_ATTEMPTS", _number(int, 1))
-TLS_VERIFY = _setting("TLS_VERIFY", _flag)
-CONNECT_TIMEOUT = _setting("CONNECT_TIMEOUT", _number(float, 0.1))
-READ_TIMEOUT = _setting("READ_TIMEOUT", _number(float, 0.1))
-CONNECTIONS = FETCH_THREADS + 1  # the client's connection pool: fetch threads and read_data
-if AFTER_READ == "move" and not MOVE_PREFIX:
-    raise ConfigError("%s: AFTER_READ=move needs MOVE_PREFIX, where the objects go" % SCRIPT)
-if MOVE_PREFIX and SERVER != "*" and any(MOVE_PREFIX.startswith(name + "/") for name in SERVER):
-    raise ConfigError("%s: MOVE_PREFIX=%r is inside a SERVER's own prefix: moved objects would "
-                      "be listed again" % (SCRIPT, MOVE_PREFIX))
-if MOVE_PREFIX.count("/") > 1 and SERVER == "*":
-    raise ConfigError("%s: with SERVER=*, every first segment of a key is a server, so "
-                      "MOVE_PREFIX=%r would move objects into one server's prefix: use one "
-                      "segment, such as read/" % (SCRIPT, MOVE_PREFIX))
-if LATE_HORIZON < LOOKBACK:
-    raise ConfigError("%s: LATE_HORIZON=%d is shorter than LOOKBACK=%d: the re-listing for late "
-                      "objects must reach at least as far back as each poll does"
-                      % (SCRIPT, LATE_HORIZON, LOOKBACK))
+class ReaderSettings(Settings):
+    """The settings at the top of this file, parsed; also SEAL_EVERY, the seconds of key
+    time between two rewrites of the checkpoint's .late file."""
+
+    SPEC = (
+        ("BUCKET", _bucket), ("SERVER", _servers), ("CHECKPOINT", _path),
+        ("POLL_INTERVAL", _number(float, 0.01)), ("LOOKBACK", _number(int, 0)),
+        ("LATE_HORIZON", _number(int, 0)), ("LATE_INTERVAL", _number(float, 0)),
+        ("SWEEP_INTERVAL", _number(float, 0)), ("MAX_AHEAD", _number(int, 0)),
+        ("KEY_TIME", _choice("utc", "local")), ("START_AT", _choice("beginning", "now")),
+        ("MAXKEYS", _number(int, 1, 1000)), ("MAX_OBJECTS_PER_CALL", _number(int, 1)),
+        ("MAX_SECONDS_PER_CALL", _number(float, 0.01)), ("FETCH_THREADS", _number(int, 1, 64)),
+        ("MAX_ATTEMPTS", _number(int, 1)), ("ALLOW_PICKLE", _flag),
+        ("MAX_EVENT_BYTES", _number(int, 0)), ("RAW_LINES", _flag),
+        ("AFTER_READ", _choice("keep", "delete", "move")), ("MOVE_PREFIX", _move_prefix),
+        ("RETRY_MODE", _choice("standard", "adaptive")), ("RETRY_ATTEMPTS", _number(int, 1)),
+        ("TLS_VERIFY", _flag), ("CONNECT_TIMEOUT", _number(float, 0.1)),
+        ("READ_TIMEOUT", _number(float, 0.1)))
+
+    def check(self):
+        self.SEAL_EVERY = max(self.LOOKBACK, 60)
+        if self.AFTER_READ == "move" and not self.MOVE_PREFIX:
+            raise ConfigError("%s: AFTER_READ=move needs MOVE_PREFIX, where the objects go"
+                              % SCRIPT)
+        if self.MOVE_PREFIX and self.SERVER != "*" and any(
+                self.MOVE_PREFIX.startswith(name + "/") for name in self.SERVER):
+            raise ConfigError("%s: MOVE_PREFIX=%r is inside a SERVER's own prefix: moved "
+                              "objects would be listed again" % (SCRIPT, self.MOVE_PREFIX))
+        if self.MOVE_PREFIX.count("/") > 1 and self.SERVER == "*":
+            raise ConfigError("%s: with SERVER=*, every first segment of a key is a server, so "
+                              "MOVE_PREFIX=%r would move objects into one server's prefix: use "
+                              "one segment, such as read/" % (SCRIPT, self.MOVE_PREFIX))
+        if self.LATE_HORIZON < self.LOOKBACK:
+            raise ConfigError("%s: LATE_HORIZON=%d is shorter than LOOKBACK=%d: the re-listing "
+                              "for late objects must reach at least as far back as each poll "
+                              "does" % (SCRIPT, self.LATE_HORIZON, self.LOOKBACK))
 
 
 class CheckpointError(RuntimeError):
@@ -408,23 +471,26 @@ class UndecodableObject(ValueError):
 Listed = collections.namedtuple("Listed", "key second counter epoch size modified")
 PAUSE = object()  # what a listing yields now and then, so that a long one can wait for the
                   # next call instead of holding NXLog up
-LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
 
 
-@functools.lru_cache(maxsize=65536)
-def _second_epoch(second):
-    """Seconds since the epoch of a key's second (SECOND_FORMAT, in KEY_TIME); ValueError for
-    a date or time that cannot be (2026-02-30, 25.61.61). Every key listed asks: it is kept."""
-    stamp = time.strptime(second, SECOND_FORMAT)
-    epoch = int(calendar.timegm(stamp) if KEY_TIME == "utc" else time.mktime(stamp))
-    if _second_text(epoch) != second:  # strptime takes 60 and 61 seconds; local time has gaps
-        raise ValueError("%s is not a time that exists" % second)
-    return epoch
+class Seconds(object):
+    """The seconds of the key scheme (SECOND_FORMAT) in KEY_TIME, as text and as epochs."""
 
+    def __init__(self, key_time):
+        self.utc = key_time == "utc"
+        self.epoch = functools.lru_cache(maxsize=65536)(self._epoch)  # every key listed asks
 
-def _second_text(epoch):
-    return time.strftime(SECOND_FORMAT, (time.gmtime if KEY_TIME == "utc" else time.localtime)(
-        epoch))
+    def _epoch(self, second):
+        """Seconds since the epoch of SECOND; ValueError for a date or time that cannot be
+        (2026-02-30, 25.61.61)."""
+        stamp = time.strptime(second, SECOND_FORMAT)
+        epoch = int(calendar.timegm(stamp) if self.utc else time.mktime(stamp))
+        if self.text(epoch) != second:  # strptime takes 60 and 61 seconds; local time has gaps
+            raise ValueError("%s is not a time that exists" % second)
+        return epoch
+
+    def text(self, epoch):
+        return time.strftime(SECOND_FORMAT, (time.gmtime if self.utc else time.localtime)(epoch))
 
 
 def _ranges(counters):
@@ -446,9 +512,6 @@ def _counters(text):
     return counters
 
 
-SEAL_EVERY = max(LOOKBACK, 60)  # seconds of key time between two rewrites of the .late file
-
-
 class Position(object):
     """How far the reader got in one server's objects.
 
@@ -456,7 +519,7 @@ class Position(object):
     The counters read, reported or set aside are kept for each second from keep_from() on:
     LATE_HORIZON behind NEWEST, or LATE_START (the horizon at the last sweep), whichever is
     older, and every second after it. Each poll lists from LOOKBACK behind NEWEST; the
-    re-listing, every LATE_INTERVAL, lists from keep_from() up to there (see _late_keys).
+    re-listing, every LATE_INTERVAL, lists from keep_from() up to there (see Listing.late).
     FLOOR (START_AT=now, or an older checkpoint taken up) is the time before which nothing is
     read.
 
@@ -466,15 +529,16 @@ class Position(object):
     moved to LATE a SEAL_EVERY at a time.
     """
 
-    def __init__(self, newest=None, read=None, floor=None, late_start=None, sealed=None,
+    def __init__(self, rules, newest=None, read=None, floor=None, late_start=None, sealed=None,
                  attempts=None, partial=None, swept_at=None):
+        self.rules = rules  # the Checkpoint: settings, seconds, clock
         self.newest = newest  # epoch of the newest second read, or None
         self.read = read or {}  # second -> set of counters, from SEALED on
         self.late = {}  # the same, before SEALED
         self.floor = floor
         self.late_start = late_start  # the horizon (epoch) at the last sweep
         self.sealed = sealed
-        self.swept_at = swept_at  # S3's time when the last sweep began (see _late_keys)
+        self.swept_at = swept_at  # S3's time when the last sweep began (see Listing.late)
         self.late_changed = False  # LATE changed since the last save
         self.seconds_behind = 0  # seconds noted in READ behind SEALED since the last move
         self.pruned_to = None  # keep_from() at the last prune
@@ -485,13 +549,13 @@ class Position(object):
         """A key before every object at or after EPOCH (and the floor): where a listing
         starts; None for the beginning."""
         starts = [start for start in (self.floor, epoch) if start is not None]
-        return "%s/%s" % (server, _second_text(max(starts))) if starts else None
+        return "%s/%s" % (server, self.rules.seconds.text(max(starts))) if starts else None
 
     def window_start(self):
-        return None if self.newest is None else self.newest - LOOKBACK
+        return None if self.newest is None else self.newest - self.rules.settings.LOOKBACK
 
     def horizon(self):
-        return self.newest - LATE_HORIZON
+        return self.newest - self.rules.settings.LATE_HORIZON
 
     def keep_from(self):
         return self.horizon() if self.late_start is None else min(self.late_start,
@@ -510,11 +574,12 @@ class Position(object):
         if not counters and self.sealed is not None and item.epoch < self.sealed:
             self.seconds_behind += 1
         counters.add(item.counter)
-        if item.epoch > time.time() + MAX_AHEAD:
+        if item.epoch > self.rules.clock.time() + self.rules.settings.MAX_AHEAD:
             return
         if self.newest is None or item.epoch > self.newest:
             self.newest = item.epoch
-            if self.pruned_to is None or self.keep_from() - self.pruned_to >= SEAL_EVERY:
+            if self.pruned_to is None or \
+                    self.keep_from() - self.pruned_to >= self.rules.settings.SEAL_EVERY:
                 self.prune()
 
     def finish_late(self, horizon):
@@ -527,7 +592,7 @@ class Position(object):
         """Forgets the seconds no listing reaches any more. Compared as text, which sorts as
         time does (to within the hour a local clock repeats in autumn)."""
         keep_from = self.keep_from()
-        first = _second_text(keep_from)
+        first = self.rules.seconds.text(keep_from)
         for part in (self.late, self.read):
             for old in [old for old in part if old < first]:
                 del part[old]
@@ -539,45 +604,47 @@ class Position(object):
     def seal(self):
         """Moves the seconds behind SEALED to LATE, once SEALED moves on (it follows the
         window a SEAL_EVERY at a time), or once SEAL_EVERY of them wait (see the class)."""
-        start = self.window_start()
+        start, every = self.window_start(), self.rules.settings.SEAL_EVERY
         if start is None:
             return
-        moved_on = self.sealed is None or start - self.sealed >= SEAL_EVERY
-        if not moved_on and self.seconds_behind < SEAL_EVERY:
+        moved_on = self.sealed is None or start - self.sealed >= every
+        if not moved_on and self.seconds_behind < every:
             return  # most saves: nothing to move, and no look through READ
         self.sealed, self.seconds_behind = start if moved_on else self.sealed, 0
-        behind = [second for second in self.read if _second_epoch(second) < self.sealed]
+        epoch = self.rules.seconds.epoch
+        behind = [second for second in self.read if epoch(second) < self.sealed]
         for second in behind:
             self.late.setdefault(second, set()).update(self.read.pop(second))
         self.late_changed |= bool(behind)
 
     def to_json(self):
         def text(epoch):
-            return None if epoch is None else _second_text(epoch)
+            return None if epoch is None else self.rules.seconds.text(epoch)
         return {"newest": text(self.newest), "read": _read_to_json(self.read),
                 "floor": text(self.floor), "late_start": text(self.late_start),
                 "sealed": text(self.sealed), "attempts": self.attempts, "partial": self.partial,
-                "swept_at": None if self.swept_at is None else _utc_text(self.swept_at)}
+                "swept_at": None if self.swept_at is None else utc_text(self.swept_at)}
 
     def late_json(self):
         return _read_to_json(self.late)
 
     def add_late(self, seconds):
         """Takes up the seconds of the .late file."""
-        for second, counters in _read_from_json(seconds).items():
+        for second, counters in _read_from_json(seconds, self.rules.seconds).items():
             self.late.setdefault(second, set()).update(counters)
 
     @classmethod
-    def from_json(cls, data):
+    def from_json(cls, rules, data):
         def epoch(name):
             text = data.get(name)
             if text is not None and not isinstance(text, str):
                 raise ValueError("%s is %r, not a second such as 2026-11-28/10.00.00"
                                  % (name, text))
-            return None if text is None else _second_epoch(text)
-        return cls(epoch("newest"), _read_from_json(data["read"]), epoch("floor"),
-                   epoch("late_start"), epoch("sealed"), _attempts_from_json(data["attempts"]),
-                   _partial_from_json(data["partial"]), _swept_at(data.get("swept_at")))
+            return None if text is None else rules.seconds.epoch(text)
+        return cls(rules, epoch("newest"), _read_from_json(data["read"], rules.seconds),
+                   epoch("floor"), epoch("late_start"), epoch("sealed"),
+                   _attempts_from_json(data["attempts"]), _partial_from_json(data["partial"]),
+                   _swept_at(data.get("swept_at")))
 
 
 def _read_to_json(read):
@@ -600,10 +667,10 @@ def _swept_at(text):
                          % (text,)) from None
 
 
-def _read_from_json(data):
+def _read_from_json(data, seconds):
     read = {}
     for second, counters in _mapping(data, "read").items():
-        _second_epoch(second)
+        seconds.epoch(second)
         read[second] = _counters(counters)
     return read
 
@@ -623,17 +690,28 @@ def _partial_from_json(data):
     return dict(data)
 
 
-class State(object):
-    """The checkpoint: a Position for each server, and the keys outside the scheme seen."""
+# ---- The checkpoint -----------------------------------------------------------------------
 
-    def __init__(self, positions=None, other_keys=()):
-        self.positions = positions or {}
-        self.other_keys = list(other_keys)
+class Checkpoint(object):
+    """Where the reader is: a Position for each server and the keys off the scheme reported,
+    kept in the file CHECKPOINT (and CHECKPOINT.late for the horizon's seconds), written
+    atomically, and locked so that no second reader uses it."""
+
+    def __init__(self, settings, seconds, clock, log, disk):
+        self.settings, self.seconds, self.clock, self.log, self.disk = (
+            settings, seconds, clock, log, disk)
+        self.path = os.path.abspath(settings.CHECKPOINT)
+        self.lock_path = self.path + ".lock"
+        self.lock_fd = None  # held while this reader lives
+        self.positions = {}
+        self.other_keys = []
+        self.loaded = False
+        self.unsaved = False  # it lags behind what was posted: no more is read until saved
 
     def position(self, server):
         if server not in self.positions:
-            floor = int(time.time()) if START_AT == "now" else None
-            self.positions[server] = Position(floor=floor)
+            floor = int(self.clock.time()) if self.settings.START_AT == "now" else None
+            self.positions[server] = Position(self, floor=floor)
         return self.positions[server]
 
     def first_sight_of_other_key(self, key):
@@ -642,252 +720,181 @@ class State(object):
         self.other_keys = (self.other_keys + [key])[-REMEMBERED_OTHER_KEYS:]
         return True
 
-    def to_json(self):
-        return {"version": CHECKPOINT_VERSION, "bucket": BUCKET, "other_keys": self.other_keys,
-                "servers": {server: position.to_json()
-                            for server, position in sorted(self.positions.items())}}
+    # -- the file --
 
-    def late_json(self):
-        return {"version": CHECKPOINT_VERSION, "bucket": BUCKET,
-                "servers": {server: position.late_json()
-                            for server, position in sorted(self.positions.items())}}
+    def load(self, keys_of_second):
+        """Takes up the file, once (KEYS_OF_SECOND lists a second's keys, for the old
+        scripts' lastkey.log); a missing file means: start as START_AT says."""
+        if self.lock_fd is None:
+            self._lock()
+        text = self._read_text(self.path)
+        if text is not None:
+            self._take_up(text, self._read_text(self.path + ".late"), keys_of_second)
+        self.loaded = True
 
-    def add_late(self, data):
+    def _take_up(self, text, late, keys_of_second):
+        try:
+            try:
+                if text.startswith("{"):
+                    self._from_json(json.loads(text))
+                    if late is not None:
+                        self._add_late(json.loads(late))
+                    return
+                if text and "\n" not in text:
+                    old = re.match(r"^b'(.*)'$", text)  # the old scripts sometimes wrote repr
+                    self._from_last_key(old.group(1) if old else text, keys_of_second)
+                    return
+                raise ValueError("empty" if not text else "neither JSON nor one key")
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
+        except ValueError as exc:
+            self.positions, self.other_keys = {}, []
+            raise CheckpointError("checkpoint %s is broken (%s); fix it, or delete it (and "
+                                  "%s.late) to read s3://%s/ from the beginning"
+                                  % (self.path, exc, self.path, self.settings.BUCKET)) from None
+
+    def _read_text(self, path):
+        """PATH's text, or None if there is no such file."""
+        try:
+            with open(path, "rb") as handle:
+                return handle.read().decode("utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CheckpointError("cannot read checkpoint %s: %s" % (path, exc)) from None
+
+    def _from_json(self, data):
+        if not isinstance(data, dict) or data.get("version") not in (1, 2, CHECKPOINT_VERSION):
+            raise ValueError("not a checkpoint of version 1 to %d" % CHECKPOINT_VERSION)
+        if data.get("bucket") != self.settings.BUCKET:
+            raise CheckpointError(
+                "checkpoint %s belongs to bucket %s, not %s: give each reader its own file "
+                "with NXLOG_S3_CHECKPOINT" % (self.path, data.get("bucket"),
+                                              self.settings.BUCKET))
+        if data["version"] == 1:  # one server, the last second reached: read up to it
+            match = SCHEME_KEY.match((data.get("group") or "") + "0")
+            if match is None:
+                raise ValueError("its group %r is not a second of the key scheme"
+                                 % data.get("group"))
+            self._read_up_to(match.group(1), match.group(2), set(data["done"]))
+            return
+        other_keys = data["other_keys"]
+        if not isinstance(other_keys, list) or not all(isinstance(key, str)
+                                                       for key in other_keys):
+            raise ValueError("other_keys is not a list of keys")
+        self.positions = {server: Position.from_json(self, _mapping(position, server))
+                          for server, position in _mapping(data["servers"], "servers").items()}
+        self.other_keys = list(other_keys)
+
+    def _add_late(self, data):
         """Takes up the .late file's seconds (see Position)."""
-        if data.get("version") != CHECKPOINT_VERSION or data.get("bucket") != BUCKET:
+        if data.get("version") != CHECKPOINT_VERSION or data.get("bucket") != \
+                self.settings.BUCKET:
             raise ValueError("its .late file is not of version %d for bucket %s"
-                             % (CHECKPOINT_VERSION, BUCKET))
+                             % (CHECKPOINT_VERSION, self.settings.BUCKET))
         for server, seconds in _mapping(data["servers"], "servers").items():
             self.position(server).add_late(seconds)
 
+    def _read_up_to(self, server, second, counters):
+        """SERVER read up to SECOND (COUNTERS of that second): what an older checkpoint
+        knows. Nothing before that second is read again, nor reported."""
+        epoch = self.seconds.epoch(second)
+        self.positions = {server: Position(self, newest=epoch, read={second: counters},
+                                           floor=epoch)}
 
-# ---- The checkpoint file ------------------------------------------------------------------
-
-def _state_from_json(data):
-    if not isinstance(data, dict) or data.get("version") not in (1, 2, CHECKPOINT_VERSION):
-        raise ValueError("not a checkpoint of version 1 to %d" % CHECKPOINT_VERSION)
-    if data.get("bucket") != BUCKET:
-        raise CheckpointError(
-            "checkpoint %s belongs to bucket %s, not %s: give each reader its own file "
-            "with NXLOG_S3_CHECKPOINT" % (os.path.abspath(CHECKPOINT),
-                                         data.get("bucket"), BUCKET))
-    if data["version"] == 1:  # one server, the last second reached: read up to it
-        match = SCHEME_KEY.match((data.get("group") or "") + "0")
+    def _from_last_key(self, last_key, keys_of_second):
+        """The old scripts' lastkey.log: they read keys in text order up to and including
+        LAST_KEY."""
+        match = SCHEME_KEY.match(last_key)
         if match is None:
-            raise ValueError("its group %r is not a second of the key scheme" % data.get("group"))
-        return _state_after(match.group(1), match.group(2), set(data["done"]))
-    other_keys = data["other_keys"]
-    if not isinstance(other_keys, list) or not all(isinstance(key, str) for key in other_keys):
-        raise ValueError("other_keys is not a list of keys")
-    return State({server: Position.from_json(_mapping(position, server))
-                  for server, position in _mapping(data["servers"], "servers").items()},
-                 other_keys)
+            raise ValueError("%r is not a key of the scheme SERVER/YYYY-MM-DD/HH.MM.SS.N"
+                             % last_key)
+        server, second = match.group(1), match.group(2)
+        if self.settings.SERVER != "*" and server not in self.settings.SERVER:
+            raise ValueError("its key %r is not under %s/" % (
+                last_key, "/, ".join(self.settings.SERVER)))
+        counters = {int(SCHEME_KEY.match(key).group(3)) for key in keys_of_second(
+            "%s/%s." % (server, second)) if key <= last_key and SCHEME_KEY.match(key)}
+        self._read_up_to(server, second, counters | {int(match.group(3))})
 
+    def _lock(self):
+        """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
+        self.lock_fd = exclusive_lock(self.lock_path)
+        if self.lock_fd is None:
+            raise CheckpointError("another reader uses the checkpoint %s: give each reader its "
+                                  "own NXLOG_S3_CHECKPOINT" % self.path)
 
-def _state_after(server, second, counters):
-    """A State that has read SERVER up to SECOND (COUNTERS of that second): what an older
-    checkpoint knows. Nothing before that second is read again, nor reported."""
-    epoch = _second_epoch(second)
-    return State({server: Position(newest=epoch, read={second: counters}, floor=epoch)})
+    def keep_lock(self):
+        """Takes the lock again if its file went (its folder removed while the reader ran), so
+        that no second reader can start on the same CHECKPOINT; the whole checkpoint is then
+        written again at the next save. Raises CheckpointError while another reader holds
+        it."""
+        if self.lock_fd is not None:
+            try:
+                if os.path.samestat(os.stat(self.lock_path), os.fstat(self.lock_fd)):
+                    return
+            except FileNotFoundError:
+                pass
+            os.close(self.lock_fd)
+            self.lock_fd = None
+            self.log.limited("lock", self.log.warning, "the lock file of the checkpoint %s was "
+                             "removed while this reader ran: it is taken again, and the "
+                             "checkpoint written again" % self.path)
+        os.makedirs(os.path.dirname(self.lock_path), mode=0o700, exist_ok=True)
+        self._lock()
+        for position in self.positions.values():
+            position.late_changed = True
 
-
-def _state_from_last_key(last_key):
-    """The old scripts' lastkey.log: they read keys in text order up to and including LAST_KEY."""
-    match = SCHEME_KEY.match(last_key)
-    if match is None:
-        raise ValueError("%r is not a key of the scheme SERVER/YYYY-MM-DD/HH.MM.SS.N" % last_key)
-    server, second = match.group(1), match.group(2)
-    if SERVER != "*" and server not in SERVER:
-        raise ValueError("its key %r is not under %s/" % (last_key, "/, ".join(SERVER)))
-    counters = {int(SCHEME_KEY.match(key).group(3)) for key, _, _ in _list("%s/%s." % (
-        server, second), None) if key <= last_key and SCHEME_KEY.match(key)}
-    return _state_after(server, second, counters | {int(match.group(3))})
-
-
-_lock_fd = None  # CHECKPOINT.lock, held while this reader lives
-
-
-def _lock_path():
-    return os.path.abspath(CHECKPOINT) + ".lock"
-
-
-def _lock_checkpoint():
-    """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
-    global _lock_fd
-    _lock_fd = _exclusive_lock(_lock_path())
-    if _lock_fd is None:
-        raise CheckpointError("another reader uses the checkpoint %s: give each reader its own "
-                              "NXLOG_S3_CHECKPOINT" % os.path.abspath(CHECKPOINT))
-
-
-def _keep_lock(state):
-    """Takes the lock again if its file went (its folder removed while the reader ran), so
-    that no second reader can start on the same CHECKPOINT; the whole STATE is then written
-    again at the next save. Raises CheckpointError while another reader holds it."""
-    global _lock_fd
-    if _lock_fd is not None:
+    def save(self):
+        """Writes the checkpoint: first the horizon's seconds to CHECKPOINT.late if they
+        changed, then the rest (a crash between the two loses nothing: the two are merged).
+        If the disk refuses (full, read-only), reading pauses until it takes it, so that a
+        crash meanwhile posts again one object at most."""
+        self.unsaved = True
         try:
-            if os.path.samestat(os.stat(_lock_path()), os.fstat(_lock_fd)):
-                return
-        except FileNotFoundError:
-            pass
-        os.close(_lock_fd)
-        _lock_fd = None
-        _log_limited("lock", nxlog.log_warning, "the lock file of the checkpoint %s was "
-                     "removed while this reader ran: it is taken again, and the checkpoint "
-                     "written again" % os.path.abspath(CHECKPOINT))
-    os.makedirs(os.path.dirname(_lock_path()), mode=0o700, exist_ok=True)
-    _lock_checkpoint()
-    for position in state.positions.values():
-        position.late_changed = True
+            for position in self.positions.values():
+                position.seal()
+            late = [position for position in self.positions.values() if position.late_changed]
+            if late:
+                self.disk.write_atomically(self.path + ".late", _compact(self._late_json()))
+                for position in late:
+                    position.late_changed = False
+            self.disk.write_atomically(self.path, _compact(self._json()))
+        except OSError as exc:
+            raise CheckpointError("cannot write checkpoint %s: %s; reading pauses until it can "
+                                  "be written (nothing is lost)" % (self.path, exc)) from None
+        self.unsaved = False
 
+    def _json(self):
+        return {"version": CHECKPOINT_VERSION, "bucket": self.settings.BUCKET,
+                "other_keys": self.other_keys,
+                "servers": {server: position.to_json()
+                            for server, position in sorted(self.positions.items())}}
 
-def _read_text(path):
-    """PATH's text, or None if there is no such file."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError("cannot read checkpoint %s: %s" % (path, exc)) from None
+    def _late_json(self):
+        return {"version": CHECKPOINT_VERSION, "bucket": self.settings.BUCKET,
+                "servers": {server: position.late_json()
+                            for server, position in sorted(self.positions.items())}}
 
-
-def _load_state():
-    """The state in CHECKPOINT (and CHECKPOINT.late); a missing file means: start as
-    START_AT says."""
-    if _lock_fd is None:
-        _lock_checkpoint()
-    text = _read_text(os.path.abspath(CHECKPOINT))
-    if text is None:
-        return State()
-    late = _read_text(os.path.abspath(CHECKPOINT) + ".late")
-    try:
-        try:
-            if text.startswith("{"):
-                state = _state_from_json(json.loads(text))
-                if late is not None:
-                    state.add_late(json.loads(late))
-                return state
-            if text and "\n" not in text:
-                old = re.match(r"^b'(.*)'$", text)  # the old scripts sometimes wrote bytes' repr
-                return _state_from_last_key(old.group(1) if old else text)
-            raise ValueError("empty" if not text else "neither JSON nor one key")
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
-    except ValueError as exc:
-        where = os.path.abspath(CHECKPOINT)
-        raise CheckpointError("checkpoint %s is broken (%s); fix it, or delete it (and %s.late) "
-                              "to read s3://%s/ from the beginning"
-                              % (where, exc, where, BUCKET)) from None
-
-
-_unsaved = False  # the checkpoint lags behind what was posted: no more is read until saved
+    def release(self):
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
 
 def _compact(data):
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-def _save_state(state):
-    """Writes STATE to CHECKPOINT: first the horizon's seconds to CHECKPOINT.late if they
-    changed, then the rest (a crash between the two loses nothing: the two are merged). If
-    the disk refuses (full, read-only), reading pauses until it takes it, so that a crash
-    meanwhile posts again one object at most."""
-    global _unsaved
-    path = os.path.abspath(CHECKPOINT)
-    _unsaved = True
-    try:
-        for position in state.positions.values():
-            position.seal()
-        late = [position for position in state.positions.values() if position.late_changed]
-        if late:
-            _write_atomically(path + ".late", _compact(state.late_json()))
-            for position in late:
-                position.late_changed = False
-        _write_atomically(path, _compact(state.to_json()))
-    except OSError as exc:
-        raise CheckpointError("cannot write checkpoint %s: %s; reading pauses until it can be "
-                              "written (nothing is lost)" % (path, exc)) from None
-    _unsaved = False
-
-
 # ---- Listing ------------------------------------------------------------------------------
 
-def _list(prefix, start_after, delimiter=None, dates=None):
-    """(key, size, when stored) of every object under PREFIX after START_AFTER, in S3's
-    (text) order, or with DELIMITER the common prefixes (size None), a page at a time. S3's
-    time at each page is appended to DATES, if given."""
-    arguments = {"Bucket": BUCKET, "Prefix": prefix, "PaginationConfig": {"PageSize": MAXKEYS}}
-    if start_after:
-        arguments["StartAfter"] = start_after
-    if delimiter:
-        arguments["Delimiter"] = delimiter
-    for page in _s3().get_paginator("list_objects_v2").paginate(**arguments):
-        if dates is not None:
-            dates.append(_server_time(page))
-        for item in page.get("CommonPrefixes", ()):
-            yield item["Prefix"], None, None
-        for item in page.get("Contents", ()):
-            yield item["Key"], item["Size"], calendar.timegm(item["LastModified"].utctimetuple())
-
-
-def _server_time(response):
+def _server_time(response, clock):
     """S3's clock when it answered (its Date header), or this host's if it gave none."""
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     try:
         return email.utils.parsedate_to_datetime(date).timestamp()
     except (TypeError, ValueError):
-        return time.time()
-
-
-def _server_names():
-    if SERVER != "*":
-        return SERVER
-    names = []
-    for prefix, _, _ in _list("", None, delimiter="/"):
-        name = prefix[:-1]
-        if MOVE_PREFIX == prefix:
-            continue
-        try:
-            names.append(_server(name))
-        except ValueError:
-            _report_other_key(prefix, "its first segment is not a server name")
-    return names
-
-
-def _report_other_key(key, why):
-    if _state.first_sight_of_other_key(key):
-        nxlog.log_warning("%s: %s is not read: %s" % (SCRIPT, _quoted(key), why))
-
-
-def _listed(server, start_after, dates=None):
-    """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
-    sorted by counter once all of it was listed, even across two list pages. Keys off the
-    scheme, or with a date or time that cannot be, are reported once and passed. PAUSE comes
-    after every MAXKEYS keys or so."""
-    def second_of(pair):
-        match = SCHEME_KEY.match(pair[0])
-        return match.group(2) if match else pair[0]
-    listed = 0
-    for _, group in itertools.groupby(_list(server + "/", start_after, dates=dates),
-                                      key=second_of):
-        group = sorted(group, key=_counter_order)
-        listed += len(group)
-        if listed >= MAXKEYS:
-            listed = 0
-            yield PAUSE
-        for key, size, modified in group:
-            match = SCHEME_KEY.match(key)
-            if match is None:
-                _report_other_key(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
-                continue
-            try:
-                epoch = _second_epoch(match.group(2))
-            except ValueError:
-                _report_other_key(key, "its date or time cannot be (%s)" % match.group(2))
-                continue
-            yield Listed(key, match.group(2), int(match.group(3)), epoch, size, modified)
+        return clock.time()
 
 
 def _counter_order(pair):
@@ -895,56 +902,132 @@ def _counter_order(pair):
     return int(match.group(3)) if match else -1
 
 
-def _window_keys(server, position):
-    """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the
-    newest one read on."""
-    for item in _listed(server, position.start_after(server, position.window_start())):
-        if item is PAUSE or not position.done(item):
-            yield item
+class Listing(object):
+    """Which keys to read next, for a server: the window of a poll, the re-listing of the
+    horizon, the sweep of the whole prefix; keys that cannot be read are reported, once."""
 
+    def __init__(self, settings, client, checkpoint, clock, log):
+        self.settings, self.client, self.checkpoint = settings, client, checkpoint
+        self.clock, self.log = clock, log
 
-def _late_keys(server, position, sweep):
-    """What the re-listing reads: the objects of SERVER not read yet between LATE_HORIZON
-    and LOOKBACK behind the newest one read; those that fell behind the horizon since the
-    last sweep are reported, once. A SWEEP lists the whole prefix: what S3 stored behind
-    that since the last sweep landed too late for any listing to read it, and is reported.
-    The horizon moves on at a sweep only (at every re-listing if there are none), so that
-    nothing lands between what the sweeps and what the re-listings look at."""
-    horizon, end, keep_from = position.horizon(), position.window_start(), position.keep_from()
-    dates = []
-    for item in _listed(server, position.start_after(server, None if sweep else keep_from),
-                        dates):
-        if item is not PAUSE and item.epoch >= end:
-            break
-        if item is PAUSE or item.epoch >= horizon and not position.done(item):
-            yield item
-        elif item.epoch < keep_from:
-            _report_landed_behind(position, item)
-        elif not position.done(item):
-            nxlog.log_warning("%s: %s landed more than LATE_HORIZON=%d s behind the newest "
-                              "object read, so it is not read: read it by hand, or raise "
-                              "NXLOG_S3_LATE_HORIZON" % (SCRIPT, _quoted(item.key),
-                                                         LATE_HORIZON))
-            position.mark(item)
-    if sweep:
-        position.swept_at = dates[0] if dates else time.time()
-    if sweep or not SWEEP_INTERVAL:
-        position.finish_late(horizon)
+    def pages(self, prefix, start_after, delimiter=None, dates=None):
+        """(key, size, when stored) of every object under PREFIX after START_AFTER, in S3's
+        (text) order, or with DELIMITER the common prefixes (size None), a page at a time.
+        S3's time at each page is appended to DATES, if given."""
+        arguments = {"Bucket": self.settings.BUCKET, "Prefix": prefix,
+                     "PaginationConfig": {"PageSize": self.settings.MAXKEYS}}
+        if start_after:
+            arguments["StartAfter"] = start_after
+        if delimiter:
+            arguments["Delimiter"] = delimiter
+        for page in self.client.get_paginator("list_objects_v2").paginate(**arguments):
+            if dates is not None:
+                dates.append(_server_time(page, self.clock))
+            for item in page.get("CommonPrefixes", ()):
+                yield item["Prefix"], None, None
+            for item in page.get("Contents", ()):
+                yield item["Key"], item["Size"], calendar.timegm(
+                    item["LastModified"].utctimetuple())
 
+    def keys_of(self, prefix):
+        return [key for key, _, _ in self.pages(prefix, None)]
 
-def _report_landed_behind(position, item):
-    """A sweep came across ITEM behind the horizon: if S3 stored it after the last sweep,
-    no listing read it. (The first sweep cannot tell, and only notes the time.)"""
-    if position.swept_at is not None and \
-            item.modified >= position.swept_at - LANDING_MARGIN:
-        _report_other_key(item.key, "S3 stored it at %s, more than LATE_HORIZON=%d s behind "
-                          "the newest object read; read it by hand" % (
-                              _utc_text(item.modified), LATE_HORIZON))
+    def servers(self):
+        if self.settings.SERVER != "*":
+            return self.settings.SERVER
+        names = []
+        for prefix, _, _ in self.pages("", None, delimiter="/"):
+            if self.settings.MOVE_PREFIX == prefix:
+                continue
+            try:
+                names.append(_server(prefix[:-1]))
+            except ValueError:
+                self.report_other_key(prefix, "its first segment is not a server name")
+        return names
 
+    def report_other_key(self, key, why):
+        if self.checkpoint.first_sight_of_other_key(key):
+            self.log.warning("%s is not read: %s" % (quoted(self.settings.BUCKET, key), why))
 
-def _sweep_due(position):
-    return SWEEP_INTERVAL > 0 and (position.swept_at is None or
-                                   time.time() >= position.swept_at + SWEEP_INTERVAL)
+    def listed(self, server, start_after, dates=None):
+        """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
+        sorted by counter once all of it was listed, even across two list pages. Keys off the
+        scheme, or with a date or time that cannot be, are reported once and passed. PAUSE
+        comes after every MAXKEYS keys or so."""
+        def second_of(pair):
+            match = SCHEME_KEY.match(pair[0])
+            return match.group(2) if match else pair[0]
+        listed = 0
+        for _, group in itertools.groupby(self.pages(server + "/", start_after, dates=dates),
+                                          key=second_of):
+            group = sorted(group, key=_counter_order)
+            listed += len(group)
+            if listed >= self.settings.MAXKEYS:
+                listed = 0
+                yield PAUSE
+            for key, size, modified in group:
+                match = SCHEME_KEY.match(key)
+                if match is None:
+                    self.report_other_key(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
+                    continue
+                try:
+                    epoch = self.checkpoint.seconds.epoch(match.group(2))
+                except ValueError:
+                    self.report_other_key(key, "its date or time cannot be (%s)"
+                                          % match.group(2))
+                    continue
+                yield Listed(key, match.group(2), int(match.group(3)), epoch, size, modified)
+
+    def window(self, server, position):
+        """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the
+        newest one read on."""
+        for item in self.listed(server, position.start_after(server, position.window_start())):
+            if item is PAUSE or not position.done(item):
+                yield item
+
+    def late(self, server, position, sweep):
+        """What the re-listing reads: the objects of SERVER not read yet between LATE_HORIZON
+        and LOOKBACK behind the newest one read; those that fell behind the horizon since the
+        last sweep are reported, once. A SWEEP lists the whole prefix: what S3 stored behind
+        that since the last sweep landed too late for any listing to read it, and is
+        reported. The horizon moves on at a sweep only (at every re-listing if there are
+        none), so that nothing lands between what the sweeps and the re-listings look at."""
+        horizon, end, keep_from = position.horizon(), position.window_start(), \
+            position.keep_from()
+        dates = []
+        for item in self.listed(server, position.start_after(server, None if sweep
+                                                             else keep_from), dates):
+            if item is not PAUSE and item.epoch >= end:
+                break
+            if item is PAUSE or item.epoch >= horizon and not position.done(item):
+                yield item
+            elif item.epoch < keep_from:
+                self._report_landed_behind(position, item)
+            elif not position.done(item):
+                self.log.warning("%s landed more than LATE_HORIZON=%d s behind the newest "
+                                 "object read, so it is not read: read it by hand, or raise "
+                                 "NXLOG_S3_LATE_HORIZON" % (
+                                     quoted(self.settings.BUCKET, item.key),
+                                     self.settings.LATE_HORIZON))
+                position.mark(item)
+        if sweep:
+            position.swept_at = dates[0] if dates else self.clock.time()
+        if sweep or not self.settings.SWEEP_INTERVAL:
+            position.finish_late(horizon)
+
+    def _report_landed_behind(self, position, item):
+        """A sweep came across ITEM behind the horizon: if S3 stored it after the last sweep,
+        no listing read it. (The first sweep cannot tell, and only notes the time.)"""
+        if position.swept_at is not None and \
+                item.modified >= position.swept_at - LANDING_MARGIN:
+            self.report_other_key(item.key, "S3 stored it at %s, more than LATE_HORIZON=%d s "
+                                  "behind the newest object read; read it by hand" % (
+                                      utc_text(item.modified), self.settings.LATE_HORIZON))
+
+    def sweep_due(self, position):
+        every = self.settings.SWEEP_INTERVAL
+        return every > 0 and (position.swept_at is None or
+                              self.clock.time() >= position.swept_at + every)
 
 
 # ---- Decoding -----------------------------------------------------------------------------
@@ -966,34 +1049,7 @@ class _RawBody(io.RawIOBase):
 
 
 DECODE_ERRORS = (OSError, EOFError, zlib.error) + ((zstandard.ZstdError,) if zstandard else ())
-
-
-def _decompressing(response, metadata):
-    """The object's body as a stream, decompressed as it is read."""
-    stream = io.BufferedReader(_RawBody(response["Body"]), 1 << 16)
-    compression = metadata.get(METADATA_COMPRESSION)
-    if compression is None:  # not ours: trust Content-Encoding, or the gzip signature
-        gzipped = response.get("ContentEncoding") == "gzip" or stream.peek(2)[:2] == GZIP_MAGIC
-        compression = "gzip" if gzipped else "none"
-    if compression == "none":
-        return stream
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=stream, mode="rb")
-    if compression == "zstd":
-        if zstandard is None:
-            raise UndecodableObject("it is zstd-compressed: install the zstandard package for "
-                                    "the Python NXLog runs")
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(stream))
-    raise UndecodableObject("unknown %s %r" % (METADATA_COMPRESSION, compression))
-
-
-def _text(body, key):
-    try:
-        return body.decode("utf-8", "surrogatepass")
-    except UnicodeDecodeError:
-        nxlog.log_warning("%s: %s is not valid UTF-8; its undecodable bytes are kept as \\x "
-                          "escapes" % (SCRIPT, _quoted(key)))
-        return body.decode("utf-8", "backslashreplace")
+_JSON_DECODER = json.JSONDecoder()
 
 
 def _where(line):
@@ -1001,14 +1057,11 @@ def _where(line):
     return "line %d" % line if line else "its body"
 
 
-_JSON = json.JSONDecoder()
-
-
 def _parsed_json(text):
     """json.loads(TEXT), a third faster for what a batch line is (JSON and nothing around
     it); anything else goes through json.loads itself, which also words the errors."""
     try:
-        value, end = _JSON.raw_decode(text)
+        value, end = _JSON_DECODER.raw_decode(text)
         if end == len(text):
             return value
     except ValueError:
@@ -1029,73 +1082,183 @@ def _json_fields(body, line=None):
     return fields
 
 
-def _pickled_fields(body):
-    if not ALLOW_PICKLE:
-        raise UndecodableObject("it is a pickle, and unpickling runs code: set "
-                                "NXLOG_S3_ALLOW_PICKLE=true only if you trust every writer "
-                                "to this bucket")
-    try:
-        fields = pickle.loads(body)
-    except Exception as exc:  # unpickling can raise anything
-        raise UndecodableObject("invalid pickle: %s" % exc) from None
-    if not isinstance(fields, dict) or not all(isinstance(name, str) for name in fields):
-        raise UndecodableObject("the pickle does not hold a dict of fields")
-    return fields
+class Decoder(object):
+    """An object's events, as field dicts, by what its metadata says it holds (raw, JSON,
+    pickle, JSON lines; gzip, zstd), streamed: memory stays bounded whatever its size."""
+
+    def __init__(self, settings, log):
+        self.settings, self.log = settings, log
+
+    def events(self, key, response):
+        metadata = response.get("Metadata", {})
+        body_format = metadata.get(METADATA_FORMAT)
+        stream = self._decompressing(response, metadata)
+        if body_format == "jsonl" or (body_format is None and self.settings.RAW_LINES):
+            return self._line_events(key, stream, body_format)
+        return iter([self._one_event(key, self._bounded_read(stream.read), body_format)])
+
+    @staticmethod
+    def _decompressing(response, metadata):
+        """The object's body as a stream, decompressed as it is read."""
+        stream = io.BufferedReader(_RawBody(response["Body"]), 1 << 16)
+        compression = metadata.get(METADATA_COMPRESSION)
+        if compression is None:  # not ours: trust Content-Encoding, or the gzip signature
+            gzipped = response.get("ContentEncoding") == "gzip" or \
+                stream.peek(2)[:2] == GZIP_MAGIC
+            compression = "gzip" if gzipped else "none"
+        if compression == "none":
+            return stream
+        if compression == "gzip":
+            return gzip.GzipFile(fileobj=stream, mode="rb")
+        if compression == "zstd":
+            if zstandard is None:
+                raise UndecodableObject("it is zstd-compressed: install the zstandard package "
+                                        "for the Python NXLog runs")
+            return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(stream))
+        raise UndecodableObject("unknown %s %r" % (METADATA_COMPRESSION, compression))
+
+    def _text(self, body, key):
+        try:
+            return body.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            self.log.warning("%s is not valid UTF-8; its undecodable bytes are kept as \\x "
+                             "escapes" % quoted(self.settings.BUCKET, key))
+            return body.decode("utf-8", "backslashreplace")
+
+    def _pickled_fields(self, body):
+        if not self.settings.ALLOW_PICKLE:
+            raise UndecodableObject("it is a pickle, and unpickling runs code: set "
+                                    "NXLOG_S3_ALLOW_PICKLE=true only if you trust every writer "
+                                    "to this bucket")
+        try:
+            fields = pickle.loads(body)
+        except Exception as exc:  # unpickling can raise anything
+            raise UndecodableObject("invalid pickle: %s" % exc) from None
+        if not isinstance(fields, dict) or not all(isinstance(name, str) for name in fields):
+            raise UndecodableObject("the pickle does not hold a dict of fields")
+        return fields
+
+    def _one_event(self, key, body, body_format):
+        """The event of an object that holds one. No metadata: the old scripts' (a pickle
+        when it starts like one, else raw text) or another tool's (raw text)."""
+        if body_format is None:
+            body_format = "pickle" if PICKLE_MAGIC.match(body) else "raw"
+        if body_format == "raw":
+            return {"raw_event": self._text(body, key)}
+        if body_format == "json":
+            return _json_fields(body)
+        if body_format == "pickle":
+            return self._pickled_fields(body)
+        raise UndecodableObject("unknown %s %r (written by a newer s3_write.py?)"
+                                % (METADATA_FORMAT, body_format))
+
+    def _bounded_read(self, read, line=None):
+        """READ(limit) within MAX_EVENT_BYTES: an event that large (in line number LINE, or
+        in the object) is taken for what it most likely is, a decompression bomb or not a
+        log."""
+        limit = self.settings.MAX_EVENT_BYTES
+        data = read(limit + 1 if limit else -1)
+        if limit and len(data) > limit and not (len(data) == limit + 1 and
+                                                 data.endswith(b"\n")):
+            raise UndecodableObject("%s is larger than MAX_EVENT_BYTES=%d once decompressed (a "
+                                    "decompression bomb?); raise NXLOG_S3_MAX_EVENT_BYTES, or "
+                                    "set it to 0 for no limit" % (_where(line), limit))
+        return data
+
+    def _line_events(self, key, stream, body_format):
+        """The events of an object that holds one per line: a batch (JSON lines) or, with
+        RAW_LINES, a text object without metadata."""
+        if not isinstance(stream, io.BufferedReader):  # GzipFile: its readline is Python
+            stream = io.BufferedReader(stream, 1 << 16)  # code, a buffer over it reads in C
+        for number in itertools.count(1):
+            line = self._bounded_read(stream.readline, number)
+            if not line:
+                return
+            line = line.rstrip(b"\n")
+            if body_format == "jsonl":
+                if line:
+                    yield _json_fields(line, number)
+            else:
+                yield {"raw_event": self._text(line.rstrip(b"\r"), key)}
 
 
-def _one_event(key, body, body_format):
-    """The event of an object that holds one. No metadata: the old scripts' (a pickle when it
-    starts like one, else raw text) or another tool's (raw text)."""
-    if body_format is None:
-        body_format = "pickle" if PICKLE_MAGIC.match(body) else "raw"
-    if body_format == "raw":
-        return {"raw_event": _text(body, key)}
-    if body_format == "json":
-        return _json_fields(body)
-    if body_format == "pickle":
-        return _pickled_fields(body)
-    raise UndecodableObject("unknown %s %r (written by a newer s3_write.py?)"
-                            % (METADATA_FORMAT, body_format))
+# ---- Fetching -----------------------------------------------------------------------------
+
+class Fetcher(object):
+    """GETs objects: small ones (up to WHOLE_OBJECT) whole and ahead, by FETCH_THREADS
+    threads started at the first use; larger ones as a stream, when their turn comes."""
+
+    whole_object = WHOLE_OBJECT
+
+    def __init__(self, settings, client):
+        self.settings, self.client = settings, client
+        self.pool = None
+
+    def ahead(self, item):
+        """A future of ITEM's object, fetched whole; None for a large one."""
+        if item.size > self.whole_object:
+            return None
+        if self.pool is None:
+            self.pool = concurrent.futures.ThreadPoolExecutor(self.settings.FETCH_THREADS,
+                                                              thread_name_prefix=SCRIPT)
+        return self.pool.submit(self.whole, item.key)
+
+    def whole(self, key):
+        response = self.stream(key)
+        response["Body"] = io.BytesIO(response["Body"].read())
+        return response
+
+    def stream(self, key):
+        return self.client.get_object(Bucket=self.settings.BUCKET, Key=key)
+
+    def stop(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
 
 
-def _bounded_read(read, line=None):
-    """READ(limit) within MAX_EVENT_BYTES: an event that large (in line number LINE, or in
-    the object) is taken for what it most likely is, a decompression bomb or not a log."""
-    data = read(MAX_EVENT_BYTES + 1 if MAX_EVENT_BYTES else -1)
-    if MAX_EVENT_BYTES and len(data) > MAX_EVENT_BYTES and not (
-            len(data) == MAX_EVENT_BYTES + 1 and data.endswith(b"\n")):
-        raise UndecodableObject("%s is larger than MAX_EVENT_BYTES=%d once decompressed (a "
-                                "decompression bomb?); raise NXLOG_S3_MAX_EVENT_BYTES, or set "
-                                "it to 0 for no limit" % (_where(line), MAX_EVENT_BYTES))
-    return data
+class Round(object):
+    """One pass over a server's new objects (ITEMS, Listed in reading order, and PAUSE now
+    and then), which may take several calls: the listing goes on where the last call
+    stopped, and the small objects fetched ahead (FETCH_THREADS of them) wait for their
+    turn. LATE tells a re-listing of the horizon from a poll's pass over the window."""
+
+    def __init__(self, items, fetcher, late=False):
+        self.items, self.fetcher, self.late = items, fetcher, late
+        self.over = False  # the listing came to its end
+        self.ahead = collections.deque()  # (item, future, or None for a large object)
+
+    def next(self, deadline, clock):
+        """The next (item, future) in key order; PAUSE if the listing is still going after
+        DEADLINE with nothing to read yet; None once the pass is over."""
+        while not self.over and len(self.ahead) <= self.fetcher.settings.FETCH_THREADS:
+            item = next(self.items, None)
+            if item is None:
+                self.over = True
+            elif item is PAUSE:
+                if clock.monotonic() > deadline:
+                    break
+            else:
+                self.ahead.append((item, self.fetcher.ahead(item)))
+        if self.ahead:
+            return self.ahead.popleft()
+        return None if self.over else PAUSE
+
+    def again(self, entry):
+        """ENTRY's object is not done yet: it comes first in the next call."""
+        self.ahead.appendleft(entry)
 
 
-def _line_events(key, stream, body_format):
-    """The events of an object that holds one per line: a batch (JSON lines) or, with
-    RAW_LINES, a text object without metadata."""
-    if not isinstance(stream, io.BufferedReader):  # GzipFile: its readline is Python code,
-        stream = io.BufferedReader(stream, 1 << 16)  # a buffer over it reads lines in C
-    for number in itertools.count(1):
-        line = _bounded_read(stream.readline, number)
-        if not line:
-            return
-        line = line.rstrip(b"\n")
-        if body_format == "jsonl":
-            if line:
-                yield _json_fields(line, number)
-        else:
-            yield {"raw_event": _text(line.rstrip(b"\r"), key)}
+class OpenObject(object):
+    """The object whose events are being posted, which a call may stop inside (the next
+    call goes on there): its key, its events still to come, and the response they stream
+    from."""
 
+    def __init__(self, key, events, response):
+        self.key, self.events, self.response = key, events, response
 
-def _events(key, response):
-    """The events of one object, as field dicts, by what its metadata says it holds. They
-    stream: memory stays bounded whatever the object's size."""
-    metadata = response.get("Metadata", {})
-    body_format = metadata.get(METADATA_FORMAT)
-    stream = _decompressing(response, metadata)
-    if body_format == "jsonl" or (body_format is None and RAW_LINES):
-        return _line_events(key, stream, body_format)
-    return iter([_one_event(key, _bounded_read(stream.read), body_format)])
+    def close(self):
+        self.response["Body"].close()
 
 
 # ---- Reading ------------------------------------------------------------------------------
@@ -1109,290 +1272,276 @@ def _schedule(module, delay):
     set_timer(delay)
 
 
-_pool = None  # the fetch threads, started at the first call
-_open = None  # (key, events, response) of the large object a call stopped in
-
-
-def _fetch_whole(key):
-    """GETs KEY and reads its body whole: what the fetch threads do for small objects."""
-    response = _s3().get_object(Bucket=BUCKET, Key=key)
-    response["Body"] = io.BytesIO(response["Body"].read())
-    return response
-
-
-class Round(object):
-    """One pass over a server's new objects (ITEMS, Listed in reading order, and PAUSE now
-    and then), which may take several calls: the listing goes on where the last call
-    stopped, and the small objects fetched ahead (FETCH_THREADS of them, by the fetch
-    threads) wait for their turn. LATE tells a re-listing of the horizon from a poll's pass
-    over the window."""
-
-    def __init__(self, position, items, late=False):
-        self.items = (item for item in items
-                      if item is PAUSE or not _tried_lately(position, item.key))
-        self.late = late
-        self.over = False  # the listing came to its end
-        self.ahead = collections.deque()  # (item, future, or None for a large object)
-
-    def next(self, deadline):
-        """The next (item, future) in key order; PAUSE if the listing is still going after
-        DEADLINE with nothing to read yet; None once the pass is over."""
-        global _pool
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS,
-                                                          thread_name_prefix=SCRIPT)
-        while not self.over and len(self.ahead) <= FETCH_THREADS:
-            item = next(self.items, None)
-            if item is None:
-                self.over = True
-            elif item is PAUSE:
-                if time.monotonic() > deadline:
-                    break
-            else:
-                small = item.size <= WHOLE_OBJECT
-                self.ahead.append((item, _pool.submit(_fetch_whole, item.key) if small
-                                   else None))
-        if self.ahead:
-            return self.ahead.popleft()
-        return None if self.over else PAUSE
-
-    def again(self, entry):
-        """ENTRY's object is not done yet: it comes first in the next call."""
-        self.ahead.appendleft(entry)
-
-
-def _close_open():
-    global _open
-    if _open is not None:
-        _open[2]["Body"].close()
-        _open = None
-
-
-def _events_to_post(position, key, future):
-    """The events of KEY not posted yet: where the last call stopped in it, or from a new GET
-    past the events a crashed run had posted already."""
-    global _open
-    if _open is not None and _open[0] == key:
-        return _open[1]
-    _close_open()
-    response = future.result() if future else _s3().get_object(Bucket=BUCKET, Key=key)
-    events = _events(key, response)
-    _open = (key, events, response)
-    for _ in itertools.islice(events, position.partial.get(key, 0)):
-        pass
-    return events
-
-
-def _read_object(module, position, key, future, deadline):
-    """Posts the events of KEY; False if the call's time ran out inside it, where the next
-    call goes on. Raises UndecodableObject, or botocore's errors. How many of its events are
-    posted is kept in the checkpoint, so that neither the next call, nor a retry after an
-    error partway, nor a restarted reader posts one twice."""
-    posted = already = position.partial.get(key, 0)
-    new_event = _event_maker(module)
-    try:
-        for fields in _events_to_post(position, key, future):
-            event = new_event()
-            for name, value in fields.items():
-                event.set_field(name, value)
-            event.post()
-            posted += 1
-            if posted % CLOCK_EVERY == 0 and time.monotonic() > deadline:
-                return False
-    except (BotoCoreError, ClientError):  # the network or S3, not the object: a later poll
-        _close_open()                       # tries again, and this is no failed attempt
-        raise
-    except DECODE_ERRORS as exc:
-        _close_open()
-        raise UndecodableObject("cannot decompress it: %s" % exc) from None
-    except BaseException:
-        _close_open()
-        raise
-    finally:
-        if posted > already:
-            position.partial[key] = posted
-    _close_open()
-    return True
-
-
-def _give_up_now(position, key, reason):
-    """Counts a failed read of KEY; True once it has failed MAX_ATTEMPTS times and is set
-    aside (reported, marked as read, left in the bucket)."""
-    count = position.attempts.pop(key, [0, 0])[0] + 1
-    if count >= MAX_ATTEMPTS:
-        nxlog.log_error("%s: set aside %s after %d failed attempts: %s; it stays in the "
-                        "bucket, the objects after it are read" % (SCRIPT, _quoted(key), count,
-                                                                   reason))
-        return True
-    position.attempts[key] = [count, time.time()]
-    nxlog.log_warning("%s: cannot read %s (attempt %d of %d): %s; it is tried again at a "
-                      "later poll" % (SCRIPT, _quoted(key), count, MAX_ATTEMPTS, reason))
-    return False
-
-
-def _tried_lately(position, key):
-    """Whether KEY failed less than POLL_INTERVAL ago: attempts are a poll apart (and a
-    clock set back does not hold them off)."""
-    attempt = position.attempts.get(key)
-    return attempt is not None and 0 <= time.time() - attempt[1] < POLL_INTERVAL
-
-
-def _after_read(key):
-    if AFTER_READ == "keep":
-        return
-    try:
-        if AFTER_READ == "move":
-            _s3().copy({"Bucket": BUCKET, "Key": key}, BUCKET, MOVE_PREFIX + key)
-        _s3().delete_object(Bucket=BUCKET, Key=key)
-    except (BotoCoreError, ClientError) as exc:
-        nxlog.log_warning("%s: read %s, but could not %s it: %s; it stays where it is"
-                          % (SCRIPT, _quoted(key), AFTER_READ, exc))
-
-
-def _next_entry(server, position, deadline):
-    """The next object of SERVER to read, and its fetch: from the round under way, else from a
-    new pass over the window; once that is over, from a re-listing of the horizon if one is
-    due. None once SERVER has caught up; PAUSE if a long listing goes on at the next call."""
-    while True:
-        if server not in _rounds:
-            _rounds[server] = Round(position, _window_keys(server, position))
-        entry = _rounds[server].next(deadline)
-        if entry is not None:
-            return entry
-        finished = _rounds.pop(server)
-        if finished.late:
-            _late_due[server] = time.monotonic() + LATE_INTERVAL
-            _save_state(_state)  # where the re-listing began, for the next one
-            return None
-        if position.newest is None or _late_due.get(server, 0) > time.monotonic():
-            return None
-        _rounds[server] = Round(position, _late_keys(server, position, _sweep_due(position)),
-                                late=True)
-
-
-def _read_server(module, server, budget, deadline):
-    """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE. Returns what
-    is left of the budget, and whether SERVER has caught up."""
-    position = _state.position(server)
-    while budget and time.monotonic() <= deadline:
-        entry = _next_entry(server, position, deadline)
-        if entry is None:
-            return budget, True
-        if entry is PAUSE:
-            return 0, False
-        item, future = entry
-        budget -= 1
-        try:
-            if not _read_object(module, position, item.key, future, deadline):
-                _rounds[server].again(entry)
-                _save_state(_state)
-                return 0, False
-        except UndecodableObject as exc:
-            if not _give_up_now(position, item.key, exc):
-                _save_state(_state)
-                continue
-        except ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
-            if status >= 500:
-                raise  # S3 itself is in trouble: this poll ends, the next one tries again
-            if _error_code(exc) != "NoSuchKey" and not _give_up_now(position, item.key, exc):
-                _save_state(_state)
-                continue
-        _done_with(position, item)
-    return budget, False
-
-
-def _done_with(position, item):
-    """ITEM was read (or set aside, or is gone): recorded in the checkpoint, then kept, moved
-    or deleted as AFTER_READ says."""
-    position.attempts.pop(item.key, None)
-    position.partial.pop(item.key, None)
-    position.mark(item)
-    _save_state(_state)
-    ahead = item.epoch - time.time()
-    if ahead > MAX_AHEAD:
-        _log_limited("ahead", nxlog.log_warning, "%s is dated %d s ahead of this host's clock "
-                     "(more than MAX_AHEAD=%d): it was read, but the reader takes the newest "
-                     "object to be the one before it" % (_quoted(item.key), ahead, MAX_AHEAD))
-    _after_read(item.key)
-
-
-_state = None  # loaded from CHECKPOINT at the first call
-_rounds = {}  # server -> its Round under way
-_late_due = {}  # server -> when (monotonic) its next re-listing is due; at once if missing
-_turn = 0  # the server the next call starts with, so that a busy one starves no other
-
-
-def _read_objects(module):
-    """Posts the events of up to MAX_OBJECTS_PER_CALL new objects, for up to
-    MAX_SECONDS_PER_CALL; True if it stopped before every server had caught up."""
-    global _state, _turn
-    if _state is None:
-        _state = _load_state()
-    _keep_lock(_state)
-    if _unsaved:
-        _save_state(_state)
-    servers = _server_names()
-    budget, deadline = MAX_OBJECTS_PER_CALL, time.monotonic() + MAX_SECONDS_PER_CALL
-    for index in range(len(servers)):
-        budget, caught_up = _read_server(module, servers[(_turn + index) % len(servers)],
-                                         budget, deadline)
-        if not caught_up:
-            _turn = (_turn + index + 1) % len(servers)
-            return True
-    return False
-
-
-def _start_over():
-    """After an error: the next call lists again from the checkpoint."""
-    _rounds.clear()
-    _close_open()
-
-
 def _problem(exc):
     """What kind of lasting trouble EXC is, so that it is logged once a minute, not per poll."""
-    return _error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
-def read_data(module):
-    """Called by NXLog. Schedules exactly one next call, whatever happens in this one."""
-    delay = POLL_INTERVAL
+class Reader(object):
+    """One im_python instance: each read_data call posts the events of the next objects, in
+    key order, within a budget of objects and time, and saves the checkpoint after each.
+    Built from SETTINGS; CLIENT, CLOCK and DISK are passed in by tests, by default a client
+    from the standard AWS chain, the system's clock and the real file system."""
+
+    clock_every = CLOCK_EVERY
+    more_waiting_delay = MORE_WAITING_DELAY
+
+    def __init__(self, settings, client=None, clock=None, disk=None):
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.log = Log(self.clock)
+        self.client = client or new_client(settings, settings.FETCH_THREADS + 1)
+        self.checkpoint = Checkpoint(settings, Seconds(settings.KEY_TIME), self.clock,
+                                     self.log, disk or Disk())
+        self.listing = Listing(settings, self.client, self.checkpoint, self.clock, self.log)
+        self.decoder = Decoder(settings, self.log)
+        self.fetcher = Fetcher(settings, self.client)
+        self.rounds = {}  # server -> its Round under way
+        self.late_due = {}  # server -> when (monotonic) its next re-listing is due
+        self.turn = 0  # the server the next call starts with: a busy one starves no other
+        self.open = None  # the OpenObject a call stopped in
+
+    def start(self, probe=None):
+        """What NXLog's start of the module does: checks the checkpoint's folder and the
+        bucket (with PROBE, a client of one quick attempt by default). Raises ConfigError for
+        what can never work."""
+        settings = self.settings
+        private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log)
+        check_bucket(settings, probe or new_client(settings, 1, attempts=1, timeout_cap=5),
+                     self.log)
+        self.log.info("reading s3://%s/ for %s, checkpoint %s" % (
+            settings.BUCKET, "every server" if settings.SERVER == "*" else
+            ", ".join(settings.SERVER), self.checkpoint.path))
+        return self
+
+    def read_data(self, module):
+        """NXLog's read_data: schedules exactly one next call, whatever happens in this one."""
+        delay = self.settings.POLL_INTERVAL
+        every = "trying again every %s s" % delay
+        try:
+            if self.read_objects(module):
+                delay = self.more_waiting_delay
+        except CheckpointError as exc:
+            self.start_over()
+            self.log.limited("checkpoint", self.log.error, "%s (%s)" % (exc, every))
+        except (BotoCoreError, ClientError) as exc:
+            self.start_over()
+            reason = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else exc
+            self.log.limited(_problem(exc), self.log.error, "cannot read s3://%s/ now: %s; %s"
+                             % (self.settings.BUCKET, reason, every))
+        except Exception:
+            self.start_over()
+            self.log.limited("unexpected", self.log.error, "unexpected error, %s: %s"
+                             % (every, traceback.format_exc()))
+        finally:
+            _schedule(module, delay)
+
+    def read_objects(self, module):
+        """Posts the events of up to MAX_OBJECTS_PER_CALL new objects, for up to
+        MAX_SECONDS_PER_CALL; True if it stopped before every server had caught up."""
+        checkpoint = self.checkpoint
+        if not checkpoint.loaded:
+            checkpoint.load(self.listing.keys_of)
+        checkpoint.keep_lock()
+        if checkpoint.unsaved:
+            checkpoint.save()
+        servers = self.listing.servers()
+        budget = self.settings.MAX_OBJECTS_PER_CALL
+        deadline = self.clock.monotonic() + self.settings.MAX_SECONDS_PER_CALL
+        for index in range(len(servers)):
+            server = servers[(self.turn + index) % len(servers)]
+            budget, caught_up = self._read_server(module, server, budget, deadline)
+            if not caught_up:
+                self.turn = (self.turn + index + 1) % len(servers)
+                return True
+        return False
+
+    def _read_server(self, module, server, budget, deadline):
+        """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE. Returns
+        what is left of the budget, and whether SERVER has caught up."""
+        position = self.checkpoint.position(server)
+        while budget and self.clock.monotonic() <= deadline:
+            entry = self._next_entry(server, position, deadline)
+            if entry is None:
+                return budget, True
+            if entry is PAUSE:
+                return 0, False
+            item, future = entry
+            budget -= 1
+            try:
+                if not self._read_object(module, position, item.key, future, deadline):
+                    self.rounds[server].again(entry)
+                    self.checkpoint.save()
+                    return 0, False
+            except UndecodableObject as exc:
+                if not self._give_up_now(position, item.key, exc):
+                    self.checkpoint.save()
+                    continue
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+                if status >= 500:
+                    raise  # S3 itself is in trouble: this poll ends, the next one tries again
+                if error_code(exc) != "NoSuchKey" and \
+                        not self._give_up_now(position, item.key, exc):
+                    self.checkpoint.save()
+                    continue
+            self._done_with(position, item)
+        return budget, False
+
+    def _next_entry(self, server, position, deadline):
+        """The next object of SERVER to read, and its fetch: from the round under way, else
+        from a new pass over the window; once that is over, from a re-listing of the horizon
+        if one is due. None once SERVER has caught up; PAUSE if a long listing goes on at the
+        next call."""
+        while True:
+            if server not in self.rounds:
+                self.rounds[server] = self._round(position,
+                                                  self.listing.window(server, position))
+            entry = self.rounds[server].next(deadline, self.clock)
+            if entry is not None:
+                return entry
+            finished = self.rounds.pop(server)
+            if finished.late:
+                self.late_due[server] = self.clock.monotonic() + self.settings.LATE_INTERVAL
+                self.checkpoint.save()  # where the re-listing began, for the next one
+                return None
+            if position.newest is None or \
+                    self.late_due.get(server, 0) > self.clock.monotonic():
+                return None
+            self.rounds[server] = self._round(position, self.listing.late(
+                server, position, self.listing.sweep_due(position)), late=True)
+
+    def _round(self, position, items, late=False):
+        return Round((item for item in items
+                      if item is PAUSE or not self._tried_lately(position, item.key)),
+                     self.fetcher, late)
+
+    def _read_object(self, module, position, key, future, deadline):
+        """Posts the events of KEY; False if the call's time ran out inside it, where the
+        next call goes on. Raises UndecodableObject, or botocore's errors. How many of its
+        events are posted is kept in the checkpoint, so that neither the next call, nor a
+        retry after an error partway, nor a restarted reader posts one twice."""
+        posted = already = position.partial.get(key, 0)
+        new_event = _event_maker(module)
+        every = self.clock_every
+        try:
+            for fields in self._events_to_post(position, key, future):
+                event = new_event()
+                for name, value in fields.items():
+                    event.set_field(name, value)
+                event.post()
+                posted += 1
+                if posted % every == 0 and self.clock.monotonic() > deadline:
+                    return False
+        except (BotoCoreError, ClientError):  # the network or S3, not the object: a later
+            self._close_open()                  # poll tries again, and this is no failed attempt
+            raise
+        except DECODE_ERRORS as exc:
+            self._close_open()
+            raise UndecodableObject("cannot decompress it: %s" % exc) from None
+        except BaseException:
+            self._close_open()
+            raise
+        finally:
+            if posted > already:
+                position.partial[key] = posted
+        self._close_open()
+        return True
+
+    def _events_to_post(self, position, key, future):
+        """The events of KEY not posted yet: where the last call stopped in it, or from a new
+        GET past the events a crashed run had posted already."""
+        if self.open is not None and self.open.key == key:
+            return self.open.events
+        self._close_open()
+        response = future.result() if future else self.fetcher.stream(key)
+        events = self.decoder.events(key, response)
+        self.open = OpenObject(key, events, response)
+        for _ in itertools.islice(events, position.partial.get(key, 0)):
+            pass
+        return events
+
+    def _close_open(self):
+        if self.open is not None:
+            self.open.close()
+            self.open = None
+
+    def _give_up_now(self, position, key, reason):
+        """Counts a failed read of KEY; True once it has failed MAX_ATTEMPTS times and is set
+        aside (reported, marked as read, left in the bucket)."""
+        attempts = self.settings.MAX_ATTEMPTS
+        where = quoted(self.settings.BUCKET, key)
+        number = position.attempts.pop(key, [0, 0])[0] + 1
+        if number >= attempts:
+            self.log.error("set aside %s after %d failed attempts: %s; it stays in the bucket, "
+                           "the objects after it are read" % (where, number, reason))
+            return True
+        position.attempts[key] = [number, self.clock.time()]
+        self.log.warning("cannot read %s (attempt %d of %d): %s; it is tried again at a later "
+                         "poll" % (where, number, attempts, reason))
+        return False
+
+    def _tried_lately(self, position, key):
+        """Whether KEY failed less than POLL_INTERVAL ago: attempts are a poll apart (and a
+        clock set back does not hold them off)."""
+        attempt = position.attempts.get(key)
+        return attempt is not None and \
+            0 <= self.clock.time() - attempt[1] < self.settings.POLL_INTERVAL
+
+    def _done_with(self, position, item):
+        """ITEM was read (or set aside, or is gone): recorded in the checkpoint, then kept,
+        moved or deleted as AFTER_READ says."""
+        position.attempts.pop(item.key, None)
+        position.partial.pop(item.key, None)
+        position.mark(item)
+        self.checkpoint.save()
+        ahead = item.epoch - self.clock.time()
+        if ahead > self.settings.MAX_AHEAD:
+            self.log.limited("ahead", self.log.warning, "%s is dated %d s ahead of this host's "
+                             "clock (more than MAX_AHEAD=%d): it was read, but the reader takes "
+                             "the newest object to be the one before it" % (
+                                 quoted(self.settings.BUCKET, item.key), ahead,
+                                 self.settings.MAX_AHEAD))
+        self._after_read(item.key)
+
+    def _after_read(self, key):
+        settings = self.settings
+        if settings.AFTER_READ == "keep":
+            return
+        try:
+            if settings.AFTER_READ == "move":
+                self.client.copy({"Bucket": settings.BUCKET, "Key": key}, settings.BUCKET,
+                                 settings.MOVE_PREFIX + key)
+            self.client.delete_object(Bucket=settings.BUCKET, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            self.log.warning("read %s, but could not %s it: %s; it stays where it is"
+                             % (quoted(settings.BUCKET, key), settings.AFTER_READ, exc))
+
+    def start_over(self):
+        """After an error: the next call lists again from the checkpoint."""
+        self.rounds.clear()
+        self._close_open()
+
+    def stop(self):
+        """Ends this instance as the end of its process would: the checkpoint is let go.
+        NXLog never calls it (it has no shutdown hook); tests and programs that embed the
+        script do."""
+        self.start_over()
+        self.fetcher.stop()
+        self.checkpoint.release()
+
+
+def _start_under_nxlog():
+    """Builds the reader from the settings at the top of this file and NXLOG_S3_*, and
+    starts it; a setting that can never work keeps NXLog from starting, with one line."""
+    defaults = {name: globals()[name] for name, _ in ReaderSettings.SPEC}
     try:
-        if _read_objects(module):
-            delay = MORE_WAITING_DELAY
-    except CheckpointError as exc:
-        _start_over()
-        _log_limited("checkpoint", nxlog.log_error, "%s (trying again every %s s)"
-                     % (exc, POLL_INTERVAL))
-    except (BotoCoreError, ClientError) as exc:
-        _start_over()
-        _log_limited(_problem(exc), nxlog.log_error, "cannot read s3://%s/ now: %s; trying "
-                     "again every %s s" % (BUCKET, exc, POLL_INTERVAL))
-    except Exception:
-        _start_over()
-        _log_limited("unexpected", nxlog.log_error, "unexpected error, trying again every %s "
-                     "s: %s" % (POLL_INTERVAL, traceback.format_exc()))
-    finally:
-        _schedule(module, delay)
+        return Reader(ReaderSettings(defaults, os.environ, __file__)).start()
+    except ConfigError as exc:
+        refuse_to_start(exc)
 
 
+instance = _start_under_nxlog()
+read_data = instance.read_data
 read_event = read_data  # the old scripts' name, for configurations that say `Call read_event`
-
-
-def stop():
-    """Ends this instance as the end of its process would: the checkpoint is let go. NXLog
-    never calls it (it has no shutdown hook); tests and programs that embed the script do."""
-    global _lock_fd, _pool, _state
-    _start_over()
-    if _pool is not None:
-        _pool.shutdown(wait=True)
-        _pool = None
-    if _lock_fd is not None:
-        os.close(_lock_fd)
-        _lock_fd, _state = None, None
-
-_private_directory(os.path.dirname(os.path.abspath(CHECKPOINT)), "CHECKPOINT")
-_check_connection()
-nxlog.log_info("%s: reading s3://%s/ for %s, checkpoint %s" % (
-    SCRIPT, BUCKET, "every server" if SERVER == "*" else ", ".join(SERVER),
-    os.path.abspath(CHECKPOINT)))
+stop = instance.stop

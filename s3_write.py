@@ -83,7 +83,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks; one writer per SPOOL_DIR is up to the user
+except ImportError:  # Windows: no advisory locks; one instance per folder is up to the user
     fcntl = None
 try:
     import zstandard
@@ -102,17 +102,21 @@ IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfe
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=5 * 1024 ** 3,
                                  multipart_chunksize=64 * 1024 * 1024, use_threads=False)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while S3 fails
+MAX_CALL_WAIT = 1.0  # seconds a write_data call may wait for room: NXLog cannot stop a module
+                     # while it is inside a call, and waits for it before it stops cleanly
 LAST_STORED = ".last-stored.json"  # in SPOOL_DIR: the manifest of the latest key stored
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no quotas on Windows
 PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
-                    "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException"}
+                    "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException",
+                    "NoCredentialsError"}
 
-# ---- Shared with s3_read.py: tests/test_shared_code.py keeps the two copies identical ----
+# ---- Shared with the other script: written in from src/shared.py by `make scripts` ----------
 SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
+EXIT_CONFIG = 78  # NXLog's exit status when a setting can never work (sysexits' EX_CONFIG)
 
 
 class ConfigError(ValueError):
-    """A setting that cannot work: the module refuses to start, naming the setting."""
+    """A setting that can never work: NXLog does not start, and one line names the setting."""
 
 
 def _choice(*allowed):
@@ -166,64 +170,169 @@ def _path(text):
     return text.strip()
 
 
-def _setting(name, parse):
-    """The setting NAME: NXLOG_S3_NAME from the environment, else the value at the top."""
-    variable = "NXLOG_S3_" + name
-    text = os.environ.get(variable)
-    where = variable if text is not None else "%s at the top of %s" % (name, __file__)
-    if text is None:
-        text = str(globals()[name])
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise ConfigError("%s: %s=%r is not valid: %s" % (SCRIPT, where, text, exc)) from None
+class Settings(object):
+    """Every setting of a script, parsed and checked once: an attribute named as the setting
+    (BUCKET, SERVER, ...). NXLOG_S3_<NAME> in ENVIRON wins over DEFAULTS, the values at the
+    top of the script SOURCE. A bad value raises ConfigError naming where it came from."""
+
+    SPEC = ()  # (NAME, parser) for each setting: the script's subclass says
+
+    def __init__(self, defaults, environ, source):
+        for name, parse in self.SPEC:
+            variable = "NXLOG_S3_" + name
+            text = environ.get(variable)
+            where = variable if text is not None else "%s at the top of %s" % (name, source)
+            if text is None:
+                text = str(defaults[name])
+            try:
+                setattr(self, name, parse(text))
+            except ValueError as exc:
+                raise ConfigError("%s: %s=%r is not valid: %s"
+                                  % (SCRIPT, where, text, exc)) from None
+        self.check()
+
+    def check(self):
+        """Raises ConfigError for settings that are each valid but cannot work together."""
+
+    def owner(self):
+        """The ExpectedBucketOwner argument, where the settings name one."""
+        owner = getattr(self, "EXPECTED_BUCKET_OWNER", "")
+        return {"ExpectedBucketOwner": owner} if owner else {}
 
 
-def _new_client(attempts, timeout_cap=None):
-    """An S3 client from the standard AWS chain, with botocore's retries and timeouts."""
-    config = Config(retries={"mode": RETRY_MODE, "total_max_attempts": attempts},
-                    connect_timeout=min(CONNECT_TIMEOUT, timeout_cap or CONNECT_TIMEOUT),
-                    read_timeout=min(READ_TIMEOUT, timeout_cap or READ_TIMEOUT),
-                    max_pool_connections=max(10, CONNECTIONS))
+class Clock(object):
+    """The time as the scripts read it, and their waits. Tests pass another with the same
+    methods, as botocore's retry handler is given its sleep."""
+
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)  # after monotonic: from here on, `time` is this one
+
+    @staticmethod
+    def sleep(seconds, interrupt=None):
+        """Waits SECONDS, or less once INTERRUPT (a threading.Event) is set."""
+        if interrupt is None:
+            time.sleep(seconds)
+        else:
+            interrupt.wait(seconds)
+
+
+class Log(object):
+    """NXLog's log, each line led by the script's name; a lasting problem at most once
+    every EVERY seconds, with a count of the times not logged."""
+
+    EVERY = 60
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.last = {}  # problem -> (when last logged, times since)
+        self.lock = threading.Lock()
+
+    def info(self, message):
+        nxlog.log_info("%s: %s" % (SCRIPT, message))
+
+    def warning(self, message):
+        nxlog.log_warning("%s: %s" % (SCRIPT, message))
+
+    def error(self, message):
+        nxlog.log_error("%s: %s" % (SCRIPT, message))
+
+    def limited(self, problem, log, message):
+        """LOG(MESSAGE) (self.warning or self.error), unless PROBLEM was logged lately."""
+        with self.lock:
+            now = self.clock.monotonic()
+            when, since = self.last.get(problem, (None, 0))
+            if when is not None and now - when < self.EVERY:
+                self.last[problem] = (when, since + 1)
+                return
+            self.last[problem] = (now, 0)
+        log(message + (" (%d times since the last such message)" % since if since else ""))
+
+    def times_not_logged(self, problem):
+        return self.last.get(problem, (None, 0))[1]
+
+
+class Disk(object):
+    """The file-system calls whose failures the scripts must survive (short writes, full
+    disks), in one place, so that tests can make them fail without patching os."""
+
+    write = staticmethod(os.write)
+    fsync = staticmethod(os.fsync)
+    ftruncate = staticmethod(os.ftruncate)
+
+    def write_atomically(self, path, data, sync=True):
+        """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its
+        old bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs
+        to the OS."""
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                if sync:
+                    self.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        if sync:
+            self.fsync_directory(directory)
+
+    def fsync_directory(self, directory):
+        """Makes a rename in DIRECTORY durable. Windows has no such call (nor needs it)."""
+        if hasattr(os, "O_DIRECTORY"):
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                self.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def new_client(settings, connections, attempts=None, timeout_cap=None):
+    """An S3 client from the standard AWS chain, with botocore's retries and timeouts and a
+    connection pool for CONNECTIONS threads. Thread-safe: a script's threads share one."""
+    cap = timeout_cap or max(settings.CONNECT_TIMEOUT, settings.READ_TIMEOUT)
+    config = Config(retries={"mode": settings.RETRY_MODE,
+                             "total_max_attempts": attempts or settings.RETRY_ATTEMPTS},
+                    connect_timeout=min(settings.CONNECT_TIMEOUT, cap),
+                    read_timeout=min(settings.READ_TIMEOUT, cap),
+                    max_pool_connections=max(10, connections))
     return boto3.session.Session().client("s3", config=config,
-                                          verify=None if TLS_VERIFY else False)
+                                          verify=None if settings.TLS_VERIFY else False)
 
 
-_client = None
-_client_lock = threading.Lock()  # the threads that upload or fetch share one client
+NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the host an "
+                  "instance role")
 
 
-def _s3():
-    """The module instance's one S3 client, created on first use."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = _new_client(RETRY_ATTEMPTS)
-    return _client
-
-
-def _check_connection():
-    """At start, one request: missing credentials, or a bucket that does not exist, stop the
-    module with one message. Whatever else (S3 unreachable now, no right to HeadBucket) is
-    left to the uploads or polls, which report it and retry."""
-    if not TLS_VERIFY:
-        nxlog.log_warning("%s: TLS_VERIFY is off: whoever sits between this host and S3 can "
-                          "read and change what is sent" % SCRIPT)
+def check_bucket(settings, client, log):
+    """At start, one request. A bucket that does not exist can never work: ConfigError.
+    What may pass by itself (no credentials yet at boot, S3 not answering) is logged, and
+    left to the uploads or polls, which retry."""
+    if not settings.TLS_VERIFY:
+        log.warning("TLS_VERIFY is off: whoever sits between this host and S3 can read and "
+                    "change what is sent")
     try:
-        _new_client(1, timeout_cap=5).head_bucket(Bucket=BUCKET)
+        client.head_bucket(Bucket=settings.BUCKET, **settings.owner())
     except NoCredentialsError:
-        raise ConfigError("%s: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID "
-                          "and AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the "
-                          "host an instance role" % SCRIPT) from None
+        log.warning(NO_CREDENTIALS + "; trying again until there are")
     except ClientError as exc:
-        if _error_code(exc) in ("404", "NoSuchBucket"):
+        if error_code(exc) in ("404", "NoSuchBucket"):
             raise ConfigError("%s: the bucket %s does not exist (BUCKET, or NXLOG_S3_BUCKET); "
-                              "this script never creates one" % (SCRIPT, BUCKET)) from None
-    except BotoCoreError:
-        pass
+                              "this script never creates one" % (SCRIPT, settings.BUCKET)) from None
+    except BotoCoreError as exc:
+        log.warning("S3 does not answer yet (%s); trying again until it does" % exc)
 
 
-def _private_directory(directory, setting, own=False):
+def refuse_to_start(exc):
+    """What NXLog does with a bad directive: one line in its log, and no start (an exception
+    at import would leave NXLog running, this module deaf). Its inputs have read nothing."""
+    nxlog.log_error(str(exc))
+    os._exit(EXIT_CONFIG)
+
+
+def private_directory(directory, setting, log, own=False):
     """Makes DIRECTORY (its owner's only) if need be; refuses one this process cannot use,
     or one every user may write to (anyone could plant or swap the files it holds). OWN: a
     folder of the script's alone (SPOOL_DIR), made its owner's only if it was not."""
@@ -243,17 +352,10 @@ def _private_directory(directory, setting, own=False):
         try:
             os.chmod(directory, 0o700)
         except OSError as exc:
-            nxlog.log_warning("%s: cannot make the folder %s its owner's only: %s"
-                              % (SCRIPT, where, exc))
+            log.warning("cannot make the folder %s its owner's only: %s" % (where, exc))
 
 
-def _quoted(key):
-    """KEY's address as log lines show it: quoted, with control characters escaped, so that a
-    key cannot forge a log line."""
-    return repr("s3://%s/%s" % (BUCKET, key))
-
-
-def _exclusive_lock(path):
+def exclusive_lock(path):
     """A descriptor that holds an exclusive lock on PATH (made readable by its owner only), or
     None while another process or instance holds it. Windows has no such locks."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -266,61 +368,28 @@ def _exclusive_lock(path):
     return fd
 
 
-def _fsync_directory(directory):
-    """Makes a rename in DIRECTORY durable. Windows has no such call (nor needs it)."""
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def quoted(bucket, key):
+    """KEY's address as log lines show it: quoted, with control characters escaped, so that a
+    key cannot forge a log line."""
+    return repr("s3://%s/%s" % (bucket, key))
 
 
-def _write_atomically(path, data, sync=True):
-    """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its old
-    bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs to the OS."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if sync:
-                os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    if sync:
-        _fsync_directory(directory)
-
-
-LOG_EVERY = 60  # seconds between two log lines about the same lasting problem
-_last_logged = {}  # problem -> (when last logged, how often since)
-
-
-def _log_limited(problem, log, message):
-    """Logs MESSAGE at most once every LOG_EVERY seconds for one lasting PROBLEM."""
-    now = time.monotonic()
-    when, since = _last_logged.get(problem, (None, 0))
-    if when is not None and now - when < LOG_EVERY:
-        _last_logged[problem] = (when, since + 1)
-        return
-    if since:
-        message += " (%d times since the last such message)" % since
-    _last_logged[problem] = (now, 0)
-    log("%s: %s" % (SCRIPT, message))
-
-
-def _error_code(exc):
+def error_code(exc):
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def _utc_text(epoch):
+def utc_text(epoch):
     """EPOCH as the scripts write times out: UTC, with its zone (2026-11-28T10:00:00Z)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-# ---- End of the shared code --------------------------------------------------------------
 
+
+def count(number, noun, plural=None):
+    """'1 event', '2 events'."""
+    return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+# ---- End of the shared code ---------------------------------------------------------------
+
+
+# ---- The writer's settings ----------------------------------------------------------------
 
 def _optional(pattern, what):
     def parse(text):
@@ -339,50 +408,6 @@ def _sse(text):
     return canonical
 
 
-BUCKET = _setting("BUCKET", _bucket)
-SERVER = _setting("SERVER", _server)
-KEY_TIME = _setting("KEY_TIME", _choice("utc", "local"))
-MAX_AHEAD = _setting("MAX_AHEAD", _number(int, 0))
-BATCH_EVENTS = _setting("BATCH_EVENTS", _number(int, 1))
-BATCH_BYTES = _setting("BATCH_BYTES", _number(int, 1))
-BATCH_AGE = _setting("BATCH_AGE", _number(float, 0.1))
-FORMAT = _setting("FORMAT", _choice("raw", "json", "pickle"))
-COMPRESSION = _setting("COMPRESSION", _choice("auto", "none", "gzip", "zstd"))
-SPOOL_DIR = _setting("SPOOL_DIR", _path)
-SPOOL_MAX_BYTES = _setting("SPOOL_MAX_BYTES", _number(int, 1))
-SPOOL_FULL = _setting("SPOOL_FULL", _choice("block", "drop"))
-FSYNC = _setting("FSYNC", _choice("event", "batch", "os"))
-UPLOAD_THREADS = _setting("UPLOAD_THREADS", _number(int, 1, 64))
-STORAGE_CLASS = _setting("STORAGE_CLASS", _optional("[A-Z_]+", "a storage class such as "
-                                                     "STANDARD_IA"))
-SSE = _setting("SSE", _sse)
-SSE_KMS_KEY_ID = _setting("SSE_KMS_KEY_ID", _optional("[A-Za-z0-9:/_+=.,@-]+", "a KMS key id"))
-EXPECTED_BUCKET_OWNER = _setting("EXPECTED_BUCKET_OWNER",
-                                 _optional("[0-9]{12}", "a 12-digit account id"))
-RETRY_MODE = _setting("RETRY_MODE", _choice("standard", "adaptive"))
-RETRY_ATTEMPTS = _setting("RETRY_ATTEMPTS", _number(int, 1))
-TLS_VERIFY = _setting("TLS_VERIFY", _flag)
-CONNECT_TIMEOUT = _setting("CONNECT_TIMEOUT", _number(float, 0.1))
-READ_TIMEOUT = _setting("READ_TIMEOUT", _number(float, 0.1))
-CONNECTIONS = UPLOAD_THREADS  # the client's connection pool: one per thread that uses it
-BATCHING = BATCH_EVENTS > 1
-BODY_FORMAT = "jsonl" if BATCHING else FORMAT  # what the object's body holds
-if COMPRESSION == "auto":
-    COMPRESSION = "gzip" if BATCHING else "none"
-
-
-def _check_combinations():
-    """Settings that are each valid but cannot work together."""
-    if BATCHING and FORMAT == "pickle":
-        raise ConfigError("%s: FORMAT=pickle cannot be batched: batches are JSON lines; use "
-                          "FORMAT=json, or BATCH_EVENTS=1" % SCRIPT)
-    if COMPRESSION == "zstd" and zstandard is None:
-        raise ConfigError("%s: COMPRESSION=zstd needs the zstandard package for the Python "
-                          "NXLog runs (pip install zstandard), or use gzip" % SCRIPT)
-    if SSE_KMS_KEY_ID and SSE != "aws:kms":
-        raise ConfigError("%s: SSE_KMS_KEY_ID is set, so SSE must be aws:kms" % SCRIPT)
-
-
 def _check_botocore(version):
     """Refuses a botocore too old for conditional writes (Debian 12 packages 1.29)."""
     found = tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
@@ -392,9 +417,40 @@ def _check_botocore(version):
                           "the Python NXLog runs (see README.md)" % (SCRIPT, version))
 
 
-_check_combinations()
-_check_botocore(botocore.__version__)
-_check_connection()
+class WriterSettings(Settings):
+    """The settings at the top of this file, parsed; also what follows from them: BATCHING,
+    BODY_FORMAT (what a batch's body holds) and COMPRESSION with auto resolved."""
+
+    SPEC = (
+        ("BUCKET", _bucket), ("SERVER", _server), ("KEY_TIME", _choice("utc", "local")),
+        ("MAX_AHEAD", _number(int, 0)), ("BATCH_EVENTS", _number(int, 1)),
+        ("BATCH_BYTES", _number(int, 1)), ("BATCH_AGE", _number(float, 0.1)),
+        ("FORMAT", _choice("raw", "json", "pickle")),
+        ("COMPRESSION", _choice("auto", "none", "gzip", "zstd")), ("SPOOL_DIR", _path),
+        ("SPOOL_MAX_BYTES", _number(int, 1)), ("SPOOL_FULL", _choice("block", "drop")),
+        ("FSYNC", _choice("event", "batch", "os")), ("UPLOAD_THREADS", _number(int, 1, 64)),
+        ("STORAGE_CLASS", _optional("[A-Z_]+", "a storage class such as STANDARD_IA")),
+        ("SSE", _sse),
+        ("SSE_KMS_KEY_ID", _optional("[A-Za-z0-9:/_+=.,@-]+", "a KMS key id")),
+        ("EXPECTED_BUCKET_OWNER", _optional("[0-9]{12}", "a 12-digit account id")),
+        ("RETRY_MODE", _choice("standard", "adaptive")), ("RETRY_ATTEMPTS", _number(int, 1)),
+        ("TLS_VERIFY", _flag), ("CONNECT_TIMEOUT", _number(float, 0.1)),
+        ("READ_TIMEOUT", _number(float, 0.1)))
+
+    def check(self):
+        self.BATCHING = self.BATCH_EVENTS > 1
+        self.BODY_FORMAT = "jsonl" if self.BATCHING else self.FORMAT
+        if self.COMPRESSION == "auto":
+            self.COMPRESSION = "gzip" if self.BATCHING else "none"
+        if self.BATCHING and self.FORMAT == "pickle":
+            raise ConfigError("%s: FORMAT=pickle cannot be batched: batches are JSON lines; use "
+                              "FORMAT=json, or BATCH_EVENTS=1" % SCRIPT)
+        if self.COMPRESSION == "zstd" and zstandard is None:
+            raise ConfigError("%s: COMPRESSION=zstd needs the zstandard package for the Python "
+                              "NXLog runs (pip install zstandard), or use gzip" % SCRIPT)
+        if self.SSE_KMS_KEY_ID and self.SSE != "aws:kms":
+            raise ConfigError("%s: SSE_KMS_KEY_ID is set, so SSE must be aws:kms" % SCRIPT)
+        _check_botocore(botocore.__version__)
 
 
 # ---- Events -------------------------------------------------------------------------------
@@ -407,22 +463,6 @@ def _event_epoch(received):
     except (TypeError, ValueError, OverflowError):
         return None
     return epoch if epoch >= 0 else None
-
-
-def _key_time(received):
-    """The time to key a batch at whose first event was received at RECEIVED: that time,
-    unless it is missing, cannot be read or lies more than MAX_AHEAD ahead of this host's clock
-    (9999-12-31 would key every later event there, keys never going back): then the clock's,
-    with a warning but for a missing one. The event keeps its field as it is."""
-    now = time.time()
-    epoch = _event_epoch(received)
-    if received is None or (epoch is not None and epoch <= now + MAX_AHEAD):
-        return now if epoch is None else epoch  # no time at all: the clock's, no warning
-    why = "cannot be read as a time since 1970" if epoch is None else \
-        "lies more than MAX_AHEAD=%d s ahead of this host's clock" % MAX_AHEAD
-    _log_limited("event time", nxlog.log_warning, "EventReceivedTime %r %s: the event is keyed "
-                 "at this host's clock instead, and keeps its field" % (received, why))
-    return now
 
 
 def _last_epoch(received, first):
@@ -460,13 +500,6 @@ def _json_encoder():
     return lambda fields: "".join(encode(fields, 0))
 
 
-_JSON = _json_encoder()
-
-
-def _json(fields):
-    return _JSON(fields).encode()
-
-
 def _pickle(fields):
     binary = {name: bytes(value) if isinstance(value, memoryview) else value
               for name, value in fields.items()}
@@ -479,24 +512,118 @@ def _raw(value):
     return str(value).encode("utf-8", "surrogatepass")
 
 
-def _record(event):
-    """The event as the object body holds it: (body format, bytes).
+class Encoder(object):
+    """An NXLog event as the object body holds it. A batch holds one JSON object per line.
+    One event per object holds FORMAT, except that raw falls back to json for an event
+    without raw_event, so that its fields are kept."""
 
-    A batch holds one JSON object per line. One event per object holds FORMAT, except that
-    raw falls back to json for an event without raw_event, so that its fields are kept.
-    """
-    if BATCHING:
-        return "jsonl", (_JSON(_fields(event)) + "\n").encode()
-    if FORMAT == "raw":
-        raw_event = event.get_field("raw_event")
-        if raw_event is not None:
-            return "raw", _raw(raw_event)
-        _log_limited("no raw_event", nxlog.log_warning, "an event without raw_event is stored "
-                     "as json, so that its fields are kept")
-        return "json", _json(_fields(event))
-    if FORMAT == "json":
-        return "json", _json(_fields(event))
-    return "pickle", _pickle(_fields(event))
+    def __init__(self, settings, log):
+        self.settings, self.log = settings, log
+        self.json_text = _json_encoder()
+
+    def json(self, fields):
+        return self.json_text(fields).encode()
+
+    def record(self, event):
+        """(body format, bytes) of EVENT."""
+        if self.settings.BATCHING:
+            return "jsonl", (self.json_text(_fields(event)) + "\n").encode()
+        if self.settings.FORMAT == "raw":
+            raw_event = event.get_field("raw_event")
+            if raw_event is not None:
+                return "raw", _raw(raw_event)
+            self.log.limited("no raw_event", self.log.warning, "an event without raw_event is "
+                             "stored as json, so that its fields are kept")
+            return "json", self.json(_fields(event))
+        if self.settings.FORMAT == "json":
+            return "json", self.json(_fields(event))
+        return "pickle", _pickle(_fields(event))
+
+
+# ---- Keys ---------------------------------------------------------------------------------
+
+class Keys(object):
+    """Names batches: SERVER/YYYY-MM-DD/HH.MM.SS.N, the second of a batch's first event
+    (this host's clock for a time it cannot trust), never before a key it gave already, and
+    N past every counter it gave (or, after a conflict, found) in that second. What it must
+    remember across restarts is in the manifests of the spool (see Spool)."""
+
+    def __init__(self, settings, client, clock, log):
+        self.settings, self.client, self.clock, self.log = settings, client, clock, log
+        self.lock = threading.Lock()
+        self.last_counter = collections.OrderedDict()  # "SERVER/YYYY-MM-DD/HH.MM.SS" -> N
+        self.newest_epoch = 0  # the latest key time given
+
+    def key_time(self, received):
+        """The time to key a batch at whose first event was received at RECEIVED: that time,
+        unless it is missing, cannot be read or lies more than MAX_AHEAD ahead of this host's
+        clock (9999-12-31 would key every later event there, keys never going back): then
+        the clock's, with a warning but for a missing one. The event keeps its field."""
+        now = self.clock.time()
+        epoch = _event_epoch(received)
+        ahead = self.settings.MAX_AHEAD
+        if received is None or (epoch is not None and epoch <= now + ahead):
+            return now if epoch is None else epoch  # no time at all: the clock's, no warning
+        why = "cannot be read as a time since 1970" if epoch is None else \
+            "lies more than MAX_AHEAD=%d s ahead of this host's clock" % ahead
+        self.log.limited("event time", self.log.warning, "EventReceivedTime %r %s: the event "
+                         "is keyed at this host's clock instead, and keeps its field"
+                         % (received, why))
+        return now
+
+    def second(self, epoch):
+        local = self.settings.KEY_TIME == "local"
+        stamp = time.localtime(epoch) if local else time.gmtime(epoch)
+        return "%s/%s" % (self.settings.SERVER, time.strftime("%Y-%m-%d/%H.%M.%S", stamp))
+
+    def assign(self, batch, after=0):
+        """Gives BATCH its key, SECOND.N past AFTER. Its time is its first event's, but never
+        before a key given already, so that a clock set back (or a forward jump put right)
+        cannot put keys behind a reader's lookback window. The caller records the key in the
+        manifest before any upload."""
+        with self.lock:
+            if batch.key_epoch is None:
+                batch.key_epoch = max(batch.epoch, self.newest_epoch)
+            self.newest_epoch = max(self.newest_epoch, batch.key_epoch)
+            second = self.second(batch.key_epoch)
+            counter = max(self.last_counter.get(second, 0), after) + 1
+            self.last_counter[second] = counter
+            self.last_counter.move_to_end(second)
+            if len(self.last_counter) > REMEMBERED_SECONDS:
+                self.last_counter.popitem(last=False)
+            batch.key = "%s.%d" % (second, counter)
+
+    def assign_after_conflict(self, batch):
+        """Another object has BATCH's key: the next counter past every one in S3 now."""
+        self.assign(batch, after=self.highest_counter(self.second(batch.key_epoch)))
+
+    def highest_counter(self, second):
+        """The highest N among the objects SECOND.N that exist now."""
+        pattern = re.compile(re.escape(second) + r"\.([0-9]+)$")
+        highest = 0
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.settings.BUCKET, Prefix=second + ".", **self.settings.owner())
+        for page in pages:
+            for item in page.get("Contents", ()):
+                match = pattern.match(item["Key"])
+                if match:
+                    highest = max(highest, int(match.group(1)))
+        return highest
+
+    def follow(self, batch, where):
+        """Later keys come after BATCH's, a batch found in the spool (in the file WHERE),
+        unless this host's clock is now more than MAX_AHEAD behind it: later keys then follow
+        the clock, and the reader's re-listing (LATE_HORIZON) reads them."""
+        if batch.key_epoch is None:  # keyed by an older version, by its first event's time
+            batch.key_epoch = batch.epoch
+        if batch.key_epoch > self.clock.time() + self.settings.MAX_AHEAD:
+            self.log.warning("%s holds the key time %s, more than MAX_AHEAD=%d s ahead of "
+                             "this host's clock: later keys follow the clock" % (
+                                 os.path.abspath(where), utc_text(batch.key_epoch),
+                                 self.settings.MAX_AHEAD))
+            return
+        with self.lock:
+            self.newest_epoch = max(self.newest_epoch, batch.key_epoch)
 
 
 # ---- The spool ----------------------------------------------------------------------------
@@ -504,48 +631,60 @@ def _record(event):
 # SEQ-EPOCH.FORMAT.open  the batch being filled (EPOCH: its first event's time)
 # SEQ.json        a closed batch's manifest: id, format, events, times and its key
 # SEQ.data        a closed batch's body, uncompressed
+# .last-stored.json  the manifest of the batch stored with the latest key time
 # Closing writes the manifest before it renames .open to .data, so that after a crash at
 # any point the start-up recovery knows every batch: nothing waits in the spool unnamed.
 
 class Batch(object):
-    """A closed batch: its manifest, and where its body waits in the spool."""
+    """A closed batch: its manifest, and where its body waits in the spool FOLDER."""
 
     FIELDS = ("seq", "id", "format", "epoch", "first", "last", "events", "bytes", "key",
               "key_epoch")
 
-    def __init__(self, **manifest):
+    def __init__(self, folder, **manifest):
+        self.folder = folder
         for name in self.FIELDS:
             setattr(self, name, manifest.get(name))
 
     def path(self, suffix):
-        return os.path.join(SPOOL_DIR, "%012d.%s" % (self.seq, suffix))
+        return os.path.join(self.folder, "%012d.%s" % (self.seq, suffix))
 
     def manifest(self):
-        return {name: getattr(self, name) for name in self.FIELDS}
-
-    def save(self):
-        _write_atomically(self.path("json"), json.dumps(self.manifest()).encode(), FSYNC != "os")
+        return json.dumps({name: getattr(self, name) for name in self.FIELDS}).encode()
 
 
-def _count(number, noun, plural=None):
-    """'1 event', '2 events'."""
-    return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+def _read_batch(folder, path):
+    with open(path, "rb") as handle:
+        return Batch(folder, **json.loads(handle.read().decode()))
+
+
+class SpoolFull(RuntimeError):
+    """write_data refuses an event (SPOOL_FULL=drop): NXLog logs this and drops the event."""
+
+    def __init__(self, reason):
+        RuntimeError.__init__(self, "%s: %s" % (SCRIPT, reason))
+        self.reason = reason
 
 
 class Spool(object):
-    """The batch being filled and the closed batches waiting for S3, on disk.
+    """The batch being filled and the closed batches waiting for S3, on disk in SPOOL_DIR.
 
     write_data appends to the open batch under the lock; the uploader threads close aged
     batches, take closed ones oldest first (each batch by one thread at a time), and delete
     each once S3 confirmed it.
     """
 
-    def __init__(self):
+    def __init__(self, settings, keys, clock, log, disk, stopping):
+        self.settings, self.keys, self.clock, self.log, self.disk = (
+            settings, keys, clock, log, disk)
+        self.stopping = stopping  # the writer's: set, the uploader threads take no more
+        self.folder = settings.SPOOL_DIR
         self.lock = threading.Condition(threading.Lock())
         self.closed = collections.OrderedDict()  # seq -> Batch, oldest first
         self.uploading = set()  # the seqs of the closed batches an uploader thread has taken
         self.bytes = 0  # what the spool holds, open batch included
         self.dropped = 0
+        self.held = collections.deque()  # (format, record, received) the full disk refused
         self.open_fd = None
         self.open_seq = self.open_epoch = self.open_last = None
         self.open_events = self.open_bytes = 0
@@ -555,26 +694,30 @@ class Spool(object):
         self.lock_fd = None
         self.last_stored_epoch = 0  # the key time in LAST_STORED
 
+    def where(self):
+        return os.path.abspath(self.folder)
+
     # -- start-up --
 
-    def start(self):
-        _private_directory(SPOOL_DIR, "SPOOL_DIR", own=True)
-        self._take_lock()
+    def open(self):
+        """Makes sure the folder can be used, and that no other writer uses it."""
+        private_directory(self.folder, "SPOOL_DIR", self.log, own=True)
+        self.lock_fd = exclusive_lock(os.path.join(self.folder, ".lock"))
+        if self.lock_fd is None:
+            raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
+                              "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, self.where()))
+
+    def recover(self):
+        """Takes up what an earlier run left, and the latest key time it stored."""
         self._recover_last_stored()
         self._recover()
 
-    def _take_lock(self):
-        self.lock_fd = _exclusive_lock(os.path.join(SPOOL_DIR, ".lock"))
-        if self.lock_fd is None:
-            raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
-                              "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, os.path.abspath(SPOOL_DIR)))
-
     def _recover(self):
         """Takes up what an earlier run left: closed batches, and the batch it was filling."""
-        names = sorted(os.listdir(SPOOL_DIR))
+        names = sorted(os.listdir(self.folder))
         for name in names:
             if name.startswith(".tmp."):
-                os.unlink(os.path.join(SPOOL_DIR, name))
+                os.unlink(os.path.join(self.folder, name))
         manifests = {int(name[:-5]): name for name in names if re.match(r"^\d+\.json$", name)}
         opens = {int(name.split("-")[0]): name for name in names
                  if re.match(r"^\d+-\d+\.[a-z]+\.open$", name)}
@@ -589,48 +732,47 @@ class Spool(object):
                 self.closed[seq] = batch
                 self.bytes += batch.bytes
         if self.closed:
-            nxlog.log_info("%s: %s (%s) left by an earlier run %s uploaded first" % (
-                SCRIPT, _count(len(self.closed), "batch", "batches"),
-                _count(sum(batch.events for batch in self.closed.values()), "event"),
+            self.log.info("%s (%s) left by an earlier run %s uploaded first" % (
+                count(len(self.closed), "batch", "batches"),
+                count(sum(batch.events for batch in self.closed.values()), "event"),
                 "is" if len(self.closed) == 1 else "are"))
 
     def _recover_last_stored(self):
         """The key time of the last batch stored, kept in LAST_STORED across restarts, so
         that keys never go back even once the spool is empty."""
-        path = os.path.join(SPOOL_DIR, LAST_STORED)
+        path = os.path.join(self.folder, LAST_STORED)
         try:
-            with open(path, "rb") as handle:
-                batch = Batch(**json.loads(handle.read().decode()))
+            batch = _read_batch(self.folder, path)
             if not isinstance(batch.key_epoch, (int, float)):
                 raise ValueError("no key_epoch")
         except FileNotFoundError:
             return
         except (ValueError, TypeError) as exc:
-            nxlog.log_warning("%s: %s cannot be read (%s): the next keys follow the events' "
-                              "times" % (SCRIPT, os.path.abspath(path), exc))
+            self.log.warning("%s cannot be read (%s): the next keys follow the events' times"
+                             % (os.path.abspath(path), exc))
             return
-        _keys_after(batch, path)
+        self.keys.follow(batch, path)
         self.last_stored_epoch = batch.key_epoch
 
     def _set_aside(self, seq, reason):
         """Moves the files of a batch that cannot be understood to SPOOL_DIR/damaged/, where
         they stay for a person to look at, and goes on with the others."""
-        damaged = os.path.join(SPOOL_DIR, "damaged")
+        damaged = os.path.join(self.folder, "damaged")
         os.makedirs(damaged, mode=0o700, exist_ok=True)
         prefix = "%012d" % seq
-        for name in os.listdir(SPOOL_DIR):
+        for name in os.listdir(self.folder):
             if name.startswith(prefix):
-                os.replace(os.path.join(SPOOL_DIR, name), os.path.join(damaged, name))
-        nxlog.log_error("%s: the spooled batch %s cannot be read (%s); its files are kept in %s"
-                        % (SCRIPT, prefix, reason, os.path.abspath(damaged)))
+                os.replace(os.path.join(self.folder, name), os.path.join(damaged, name))
+        self.log.error("the spooled batch %s cannot be read (%s); its files are kept in %s"
+                       % (prefix, reason, os.path.abspath(damaged)))
 
     def _recovered_batch(self, seq, manifest_name, open_name):
         if manifest_name is not None:
-            with open(os.path.join(SPOOL_DIR, manifest_name), "rb") as handle:
-                batch = Batch(**json.loads(handle.read().decode()))
-            _keys_after(batch, os.path.join(SPOOL_DIR, manifest_name))
+            path = os.path.join(self.folder, manifest_name)
+            batch = _read_batch(self.folder, path)
+            self.keys.follow(batch, path)
             if open_name is not None:  # the crash came between manifest and rename
-                os.replace(os.path.join(SPOOL_DIR, open_name), batch.path("data"))
+                os.replace(os.path.join(self.folder, open_name), batch.path("data"))
             if os.path.exists(batch.path("data")):
                 return batch
             os.unlink(batch.path("json"))  # uploaded; the crash came between the two deletes
@@ -639,7 +781,7 @@ class Spool(object):
 
     def _close_torn(self, seq, open_name):
         """The batch an earlier run was filling: cut a torn last line, then close it."""
-        path = os.path.join(SPOOL_DIR, open_name)
+        path = os.path.join(self.folder, open_name)
         with open(path, "rb") as handle:
             body = handle.read()
         epoch, body_format, _ = open_name.split("-")[1].split(".")
@@ -652,11 +794,12 @@ class Spool(object):
             os.unlink(path)
             return None
         events = body.count(b"\n") if body_format == "jsonl" else 1
-        batch = Batch(seq=seq, id=uuid.uuid4().hex, format=body_format, epoch=epoch,
-                      first=_utc_text(epoch), last=self._last_time(body, body_format, epoch),
-                      events=events, bytes=len(body))
-        _assign_key(batch)
-        batch.save()
+        batch = Batch(self.folder, seq=seq, id=uuid.uuid4().hex, format=body_format,
+                      epoch=epoch, first=utc_text(epoch),
+                      last=self._last_time(body, body_format, epoch), events=events,
+                      bytes=len(body))
+        self.keys.assign(batch)
+        self.save(batch)
         os.replace(path, batch.path("data"))
         return batch
 
@@ -668,36 +811,70 @@ class Spool(object):
                 epoch = _last_epoch(json.loads(last_line).get("EventReceivedTime"), epoch)
             except (ValueError, AttributeError):
                 pass
-        return _utc_text(epoch)
+        return utc_text(epoch)
+
+    def save(self, batch):
+        """Writes BATCH's manifest (its key included) durably, unless FSYNC=os."""
+        self.disk.write_atomically(batch.path("json"), batch.manifest(),
+                                   self.settings.FSYNC != "os")
 
     # -- write_data's side --
 
     def append(self, body_format, record, received):
-        """Puts one event's record on disk, in the open batch; closes the batch when full.
-        A full disk is a full spool: write_data waits for uploads to free room, or refuses
-        the event (SPOOL_FULL=drop)."""
+        """Puts one event's record on disk, in the open batch, and closes the batch when
+        full. Returns within about MAX_CALL_WAIT, since NXLog cannot stop a module while it
+        is inside a call: while the spool is full, it waits that long for uploads to free
+        room, then takes the event all the same (SPOOL_FULL=block) or refuses it (drop).
+        A full disk likewise: then the event is held in memory until the disk takes it."""
         with self.lock:
-            if self.bytes + len(record) > SPOOL_MAX_BYTES:
-                self._make_room(len(record))
-            delay = 0.01
-            while True:
-                try:
-                    self._write_event(body_format, record, received)
-                    break
-                except OSError as exc:
-                    self._wait_for_disk(exc, delay)
-                    delay = min(delay * 2, 1.0)
-            if self.open_events >= BATCH_EVENTS or self.open_bytes >= BATCH_BYTES:
+            deadline = self.clock.monotonic() + MAX_CALL_WAIT
+            if self.bytes + len(record) > self.settings.SPOOL_MAX_BYTES:
+                self._wait_for_room(len(record), deadline)
+            self.held.append((body_format, record, received))
+            self._write_held(deadline)
+
+    def _write_held(self, deadline):
+        """Writes the records held, oldest first, retrying a full disk until DEADLINE; what
+        is still held then is written at the next call, or when an upload frees room."""
+        delay = 0.01
+        while self.held:
+            try:
+                self._write_event(*self.held[0])
+            except OSError as exc:
+                if exc.errno not in DISK_FULL or self.settings.SPOOL_FULL == "drop":
+                    self.held.pop()  # this call's event: refused, NXLog logs why
+                    self._refuse(exc)
+                self.log.limited("disk full", self.log.warning, "the disk of the spool %s is "
+                                 "full (%s): write_data waits up to %g s for room, then holds "
+                                 "the event in memory until the disk takes it (%s held now; "
+                                 "lost if NXLog stops first)" % (
+                                     self.where(), exc.strerror, MAX_CALL_WAIT,
+                                     count(len(self.held), "event")))
+                if self.clock.monotonic() + delay > deadline:
+                    return
+                self.lock.wait(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self.held.popleft()
+            if self.open_events >= self.settings.BATCH_EVENTS or \
+                    self.open_bytes >= self.settings.BATCH_BYTES:
                 self._try_to_close()
+
+    def _refuse(self, exc):
+        if exc.errno in DISK_FULL:
+            self.dropped += 1
+            raise SpoolFull("the disk of the spool %s is full (%s): event dropped, %d dropped "
+                            "so far" % (self.where(), exc.strerror, self.dropped))
+        raise SpoolFull("cannot write to the spool %s: %s: event refused" % (self.where(), exc))
 
     def _write_event(self, body_format, record, received):
         if self.open_fd is not None and self.open_format != body_format:
             self._close_open()
         if self.open_fd is None:
-            self._open(body_format, _key_time(received))
+            self._open(body_format, self.keys.key_time(received))
         self._write_whole(record)
-        if FSYNC == "event":
-            os.fsync(self.open_fd)
+        if self.settings.FSYNC == "event":
+            self.disk.fsync(self.open_fd)
         self.open_events += 1
         self.open_bytes += len(record)
         self.bytes += len(record)
@@ -707,67 +884,60 @@ class Spool(object):
         """All of RECORD, or none of it: a write the disk cut short (full) is taken back, so
         that no torn line sits between two whole ones."""
         try:
-            if os.write(self.open_fd, record) == len(record):
+            if self.disk.write(self.open_fd, record) == len(record):
                 return
             raise OSError(errno.ENOSPC, "the disk took only part of the event")
         except OSError:
-            os.ftruncate(self.open_fd, self.open_bytes)
+            self.disk.ftruncate(self.open_fd, self.open_bytes)
             raise
 
-    def _wait_for_disk(self, exc, delay):
-        """After a failed write to the spool: a full disk is a full spool; any other error
-        refuses the event."""
-        if exc.errno not in DISK_FULL:
-            raise SpoolFull("cannot write to the spool %s: %s: event refused"
-                            % (os.path.abspath(SPOOL_DIR), exc))
-        self._wait_or_drop("disk full", "the disk of the spool %s is full (%s)"
-                           % (os.path.abspath(SPOOL_DIR), exc.strerror), delay)
-
-    def _make_room(self, size):
-        if size > SPOOL_MAX_BYTES:
+    def _wait_for_room(self, size, deadline):
+        """Waits until DEADLINE for uploads to free room for SIZE bytes (SPOOL_FULL=block),
+        or refuses the event (drop)."""
+        limit = self.settings.SPOOL_MAX_BYTES
+        if size > limit:
             raise SpoolFull("an event of %d bytes can never fit in SPOOL_MAX_BYTES=%d"
-                            % (size, SPOOL_MAX_BYTES))
-        delay = 0.01
-        while self.bytes + size > SPOOL_MAX_BYTES:
-            self._wait_or_drop("spool full", "the spool %s is full (SPOOL_MAX_BYTES=%d, S3 is "
-                               "not taking events fast enough)"
-                               % (os.path.abspath(SPOOL_DIR), SPOOL_MAX_BYTES), delay)
-            delay = min(delay * 2, 1.0)
-
-    def _wait_or_drop(self, problem, full, delay):
-        """What SPOOL_FULL says to do while FULL (what is full) lasts: drop refuses the event,
-        counted; block waits DELAY for uploads to free room, saying so once a minute."""
-        if SPOOL_FULL == "drop":
+                            % (size, limit))
+        full = "the spool %s is full (SPOOL_MAX_BYTES=%d, S3 is not taking events fast " \
+               "enough)" % (self.where(), limit)
+        if self.settings.SPOOL_FULL == "drop":
             self.dropped += 1
             raise SpoolFull("%s: event dropped, %d dropped so far" % (full, self.dropped))
-        _log_limited(problem, nxlog.log_warning, "%s: write_data waits for uploads to free "
-                     "room" % full)
-        self.lock.wait(delay)
+        self.log.limited("spool full", self.log.warning, "%s: each write_data call waits up to "
+                         "%g s for room, then takes its event all the same, so that NXLog's "
+                         "flow control holds its inputs back" % (full, MAX_CALL_WAIT))
+        delay = 0.01
+        while self.bytes + size > limit:
+            wait = min(delay, deadline - self.clock.monotonic())
+            if wait <= 0:
+                return
+            self.lock.wait(wait)
+            delay = min(delay * 2, 1.0)
 
     def _open(self, body_format, epoch):
         self.open_seq, self.next_seq = self.next_seq, self.next_seq + 1
         self.open_epoch, self.open_format = int(epoch), body_format
         self.open_fd = os.open(self._open_path(),
                                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        self.open_since = time.monotonic()
+        self.open_since = self.clock.monotonic()
         self.lock.notify_all()  # the uploader now has an age limit to watch
 
     def _open_path(self):
-        return os.path.join(SPOOL_DIR, "%012d-%d.%s.open" % (
+        return os.path.join(self.folder, "%012d-%d.%s.open" % (
             self.open_seq, self.open_epoch, self.open_format))
 
     def _close_open(self):
         """Manifest first, then the rename: see the layout above. If the manifest cannot be
         written (a full disk), the batch stays open and nothing changed."""
-        if FSYNC == "batch":
-            os.fsync(self.open_fd)
-        batch = Batch(seq=self.open_seq, id=uuid.uuid4().hex, format=self.open_format,
-                      epoch=self.open_epoch, first=_utc_text(self.open_epoch),
-                      last=_utc_text(_last_epoch(self.open_last, self.open_epoch)),
-                      events=self.open_events,
-                      bytes=self.open_bytes)
-        _assign_key(batch)
-        batch.save()
+        if self.settings.FSYNC == "batch":
+            self.disk.fsync(self.open_fd)
+        batch = Batch(self.folder, seq=self.open_seq, id=uuid.uuid4().hex,
+                      format=self.open_format, epoch=self.open_epoch,
+                      first=utc_text(self.open_epoch),
+                      last=utc_text(_last_epoch(self.open_last, self.open_epoch)),
+                      events=self.open_events, bytes=self.open_bytes)
+        self.keys.assign(batch)
+        self.save(batch)
         os.close(self.open_fd)
         os.replace(self._open_path(), batch.path("data"))
         self.closed[batch.seq] = batch
@@ -781,33 +951,34 @@ class Spool(object):
             self._close_open()
             return True
         except OSError as exc:
-            _log_limited("cannot close", nxlog.log_warning, "cannot close the batch being "
-                         "filled in %s: %s; it stays open and closing is tried again"
-                         % (os.path.abspath(SPOOL_DIR), exc))
+            self.log.limited("cannot close", self.log.warning, "cannot close the batch being "
+                             "filled in %s: %s; it stays open and closing is tried again"
+                             % (self.where(), exc))
             return False
 
-    # -- the uploader's side --
+    # -- the uploaders' side --
 
     def next_batch(self, timeout):
         """Takes the oldest closed batch no other uploader thread has, closing the open one
         once it is BATCH_AGE old; waits up to TIMEOUT for one. None if there is none yet."""
+        age = self.settings.BATCH_AGE
         with self.lock:
-            deadline = time.monotonic() + timeout
-            while not _stopping.is_set():
+            deadline = self.clock.monotonic() + timeout
+            while not self.stopping.is_set():
                 retry_close = None
                 if self.open_since is not None and \
-                        time.monotonic() - self.open_since >= BATCH_AGE and \
+                        self.clock.monotonic() - self.open_since >= age and \
                         not self._try_to_close():
-                    retry_close = time.monotonic() + RETRY_DELAYS[0]
+                    retry_close = self.clock.monotonic() + RETRY_DELAYS[0]
                 for seq, batch in self.closed.items():
                     if seq not in self.uploading:
                         self.uploading.add(seq)
                         return batch
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 if now >= deadline:
                     return None
                 wake = deadline if self.open_since is None else min(
-                    deadline, retry_close or self.open_since + BATCH_AGE)
+                    deadline, retry_close or self.open_since + age)
                 self.lock.wait(max(0.0, wake - now))
             return None
 
@@ -818,22 +989,34 @@ class Spool(object):
             self.lock.notify_all()
 
     def remove(self, batch):
-        """S3 has BATCH: its files go, and so does what write_data may be waiting for. The
-        manifest of the batch with the latest key time becomes LAST_STORED."""
+        """S3 has BATCH: its files go, and so does what write_data may be waiting for (the
+        events held while the disk was full are written now). The manifest of the batch with
+        the latest key time becomes LAST_STORED."""
         os.unlink(batch.path("data"))
         with self.lock:
             if batch.key_epoch >= self.last_stored_epoch:
-                os.replace(batch.path("json"), os.path.join(SPOOL_DIR, LAST_STORED))
+                os.replace(batch.path("json"), os.path.join(self.folder, LAST_STORED))
                 self.last_stored_epoch = batch.key_epoch
             else:
                 os.unlink(batch.path("json"))
             del self.closed[batch.seq]
             self.uploading.discard(batch.seq)
             self.bytes -= batch.bytes
+            if self.held:
+                try:
+                    self._write_held(deadline=0)
+                except SpoolFull as exc:
+                    self.log.error(exc.reason)
+            self.lock.notify_all()
+
+    def wake(self):
+        """Wakes the uploader threads that wait for a batch, to see whether they stop."""
+        with self.lock:
             self.lock.notify_all()
 
     def release(self):
-        """Closes the spool's files without closing the open batch, as a crash would."""
+        """Closes the spool's files without closing the open batch, as the end of the
+        process would."""
         with self.lock:
             for fd in (self.open_fd, self.lock_fd):
                 if fd is not None:
@@ -841,148 +1024,16 @@ class Spool(object):
             self.open_fd = self.lock_fd = None
 
     def pending(self):
-        """Events not in S3 yet, open batch included."""
+        """Events not in S3 yet, open batch and held ones included."""
         with self.lock:
-            return sum(batch.events for batch in self.closed.values()) + self.open_events
-
-
-class SpoolFull(RuntimeError):
-    """write_data refuses an event (SPOOL_FULL=drop): NXLog logs this and drops the event."""
-
-    def __init__(self, reason):
-        RuntimeError.__init__(self, "%s: %s" % (SCRIPT, reason))
+            return sum(batch.events for batch in self.closed.values()) + self.open_events + \
+                len(self.held)
 
 
 # ---- Uploads ------------------------------------------------------------------------------
 
-_last_counter = collections.OrderedDict()  # "SERVER/YYYY-MM-DD/HH.MM.SS" -> last N used
-
-
 class TryLater(Exception):
     """An upload that failed for now; the batch stays in the spool for the next round."""
-
-
-def _key_second(epoch):
-    stamp = time.localtime(epoch) if KEY_TIME == "local" else time.gmtime(epoch)
-    return "%s/%s" % (SERVER, time.strftime("%Y-%m-%d/%H.%M.%S", stamp))
-
-
-def _remember_counter(second, counter):
-    _last_counter[second] = counter
-    _last_counter.move_to_end(second)
-    if len(_last_counter) > REMEMBERED_SECONDS:
-        _last_counter.popitem(last=False)
-
-
-def _highest_counter(second):
-    """The highest N among the objects SECOND.N that exist now."""
-    pattern = re.compile(re.escape(second) + r"\.([0-9]+)$")
-    highest = 0
-    pages = _s3().get_paginator("list_objects_v2").paginate(
-        Bucket=BUCKET, Prefix=second + ".", **_owner())
-    for page in pages:
-        for item in page.get("Contents", ()):
-            match = pattern.match(item["Key"])
-            if match:
-                highest = max(highest, int(match.group(1)))
-    return highest
-
-
-_newest_key_epoch = 0  # the latest key time this writer has used
-
-
-def _key_epoch(batch):
-    """The time in BATCH's key: its first event's, but never before a key this writer used
-    already, so that a clock set back (or a forward jump put right) cannot put keys behind
-    a reader's lookback window. Events keep their own times."""
-    global _newest_key_epoch
-    if batch.key_epoch is None:
-        batch.key_epoch = max(batch.epoch, _newest_key_epoch)
-    _newest_key_epoch = max(_newest_key_epoch, batch.key_epoch)
-    return batch.key_epoch
-
-
-def _keys_after(batch, where):
-    """Later keys come after BATCH's, a batch found in the spool (in the file WHERE), unless
-    this host's clock is now more than MAX_AHEAD behind it: later keys then follow the clock,
-    and the reader's re-listing (LATE_HORIZON) reads them."""
-    global _newest_key_epoch
-    if batch.key_epoch is None:  # keyed by an older version, by its first event's time
-        batch.key_epoch = batch.epoch
-    if batch.key_epoch > time.time() + MAX_AHEAD:
-        nxlog.log_warning("%s: %s holds the key time %s, more than MAX_AHEAD=%d s ahead of "
-                          "this host's clock: later keys follow the clock" % (
-                              SCRIPT, os.path.abspath(where), _utc_text(batch.key_epoch),
-                              MAX_AHEAD))
-        return
-    _newest_key_epoch = max(_newest_key_epoch, batch.key_epoch)
-
-
-def _assign_key(batch, after=0):
-    """Gives BATCH its key, SECOND.N past AFTER. The caller records it in the manifest
-    before any upload, and holds the spool's lock (closing batches assigns keys too)."""
-    second = _key_second(_key_epoch(batch))
-    counter = max(_last_counter.get(second, 0), after) + 1
-    _remember_counter(second, counter)
-    batch.key = "%s.%d" % (second, counter)
-
-
-def _owner():
-    return {"ExpectedBucketOwner": EXPECTED_BUCKET_OWNER} if EXPECTED_BUCKET_OWNER else {}
-
-
-def _object_arguments(batch):
-    """Content-Type, Content-Encoding, metadata and the object options for BATCH."""
-    arguments = {"ContentType": CONTENT_TYPES[batch.format], "Metadata": {
-        "nxlog-s3-version": OBJECT_VERSION, "nxlog-s3-format": batch.format,
-        "nxlog-s3-compression": COMPRESSION, "nxlog-s3-events": str(batch.events),
-        "nxlog-s3-first": batch.first, "nxlog-s3-last": batch.last, "nxlog-s3-batch": batch.id}}
-    if COMPRESSION != "none":
-        arguments["ContentEncoding"] = COMPRESSION
-    if STORAGE_CLASS:
-        arguments["StorageClass"] = STORAGE_CLASS
-    if SSE:
-        arguments["ServerSideEncryption"] = SSE
-    if SSE_KMS_KEY_ID:
-        arguments["SSEKMSKeyId"] = SSE_KMS_KEY_ID
-    arguments.update(_owner())
-    return arguments
-
-
-def _compress(source, target):
-    """Copies SOURCE to TARGET (binary files), compressed by COMPRESSION."""
-    if COMPRESSION == "gzip":
-        target = gzip.GzipFile(fileobj=target, mode="wb", compresslevel=6, mtime=0)
-    elif COMPRESSION == "zstd":
-        target = zstandard.ZstdCompressor().stream_writer(target, closefd=False)
-    with source:
-        while True:
-            chunk = source.read(1024 * 1024)
-            if not chunk:
-                break
-            target.write(chunk)
-    if COMPRESSION != "none":
-        target.close()
-
-
-def _put(batch):
-    """Uploads BATCH to its key, only if that key is free (If-None-Match: *)."""
-    arguments = _object_arguments(batch)
-    if batch.bytes <= IN_MEMORY_UPLOAD:
-        body = io.BytesIO()
-        _compress(open(batch.path("data"), "rb"), body)
-        _s3().put_object(Bucket=BUCKET, Key=batch.key, Body=body.getvalue(), IfNoneMatch="*",
-                         **arguments)
-        return
-    client = _s3()
-    for operation in ("PutObject", "CompleteMultipartUpload"):
-        client.meta.events.register("provide-client-params.s3." + operation, _if_none_match,
-                                    unique_id="nxlog-s3-if-none-match-" + operation)
-    with tempfile.TemporaryFile(dir=SPOOL_DIR) as body:
-        _compress(open(batch.path("data"), "rb"), body)
-        body.seek(0)
-        client.upload_fileobj(body, BUCKET, batch.key, ExtraArgs=arguments,
-                              Config=TRANSFER_CONFIG)
 
 
 def _if_none_match(params, **kwargs):
@@ -991,108 +1042,214 @@ def _if_none_match(params, **kwargs):
     params["IfNoneMatch"] = "*"
 
 
-def _landed_before(batch):
-    """Whether the object at BATCH's key is BATCH itself, stored by an earlier attempt."""
-    head = _s3().head_object(Bucket=BUCKET, Key=batch.key, **_owner())
-    return head.get("Metadata", {}).get("nxlog-s3-batch") == batch.id
+class Uploader(object):
+    """Stores the spool's closed batches in S3, each exactly once: a conditional PUT
+    (If-None-Match: *), a retried one recognised by its batch id, a key another writer took
+    named again. UPLOAD_THREADS threads run it; a batch S3 does not take now stays with its
+    thread for the back-off (SLEEP, RETRY_DELAYS), so that no other tries it again at once."""
 
+    in_memory_upload = IN_MEMORY_UPLOAD
+    transfer_config = TRANSFER_CONFIG
 
-def _stored(batch):
-    """Puts BATCH at its key: True once S3 holds it, from this attempt or an earlier one
-    whose answer was lost; False if another object has that key."""
-    try:
-        _put(batch)
-    except ClientError as exc:
-        if _error_code(exc) != "PreconditionFailed":
-            raise
-        return _landed_before(batch)
-    return True
+    def __init__(self, settings, spool, keys, client, clock, log, stopping):
+        self.settings, self.spool, self.keys, self.client = settings, spool, keys, client
+        self.clock, self.log, self.stopping = clock, log, stopping
+        for operation in ("PutObject", "CompleteMultipartUpload"):  # see _if_none_match
+            client.meta.events.register("provide-client-params.s3." + operation,
+                                        _if_none_match,
+                                        unique_id="nxlog-s3-if-none-match-" + operation)
 
-
-def _upload(batch):
-    """Stores BATCH exactly once. Raises TryLater if S3 does not take it now."""
-    try:
-        for _ in range(MAX_KEY_CONFLICTS):
-            if _stored(batch):
-                return
-            highest = _highest_counter(_key_second(batch.key_epoch))
-            with _spool.lock:
-                _assign_key(batch, after=highest)
-            batch.save()
-    except ClientError as exc:
-        raise TryLater(batch, exc, _error_code(exc)) from None
-    except BotoCoreError as exc:
-        raise TryLater(batch, exc, type(exc).__name__) from None
-    raise TryLater(batch, "%d keys in a row were taken by other writers" % MAX_KEY_CONFLICTS,
-                   "conflicts")
-
-
-def _report(problem):
-    batch, reason, code = problem.args
-    permanent = code in PERMANENT_ERRORS
-    _log_limited(code, nxlog.log_error if permanent else nxlog.log_warning,
-                 "cannot store %s (%s) now: %s; %s" % (
-                     _quoted(batch.key), _count(batch.events, "event"), reason,
-                     "fix this: the events wait in the spool, and uploads go on by "
-                     "themselves once S3 takes them" if permanent else
-                     "the events wait in the spool and uploads will be tried again"))
-
-
-_stopping = threading.Event()
-
-
-def _upload_forever():
-    """An uploader thread: uploads batches from the spool, oldest first, for as long as the
-    process lives. A batch S3 does not take now stays with its thread for the back-off, so
-    that no other thread tries it again at once."""
-    failures = 0
-    while not _stopping.is_set():
-        batch = None
-        try:
-            batch = _spool.next_batch(timeout=RETRY_DELAYS[-1])
-            if batch is None:
+    def run(self):
+        """An uploader thread: uploads batches, oldest first, until the writer stops."""
+        failures = 0
+        while not self.stopping.is_set():
+            batch = None
+            try:
+                batch = self.spool.next_batch(timeout=RETRY_DELAYS[-1])
+                if batch is None:
+                    continue
+                self.upload(batch)
+                self.spool.remove(batch)
+                failures = 0
                 continue
-            _upload(batch)
-            _spool.remove(batch)
-            failures = 0
-            continue
-        except TryLater as problem:
-            _report(problem)
-            _stopping.wait(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
-            failures += 1
-        except Exception:  # never let the thread die: the spool would only grow
-            _log_limited("uploader", nxlog.log_error, "unexpected error in the uploader, "
-                         "retrying: %s" % traceback.format_exc())
-            _stopping.wait(RETRY_DELAYS[-1])
-        if batch is not None:  # to be tried again, by whichever thread is free first
-            _spool.give_back(batch)
+            except TryLater as problem:
+                self.report(problem)
+                self.clock.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)],
+                                 self.stopping)
+                failures += 1
+            except Exception:  # never let the thread die: the spool would only grow
+                self.log.limited("uploader", self.log.error, "unexpected error in the "
+                                 "uploader, retrying: %s" % traceback.format_exc())
+                self.clock.sleep(RETRY_DELAYS[-1], self.stopping)
+            if batch is not None:  # to be tried again, by whichever thread is free first
+                self.spool.give_back(batch)
+
+    def upload(self, batch):
+        """Stores BATCH exactly once. Raises TryLater if S3 does not take it now."""
+        try:
+            for _ in range(MAX_KEY_CONFLICTS):
+                if self._stored(batch):
+                    return
+                self.keys.assign_after_conflict(batch)
+                self.spool.save(batch)
+        except ClientError as exc:
+            raise TryLater(batch, exc, error_code(exc)) from None
+        except NoCredentialsError:
+            raise TryLater(batch, NO_CREDENTIALS, "NoCredentialsError") from None
+        except BotoCoreError as exc:
+            raise TryLater(batch, exc, type(exc).__name__) from None
+        raise TryLater(batch, "%d keys in a row were taken by other writers"
+                       % MAX_KEY_CONFLICTS, "conflicts")
+
+    def report(self, problem):
+        batch, reason, code = problem.args
+        permanent = code in PERMANENT_ERRORS
+        self.log.limited(code, self.log.error if permanent else self.log.warning,
+                         "cannot store %s (%s) now: %s; %s" % (
+                             quoted(self.settings.BUCKET, batch.key),
+                             count(batch.events, "event"), reason,
+                             "fix this: the events wait in the spool, and uploads go on by "
+                             "themselves once S3 takes them" if permanent else
+                             "the events wait in the spool and uploads will be tried again"))
+
+    def _stored(self, batch):
+        """Puts BATCH at its key: True once S3 holds it, from this attempt or an earlier one
+        whose answer was lost; False if another object has that key."""
+        try:
+            self._put(batch)
+        except ClientError as exc:
+            if error_code(exc) != "PreconditionFailed":
+                raise
+            return self._landed_before(batch)
+        return True
+
+    def _landed_before(self, batch):
+        """Whether the object at BATCH's key is BATCH itself, stored by an earlier attempt."""
+        head = self.client.head_object(Bucket=self.settings.BUCKET, Key=batch.key,
+                                       **self.settings.owner())
+        return head.get("Metadata", {}).get("nxlog-s3-batch") == batch.id
+
+    def _put(self, batch):
+        """Uploads BATCH to its key, only if that key is free (If-None-Match: *)."""
+        arguments = self._object_arguments(batch)
+        if batch.bytes <= self.in_memory_upload:
+            body = io.BytesIO()
+            self._compress(open(batch.path("data"), "rb"), body)
+            self.client.put_object(Bucket=self.settings.BUCKET, Key=batch.key,
+                                   Body=body.getvalue(), IfNoneMatch="*", **arguments)
+            return
+        with tempfile.TemporaryFile(dir=self.spool.folder) as body:
+            self._compress(open(batch.path("data"), "rb"), body)
+            body.seek(0)
+            self.client.upload_fileobj(body, self.settings.BUCKET, batch.key,
+                                       ExtraArgs=arguments, Config=self.transfer_config)
+
+    def _object_arguments(self, batch):
+        """Content-Type, Content-Encoding, metadata and the object options for BATCH."""
+        settings = self.settings
+        arguments = {"ContentType": CONTENT_TYPES[batch.format], "Metadata": {
+            "nxlog-s3-version": OBJECT_VERSION, "nxlog-s3-format": batch.format,
+            "nxlog-s3-compression": settings.COMPRESSION, "nxlog-s3-events": str(batch.events),
+            "nxlog-s3-first": batch.first, "nxlog-s3-last": batch.last,
+            "nxlog-s3-batch": batch.id}}
+        if settings.COMPRESSION != "none":
+            arguments["ContentEncoding"] = settings.COMPRESSION
+        if settings.STORAGE_CLASS:
+            arguments["StorageClass"] = settings.STORAGE_CLASS
+        if settings.SSE:
+            arguments["ServerSideEncryption"] = settings.SSE
+        if settings.SSE_KMS_KEY_ID:
+            arguments["SSEKMSKeyId"] = settings.SSE_KMS_KEY_ID
+        arguments.update(settings.owner())
+        return arguments
+
+    def _compress(self, source, target):
+        """Copies SOURCE to TARGET (binary files), compressed by COMPRESSION."""
+        compression = self.settings.COMPRESSION
+        if compression == "gzip":
+            target = gzip.GzipFile(fileobj=target, mode="wb", compresslevel=6, mtime=0)
+        elif compression == "zstd":
+            target = zstandard.ZstdCompressor().stream_writer(target, closefd=False)
+        with source:
+            while True:
+                chunk = source.read(1024 * 1024)
+                if not chunk:
+                    break
+                target.write(chunk)
+        if compression != "none":
+            target.close()
 
 
-def write_data(event):
-    """Called by NXLog for each event: returns once the event is in the spool on disk."""
-    body_format, record = _record(event)
-    _spool.append(body_format, record, event.get_field("EventReceivedTime"))
+# ---- The writer ---------------------------------------------------------------------------
+
+class Writer(object):
+    """One om_python instance: the spool, the keys and the uploader threads, built from
+    SETTINGS. CLIENT, CLOCK and DISK are passed in by tests; by default a client from the
+    standard AWS chain, the system's clock and the real file system."""
+
+    def __init__(self, settings, client=None, clock=None, disk=None):
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.log = Log(self.clock)
+        self.client = client or new_client(settings, settings.UPLOAD_THREADS)
+        self.keys = Keys(settings, self.client, self.clock, self.log)
+        self.encoder = Encoder(settings, self.log)
+        self.stopping = threading.Event()
+        self.spool = Spool(settings, self.keys, self.clock, self.log, disk or Disk(),
+                           self.stopping)
+        self.uploader = Uploader(settings, self.spool, self.keys, self.client, self.clock,
+                                 self.log, self.stopping)
+        self.threads = []
+
+    def start(self, probe=None):
+        """What NXLog's start of the module does: checks the spool's folder and the bucket
+        (with PROBE, a client of one quick attempt by default), takes up what the spool
+        holds and starts the uploads. Raises ConfigError for what can never work."""
+        self.spool.open()
+        check_bucket(self.settings, probe or new_client(self.settings, 1, attempts=1,
+                                                         timeout_cap=5), self.log)
+        self.spool.recover()
+        self.threads = [threading.Thread(target=self.uploader.run, daemon=True,
+                                         name="%s uploader %d" % (SCRIPT, number))
+                        for number in range(1, self.settings.UPLOAD_THREADS + 1)]
+        for thread in self.threads:
+            thread.start()
+        settings = self.settings
+        self.log.info("events go to s3://%s/%s/ (%s, %s, compression %s), spool %s" % (
+            settings.BUCKET, settings.SERVER,
+            "batches of up to %d events, %d bytes or %g s" % (
+                settings.BATCH_EVENTS, settings.BATCH_BYTES, settings.BATCH_AGE)
+            if settings.BATCHING else "one object per event", settings.BODY_FORMAT,
+            settings.COMPRESSION, self.spool.where()))
+        return self
+
+    def write_data(self, event):
+        """NXLog's write_data: returns once the event is in the spool on disk, within about
+        MAX_CALL_WAIT whatever happens."""
+        body_format, record = self.encoder.record(event)
+        self.spool.append(body_format, record, event.get_field("EventReceivedTime"))
+
+    def stop(self):
+        """Ends this instance as the end of its process would, open batch left as it is.
+        NXLog never calls it (it has no shutdown hook); tests and programs that embed the
+        script do."""
+        self.stopping.set()
+        self.spool.wake()
+        for thread in self.threads:
+            thread.join()
+        self.spool.release()
 
 
-def stop():
-    """Ends this instance as the end of its process would, open batch left as it is. NXLog
-    never calls it (it has no shutdown hook); tests and programs that embed the script do."""
-    _stopping.set()
-    with _spool.lock:
-        _spool.lock.notify_all()
-    for uploader in _uploaders:
-        uploader.join()
-    _spool.release()
+def _start_under_nxlog():
+    """Builds the writer from the settings at the top of this file and NXLOG_S3_*, and
+    starts it; a setting that can never work keeps NXLog from starting, with one line."""
+    defaults = {name: globals()[name] for name, _ in WriterSettings.SPEC}
+    try:
+        return Writer(WriterSettings(defaults, os.environ, __file__)).start()
+    except ConfigError as exc:
+        refuse_to_start(exc)
 
 
-_spool = Spool()
-_spool.start()
-_uploaders = [threading.Thread(target=_upload_forever, name="%s uploader %d" % (SCRIPT, number),
-                               daemon=True) for number in range(1, UPLOAD_THREADS + 1)]
-for _thread in _uploaders:
-    _thread.start()
-nxlog.log_info("%s: events go to s3://%s/%s/ (%s, %s, compression %s), spool %s"
-               % (SCRIPT, BUCKET, SERVER,
-                  "batches of up to %d events, %d bytes or %g s" % (
-                      BATCH_EVENTS, BATCH_BYTES, BATCH_AGE) if BATCHING else
-                  "one object per event", BODY_FORMAT, COMPRESSION, os.path.abspath(SPOOL_DIR)))
+instance = _start_under_nxlog()
+write_data = instance.write_data
+stop = instance.stop

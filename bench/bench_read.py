@@ -137,7 +137,7 @@ def read_with_s3_read(bucket, checkpoint):
     from nxlog_stub import api
     from nxlog_stub.runner import load_script
     reader = load_script(os.path.join(ROOT, "s3_read.py"), "s3")
-    requests = count_requests(emulate_round_trip(reader._s3()))
+    requests = count_requests(emulate_round_trip(reader.instance.client))
     module, events = api.input_module("s3"), [0]
 
     def count(event):
@@ -146,7 +146,7 @@ def read_with_s3_read(bucket, checkpoint):
     started = time.perf_counter()
     while True:
         delay, _ = api.call_read_data(reader.read_data, module)
-        if delay == reader.POLL_INTERVAL:
+        if delay == reader.instance.settings.POLL_INTERVAL:
             if api.logged("ERROR"):
                 raise SystemExit(api.logged("ERROR"))
             return events[0], requests, time.perf_counter() - started

@@ -77,7 +77,7 @@ def run_writer(count, bucket):
     from nxlog_stub.runner import load_script
     writer = load_script(os.path.join(ROOT, "s3_write.py"), "s3")
     puts = []
-    emulate_round_trip(writer._s3()).meta.events.register(
+    emulate_round_trip(writer.instance.client).meta.events.register(
         "before-call.s3", lambda model, **kwargs: puts.append(1)
         if model.name in PUT_OPERATIONS else None)
     started = time.perf_counter()
@@ -85,7 +85,7 @@ def run_writer(count, bucket):
         if not api.call_write_data(writer.write_data, event):
             raise SystemExit("write_data refused an event: %s" % api.logged("ERROR"))
     accepted = time.perf_counter() - started
-    while writer._spool.pending():
+    while writer.instance.spool.pending():
         time.sleep(0.005)
     return {"seconds": time.perf_counter() - started, "accepted_seconds": accepted,
             "puts": len(puts)}
@@ -117,7 +117,7 @@ def run_age(count, bucket):
     from nxlog_stub import api
     from nxlog_stub.runner import load_script
     writer = load_script(os.path.join(ROOT, "s3_write.py"), "s3")
-    emulate_round_trip(writer._s3())
+    emulate_round_trip(writer.instance.client)
     client = boto3.client("s3")
     for event in events(count):
         api.call_write_data(writer.write_data, event)

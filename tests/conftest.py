@@ -3,10 +3,10 @@
 - `s3`: moto's in-process mock with the bucket `nxlog-archive` (fast, most tests).
 - `moto_server`: moto server over HTTP on 127.0.0.1, a process of its own.
 - `ceph`: Ceph's radosgw on 127.0.0.1 (Debian's packages), a production S3 implementation.
-All are started and stopped by the tests; no other address is ever used.
+All are started and stopped by the tests; no other address is ever used. What tests share
+besides fixtures is in helpers.py.
 """
 
-import gzip
 import json
 import os
 import shutil
@@ -15,20 +15,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-import zlib
 
 import boto3
 import pytest
 from moto import mock_aws
 
 import nxlog_stub  # noqa: F401  (registers the stub as `nxlog`)
+from helpers import BUCKET, ROOT, Endpoint, free_port, wait_until_answering
 from nxlog_stub import api
 from nxlog_stub.runner import load_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUCKET = "nxlog-archive"  # not "logs": moto routes logs.*.amazonaws.com to CloudWatch Logs
 CEPH_PACKAGES = "radosgw ceph-mon ceph-osd"
 
 
@@ -151,128 +147,6 @@ def load_then_lose_bucket(s3, settings, load):
         return instance
     return load_instance
 
-
-def drain(writer, seconds=15):
-    """Waits until WRITER's spool is empty: every event it took is in S3."""
-    deadline = time.monotonic() + seconds
-    while writer._spool.pending():
-        if time.monotonic() > deadline:
-            raise AssertionError("%d events still in the spool after %s s; logged: %s"
-                                 % (writer._spool.pending(), seconds, api.LOGS))
-        time.sleep(0.01)
-
-
-def wait_for(condition, seconds=15, what="the condition"):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("%s did not happen within %s s; logged: %s"
-                                 % (what, seconds, api.LOGS))
-        time.sleep(0.01)
-
-
-def all_objects(client, prefix=""):
-    """{key: object} of everything under PREFIX, with the body read."""
-    objects = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
-        for item in page.get("Contents", ()):
-            objects[item["Key"]] = client.get_object(Bucket=BUCKET, Key=item["Key"])
-            objects[item["Key"]]["Data"] = objects[item["Key"]]["Body"].read()
-    return objects
-
-
-# ---- Objects and reading, as the reader tests use them ----
-
-JSON_LINES = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
-
-
-def batch(*texts):
-    return gzip.compress(b"".join(json.dumps({"raw_event": text}).encode() + b"\n"
-                                  for text in texts))
-
-
-def put(client, key, body, metadata=None, bucket=BUCKET, **headers):
-    if isinstance(body, str):
-        body = body.encode()
-    client.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata or {}, **headers)
-
-
-def poll(reader, module=None):
-    """One read_data call as NXLog makes it: (delay of the next call, raw_events posted)."""
-    delay, events = api.call_read_data(reader.read_data, module or api.input_module("s3"))
-    return delay, [event.get_field("raw_event") for event in events]
-
-
-def read_all(reader, module=None):
-    """Polls until the reader has caught up; every raw_event posted, in order."""
-    posted = []
-    for _ in range(1000):
-        delay, events = poll(reader, module)
-        assert delay is not None, "the input stopped: %s" % api.logged("ERROR")
-        posted += events
-        if delay == reader.POLL_INTERVAL:
-            return posted
-    raise AssertionError("the reader never caught up")
-
-
-def restarted(reader, load):
-    """READER's process ends (its checkpoint let go) and a new reader starts."""
-    reader.stop()
-    return load("s3_read")
-
-
-def checkpoint(tmp_path):
-    return json.loads((tmp_path / "lastkey.log").read_text())
-
-
-def gzip_bomb(size):
-    """SIZE zero bytes with no newline, gzip-compressed: a thousand times smaller than what
-    they unpack to."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = bytes(min(size, 1 << 20))
-    return b"".join([compressor.compress(chunk) for _ in range(size // len(chunk))] +
-                    [compressor.flush()])
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_answering(url, process=None, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError("the server at %s exited with %s" % (url, process.returncode))
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except OSError as exc:
-            if getattr(exc, "code", None):  # an HTTP error status: it answers
-                return
-            time.sleep(0.1)
-    raise RuntimeError("nothing answered at %s within %s s" % (url, seconds))
-
-
-class Endpoint(object):
-    """An S3 endpoint on 127.0.0.1 and the environment that points boto3 at it."""
-
-    def __init__(self, url, access_key, secret_key):
-        self.url = url  # http://127.0.0.1:PORT
-        self.env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": access_key,
-                    "AWS_SECRET_ACCESS_KEY": secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
-
-    def client(self):
-        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=self.env[
-            "AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
-            region_name="us-east-1")
-
-    def new_bucket(self, name):
-        self.client().create_bucket(Bucket=name)
-        return name
-
-
 @pytest.fixture(scope="session")
 def moto_server():
     """moto server over HTTP on 127.0.0.1, in a process of its own."""
@@ -309,18 +183,47 @@ def ceph():
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def run_conf(conf, endpoint, defines, settings, idle=1.5, legacy=False, cwd=None,
-             python=sys.executable):
-    """Runs CONF through `python -m nxlog_stub` in a process of its own, as a user would."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("NXLOG_S3_", "AWS_"))}
-    env.update(endpoint.env)
-    env.update({"NXLOG_S3_" + name: str(value) for name, value in settings.items()})
-    env["PYTHONPATH"] = ROOT
-    command = [python, "-m", "nxlog_stub", os.path.join(ROOT, "conf", conf),
-               "--idle", str(idle), "--cache-dir", str(cwd or os.getcwd())]
-    for name, value in defines.items():
-        command += ["--define", "%s=%s" % (name, value)]
-    if legacy:
-        command.append("--legacy-api")
-    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+@pytest.fixture
+def build(load):
+    """build(script, clock=..., disk=..., client=...): the Writer (or Reader) of SCRIPT, a
+    name or a module already loaded, built from the same settings as the instance NXLog
+    starts, with those collaborators passed in, and started. The module's own instance is
+    stopped first: it holds the spool (or the checkpoint)."""
+    built = []
+
+    def make(script, **collaborators):
+        module = load(script) if isinstance(script, str) else script
+        module.stop()
+        kind, kind_settings = (module.Writer, module.WriterSettings) \
+            if hasattr(module, "Writer") else (module.Reader, module.ReaderSettings)
+        defaults = {setting: getattr(module, setting) for setting, _ in kind_settings.SPEC}
+        built.append(kind(kind_settings(defaults, os.environ, module.__file__),
+                          **collaborators).start())
+        return built[-1]
+    yield make
+    for each in built:
+        each.stop()
+
+
+# What the stub's loader prints, in a process of its own, of NXLog's log: "LEVEL message".
+LOADER = ("import sys, nxlog_stub; from nxlog_stub import api, runner; "
+          "api.echo = lambda level, message: sys.stderr.write('%s %s\\n' % (level, message)); "
+          "runner.load_script(sys.argv[1], 'instance')")
+
+
+@pytest.fixture
+def start_refused():
+    """start_refused('s3_write'): starts the script (or the file at PATH) in a process of its
+    own, as NXLog starts it, with this test's settings and working folder. It must refuse
+    to start, as NXLog does for a bad directive: exit status EXIT_CONFIG. Returns the lines
+    it logged. Endpoint: ENDPOINT, else a closed port on 127.0.0.1 (never anywhere else)."""
+    def start(name, path=None, endpoint=None):
+        env = dict(os.environ, PYTHONPATH=ROOT,
+                   AWS_ENDPOINT_URL=endpoint or "http://127.0.0.1:%d" % free_port())
+        result = subprocess.run([sys.executable, "-c", LOADER,
+                                 path or os.path.join(ROOT, name + ".py")],
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 78, (result.returncode, result.stderr)
+        return result.stderr.splitlines()
+    return start

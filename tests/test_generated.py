@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from conftest import drain
+from helpers import drain
 from nxlog_stub import api
 
 ADDED_BY_NXLOG = ("EventReceivedTime", "SourceModuleName", "SourceModuleType")
@@ -53,7 +53,7 @@ def test_generated_events_come_back_with_their_fields(s3, settings, load, batch_
         while True:
             delay, posted = api.call_read_data(reader.read_data, api.input_module())
             back += [event.fields() for event in posted]
-            if delay == reader.POLL_INTERVAL:
+            if delay == reader.instance.settings.POLL_INTERVAL:
                 break
         for fields in back:
             for name in ADDED_BY_NXLOG:

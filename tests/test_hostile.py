@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from conftest import JSON_LINES, all_objects, batch, drain, gzip_bomb, read_all
+from helpers import JSON_LINES, all_objects, batch, drain, gzip_bomb, read_all
 from nxlog_stub import api
 
 GENERATED = hypothesis_settings(max_examples=40, deadline=None, database=None,

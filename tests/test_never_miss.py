@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import BUCKET, drain, put, read_all, restarted
+from helpers import BUCKET, drain, put, read_all, restarted
 from nxlog_stub import api
 
 SERVERS = ["moto_server", pytest.param("ceph", marks=pytest.mark.ceph)]
@@ -261,7 +261,7 @@ def test_removing_the_checkpoint_folder_while_reading_lets_no_second_reader_in(
     assert read_all(first) == ["two"]  # it takes its lock again, and writes its place again
     second = load("s3_read")
     delay, posted = api.call_read_data(second.read_data, api.input_module("s3"))
-    assert posted == [] and delay == second.POLL_INTERVAL
+    assert posted == [] and delay == second.instance.settings.POLL_INTERVAL
     assert "another reader uses the checkpoint" in api.logged("ERROR")[-1]
     assert read_all(restarted(first, load)) == []  # its place was written again, whole
     assert "the lock file of the checkpoint" in api.logged("WARNING")[0]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from conftest import drain, put, read_all
+from helpers import drain, put, read_all
 from nxlog_stub import api
 
 WRITERS = 3

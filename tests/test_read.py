@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import BUCKET, checkpoint, poll, put, read_all, restarted
+from helpers import BUCKET, checkpoint, filling_disk, poll, put, read_all, restarted
 from nxlog_stub import api
 
 SECOND = "web01/2026-03-01/10.00.34"
@@ -41,7 +41,7 @@ def test_pages_are_listed_with_maxkeys_and_start_after_the_checkpoint(s3, settin
     settings(MAXKEYS=2)
     reader = load("s3_read")
     calls = []
-    reader._s3().meta.events.register(
+    reader.instance.client.meta.events.register(
         "before-call.s3.ListObjectsV2", lambda params, **kwargs: calls.append(params))
     for n in range(1, 6):
         put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
@@ -97,35 +97,35 @@ def test_a_restarted_reader_resumes_after_what_was_read(s3, settings, load):
 
 
 def test_a_crash_before_the_checkpoint_write_posts_that_object_again_and_loses_nothing(
-        s3, reader, load, monkeypatch):
+        s3, reader, load, build):
     for n in (1, 2, 3):
         put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
-    saves = []
 
-    def crash_on_second_save(state):
-        if saves:
-            raise KeyboardInterrupt("killed")  # not an Exception: nothing catches it
-        saves.append(state)
-        original(state)
-    original = reader._save_state
-    monkeypatch.setattr(reader, "_save_state", crash_on_second_save)
+    class KilledAtTheSecondSave(reader.Disk):
+        saves = 0
+
+        def write_atomically(self, path, data, sync=True):
+            self.saves += path.endswith("lastkey.log")
+            if self.saves == 2:
+                raise KeyboardInterrupt("killed")  # not an Exception: nothing catches it
+            reader.Disk.write_atomically(self, path, data, sync)
+    killed = build(reader, disk=KilledAtTheSecondSave())
     with pytest.raises(KeyboardInterrupt):
-        reader.read_data(api.input_module())
-    assert read_all(restarted(reader, load)) == ["e2", "e3"]
+        killed.read_data(api.input_module())
+    assert read_all(restarted(killed, load)) == ["e2", "e3"]
 
 
-def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_whole(s3, reader, tmp_path,
-                                                                      monkeypatch):
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_whole(s3, reader, build,
+                                                                      tmp_path):
+    disk = filling_disk(reader, fails="fsync")
+    reader = build(reader, disk=disk)
     put(s3, SECOND + ".1", "a")
     read_all(reader)
     before = (tmp_path / "lastkey.log").read_bytes()
     put(s3, SECOND + ".2", "b")
-
-    def failing_fsync(fd):
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(reader.os, "fsync", failing_fsync)
+    disk.full = True
     delay, _ = poll(reader)
-    assert delay == reader.POLL_INTERVAL
+    assert delay == reader.settings.POLL_INTERVAL
     assert (tmp_path / "lastkey.log").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["lastkey.log", "lastkey.log.lock"]
     [message] = api.logged("ERROR")
@@ -134,23 +134,18 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_whole(s3, reade
 
 
 def test_while_the_checkpoint_cannot_be_written_reading_pauses_then_resumes_exactly_once(
-        s3, reader, tmp_path, monkeypatch):
+        s3, reader, build, tmp_path):
+    disk = filling_disk(reader)
+    disk.full = True
+    reader = build(reader, disk=disk)
     put(s3, SECOND + ".1", "a")
     put(s3, SECOND + ".2", "b")
-    real_write_atomically = reader._write_atomically
-    disk = {"full": True}
-
-    def write_atomically(path, data, sync=True):
-        if disk["full"]:
-            raise OSError(28, "No space left on device")
-        real_write_atomically(path, data, sync)
-    monkeypatch.setattr(reader, "_write_atomically", write_atomically)
     assert poll(reader)[1] == ["a"]  # posted, but its checkpoint could not be written
     assert poll(reader)[1] == []  # so nothing more is read
     assert poll(reader)[1] == []
     assert not (tmp_path / "lastkey.log").exists()
     assert "reading pauses until it can be written (nothing is lost)" in api.logged("ERROR")[0]
-    disk["full"] = False
+    disk.full = False
     assert read_all(reader) == ["b"]
     assert checkpoint(tmp_path)["servers"]["web01"]["read"] == {"2026-03-01/10.00.34": "1-2"}
 
@@ -194,7 +189,7 @@ def test_a_broken_checkpoint_reads_nothing_and_names_the_file(s3, reader, tmp_pa
     put(s3, SECOND + ".1", "a")
     (tmp_path / "lastkey.log").write_text(content)
     delay, events = poll(reader)
-    assert (delay, events) == (reader.POLL_INTERVAL, [])
+    assert (delay, events) == (reader.instance.settings.POLL_INTERVAL, [])
     [message] = api.logged("ERROR")
     assert "checkpoint %s is broken" % (tmp_path / "lastkey.log") in message
     assert reason in message
@@ -205,7 +200,7 @@ def test_two_readers_on_one_checkpoint_are_refused(s3, settings, load):
     put(s3, SECOND + ".1", "a")
     first, second = load("s3_read"), load("s3_read")
     assert read_all(first) == ["a"]
-    assert poll(second) == (second.POLL_INTERVAL, [])
+    assert poll(second) == (second.instance.settings.POLL_INTERVAL, [])
     assert "another reader uses the checkpoint" in api.logged("ERROR")[0]
     first.stop()
     put(s3, SECOND + ".2", "b")
@@ -228,8 +223,8 @@ def test_a_call_stopped_at_its_bound_reschedules_at_once(s3, settings, load):
     reader = load("s3_read")
     for n in range(1, 6):
         put(s3, "%s.%d" % (SECOND, n), "e%d" % n)
-    assert poll(reader) == (reader.MORE_WAITING_DELAY, ["e1", "e2"])
-    assert poll(reader) == (reader.MORE_WAITING_DELAY, ["e3", "e4"])
+    assert poll(reader) == (reader.instance.more_waiting_delay, ["e1", "e2"])
+    assert poll(reader) == (reader.instance.more_waiting_delay, ["e3", "e4"])
     assert poll(reader) == (5, ["e5"])
 
 
@@ -250,13 +245,16 @@ def test_a_lasting_error_is_logged_once_a_minute_not_at_every_poll(settings,
         assert poll(reader)[0] == 0.01
     [message] = api.logged("ERROR")
     assert "NoSuchBucket" in message and "trying again every 0.01 s" in message
-    assert reader._last_logged["NoSuchBucket"][1] == 4  # counted, for the next message
+    assert reader.instance.log.times_not_logged("NoSuchBucket") == 4  # for the next message
 
 
-def test_an_unexpected_error_still_reschedules(s3, reader, monkeypatch):
-    monkeypatch.setattr(reader, "_load_state", lambda: 1 / 0)
+def test_an_unexpected_error_still_reschedules(s3, reader, build):
+    class Broken(object):
+        def get_paginator(self, name):
+            return 1 / 0
+    reader = build(reader, client=Broken())
     delay, _ = poll(reader)
-    assert delay == reader.POLL_INTERVAL
+    assert delay == reader.settings.POLL_INTERVAL
     assert "ZeroDivisionError" in api.logged("ERROR")[0]
 
 

@@ -2,6 +2,7 @@
 objects it cannot read, every kind of object, and what happens to an object once read."""
 
 import gzip
+import os
 import json
 import pickle
 import time
@@ -10,7 +11,7 @@ import tracemalloc
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from conftest import (
+from helpers import (
     BUCKET,
     JSON_LINES,
     batch,
@@ -69,7 +70,7 @@ def test_the_re_listing_waits_late_interval_between_two_listings(s3, settings, l
     assert read_all(reader) == ["newest"]  # the first re-listing comes at once
     put(s3, key_at("00.30", 1), "90 s behind")
     assert read_all(reader) == []
-    reader._late_due.clear()  # as if LATE_INTERVAL had passed
+    reader.instance.late_due.clear()  # as if LATE_INTERVAL had passed
     assert read_all(reader) == ["90 s behind"]
 
 
@@ -198,13 +199,13 @@ def test_a_network_error_inside_an_object_is_no_failed_attempt_and_the_next_poll
     settings(MAX_ATTEMPTS=1, POLL_INTERVAL=0.05)
     put(s3, key_at("00.34", 1), batch("one", "two"), JSON_LINES)
     reader = load("s3_read")
-    real_fetch, failures = reader._fetch_whole, iter([1])
+    failures = iter([1])
 
-    def fetch(key):
+    def time_out_once(params, **kwargs):
         if next(failures, None):
-            raise ReadTimeoutError(endpoint_url="http://127.0.0.1/" + key)
-        return real_fetch(key)
-    monkeypatch.setattr(reader, "_fetch_whole", fetch)
+            raise ReadTimeoutError(endpoint_url="http://127.0.0.1/" + params["Key"])
+    reader.instance.client.meta.events.register("provide-client-params.s3.GetObject",
+                                                time_out_once)
     assert poll(reader)[1] == []
     assert "cannot read s3://%s/ now: Read timeout on endpoint URL" % BUCKET in \
         api.logged("ERROR")[0]
@@ -257,7 +258,7 @@ def deny(key):
 def test_a_403_on_one_key_does_not_stop_the_others(s3, settings, load):
     settings(MAX_ATTEMPTS=1)
     reader = load("s3_read")
-    reader._s3().meta.events.register("before-call.s3.GetObject", deny(key_at("00.34", 1)))
+    reader.instance.client.meta.events.register("before-call.s3.GetObject", deny(key_at("00.34", 1)))
     put(s3, key_at("00.34", 1), "forbidden")
     put(s3, key_at("00.34", 2), "allowed")
     assert read_all(reader) == ["allowed"]
@@ -265,7 +266,7 @@ def test_a_403_on_one_key_does_not_stop_the_others(s3, settings, load):
 
 
 def test_a_large_batch_is_streamed_and_every_line_posted(s3, reader):
-    reader.WHOLE_OBJECT = 1000
+    reader.instance.fetcher.whole_object = 1000
     texts = ["line %05d %s" % (n, "x" * 50) for n in range(2000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
     assert read_all(reader) == texts
@@ -287,7 +288,7 @@ def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goe
         s3, settings, load, tmp_path):
     settings(MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
     reader = load("s3_read")
-    reader.WHOLE_OBJECT, reader.CLOCK_EVERY = 1000, 100
+    reader.instance.fetcher.whole_object, reader.instance.clock_every = 1000, 100
     texts = ["line %05d" % n for n in range(3000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
     posted, calls, module = [], 0, busy_nxlog()
@@ -295,7 +296,7 @@ def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goe
         delay, events = poll(reader, module)
         posted += events
         calls += 1
-        if delay == reader.POLL_INTERVAL:
+        if delay == reader.instance.settings.POLL_INTERVAL:
             break
         if calls == 2:
             assert 0 < checkpoint(tmp_path)["servers"]["web01"]["partial"][
@@ -308,16 +309,16 @@ def test_a_restart_inside_a_large_object_posts_none_of_its_events_twice(s3, sett
                                                                         tmp_path):
     settings(MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
     first = load("s3_read")
-    first.WHOLE_OBJECT, first.CLOCK_EVERY = 1000, 100
+    first.instance.fetcher.whole_object, first.instance.clock_every = 1000, 100
     texts = ["line %05d" % n for n in range(3000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
     before, module = [], busy_nxlog()
     while not before:  # until a call stopped inside the object; the process then dies
         delay, before = poll(first, module)
-    assert delay == first.MORE_WAITING_DELAY and len(before) < 3000
+    assert delay == first.instance.more_waiting_delay and len(before) < 3000
     first.stop()
     second = load("s3_read")
-    second.WHOLE_OBJECT = 1000
+    second.instance.fetcher.whole_object = 1000
     assert before + read_all(second) == texts
 
 
@@ -331,7 +332,7 @@ def test_objects_fetched_at_the_same_time_are_posted_in_key_order(s3, settings, 
 def test_the_connection_pool_has_room_for_every_fetch_thread_and_the_caller(s3, settings,
                                                                           load):
     settings(FETCH_THREADS=16)
-    assert load("s3_read")._s3().meta.config.max_pool_connections == 17
+    assert load("s3_read").instance.client.meta.config.max_pool_connections == 17
 
 
 # ---- Every kind of object ----
@@ -397,8 +398,9 @@ def test_a_checkpoint_of_the_first_version_is_taken_up(s3, settings, load, tmp_p
      "with SERVER=\\*, every first segment of a key is a server"),
     ({"LOOKBACK": 600, "LATE_HORIZON": 300}, "LATE_HORIZON=300 is shorter than LOOKBACK=600"),
 ])
-def test_settings_that_cannot_work_together_are_refused(settings, load, values,
-                                                                   message):
+def test_settings_that_cannot_work_together_are_refused(s3, settings, load, values, message):
+    module = load("s3_read")
     settings(**values)
-    with pytest.raises(Exception, match=message):
-        load("s3_read")
+    with pytest.raises(module.ConfigError, match=message):
+        module.ReaderSettings({name: getattr(module, name) for name, _ in
+                               module.ReaderSettings.SPEC}, os.environ, module.__file__)

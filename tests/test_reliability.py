@@ -23,7 +23,7 @@ import uuid
 import pytest
 from faults import FAULTS, FaultProxy
 
-from conftest import JSON_LINES, ROOT, drain, wait_for
+from helpers import JSON_LINES, ROOT, drain, wait_for
 from nxlog_stub import api
 
 pytestmark = [pytest.mark.http, pytest.mark.reliability]
@@ -182,7 +182,7 @@ class Posted(object):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             delay = self.poll()
-            if len(self.numbers) >= count and delay == self.reader.POLL_INTERVAL:
+            if len(self.numbers) >= count and delay == self.reader.instance.settings.POLL_INTERVAL:
                 return
             time.sleep(delay)
         raise AssertionError("posted %d of %d events in %s s; logged: %s"

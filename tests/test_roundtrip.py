@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from conftest import drain
+from helpers import drain
 from nxlog_stub import api
 
 EVENT = {"raw_event": "caf\u00e9 \u2603 lone surrogate \ud800 end", "Severity": 3,

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from conftest import BUCKET, all_objects, drain, wait_for
+from helpers import BUCKET, all_objects, drain, wait_for
 from nxlog_stub import api
 
 
@@ -42,7 +42,7 @@ def test_a_pickle_from_the_bucket_is_never_unpickled_unless_allowed(s3, settings
     settings(MAX_ATTEMPTS=1)
     reader = load("s3_read")
     delay, posted = api.call_read_data(reader.read_data, api.input_module())
-    assert posted == [] and delay == reader.POLL_INTERVAL
+    assert posted == [] and delay == reader.instance.settings.POLL_INTERVAL
     assert not os.path.exists(marker)
     assert len([message for message in api.logged("ERROR")
                 if "it is a pickle, and unpickling runs code" in message]) == 2
@@ -87,7 +87,7 @@ def test_no_credential_appears_in_any_log_line_whatever_fails(moto_server, setti
         settings(BUCKET=bucket, BATCH_EVENTS=2, BATCH_AGE=0.1, RETRY_ATTEMPTS=1,
                  READ_TIMEOUT=0.5, CONNECT_TIMEOUT=0.5, POLL_INTERVAL=0.01, MAX_ATTEMPTS=1)
         writer, reader = load("s3_write"), load("s3_read")
-        writer.LOG_EVERY = reader.LOG_EVERY = 0  # every failure logged, not one a minute
+        writer.instance.log.EVERY = reader.instance.log.EVERY = 0  # every failure logged, not one a minute
         for number in range(4):
             api.call_write_data(writer.write_data, api.new_event(api.output_module(), {
                 "raw_event": "e%d" % number}))
@@ -151,7 +151,7 @@ def test_an_endpoint_whose_certificate_is_not_trusted_is_refused(https_endpoint,
     ship_one(writer)
     wait_for(lambda: api.logged("WARNING"), what="a failed upload")
     assert "certificate verify failed" in api.logged("WARNING")[0]
-    assert writer._spool.pending() == 1  # kept, not sent in the clear nor dropped
+    assert writer.instance.spool.pending() == 1  # kept, not sent in the clear nor dropped
     delay, _ = api.call_read_data(load("s3_read").read_data, api.input_module())
     assert "certificate verify failed" in api.logged("ERROR")[0]
     assert "Contents" not in client.list_objects_v2(Bucket=bucket)

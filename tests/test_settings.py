@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, free_port
-from nxlog_stub.runner import LoadError, load_script
+from helpers import ROOT, free_port
+from nxlog_stub import api
 
 BOTH = ("s3_write", "s3_read")
 
@@ -80,50 +80,69 @@ def test_every_setting_of_both_scripts_has_bad_values_tried():
         assert tried == set(settings_at_the_top(script)), script
 
 
+def settings_of(module):
+    """The script MODULE's settings, parsed from its defaults and NXLOG_S3_* as at start."""
+    kind = module.WriterSettings if hasattr(module, "WriterSettings") else module.ReaderSettings
+    return kind({name: getattr(module, name) for name, _ in kind.SPEC}, os.environ,
+                module.__file__)
+
+
 @pytest.mark.parametrize("script, name, value, reason", CASES)
-def test_a_bad_setting_stops_the_module_with_one_message_naming_it(settings, load, script, name,
-                                                                     value, reason):
+def test_a_bad_setting_is_refused_with_one_message_naming_it(s3, settings, load, script, name,
+                                                             value, reason):
+    module = load(script)
     settings(**{name: value})
-    with pytest.raises(LoadError) as caught:
-        load(script)
-    assert "ConfigError: %s: NXLOG_S3_%s=%r is not valid: %s" % (script, name, value, reason) \
-        in str(caught.value)
-    assert "Traceback" not in str(caught.value)
+    with pytest.raises(module.ConfigError) as caught:
+        settings_of(module)
+    assert str(caught.value).startswith("%s: NXLOG_S3_%s=%r is not valid: %s" % (
+        script, name, value, reason))
 
 
 @pytest.mark.parametrize("script", BOTH)
-def test_a_bad_value_at_the_top_of_the_script_is_named_there(tmp_path, script):
+def test_a_bad_setting_keeps_nxlog_from_starting_with_one_line_and_no_traceback(
+        settings, start_refused, script):
+    settings(KEY_TIME="gmt")
+    assert start_refused(script) == [
+        "ERROR %s: NXLOG_S3_KEY_TIME='gmt' is not valid: use one of: utc, local" % script]
+
+
+@pytest.mark.parametrize("script", BOTH)
+def test_a_bad_value_at_the_top_of_the_script_is_named_there(tmp_path, start_refused, script):
     with open(os.path.join(ROOT, script + ".py")) as handle:
         source = handle.read()
     copy = tmp_path / ("%s_edited.py" % script)
     copy.write_text(source.replace('RETRY_MODE = "standard"', 'RETRY_MODE = "sometimes"', 1))
-    with pytest.raises(LoadError) as caught:
-        load_script(str(copy), "edited")
-    assert "%s_edited: RETRY_MODE at the top of %s='sometimes' is not valid" % (script, copy) \
-        in str(caught.value)
+    assert start_refused(script, path=str(copy)) == [
+        "ERROR %s_edited: RETRY_MODE at the top of %s='sometimes' is not valid: use one of: "
+        "standard, adaptive" % (script, copy)]
 
 
 # ---- What the settings point at, checked at start ----
 
+@pytest.mark.http
 @pytest.mark.parametrize("script", BOTH)
-def test_a_bucket_that_does_not_exist_stops_the_module_at_start(s3, settings, load, script):
+def test_a_bucket_that_does_not_exist_keeps_nxlog_from_starting(moto_server, settings,
+                                                                start_refused, monkeypatch,
+                                                                script):
     settings(BUCKET="no-such-bucket")
-    with pytest.raises(LoadError) as caught:
-        load(script)
-    assert "ConfigError: %s: the bucket no-such-bucket does not exist (BUCKET, or " \
-           "NXLOG_S3_BUCKET); this script never creates one" % script in str(caught.value)
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    assert start_refused(script, endpoint=moto_server.url)[-1] == (
+        "ERROR %s: the bucket no-such-bucket does not exist (BUCKET, or NXLOG_S3_BUCKET); this "
+        "script never creates one" % script)
 
 
 @pytest.mark.parametrize("script", BOTH)
-def test_no_credentials_stop_the_module_at_start_with_where_to_put_them(s3, load, monkeypatch,
-                                                                         script):
+def test_no_credentials_at_start_are_logged_with_where_to_put_them_and_the_module_runs(
+        s3, settings, load, monkeypatch, script):
+    """At boot an instance role may not answer yet: the writer spools meanwhile, and the
+    reader polls again."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to ask either
-    with pytest.raises(LoadError) as caught:
-        load(script)
-    assert "ConfigError: %s: no AWS credentials found: set AWS_PROFILE" % script \
-        in str(caught.value)
+    module = load(script)
+    assert module.instance.settings.BUCKET == "nxlog-archive"
+    assert "%s: no AWS credentials found: set AWS_PROFILE" % script in api.logged("WARNING")[0]
 
 
 @pytest.mark.parametrize("script", BOTH)
@@ -132,7 +151,8 @@ def test_an_unreachable_endpoint_at_start_does_not_stop_the_module(settings, loa
     """S3 may come back: the writer spools meanwhile, the reader polls again."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:%d" % free_port())
     settings(CONNECT_TIMEOUT=0.5)
-    assert load(script).BUCKET == "nxlog-archive"
+    assert load(script).instance.settings.BUCKET == "nxlog-archive"
+    assert "S3 does not answer yet" in api.logged("WARNING")[0]
 
 
 FOLDER_SETTINGS = [("s3_write", "SPOOL_DIR", "spool"),
@@ -144,19 +164,19 @@ def folder_of(setting, path):
 
 
 @pytest.mark.parametrize("script, setting, path", FOLDER_SETTINGS)
-def test_a_folder_that_cannot_be_made_stops_the_module_at_start(s3, settings, load, tmp_path,
-                                                                script, setting, path):
+def test_a_folder_that_cannot_be_made_keeps_nxlog_from_starting(settings, start_refused,
+                                                                tmp_path, script, setting,
+                                                                path):
     (tmp_path / "a-file").write_text("")
     settings(**{setting: os.path.join("a-file", path)})
-    with pytest.raises(LoadError) as caught:
-        load(script)
-    assert "ConfigError: %s: cannot use the folder %s (%s): [Errno 20] Not a directory" % (
-        script, tmp_path / "a-file" / folder_of(setting, path), setting) in str(caught.value)
+    assert start_refused(script)[-1].startswith(
+        "ERROR %s: cannot use the folder %s (%s): [Errno 20] Not a directory" % (
+            script, tmp_path / "a-file" / folder_of(setting, path), setting))
 
 
 @pytest.mark.parametrize("script, setting, path", FOLDER_SETTINGS)
-def test_a_folder_this_process_cannot_write_stops_the_module_at_start(
-        s3, settings, load, tmp_path, script, setting, path):
+def test_a_folder_this_process_cannot_write_keeps_nxlog_from_starting(
+        settings, start_refused, tmp_path, script, setting, path):
     folder = tmp_path / folder_of(setting, path)
     folder.mkdir(mode=0o700)
     if os.geteuid() == 0:  # root may write anywhere, except on a read-only file system
@@ -167,26 +187,24 @@ def test_a_folder_this_process_cannot_write_stops_the_module_at_start(
         folder.chmod(0o500)
     try:
         settings(**{setting: path})
-        with pytest.raises(LoadError) as caught:
-            load(script)
+        logged = start_refused(script)
     finally:
         if os.geteuid() == 0:
             subprocess.run(["umount", str(folder)], check=True)
-    assert "ConfigError: %s: the folder %s (%s) is not readable and writable by this process" \
-        % (script, folder, setting) in str(caught.value)
+    assert logged[-1] == "ERROR %s: the folder %s (%s) is not readable and writable by this " \
+        "process (the user NXLog runs as)" % (script, folder, setting)
 
 
 @pytest.mark.parametrize("script, setting, path", FOLDER_SETTINGS)
-def test_a_folder_every_user_may_write_to_stops_the_module_at_start(
-        s3, settings, load, tmp_path, script, setting, path):
+def test_a_folder_every_user_may_write_to_keeps_nxlog_from_starting(
+        settings, start_refused, tmp_path, script, setting, path):
     folder = tmp_path / folder_of(setting, path)
     folder.mkdir()
     folder.chmod(0o777)
     settings(**{setting: path})
-    with pytest.raises(LoadError) as caught:
-        load(script)
-    assert "ConfigError: %s: every user may write to the folder %s (%s): chmod o-w it" % (
-        script, folder, setting) in str(caught.value)
+    assert start_refused(script)[-1] == (
+        "ERROR %s: every user may write to the folder %s (%s): chmod o-w it, or choose "
+        "another" % (script, folder, setting))
 
 
 @pytest.mark.parametrize("script, setting, path", FOLDER_SETTINGS)

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from conftest import BUCKET, all_objects, drain, wait_for
+from helpers import BUCKET, all_objects, drain, filling_disk, wait_for
 from nxlog_stub import api
 
 
@@ -59,7 +59,7 @@ def test_a_batch_closes_at_batch_events_as_gzipped_json_lines(s3, batching, load
     assert first["Metadata"]["nxlog-s3-format"] == "jsonl"
     assert first["Metadata"]["nxlog-s3-events"] == "10"
     assert first["Metadata"]["nxlog-s3-version"] == "1"
-    assert writer._spool.pending() == 5  # the open batch waits for its age or its size
+    assert writer.instance.spool.pending() == 5  # the open batch waits for its age or its size
 
 
 def test_a_batch_closes_at_batch_bytes(s3, batching, load):
@@ -162,8 +162,8 @@ def test_a_torn_last_line_is_cut_and_the_rest_uploaded(s3, batching, load):
 def test_a_crash_between_manifest_and_rename_loses_nothing(s3, batching, load):
     batching(BATCH_EVENTS=2)
     earlier = load("s3_write")
-    earlier._spool.remove = lambda batch: None  # keep the closed batch in the spool
-    earlier._stopping.set()  # and upload nothing
+    earlier.instance.spool.remove = lambda batch: None  # keep the closed batch in the spool
+    earlier.instance.stopping.set()  # and upload nothing
     send(earlier, event("a"), event("b"))
     earlier.stop()
     [data, manifest] = spool_files()
@@ -207,7 +207,7 @@ def test_a_key_taken_by_someone_else_moves_to_the_next_counter(s3, load, load_th
 def test_a_damaged_manifest_is_set_aside_and_the_rest_uploaded(s3, batching, load):
     batching(BATCH_EVENTS=1)
     earlier = load("s3_write")
-    earlier._stopping.set()  # upload nothing
+    earlier.instance.stopping.set()  # upload nothing
     send(earlier, event("kept"), event("damaged"))
     earlier.stop()
     manifests = [name for name in spool_files() if name.endswith(".json")]
@@ -220,30 +220,42 @@ def test_a_damaged_manifest_is_set_aside_and_the_rest_uploaded(s3, batching, loa
     assert "cannot be read" in api.logged("ERROR")[0]
 
 
-def test_another_writer_on_the_same_spool_is_refused(s3, settings, load):
+def test_another_writer_on_the_same_spool_is_refused(s3, settings, load, start_refused):
     load("s3_write")
-    with pytest.raises(Exception, match="another writer uses the spool .*s3_write.spool"):
-        load("s3_write")
+    assert start_refused("s3_write")[-1] == (
+        "ERROR s3_write: another writer uses the spool %s: give each <Output> its own "
+        "NXLOG_S3_SPOOL_DIR" % os.path.abspath("s3_write.spool"))
+
+
+def counting_fsyncs(module):
+    """A Disk of the script MODULE that counts the fsync calls."""
+    class Counting(module.Disk):
+        synced = []
+
+        def fsync(self, fd):
+            self.synced.append(fd)
+            module.Disk.fsync(fd)
+    return Counting()
 
 
 @pytest.mark.parametrize("policy, calls_per_event", [("event", 1), ("os", 0)])
-def test_fsync_follows_its_setting(s3, batching, load, monkeypatch, policy, calls_per_event):
+def test_fsync_follows_its_setting(s3, batching, load, build, policy, calls_per_event):
     batching(FSYNC=policy)
-    writer = load("s3_write")
-    synced = []
-    monkeypatch.setattr(writer.os, "fsync", lambda fd: synced.append(fd))
+    module = load("s3_write")
+    disk = counting_fsyncs(module)
+    writer = build(module, disk=disk)
     send(writer, *[event("e%d" % n) for n in range(5)])
-    assert len(synced) == 5 * calls_per_event
+    assert len(disk.synced) == 5 * calls_per_event
 
 
-def test_fsync_per_batch_syncs_when_a_batch_closes(s3, batching, load, monkeypatch):
-    writer = load("s3_write")
-    synced = []
-    monkeypatch.setattr(writer.os, "fsync", lambda fd: synced.append(fd))
+def test_fsync_per_batch_syncs_when_a_batch_closes(s3, batching, load, build):
+    module = load("s3_write")
+    disk = counting_fsyncs(module)
+    writer = build(module, disk=disk)
     send(writer, *[event("e%d" % n) for n in range(9)])
-    assert synced == []
+    assert disk.synced == []
     send(writer, event("tenth"))
-    assert synced  # the body, the manifest and the folder
+    assert disk.synced  # the body, the manifest and the folder
 
 
 def test_a_time_before_1970_uses_the_current_time_and_recovers(s3, batching, load):
@@ -257,75 +269,94 @@ def test_a_time_before_1970_uses_the_current_time_and_recovers(s3, batching, loa
     assert key.startswith("web01/20")
 
 
-def cut_short(writer, monkeypatch, times):
-    """The next TIMES writes to the spool get only part of their bytes on disk, with a full
-    disk's error, as a full disk does."""
-    real_write, failures = os.write, iter(range(times))
+def disk_cutting_short(module, times):
+    """A Disk of the script MODULE on which the next TIMES writes to the spool get only part
+    of their bytes, with a full disk's error, as a full disk does."""
+    class CuttingShort(module.Disk):
+        failures = iter(range(times))
 
-    def write(fd, data):
-        if next(failures, None) is None:
-            return real_write(fd, data)
-        real_write(fd, data[:10])
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(writer.os, "write", write)
+        def write(self, fd, data):
+            if next(self.failures, None) is None:
+                return module.Disk.write(fd, data)
+            module.Disk.write(fd, data[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+    return CuttingShort()
 
 
 def test_a_full_disk_makes_write_data_wait_and_the_cut_write_is_taken_back_whole(
-        s3, batching, load, monkeypatch):
+        s3, batching, load, build):
     batching(BATCH_EVENTS=4)
-    writer = load("s3_write")
-    send(writer, event("first"))
-    cut_short(writer, monkeypatch, times=3)
+    module = load("s3_write")
+    writer = build(module, disk=disk_cutting_short(module, times=3))
     assert api.call_write_data(writer.write_data, event("waited for room"))
     assert "the disk of the spool" in api.logged("WARNING")[0]
     assert "is full (No space left on device): write_data waits" in api.logged("WARNING")[0]
-    send(writer, event("second"), event("third"))
+    send(writer, event("second"), event("third"), event("fourth"))
     drain(writer)
     assert [lines_of(stored) for stored in all_objects(s3).values()] == [
-        ["first", "waited for room", "second", "third"]]
+        ["waited for room", "second", "third", "fourth"]]
+
+
+def test_a_disk_full_past_a_second_holds_the_event_in_memory_until_it_takes_it(
+        s3, batching, load, build):
+    batching(BATCH_EVENTS=3)
+    module = load("s3_write")
+    disk = filling_disk(module, fails="write")
+    writer = build(module, disk=disk)
+    send(writer, event("first"))
+    disk.full = True
+    started = time.monotonic()
+    assert api.call_write_data(writer.write_data, event("held"))
+    assert time.monotonic() - started < 1.5  # NXLog can stop the module at any moment
+    assert writer.spool.pending() == 2
+    disk.full = False
+    send(writer, event("third"))
+    drain(writer)
+    assert [lines_of(stored) for stored in all_objects(s3).values()] == [
+        ["first", "held", "third"]]
 
 
 def test_with_spool_full_drop_a_full_disk_refuses_the_event_whole_and_counts_it(
-        s3, batching, load, monkeypatch):
+        s3, batching, load, build):
     batching(BATCH_EVENTS=3, SPOOL_FULL="drop")
-    writer = load("s3_write")
-    send(writer, event("first"))
-    cut_short(writer, monkeypatch, times=2)
+    module = load("s3_write")
+    writer = build(module, disk=disk_cutting_short(module, times=2))
     assert not api.call_write_data(writer.write_data, event("dropped"))
     assert not api.call_write_data(writer.write_data, event("dropped too"))
     assert "is full (No space left on device): event dropped, 2 dropped so far" in \
         api.logged("ERROR")[1]
-    send(writer, event("second"), event("third"))
+    send(writer, event("first"), event("second"), event("third"))
     drain(writer)
     assert [lines_of(stored) for stored in all_objects(s3).values()] == [
         ["first", "second", "third"]]
 
 
-def test_another_write_error_refuses_the_event_with_its_reason(s3, batching, load,
-                                                               monkeypatch):
+def test_another_write_error_refuses_the_event_with_its_reason(s3, batching, load, build):
     batching(BATCH_EVENTS=2)
-    writer = load("s3_write")
+    module = load("s3_write")
 
-    def broken(fd, data):
-        raise OSError(errno.EIO, "Input/output error")
-    monkeypatch.setattr(writer.os, "write", broken)
+    class Broken(module.Disk):
+        def write(self, fd, data):
+            raise OSError(errno.EIO, "Input/output error")
+    writer = build(module, disk=Broken())
     assert not api.call_write_data(writer.write_data, event("refused"))
     assert "cannot write to the spool" in api.logged("ERROR")[0]
     assert "Input/output error: event refused" in api.logged("ERROR")[0]
 
 
 def test_a_manifest_the_full_disk_refuses_leaves_the_batch_open_until_it_can_close(
-        s3, batching, load, monkeypatch):
+        s3, batching, load, build):
     batching(BATCH_EVENTS=2)
-    writer = load("s3_write")
-    real_write_atomically = writer._write_atomically
-    refusals = iter(range(2))
+    module = load("s3_write")
 
-    def full(path, data, sync=True):
-        if next(refusals, None) is not None:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_write_atomically(path, data, sync)
-    monkeypatch.setattr(writer, "_write_atomically", full)
+    class RefusingTwice(module.Disk):
+        refusals = iter(range(2))
+
+        def write_atomically(self, path, data, sync=True):
+            if next(self.refusals, None) is not None:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            module.Disk.write_atomically(self, path, data, sync)
+    writer = build(module, disk=RefusingTwice())
     send(writer, event("one"), event("two"))  # the close fails: the batch stays open
     assert "cannot close the batch being filled" in api.logged("WARNING")[0]
     send(writer, event("three"))  # the close fails again, then the next one works
@@ -346,20 +377,20 @@ def stalled(s3, settings, load_then_lose_bucket):
             lambda: s3.create_bucket(Bucket="created-later"))
 
 
-def test_a_full_spool_blocks_write_data_until_uploads_make_room(stalled):
+def test_a_full_spool_holds_write_data_a_second_then_takes_the_event_losing_nothing(
+        stalled):
     start, bucket_back = stalled
     writer = start()
     send(writer, event("0123456789"))
-    returned = threading.Event()
-    blocked = threading.Thread(target=lambda: (send(writer, event("abcdefghij!")),
-                                               returned.set()))
-    blocked.start()
-    assert not returned.wait(1.0)
-    assert "write_data waits for uploads" in api.logged("WARNING")[-1]
+    started = time.monotonic()
+    send(writer, event("abcdefghij!"))  # more than the spool has room for
+    assert 0.9 <= time.monotonic() - started < 1.5  # NXLog can stop the module at any moment
+    assert "each write_data call waits up to 1 s for room, then takes its event all the " \
+           "same, so that NXLog's flow control holds its inputs back" in api.logged("WARNING")[-1]
+    assert writer.instance.spool.bytes == 21  # SPOOL_MAX_BYTES=20, passed by one event
     bucket_back()  # S3 takes events again
-    assert returned.wait(30)
-    blocked.join()
     drain(writer)
+    assert writer.instance.spool.bytes == 0
 
 
 def test_a_full_spool_drops_with_an_error_that_counts_when_asked(stalled, settings):
@@ -411,7 +442,7 @@ def test_expected_bucket_owner_is_sent_with_every_upload(s3, settings, load):
     settings(EXPECTED_BUCKET_OWNER="123456789012")
     writer = load("s3_write")
     sent = []
-    writer._s3().meta.events.register("before-call.s3.PutObject",
+    writer.instance.client.meta.events.register("before-call.s3.PutObject",
                                       lambda params, **kwargs: sent.append(params["headers"]))
     send(writer, event("x"))
     drain(writer)
@@ -427,12 +458,12 @@ def test_a_large_batch_goes_through_the_transfer_manager_conditionally(
         s3, batching, load, multipart_threshold, requests):
     batching(BATCH_EVENTS=100, BATCH_BYTES=6 * 1024 * 1024, COMPRESSION="none")
     writer = load("s3_write")
-    writer.IN_MEMORY_UPLOAD = 1024 * 1024
-    writer.TRANSFER_CONFIG = TransferConfig(multipart_threshold=multipart_threshold,
+    writer.instance.uploader.in_memory_upload = 1024 * 1024
+    writer.instance.uploader.transfer_config = TransferConfig(multipart_threshold=multipart_threshold,
                                             multipart_chunksize=5 * 1024 * 1024,
                                             use_threads=False)
     sent = []
-    writer._s3().meta.events.register("before-call.s3", lambda params, model, **kwargs: sent.append(
+    writer.instance.client.meta.events.register("before-call.s3", lambda params, model, **kwargs: sent.append(
         (model.name, params["headers"].get("If-None-Match"))))
     big = "y" * (100 * 1024)
     send(writer, *[event("%02d %s" % (n, big)) for n in range(62)])  # a little over 6 MiB

@@ -10,7 +10,7 @@ import time
 import boto3
 import pytest
 
-from conftest import BUCKET, all_objects, drain, free_port, wait_for
+from helpers import BUCKET, all_objects, drain, free_port, wait_for
 from nxlog_stub import api
 
 
@@ -125,7 +125,7 @@ def test_two_writers_with_one_server_name_overwrite_nothing(s3, settings, load, 
 
 def test_every_put_is_conditional(s3, writer):
     seen = []
-    writer._s3().meta.events.register(
+    writer.instance.client.meta.events.register(
         "before-call.s3.PutObject", lambda params, **kwargs: seen.append(params["headers"]))
     write(writer, event(raw_event="x"))
     assert seen[0]["If-None-Match"] == "*"
@@ -141,21 +141,22 @@ def test_one_client_checks_the_bucket_at_start_and_one_serves_every_upload(s3, s
         return original(self, *args, **kwargs)
     monkeypatch.setattr(boto3.session.Session, "client", counting_client)
     writer = load("s3_write")
-    assert created == [("s3",)]
+    assert created == [("s3",), ("s3",)]
     write(writer, *[event(raw_event="e%d" % n) for n in range(5)])
+    drain(writer)
     assert created == [("s3",), ("s3",)]
 
 
 def test_retries_and_timeouts_are_set_through_botocore_config(s3, settings, load):
     settings(RETRY_MODE="adaptive", RETRY_ATTEMPTS=7, CONNECT_TIMEOUT=3, READ_TIMEOUT=4.5)
-    config = load("s3_write")._s3().meta.config
+    config = load("s3_write").instance.client.meta.config
     assert config.retries == {"mode": "adaptive", "total_max_attempts": 7}
     assert (config.connect_timeout, config.read_timeout) == (3.0, 4.5)
 
 
 def test_the_connection_pool_has_room_for_every_upload_thread(s3, settings, load):
     settings(UPLOAD_THREADS=16)
-    assert load("s3_write")._s3().meta.config.max_pool_connections == 16
+    assert load("s3_write").instance.client.meta.config.max_pool_connections == 16
 
 
 def test_a_slow_upload_does_not_hold_back_the_objects_after_it(s3, settings, load):
@@ -166,7 +167,7 @@ def test_a_slow_upload_does_not_hold_back_the_objects_after_it(s3, settings, loa
     def slow_first(params, **kwargs):
         if params["Body"] == b"first":
             others_landed.wait(15)
-    writer._s3().meta.events.register("provide-client-params.s3.PutObject", slow_first)
+    writer.instance.client.meta.events.register("provide-client-params.s3.PutObject", slow_first)
     for text in ("first", "second", "third"):
         assert api.call_write_data(writer.write_data, event(raw_event=text))
     wait_for(lambda: len(all_objects(s3)) == 2, what="the later objects")
@@ -180,7 +181,7 @@ def test_with_one_upload_thread_objects_land_in_key_order(s3, settings, load):
     settings(UPLOAD_THREADS=1)
     writer = load("s3_write")
     landed = []
-    writer._s3().meta.events.register("provide-client-params.s3.PutObject",
+    writer.instance.client.meta.events.register("provide-client-params.s3.PutObject",
                                       lambda params, **kwargs: landed.append(params["Body"]))
     write(writer, *[event(raw_event="e%d" % n) for n in range(6)])
     assert landed == [b"e%d" % n for n in range(6)]
@@ -223,7 +224,7 @@ def test_json_is_json_dumps_with_or_without_the_c_accelerator(writer, monkeypatc
     fields = {"raw_event": "caf\u00e9 \u2028 \x00 \" \\ \ud800", "count": 5, "ratio": 1.5,
               "none": None, "yes": True, "binary": memoryview(b"\x00\xff")}
     expected = json.dumps(fields, default=writer._json_value, separators=(",", ":"))
-    assert writer._JSON(fields) == expected
+    assert writer.instance.encoder.json_text(fields) == expected
     monkeypatch.setattr(json.encoder, "c_make_encoder", None)
     assert writer._json_encoder()(fields) == expected
 
@@ -262,13 +263,13 @@ def test_a_bucket_gone_after_start_is_reported_by_key_and_reason_and_the_event_w
     assert "cannot store 's3://no-such-bucket/web01/2026-03-01/10.00.05.1' (1 event) now" \
         in message
     assert "NoSuchBucket" in message and "the events wait in the spool" in message
-    assert writer._spool.pending() == 1
+    assert writer.instance.spool.pending() == 1
 
 
 def test_a_lasting_error_is_logged_once_a_minute_not_at_every_retry(load_then_lose_bucket):
     writer = load_then_lose_bucket("s3_write", "no-such-bucket")
     assert api.call_write_data(writer.write_data, event(raw_event="x"))
-    wait_for(lambda: writer._last_logged.get("NoSuchBucket", (None, 0))[1] >= 2,
+    wait_for(lambda: writer.instance.log.times_not_logged("NoSuchBucket") >= 2,
              what="three failed uploads")
     assert len(api.logged("ERROR")) == 1  # the retries after it are counted, not logged
 
@@ -291,12 +292,13 @@ def test_an_unreachable_endpoint_is_reported_without_the_credentials(settings, l
     settings(RETRY_ATTEMPTS=1, CONNECT_TIMEOUT=0.5)
     writer = load("s3_write")
     assert api.call_write_data(writer.write_data, event(raw_event="x"))
-    wait_for(lambda: api.logged("WARNING"), what="a warning about the endpoint")
-    [message] = api.logged("WARNING")
+    wait_for(lambda: len(api.logged("WARNING")) == 2, what="a warning about the upload")
+    [at_start, message] = api.logged("WARNING")
+    assert "S3 does not answer yet (Could not connect to the endpoint URL" in at_start
     assert "cannot store 's3://%s/web01/" % BUCKET in message
     assert "Could not connect to the endpoint URL" in message
     assert all("planted-secret-value" not in text for _, text in api.LOGS)
-    assert writer._spool.pending() == 1
+    assert writer.instance.spool.pending() == 1
 
 
 @pytest.mark.parametrize("version", ["1.29.27", "1.35.15"])

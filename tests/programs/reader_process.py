@@ -33,7 +33,7 @@ def main(output_path):
         delay, _ = api.call_read_data(reader.read_data, module)
         if delay is None:
             sys.exit("the input stopped: %s" % api.logged("ERROR"))
-        if delay == reader.POLL_INTERVAL and \
+        if delay == reader.instance.settings.POLL_INTERVAL and \
                 len(api.logged("ERROR")) + len(api.logged("WARNING")) == problems:
             print("caught up", flush=True)
             return

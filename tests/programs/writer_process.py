@@ -31,7 +31,7 @@ def main(start, count, progress_path):
         if not api.call_write_data(writer.write_data, event):
             sys.exit("write_data refused event %d: %s" % (number, api.logged("ERROR")))
         os.write(progress, b"%d\n" % number)
-    while writer._spool.pending():
+    while writer.instance.spool.pending():
         time.sleep(0.02)
     print("drained", flush=True)
 

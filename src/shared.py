@@ -1,0 +1,303 @@
+"""The code s3_write.py and s3_read.py both need, in one place.
+
+Each script must stay one drop-in file, so `make scripts` writes the part of this file
+between the two markers into both, and tests/test_shared_code.py fails when a script's copy
+differs. Edit it here, never in a script. It reads no global of the script that holds it:
+what it needs comes in as arguments (the settings, a clock, a client).
+"""
+
+import os
+import re
+import socket
+import stat
+import tempfile
+import threading
+import time
+
+import boto3
+import nxlog
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one instance per folder is up to the user
+    fcntl = None
+
+# ---- Shared with the other script: written in from src/shared.py by `make scripts` ----------
+SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
+EXIT_CONFIG = 78  # NXLog's exit status when a setting can never work (sysexits' EX_CONFIG)
+
+
+class ConfigError(ValueError):
+    """A setting that can never work: NXLog does not start, and one line names the setting."""
+
+
+def _choice(*allowed):
+    def parse(text):
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError("use one of: %s" % ", ".join(allowed))
+        return value
+    return parse
+
+
+def _number(kind, minimum, maximum=None):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError("not a number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError("must be from %s to %s" % (minimum, maximum) if maximum is not None
+                             else "must be at least %s" % minimum)
+        return value
+    return parse
+
+
+def _bucket(text):
+    value = text.strip()
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$", value):
+        raise ValueError("not a bucket name")
+    return value
+
+
+def _server(text):
+    """A key prefix that stays one path segment: no '/', no '..', no control characters."""
+    value = text.strip() or socket.gethostname().split(".")[0]
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$", value) or ".." in value:
+        raise ValueError("use letters, digits, '.', '_' and '-' only, starting with a letter "
+                         "or digit (it becomes the key prefix SERVER/)")
+    return value
+
+
+def _flag(text):
+    value = text.strip().lower()
+    if value not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+        raise ValueError("use true or false")
+    return value in ("true", "yes", "1", "on")
+
+
+def _path(text):
+    if not text.strip():
+        raise ValueError("must name a file or folder")
+    return text.strip()
+
+
+class Settings(object):
+    """Every setting of a script, parsed and checked once: an attribute named as the setting
+    (BUCKET, SERVER, ...). NXLOG_S3_<NAME> in ENVIRON wins over DEFAULTS, the values at the
+    top of the script SOURCE. A bad value raises ConfigError naming where it came from."""
+
+    SPEC = ()  # (NAME, parser) for each setting: the script's subclass says
+
+    def __init__(self, defaults, environ, source):
+        for name, parse in self.SPEC:
+            variable = "NXLOG_S3_" + name
+            text = environ.get(variable)
+            where = variable if text is not None else "%s at the top of %s" % (name, source)
+            if text is None:
+                text = str(defaults[name])
+            try:
+                setattr(self, name, parse(text))
+            except ValueError as exc:
+                raise ConfigError("%s: %s=%r is not valid: %s"
+                                  % (SCRIPT, where, text, exc)) from None
+        self.check()
+
+    def check(self):
+        """Raises ConfigError for settings that are each valid but cannot work together."""
+
+    def owner(self):
+        """The ExpectedBucketOwner argument, where the settings name one."""
+        owner = getattr(self, "EXPECTED_BUCKET_OWNER", "")
+        return {"ExpectedBucketOwner": owner} if owner else {}
+
+
+class Clock(object):
+    """The time as the scripts read it, and their waits. Tests pass another with the same
+    methods, as botocore's retry handler is given its sleep."""
+
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)  # after monotonic: from here on, `time` is this one
+
+    @staticmethod
+    def sleep(seconds, interrupt=None):
+        """Waits SECONDS, or less once INTERRUPT (a threading.Event) is set."""
+        if interrupt is None:
+            time.sleep(seconds)
+        else:
+            interrupt.wait(seconds)
+
+
+class Log(object):
+    """NXLog's log, each line led by the script's name; a lasting problem at most once
+    every EVERY seconds, with a count of the times not logged."""
+
+    EVERY = 60
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.last = {}  # problem -> (when last logged, times since)
+        self.lock = threading.Lock()
+
+    def info(self, message):
+        nxlog.log_info("%s: %s" % (SCRIPT, message))
+
+    def warning(self, message):
+        nxlog.log_warning("%s: %s" % (SCRIPT, message))
+
+    def error(self, message):
+        nxlog.log_error("%s: %s" % (SCRIPT, message))
+
+    def limited(self, problem, log, message):
+        """LOG(MESSAGE) (self.warning or self.error), unless PROBLEM was logged lately."""
+        with self.lock:
+            now = self.clock.monotonic()
+            when, since = self.last.get(problem, (None, 0))
+            if when is not None and now - when < self.EVERY:
+                self.last[problem] = (when, since + 1)
+                return
+            self.last[problem] = (now, 0)
+        log(message + (" (%d times since the last such message)" % since if since else ""))
+
+    def times_not_logged(self, problem):
+        return self.last.get(problem, (None, 0))[1]
+
+
+class Disk(object):
+    """The file-system calls whose failures the scripts must survive (short writes, full
+    disks), in one place, so that tests can make them fail without patching os."""
+
+    write = staticmethod(os.write)
+    fsync = staticmethod(os.fsync)
+    ftruncate = staticmethod(os.ftruncate)
+
+    def write_atomically(self, path, data, sync=True):
+        """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its
+        old bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs
+        to the OS."""
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                if sync:
+                    self.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        if sync:
+            self.fsync_directory(directory)
+
+    def fsync_directory(self, directory):
+        """Makes a rename in DIRECTORY durable. Windows has no such call (nor needs it)."""
+        if hasattr(os, "O_DIRECTORY"):
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                self.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def new_client(settings, connections, attempts=None, timeout_cap=None):
+    """An S3 client from the standard AWS chain, with botocore's retries and timeouts and a
+    connection pool for CONNECTIONS threads. Thread-safe: a script's threads share one."""
+    cap = timeout_cap or max(settings.CONNECT_TIMEOUT, settings.READ_TIMEOUT)
+    config = Config(retries={"mode": settings.RETRY_MODE,
+                             "total_max_attempts": attempts or settings.RETRY_ATTEMPTS},
+                    connect_timeout=min(settings.CONNECT_TIMEOUT, cap),
+                    read_timeout=min(settings.READ_TIMEOUT, cap),
+                    max_pool_connections=max(10, connections))
+    return boto3.session.Session().client("s3", config=config,
+                                          verify=None if settings.TLS_VERIFY else False)
+
+
+NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the host an "
+                  "instance role")
+
+
+def check_bucket(settings, client, log):
+    """At start, one request. A bucket that does not exist can never work: ConfigError.
+    What may pass by itself (no credentials yet at boot, S3 not answering) is logged, and
+    left to the uploads or polls, which retry."""
+    if not settings.TLS_VERIFY:
+        log.warning("TLS_VERIFY is off: whoever sits between this host and S3 can read and "
+                    "change what is sent")
+    try:
+        client.head_bucket(Bucket=settings.BUCKET, **settings.owner())
+    except NoCredentialsError:
+        log.warning(NO_CREDENTIALS + "; trying again until there are")
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchBucket"):
+            raise ConfigError("%s: the bucket %s does not exist (BUCKET, or NXLOG_S3_BUCKET); "
+                              "this script never creates one" % (SCRIPT, settings.BUCKET)) from None
+    except BotoCoreError as exc:
+        log.warning("S3 does not answer yet (%s); trying again until it does" % exc)
+
+
+def refuse_to_start(exc):
+    """What NXLog does with a bad directive: one line in its log, and no start (an exception
+    at import would leave NXLog running, this module deaf). Its inputs have read nothing."""
+    nxlog.log_error(str(exc))
+    os._exit(EXIT_CONFIG)
+
+
+def private_directory(directory, setting, log, own=False):
+    """Makes DIRECTORY (its owner's only) if need be; refuses one this process cannot use,
+    or one every user may write to (anyone could plant or swap the files it holds). OWN: a
+    folder of the script's alone (SPOOL_DIR), made its owner's only if it was not."""
+    where = "%s (%s)" % (os.path.abspath(directory), setting)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        mode = os.stat(directory).st_mode
+    except OSError as exc:
+        raise ConfigError("%s: cannot use the folder %s: %s" % (SCRIPT, where, exc)) from None
+    if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError("%s: the folder %s is not readable and writable by this process "
+                          "(the user NXLog runs as)" % (SCRIPT, where))
+    if mode & stat.S_IWOTH:
+        raise ConfigError("%s: every user may write to the folder %s: chmod o-w it, or choose "
+                          "another" % (SCRIPT, where))
+    if own and mode & 0o077:
+        try:
+            os.chmod(directory, 0o700)
+        except OSError as exc:
+            log.warning("cannot make the folder %s its owner's only: %s" % (where, exc))
+
+
+def exclusive_lock(path):
+    """A descriptor that holds an exclusive lock on PATH (made readable by its owner only), or
+    None while another process or instance holds it. Windows has no such locks."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+    return fd
+
+
+def quoted(bucket, key):
+    """KEY's address as log lines show it: quoted, with control characters escaped, so that a
+    key cannot forge a log line."""
+    return repr("s3://%s/%s" % (bucket, key))
+
+
+def error_code(exc):
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def utc_text(epoch):
+    """EPOCH as the scripts write times out: UTC, with its zone (2026-11-28T10:00:00Z)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def count(number, noun, plural=None):
+    """'1 event', '2 events'."""
+    return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+# ---- End of the shared code ---------------------------------------------------------------

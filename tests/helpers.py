@@ -1,0 +1,212 @@
+"""What the tests share besides fixtures: waiting, objects in a bucket, reading as NXLog
+polls, servers on 127.0.0.1, and the scripts' objects rebuilt with other collaborators."""
+
+import errno
+import gzip
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zlib
+
+import boto3
+
+from nxlog_stub import api
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUCKET = "nxlog-archive"  # not "logs": moto routes logs.*.amazonaws.com to CloudWatch Logs
+
+
+def instance_of(script):
+    """The Writer or Reader of SCRIPT, a loaded module or one of them already."""
+    return getattr(script, "instance", script)
+
+
+def filling_disk(module, fails="write_atomically"):
+    """A Disk of the script MODULE that, while its `full` is set, refuses FAILS (one of
+    write_atomically, fsync, write) as a full disk does."""
+    class Filling(module.Disk):
+        full = False
+
+        def write_atomically(self, path, data, sync=True):
+            self.refuse("write_atomically")
+            module.Disk.write_atomically(self, path, data, sync)
+
+        def fsync(self, fd):
+            self.refuse("fsync")
+            module.Disk.fsync(fd)
+
+        def write(self, fd, data):
+            self.refuse("write")
+            return module.Disk.write(fd, data)
+
+        def refuse(self, call):
+            if self.full and call == fails:
+                raise OSError(errno.ENOSPC, "No space left on device")
+    return Filling()
+
+
+class SkippingClock(object):
+    """A clock whose sleeps take no time: each moves the clock on instead (to the latest
+    wake-up of the sleeps under way, so that threads sleeping side by side overlap). Between
+    sleeps it runs as the real one, so that waits on real conditions still end. What the
+    scripts see of the real time is what they would see in a run that waited."""
+
+    def __init__(self):
+        self.skipped = 0.0
+        self.lock = threading.Lock()
+
+    def monotonic(self):
+        return time.monotonic() + self.skipped
+
+    def time(self):
+        return time.time() + self.skipped
+
+    def sleep(self, seconds, interrupt=None):
+        with self.lock:
+            wake = self.monotonic() + seconds
+            self.skipped = max(self.skipped, wake - time.monotonic())
+        time.sleep(0.001)  # a turn for the other threads, as a real sleep gives
+
+
+def drain(writer, seconds=15):
+    """Waits until WRITER's spool is empty: every event it took is in S3."""
+    spool = instance_of(writer).spool
+    deadline = time.monotonic() + seconds
+    while spool.pending():
+        if time.monotonic() > deadline:
+            raise AssertionError("%d events still in the spool after %s s; logged: %s"
+                                 % (spool.pending(), seconds, api.LOGS))
+        time.sleep(0.01)
+
+
+def wait_for(condition, seconds=15, what="the condition"):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("%s did not happen within %s s; logged: %s"
+                                 % (what, seconds, api.LOGS))
+        time.sleep(0.01)
+
+
+def all_objects(client, prefix=""):
+    """{key: object} of everything under PREFIX, with the body read."""
+    objects = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for item in page.get("Contents", ()):
+            objects[item["Key"]] = client.get_object(Bucket=BUCKET, Key=item["Key"])
+            objects[item["Key"]]["Data"] = objects[item["Key"]]["Body"].read()
+    return objects
+
+
+# ---- Objects and reading, as the reader tests use them ----
+
+JSON_LINES = {"nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"}
+
+
+def batch(*texts):
+    return gzip.compress(b"".join(json.dumps({"raw_event": text}).encode() + b"\n"
+                                  for text in texts))
+
+
+def put(client, key, body, metadata=None, bucket=BUCKET, **headers):
+    if isinstance(body, str):
+        body = body.encode()
+    client.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata or {}, **headers)
+
+
+def poll(reader, module=None):
+    """One read_data call as NXLog makes it: (delay of the next call, raw_events posted)."""
+    delay, events = api.call_read_data(reader.read_data, module or api.input_module("s3"))
+    return delay, [event.get_field("raw_event") for event in events]
+
+
+def read_all(reader, module=None):
+    """Polls until the reader has caught up; every raw_event posted, in order."""
+    posted = []
+    for _ in range(1000):
+        delay, events = poll(reader, module)
+        assert delay is not None, "the input stopped: %s" % api.logged("ERROR")
+        posted += events
+        if delay == instance_of(reader).settings.POLL_INTERVAL:
+            return posted
+    raise AssertionError("the reader never caught up")
+
+
+def restarted(reader, load):
+    """READER's process ends (its checkpoint let go) and a new reader starts."""
+    reader.stop()
+    return load("s3_read")
+
+
+def checkpoint(tmp_path):
+    return json.loads((tmp_path / "lastkey.log").read_text())
+
+
+def gzip_bomb(size):
+    """SIZE zero bytes with no newline, gzip-compressed: a thousand times smaller than what
+    they unpack to."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(min(size, 1 << 20))
+    return b"".join([compressor.compress(chunk) for _ in range(size // len(chunk))] +
+                    [compressor.flush()])
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_answering(url, process=None, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError("the server at %s exited with %s" % (url, process.returncode))
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError as exc:
+            if getattr(exc, "code", None):  # an HTTP error status: it answers
+                return
+            time.sleep(0.1)
+    raise RuntimeError("nothing answered at %s within %s s" % (url, seconds))
+
+
+class Endpoint(object):
+    """An S3 endpoint on 127.0.0.1 and the environment that points boto3 at it."""
+
+    def __init__(self, url, access_key, secret_key):
+        self.url = url  # http://127.0.0.1:PORT
+        self.env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": access_key,
+                    "AWS_SECRET_ACCESS_KEY": secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def client(self):
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=self.env[
+            "AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1")
+
+    def new_bucket(self, name):
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+def run_conf(conf, endpoint, defines, settings, idle=1.5, legacy=False, cwd=None,
+             python=sys.executable):
+    """Runs CONF through `python -m nxlog_stub` in a process of its own, as a user would."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("NXLOG_S3_", "AWS_"))}
+    env.update(endpoint.env)
+    env.update({"NXLOG_S3_" + name: str(value) for name, value in settings.items()})
+    env["PYTHONPATH"] = ROOT
+    command = [python, "-m", "nxlog_stub", os.path.join(ROOT, "conf", conf),
+               "--idle", str(idle), "--cache-dir", str(cwd or os.getcwd())]
+    for name, value in defines.items():
+        command += ["--define", "%s=%s" % (name, value)]
+    if legacy:
+        command.append("--legacy-api")
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
