@@ -1,5 +1,6 @@
 # make demo: the main job end to end against a local S3 (moto server on 127.0.0.1)
 # make test: ruff, then the whole test suite (Ceph's radosgw tests run where it is installed)
+# make scripts: writes the code both scripts share, from src/shared.py, into each
 # make reliability: regenerates docs/RELIABILITY.md; make soak: the same, ten times longer
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +11,7 @@ PYTHON38 ?= $(shell for p in python3.8 $(HOME)/.pyenv/versions/3.8*/bin/python3.
                 "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
 OLDEST := $(if $(PYTHON38),.venv38/.installed)
 
-.PHONY: demo test lint reliability soak clean
+.PHONY: demo test lint scripts reliability soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,10 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed
 	$(BIN)/python demo.py
+
+# src/shared.py's shared block, written into both scripts (a test fails while they differ)
+scripts:
+	$(PYTHON) src/embed.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

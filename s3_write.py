@@ -6,8 +6,9 @@
     </Output>
 
 NXLog calls write_data(event) for every event. Before it returns, the event is on disk in
-SPOOL_DIR; background threads upload what the spool holds and delete it only once S3 has
-confirmed it. NXLog gives an output no shutdown hook and drops an event whose write_data
+SPOOL_DIR (unless that disk is full: see Spool.append); background threads upload what the
+spool holds and delete it only once S3 has confirmed it. No call holds NXLog for more than
+about a second, so that it can stop at any moment. NXLog gives an output no shutdown hook and drops an event whose write_data
 raises, so the spool is what keeps events across restarts, crashes and S3 outages: at every
 start the script uploads what an earlier run left there, first.
 

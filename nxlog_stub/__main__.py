@@ -1,4 +1,8 @@
-"""python -m nxlog_stub CONF: runs the routes of an nxlog.conf until its inputs are idle."""
+"""python -m nxlog_stub CONF: runs the routes of an nxlog.conf until its inputs are idle.
+
+Exit status: 0 once the inputs are idle, as NXLog's at a stop, whatever its modules logged
+(a script that raised at import included); 2 for a conf it cannot run; a script's own status
+where it ends the process at import (os._exit), as it ends NXLog."""
 
 import argparse
 import sys
@@ -52,9 +56,8 @@ def main(argv=None):
     print("nxlog_stub: ran %s for %.1f s" % (args.conf, time.monotonic() - started))
     for line in runner.report():
         print("  " + line)
-    errors = len(api.logged("ERROR"))
-    print("  %d errors logged" % errors)
-    return 1 if errors else 0
+    print("  %d errors logged" % len(api.logged("ERROR")))
+    return 0  # as NXLog's at a stop, whatever its modules logged
 
 
 if __name__ == "__main__":

@@ -12,12 +12,15 @@ import json
 import os
 import sys
 import time
+import traceback
 
 from . import api
 from .conf import unquote
 
 TICK = 0.02  # longest sleep between two looks at the inputs
 FILE_BATCH = 1000  # lines an im_file instance reads before the others get a turn
+LOG_QUEUE_SIZE = 100  # NXLog's default LogqueueSize: events an output's queue holds before
+                      # flow control stops the inputs that feed it
 
 
 class LoadError(Exception):
@@ -41,6 +44,31 @@ def load_script(path, instance_name):
         raise LoadError("%s: cannot load %s: %s: %s"
                         % (instance_name, path, type(exc).__name__, exc)) from exc
     return script
+
+
+def _started_script(code, instance_name):
+    """The script loaded as NXLog loads it, or None if it raised at import: NXLog then logs
+    the error and its frames, cannot import the module, trips an assertion of its own, and
+    runs on without this module (see ../shared/nxlog-python-api.md)."""
+    try:
+        return load_script(code, instance_name)
+    except LoadError as error:
+        if error.__cause__ is None:
+            raise
+        exc = error.__cause__
+        api.log_error("Python ERROR: %s: %s" % (type(exc).__name__, exc))
+        frames = traceback.extract_tb(exc.__traceback__)
+        path = os.path.abspath(code)
+        frames = frames[next((at for at, frame in enumerate(frames) if frame.filename == path),
+                             0):]  # from the script's own frame on, as NXLog shows them
+        for number, frame in enumerate(reversed(frames)):
+            api.log_error("#%d in %s at %s:%d" % (number, frame.name, frame.filename,
+                                                  frame.lineno))
+        api.log_error("Couldn't import python module '%s'"
+                      % os.path.splitext(os.path.basename(code))[0])
+        api.log_error('### ASSERTION FAILED at line 503 in libnxpython.c/nx_python_init(): '
+                      '"conf->thread_state_key == NULL" ###')
+        return None
 
 
 def _script_function(script, name):
@@ -93,6 +121,9 @@ class FileInput(object):
     def busy(self, now):
         return os.path.exists(self.path) and os.path.getsize(self.path) > self.offset
 
+    def describe_held(self):
+        return "im_file %s: %d events, held back by flow control" % (self.path, self.count)
+
     def next_due(self):
         return None
 
@@ -104,8 +135,8 @@ class PythonInput(object):
         self.name = instance.name
         self.code = instance.get("pythoncode")
         self.module = api.input_module(self.name)
-        self.function = _script_function(load_script(self.code, self.name),
-                                         instance.get("call", "read_data"))
+        script = _started_script(self.code, self.name)
+        self.function = script and _script_function(script, instance.get("call", "read_data"))
         self.due = time.monotonic() if self.function else None
         self.calls = 0
         self.count = 0
@@ -133,12 +164,19 @@ class PythonInput(object):
     def busy(self, now):
         return False
 
+    def describe_held(self):
+        return self.describe() + ", held back by flow control"
+
     def next_due(self):
         return self.due
 
 
 class FileOutput(object):
     """om_file: writes each event's raw_event as one line."""
+
+    @staticmethod
+    def queue_full():
+        return False
 
     def __init__(self, instance):
         self.path = unquote(instance.get("file"))
@@ -160,21 +198,33 @@ class FileOutput(object):
 
 
 class PythonOutput(object):
-    """om_python: write_data(event) per event; an exception drops that event."""
+    """om_python: write_data(event) per event; an exception drops that event. A script that
+    raised at import never takes an event: they wait in the module's queue."""
 
     def __init__(self, instance):
         self.code = instance.get("pythoncode")
         self.module = api.output_module(instance.name)
-        self.function = _script_function(load_script(self.code, instance.name),
-                                         instance.get("call", "write_data"))
+        script = _started_script(self.code, instance.name)
+        self.deaf = script is None
+        self.function = script and _script_function(script, instance.get("call", "write_data"))
         self.count = 0
         self.dropped = 0
+        self.queued = 0
 
     def describe(self):
+        if self.deaf:
+            return "om_python %s: not started, %d events wait in its queue" % (
+                self.code, self.queued)
         return "om_python %s: %d events written, %d dropped" % (
             self.code, self.count - self.dropped, self.dropped)
 
+    def queue_full(self):
+        return self.deaf and self.queued >= LOG_QUEUE_SIZE
+
     def write(self, fields):
+        if self.deaf:
+            self.queued += 1
+            return
         self.count += 1
         if self.function is None or not api.call_write_data(
                 self.function, api.new_event(self.module, fields)):
@@ -220,6 +270,11 @@ class Runner(object):
         with open(self.cache_path, "w") as handle:
             json.dump(self.positions, handle)
 
+    def _held_back(self, input_name):
+        """Flow control: an input whose events an output's full queue cannot take waits."""
+        return any(self.outputs[output].queue_full() for _, inputs, outputs in self.routes
+                   if input_name in inputs for output in outputs)
+
     def _route(self, input_name, events):
         for _, inputs, outputs in self.routes:
             if input_name in inputs:
@@ -241,11 +296,12 @@ class Runner(object):
                 now = time.monotonic()
                 moved = False
                 for name, source in self.inputs.items():
-                    events = source.pump(now)
+                    events = [] if self._held_back(name) else source.pump(now)
                     if events:
                         moved = True
                         self._route(name, events)
-                if moved or any(source.busy(now) for source in self.inputs.values()):
+                if moved or any(source.busy(now) and not self._held_back(name)
+                                for name, source in self.inputs.items()):
                     last_event = time.monotonic()
                 elif now - last_event >= self.idle:
                     return
@@ -257,6 +313,7 @@ class Runner(object):
             self._save_positions()
 
     def report(self):
-        lines = ["%s (%s)" % (name, source.describe()) for name, source in self.inputs.items()]
+        lines = ["%s (%s)" % (name, source.describe_held() if self._held_back(name) else
+                              source.describe()) for name, source in self.inputs.items()]
         lines += ["%s (%s)" % (name, sink.describe()) for name, sink in self.outputs.items()]
         return lines

@@ -104,7 +104,8 @@ def test_a_large_batch_streamed_by_the_transfer_manager_overwrites_nothing(
     key = "web01/2026-03-01/10.00.07.1"
     endpoint.client().put_object(Bucket=bucket, Key=key, Body=b"someone else's")
     writer = load("s3_write")
-    writer.instance.uploader.in_memory_upload = 1024 * 1024  # this 6 MiB batch streams from a temporary file
+    # this 6 MiB batch streams from a temporary file:
+    writer.instance.uploader.in_memory_upload = 1024 * 1024
     big = "z" * (100 * 1024)
     for n in range(62):
         event = api.new_event(api.output_module(), {"raw_event": "%02d %s" % (n, big),

@@ -2,8 +2,8 @@
 objects it cannot read, every kind of object, and what happens to an object once read."""
 
 import gzip
-import os
 import json
+import os
 import pickle
 import time
 import tracemalloc
@@ -258,7 +258,8 @@ def deny(key):
 def test_a_403_on_one_key_does_not_stop_the_others(s3, settings, load):
     settings(MAX_ATTEMPTS=1)
     reader = load("s3_read")
-    reader.instance.client.meta.events.register("before-call.s3.GetObject", deny(key_at("00.34", 1)))
+    reader.instance.client.meta.events.register("before-call.s3.GetObject",
+                                                deny(key_at("00.34", 1)))
     put(s3, key_at("00.34", 1), "forbidden")
     put(s3, key_at("00.34", 2), "allowed")
     assert read_all(reader) == ["allowed"]

@@ -87,7 +87,8 @@ def test_no_credential_appears_in_any_log_line_whatever_fails(moto_server, setti
         settings(BUCKET=bucket, BATCH_EVENTS=2, BATCH_AGE=0.1, RETRY_ATTEMPTS=1,
                  READ_TIMEOUT=0.5, CONNECT_TIMEOUT=0.5, POLL_INTERVAL=0.01, MAX_ATTEMPTS=1)
         writer, reader = load("s3_write"), load("s3_read")
-        writer.instance.log.EVERY = reader.instance.log.EVERY = 0  # every failure logged, not one a minute
+        # every failure logged, not one a minute:
+        writer.instance.log.EVERY = reader.instance.log.EVERY = 0
         for number in range(4):
             api.call_write_data(writer.write_data, api.new_event(api.output_module(), {
                 "raw_event": "e%d" % number}))

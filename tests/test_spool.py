@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 import stat
-import threading
 import time
 
 import boto3
@@ -459,12 +458,13 @@ def test_a_large_batch_goes_through_the_transfer_manager_conditionally(
     batching(BATCH_EVENTS=100, BATCH_BYTES=6 * 1024 * 1024, COMPRESSION="none")
     writer = load("s3_write")
     writer.instance.uploader.in_memory_upload = 1024 * 1024
-    writer.instance.uploader.transfer_config = TransferConfig(multipart_threshold=multipart_threshold,
-                                            multipart_chunksize=5 * 1024 * 1024,
-                                            use_threads=False)
+    writer.instance.uploader.transfer_config = TransferConfig(
+        multipart_threshold=multipart_threshold, multipart_chunksize=5 * 1024 * 1024,
+        use_threads=False)
     sent = []
-    writer.instance.client.meta.events.register("before-call.s3", lambda params, model, **kwargs: sent.append(
-        (model.name, params["headers"].get("If-None-Match"))))
+    writer.instance.client.meta.events.register(
+        "before-call.s3", lambda params, model, **kwargs: sent.append(
+            (model.name, params["headers"].get("If-None-Match"))))
     big = "y" * (100 * 1024)
     send(writer, *[event("%02d %s" % (n, big)) for n in range(62)])  # a little over 6 MiB
     drain(writer)

@@ -276,12 +276,57 @@ def test_the_command_line_refuses_a_bad_conf_with_exit_2(tmp_path):
     assert "bad.conf:1: unknown directive 'Nonsense'" in result.stderr
 
 
-def test_the_command_line_reports_a_script_that_fails_to_load(tmp_path):
+def test_a_script_raising_at_import_is_logged_as_nxlog_does_and_nxlog_runs_on(tmp_path):
     conf = python_route(tmp_path, "raise ImportError('no boto3 here')\n")
+    result = subprocess.run([sys.executable, "-m", "nxlog_stub", conf, "--idle", "0.2"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0  # NXLog's at a later stop: a service manager sees no fault
+    errors = [line.split(" ERROR ", 1)[1] for line in result.stderr.splitlines()
+              if " ERROR " in line]
+    assert errors == [
+        "Python ERROR: ImportError: no boto3 here",
+        "#0 in <module> at %s/reader.py:1" % tmp_path,
+        "Couldn't import python module 'reader'",
+        '### ASSERTION FAILED at line 503 in libnxpython.c/nx_python_init(): '
+        '"conf->thread_state_key == NULL" ###']
+    assert "im_python %s/reader.py: 0 read_data calls, 0 events" % tmp_path in result.stdout
+
+
+def test_an_output_that_raised_at_import_takes_no_event_and_holds_its_input_back(tmp_path):
+    (tmp_path / "in.log").write_text("".join("line %d\n" % n for n in range(2500)))
+    write(tmp_path / "broken.py", "raise ValueError('bad setting')\n")
+    conf = write(tmp_path / "deaf.conf", """
+<Input in>
+    Module im_file
+    File "%s/in.log"
+    ReadFromLast FALSE
+</Input>
+<Output out>
+    Module om_python
+    PythonCode %s/broken.py
+</Output>
+<Route r>
+    Path in => out
+</Route>
+""" % (tmp_path, tmp_path))
+    result = subprocess.run([sys.executable, "-m", "nxlog_stub", conf, "--idle", "0.2", "-q",
+                             "--cache-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0
+    # The stub's im_file reads 1,000 lines at a time: the queue is over its 100 after one.
+    assert "out (om_python %s/broken.py: not started, 1000 events wait in its queue)" \
+        % tmp_path in result.stdout
+    assert "in (im_file %s/in.log: 1000 events, held back by flow control)" % tmp_path \
+        in result.stdout
+
+
+def test_a_script_that_ends_the_process_at_import_ends_nxlog_with_its_status(tmp_path):
+    conf = python_route(tmp_path, "import os, nxlog\nnxlog.log_error('refused')\n"
+                                  "os._exit(78)\n")
     result = subprocess.run([sys.executable, "-m", "nxlog_stub", conf], cwd=ROOT,
                             capture_output=True, text=True)
-    assert result.returncode == 2
-    assert "py: cannot load %s/reader.py: ImportError: no boto3 here" % tmp_path in result.stderr
+    assert result.returncode == 78
+    assert result.stderr.splitlines()[-1].endswith(" ERROR refused")
 
 
 def test_legacy_flavour_runs_scripts_written_for_the_older_names(tmp_path):
