@@ -35,7 +35,8 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 test: lint $(OLDEST)
-	OLDEST_PYTHON=$(if $(OLDEST),$(CURDIR)/.venv38/bin/python) $(BIN)/python -m pytest
+	OLDEST_PYTHON=$(if $(OLDEST),$(CURDIR)/.venv38/bin/python) $(BIN)/python -m pytest \
+	    -n 2 --dist loadgroup
 
 # docs/RELIABILITY.md, from the reliability, bad-input, configuration and security tests
 reliability: $(BIN)/.installed

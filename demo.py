@@ -30,8 +30,8 @@ def sample_lines():
 
 def run_conf(conf, defines, env):
     command = [sys.executable, "-m", "nxlog_stub", os.path.join(ROOT, "conf", conf),
-               "--idle", "1.5", "--cache-dir", WORK]
-    for name, value in defines.items():
+               "--idle", "1.5"]
+    for name, value in dict(defines, ROOT=WORK).items():
         command += ["--define", "%s=%s" % (name, value)]
     print("$ NXLOG_S3_BUCKET=%s NXLOG_S3_SERVER=%s python -m nxlog_stub conf/%s ..."
           % (env["NXLOG_S3_BUCKET"], env["NXLOG_S3_SERVER"], conf))

@@ -8,9 +8,10 @@
 NXLog calls write_data(event) for every event. Before it returns, the event is on disk in
 SPOOL_DIR (unless that disk is full: see Spool.append); background threads upload what the
 spool holds and delete it only once S3 has confirmed it. No call holds NXLog for more than
-about a second, so that it can stop at any moment. NXLog gives an output no shutdown hook and drops an event whose write_data
-raises, so the spool is what keeps events across restarts, crashes and S3 outages: at every
-start the script uploads what an earlier run left there, first.
+about a second, so that it can stop at any moment. NXLog gives an output no shutdown hook
+and drops an event whose write_data raises, so the spool is what keeps events across
+restarts, crashes and S3 outages: at every start the script uploads what an earlier run
+left there, first.
 
 Objects are named SERVER/YYYY-MM-DD/HH.MM.SS.N after their (first) event's EventReceivedTime
 (UTC unless KEY_TIME is local; this host's clock for a time it cannot read or one more than
@@ -246,7 +247,8 @@ class Log(object):
                 self.last[problem] = (when, since + 1)
                 return
             self.last[problem] = (now, 0)
-        log(message + (" (%d times since the last such message)" % since if since else ""))
+        log(message + (" (%s since the last such message)" % count(since, "time")
+                       if since else ""))
 
     def times_not_logged(self, problem):
         return self.last.get(problem, (None, 0))[1]

@@ -1,8 +1,10 @@
 """Parses the subset of nxlog.conf that the examples in conf/ use.
 
-Supported: `define NAME VALUE` and `%NAME%`, `#` comment lines, `<Input>`, `<Output>` and `<Route>`
-blocks, and per module the directives NXLog's own modules take for this job. Anything else is
-refused with the file and line, so a typo never passes silently.
+Supported: `define NAME VALUE` and `%NAME%`, `#` comment lines, the global directives a
+complete nxlog.conf needs (PidFile, SpoolDir, CacheDir, LogFile, LogLevel, Moduledir),
+`<Input>`, `<Output>` and `<Route>` blocks, and per module the directives NXLog's own modules
+take for this job. Anything else is refused with the file and line, so a typo never passes
+silently.
 """
 
 import re
@@ -16,6 +18,8 @@ MODULE_DIRECTIVES = {
 REQUIRED = {"im_file": ("file",), "om_file": ("file",),
             "im_python": ("pythoncode",), "om_python": ("pythoncode",)}
 BLOCK_KINDS = {"input": "Input", "output": "Output", "route": "Route"}
+GLOBAL_DIRECTIVES = {"pidfile", "spooldir", "cachedir", "logfile", "loglevel", "moduledir"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 INPUT_MODULES = {"im_file", "im_python"}
 
 _OPEN = re.compile(r"^<\s*(\w+)\s+([^>\s]+)\s*>$")
@@ -56,6 +60,7 @@ class Config(object):
     def __init__(self):
         self.instances = {}  # name -> Instance, in file order
         self.routes = []  # (route name, [input names], [output names])
+        self.globals = {}  # lower-cased global directive -> its value, unquoted
 
 
 def unquote(value):
@@ -108,9 +113,20 @@ class _Parser(object):
         elif closing:
             self.close_block(lineno, closing.group(1))
         elif self.block is None:
-            raise self.error(lineno, "unknown directive %r outside a block" % text.split()[0])
+            self.global_directive(lineno, text)
         else:
             self.directive(lineno, text)
+
+    def global_directive(self, lineno, text):
+        parts = text.split(None, 1)
+        name, value = parts[0].lower(), unquote(parts[1].strip()) if len(parts) > 1 else ""
+        if name not in GLOBAL_DIRECTIVES:
+            raise self.error(lineno, "unknown directive %r outside a block" % parts[0])
+        if not value:
+            raise self.error(lineno, "%s needs a value" % parts[0])
+        if name == "loglevel" and value.upper() not in LOG_LEVELS:
+            raise self.error(lineno, "LogLevel takes one of %s" % ", ".join(LOG_LEVELS))
+        self.config.globals[name] = value
 
     def open_block(self, lineno, kind, name):
         if self.block is not None:

@@ -159,7 +159,8 @@ class Log(object):
                 self.last[problem] = (when, since + 1)
                 return
             self.last[problem] = (now, 0)
-        log(message + (" (%d times since the last such message)" % since if since else ""))
+        log(message + (" (%s since the last such message)" % count(since, "time")
+                       if since else ""))
 
     def times_not_logged(self, problem):
         return self.last.get(problem, (None, 0))[1]

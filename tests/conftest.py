@@ -36,6 +36,14 @@ def pytest_addoption(parser):
                     help="append each reliability scenario's figures to FILE (JSON lines)")
 
 
+def pytest_collection_modifyitems(items):
+    """With pytest-xdist (make test runs two workers), every Ceph test goes to one worker:
+    each worker would start its own radosgw, and their monitors take fixed ports."""
+    for item in items:
+        if item.get_closest_marker("ceph"):
+            item.add_marker(pytest.mark.xdist_group("ceph"))
+
+
 @pytest.fixture
 def soak(request):
     return request.config.getoption("--soak")

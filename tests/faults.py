@@ -128,14 +128,17 @@ class FaultProxy(object):
             self.counts[fault] += 1
             return fault
 
-    def outage(self, seconds):
-        """The endpoint goes away for SECONDS (connections refused, open ones reset), then
-        comes back on the same address. Returns at once; the outage runs in a thread."""
+    def outage(self, seconds, clock=time):
+        """The endpoint goes away for SECONDS on CLOCK (connections refused, open ones
+        reset), then comes back on the same address. Returns at once; the outage runs in a
+        thread."""
         self.down.set()
         self._stop()
+        end = clock.monotonic() + seconds
 
         def come_back():
-            time.sleep(seconds)
+            while clock.monotonic() < end:
+                time.sleep(0.01)
             self.server = self._serve(self.server.server_address[1])
             self._start()
             self.down.clear()

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import zlib
@@ -50,27 +49,51 @@ def filling_disk(module, fails="write_atomically"):
     return Filling()
 
 
-class SkippingClock(object):
-    """A clock whose sleeps take no time: each moves the clock on instead (to the latest
-    wake-up of the sleeps under way, so that threads sleeping side by side overlap). Between
-    sleeps it runs as the real one, so that waits on real conditions still end. What the
-    scripts see of the real time is what they would see in a run that waited."""
+class RecordingClock(object):
+    """A clock that moves only when the scripts sleep on it: each sleep is recorded and
+    returns at once, having moved the clock on. After LIMIT sleeps, a sleep waits for its
+    interrupt (the writer's stop), so that a test reads the record of a run held still."""
 
-    def __init__(self):
-        self.skipped = 0.0
-        self.lock = threading.Lock()
+    def __init__(self, limit):
+        self.limit, self.slept = limit, []
+        self.start = self.now = time.monotonic()
+        self.wall = time.time()
 
     def monotonic(self):
-        return time.monotonic() + self.skipped
+        return self.now
 
     def time(self):
-        return time.time() + self.skipped
+        return self.wall + self.now - self.start
 
     def sleep(self, seconds, interrupt=None):
-        with self.lock:
-            wake = self.monotonic() + seconds
-            self.skipped = max(self.skipped, wake - time.monotonic())
+        if len(self.slept) >= self.limit:
+            (interrupt.wait if interrupt is not None else time.sleep)(3600)
+            return
+        self.slept.append(seconds)
+        self.now += seconds
         time.sleep(0.001)  # a turn for the other threads, as a real sleep gives
+
+
+class FastClock(object):
+    """A clock for the scripts that runs RATE times as fast as the real one: a minute of
+    outage and back-off passes in a few real seconds, and every wait in the scripts, real
+    or on this clock, still ends. Passed in as botocore's retry handler is given its sleep."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.real_start, self.wall_start = time.monotonic(), time.time()
+
+    def elapsed(self):
+        return (time.monotonic() - self.real_start) * self.rate
+
+    def monotonic(self):
+        return self.real_start + self.elapsed()
+
+    def time(self):
+        return self.wall_start + self.elapsed()
+
+    def sleep(self, seconds, interrupt=None):
+        (interrupt.wait if interrupt is not None else time.sleep)(seconds / self.rate)
 
 
 def drain(writer, seconds=15):
@@ -204,8 +227,8 @@ def run_conf(conf, endpoint, defines, settings, idle=1.5, legacy=False, cwd=None
     env.update({"NXLOG_S3_" + name: str(value) for name, value in settings.items()})
     env["PYTHONPATH"] = ROOT
     command = [python, "-m", "nxlog_stub", os.path.join(ROOT, "conf", conf),
-               "--idle", str(idle), "--cache-dir", str(cwd or os.getcwd())]
-    for name, value in defines.items():
+               "--idle", str(idle)]
+    for name, value in dict({"ROOT": str(cwd or os.getcwd())}, **defines).items():
         command += ["--define", "%s=%s" % (name, value)]
     if legacy:
         command.append("--legacy-api")

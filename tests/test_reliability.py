@@ -23,7 +23,7 @@ import uuid
 import pytest
 from faults import FAULTS, FaultProxy
 
-from helpers import JSON_LINES, ROOT, drain, wait_for
+from helpers import JSON_LINES, ROOT, FastClock, drain, instance_of, wait_for
 from nxlog_stub import api
 
 pytestmark = [pytest.mark.http, pytest.mark.reliability]
@@ -182,7 +182,8 @@ class Posted(object):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             delay = self.poll()
-            if len(self.numbers) >= count and delay == self.reader.instance.settings.POLL_INTERVAL:
+            caught_up = delay == instance_of(self.reader).settings.POLL_INTERVAL
+            if len(self.numbers) >= count and caught_up:
                 return
             time.sleep(delay)
         raise AssertionError("posted %d of %d events in %s s; logged: %s"
@@ -215,18 +216,26 @@ def test_a_fifth_of_requests_failing_loses_nothing_and_stores_nothing_twice(rig,
     assert all(setup.proxy.counts[kind] for kind in FAULTS), setup.proxy.counts
 
 
-def test_the_endpoint_down_for_a_minute_midway_loses_nothing(rig, load, report, events):
+def test_the_endpoint_down_for_a_minute_midway_loses_nothing(rig, build, report, settings,
+                                                            events):
     """The writer ships and the reader reads at the same time; S3 goes away for OUTAGE
-    seconds in the middle and comes back: both resume by themselves."""
+    seconds in the middle and comes back: both resume by themselves. The minute passes on
+    the scripts' clock, twenty times as fast as the real one, and so do their back-offs;
+    botocore's own retries sleep in real time, so the scripts' back-off alone is used."""
     setup = rig()
-    writer, posted = load("s3_write"), Posted(load("s3_read"))
-    reading = threading.Thread(target=posted.until, args=(events, OUTAGE + 600))
+    settings(RETRY_ATTEMPTS=1)
+    clock = FastClock(rate=20)
+    writer = build("s3_write", clock=clock)
+    posted = Posted(build("s3_read", clock=clock))
+    reading = threading.Thread(target=posted.until, args=(events, 600))
     reading.start()
     ship(writer, range(events // 2))
-    setup.proxy.outage(OUTAGE)
+    down_at = clock.monotonic()
+    setup.proxy.outage(OUTAGE, clock)
     ship(writer, range(events // 2, events))
     assert setup.proxy.down.is_set(), "the outage ended before the events were spooled"
-    wait_for(lambda: not setup.proxy.down.is_set(), seconds=OUTAGE + 10, what="the outage")
+    wait_for(lambda: not setup.proxy.down.is_set(), seconds=OUTAGE, what="the outage")
+    assert clock.monotonic() - down_at >= OUTAGE
     drain(writer, seconds=600)
     reading.join()
     counts, overwritten = setup.stored()
@@ -254,11 +263,19 @@ def problems_in(stderr):
 
 
 def start_writer(start, events, progress, env):
+    """The writer process, once it said "ready". Its output is read unbuffered: a buffered
+    readline could take "drained" too, out of what communicate() later returns."""
     process = subprocess.Popen([sys.executable, WRITER, str(start), str(events), progress],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    assert process.stdout.readline().strip() == "ready", process.communicate()[1]
+                               bufsize=0)
+    assert process.stdout.readline().strip() == b"ready", process.communicate()[1]
     return process
+
+
+def finished(process, timeout=None):
+    """(stdout, stderr) of PROCESS once it ends, as text."""
+    out, err = process.communicate(timeout=timeout)
+    return out.decode(), err.decode()
 
 
 def test_sigkill_of_the_writer_at_random_points_with_faults_loses_nothing(
@@ -273,10 +290,10 @@ def test_sigkill_of_the_writer_at_random_points_with_faults_loses_nothing(
         process = start_writer(last_returned(progress) + 1, events, progress, env)
         time.sleep(chance.uniform(0.0, 0.5))
         process.kill()
-        logged += problems_in(process.communicate()[1])
+        logged += problems_in(finished(process)[1])
         in_flight.add(last_returned(progress) + 1)
     process = start_writer(last_returned(progress) + 1, events, progress, env)
-    out, err = process.communicate(timeout=900)
+    out, err = finished(process, timeout=900)
     logged += problems_in(err)
     counts, overwritten = setup.stored()
     report("SIGKILL at %d random points, 20%% of requests failing" % kills, "writer",
@@ -393,7 +410,7 @@ def test_a_full_spool_disk_makes_write_data_wait_and_loses_nothing(small_disk, r
     report(scenario, "writer", **figures(range(events), counts, overwritten,
                                          problems_logged("s3_write")))
     assert "is full" in api.logged("WARNING")[0]
-    assert "write_data waits for uploads to free room" in api.logged("WARNING")[0]
+    assert "write_data waits up to 1 s for room" in api.logged("WARNING")[0]
     assert counts == collections.Counter(range(events)) and overwritten == 0
 
 
@@ -419,26 +436,34 @@ def test_a_full_checkpoint_disk_pauses_reading_and_loses_nothing(small_disk, rig
 
 # -- Clock jumps --
 
-class Clock(object):
-    """The machine's clock (time.time), set back and forth as an operator or NTP might."""
+class JumpingClock(object):
+    """The machine's clock, set back and forth as an operator or NTP might: its time()
+    jumps by OFFSET; monotonic time and sleeps are the real ones, as on a real machine."""
 
-    def __init__(self, monkeypatch):
+    monotonic = staticmethod(time.monotonic)
+
+    def __init__(self):
         self.offset = 0.0
-        real_time = time.time
-        monkeypatch.setattr(time, "time", lambda: real_time() + self.offset)
+
+    def time(self):
+        return time.time() + self.offset
+
+    @staticmethod
+    def sleep(seconds, interrupt=None):
+        (interrupt.wait if interrupt is not None else time.sleep)(seconds)
 
     def received(self):
         """EventReceivedTime as NXLog sets it: local time, to the second."""
-        return api.local_time_string(time.time())
+        return api.local_time_string(self.time())
 
 
-def test_clock_jumps_back_and_forth_while_writing_lose_nothing(rig, load, report, monkeypatch,
-                                                              events):
+def test_clock_jumps_back_and_forth_while_writing_lose_nothing(rig, build, report, events):
     """An hour back, a day forward, then right again: with each jump the writer's batches are
     stored and the reader reads them, with its default LOOKBACK of 300 s."""
     setup = rig()
-    clock = Clock(monkeypatch)
-    writer, posted = load("s3_write"), Posted(load("s3_read"))
+    clock = JumpingClock()
+    writer = build("s3_write", clock=clock)
+    posted = Posted(build("s3_read", clock=clock))
     quarter = events // 4
     for part, jump in enumerate((0, -3600, 86400 + 3600, -86400)):
         clock.offset += jump

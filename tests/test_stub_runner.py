@@ -335,3 +335,69 @@ def test_legacy_flavour_runs_scripts_written_for_the_older_names(tmp_path):
         "set_read_timer", "add_read_event")
     run(python_route(tmp_path, reader, COLLECT.replace("field_names", "get_names")))
     assert len(collected(tmp_path)) == 3
+
+
+def with_globals(tmp_path, directives):
+    """file_route's conf with global DIRECTIVES before its blocks."""
+    conf = file_route(tmp_path)
+    with open(conf) as handle:
+        text = handle.read()
+    with open(conf, "w") as handle:
+        handle.write(textwrap.dedent(directives).lstrip() + text)
+    return conf
+
+
+def test_the_global_directives_place_the_pid_log_positions_and_working_directory(tmp_path):
+    (tmp_path / "in.log").write_text("one\n")
+    for folder in ("spool", "cache", "log"):
+        (tmp_path / folder).mkdir()
+    conf = with_globals(tmp_path, """
+        PidFile   %s/nxlog.pid
+        SpoolDir  %s/spool
+        CacheDir  %s/cache
+        LogFile   %s/log/nxlog.log
+        LogLevel  WARNING
+        Moduledir /usr/libexec/nxlog/modules
+        """ % ((tmp_path,) * 4))
+    reader = write(tmp_path / "where.py", """
+        import os
+        import nxlog
+        nxlog.log_info("not at LogLevel WARNING")
+        nxlog.log_warning("working in " + os.getcwd())
+        with open(os.path.join(os.path.dirname(__file__), "pid-seen"), "w") as handle:
+            handle.write(open(%r).read())
+
+        def read_data(module):
+            pass
+        """ % str(tmp_path / "nxlog.pid"))
+    with open(conf, "a") as handle:
+        handle.write("<Input where>\n  Module im_python\n  PythonCode %s\n</Input>\n"
+                     "<Route w>\n  Path where => out\n</Route>\n" % reader)
+    result = subprocess.run([sys.executable, "-m", "nxlog_stub", conf, "--idle", "0.2", "-q"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "pid-seen").read_text().strip().isdigit()  # written while it ran
+    assert not (tmp_path / "nxlog.pid").exists()  # and removed at the stop
+    assert (tmp_path / "log" / "nxlog.log").read_text().splitlines()[0].endswith(
+        " WARNING working in %s/spool" % tmp_path)
+    assert "not at LogLevel" not in (tmp_path / "log" / "nxlog.log").read_text()
+    assert os.path.exists(tmp_path / "cache" / "nxlog_stub.positions.json")
+    assert result.stderr == ""  # -q: nothing echoed
+
+
+def test_a_pid_file_that_cannot_be_written_keeps_nxlog_from_starting(tmp_path):
+    (tmp_path / "in.log").write_text("one\n")
+    conf = with_globals(tmp_path, "PidFile %s/no-such-folder/nxlog.pid\n" % tmp_path)
+    result = subprocess.run([sys.executable, "-m", "nxlog_stub", conf], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "couldn't open pidfile %s/no-such-folder/nxlog.pid: No such file or directory" \
+        % tmp_path in result.stderr
+    assert not (tmp_path / "out.log").exists()  # nothing was read
+
+
+def test_an_unknown_global_directive_or_log_level_is_refused_with_its_line(tmp_path):
+    for directive, message in (("PidFil /tmp/x", "unknown directive 'PidFil' outside a block"),
+                               ("LogLevel LOUD", "LogLevel takes one of DEBUG, INFO")):
+        with pytest.raises(ConfError, match="nxlog.conf:1: %s" % message):
+            parse(with_globals(tmp_path, directive + "\n"))

@@ -10,7 +10,7 @@ import time
 import boto3
 import pytest
 
-from helpers import BUCKET, all_objects, drain, free_port, wait_for
+from helpers import BUCKET, RecordingClock, all_objects, drain, free_port, wait_for
 from nxlog_stub import api
 
 
@@ -266,12 +266,23 @@ def test_a_bucket_gone_after_start_is_reported_by_key_and_reason_and_the_event_w
     assert writer.instance.spool.pending() == 1
 
 
-def test_a_lasting_error_is_logged_once_a_minute_not_at_every_retry(load_then_lose_bucket):
-    writer = load_then_lose_bucket("s3_write", "no-such-bucket")
+def test_a_failing_upload_backs_off_on_its_clock_and_is_logged_once_a_minute(
+        s3, settings, load, build):
+    """Ten failed uploads in a row, on a clock that moves only as the writer sleeps: the
+    back-off grows to 30 s, and the error is logged once a minute, the retries between
+    counted, not logged."""
+    settings(BUCKET="short-lived", UPLOAD_THREADS=1)
+    s3.create_bucket(Bucket="short-lived")
+    clock = RecordingClock(limit=9)
+    writer = build(load("s3_write"), clock=clock)
+    s3.delete_bucket(Bucket="short-lived")
     assert api.call_write_data(writer.write_data, event(raw_event="x"))
-    wait_for(lambda: writer.instance.log.times_not_logged("NoSuchBucket") >= 2,
-             what="three failed uploads")
-    assert len(api.logged("ERROR")) == 1  # the retries after it are counted, not logged
+    wait_for(lambda: len(clock.slept) == 9, what="nine failed uploads")
+    assert clock.slept == [0.5, 1, 2, 4, 8, 15, 30, 30, 30]
+    first, second, third = api.logged("ERROR")  # attempts at 0, 60.5 and 120.5 s
+    assert all("NoSuchBucket" in message for message in (first, second, third))
+    assert second.endswith("(6 times since the last such message)")
+    assert third.endswith("(1 time since the last such message)")
 
 
 def test_uploads_resume_by_themselves_once_the_bucket_exists_again(s3,
