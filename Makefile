@@ -36,7 +36,7 @@ lint: $(BIN)/.installed
 
 test: lint $(OLDEST)
 	OLDEST_PYTHON=$(if $(OLDEST),$(CURDIR)/.venv38/bin/python) $(BIN)/python -m pytest \
-	    -n 2 --dist loadgroup
+	    -n 2
 
 # docs/RELIABILITY.md, from the reliability, bad-input, configuration and security tests
 reliability: $(BIN)/.installed

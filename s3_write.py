@@ -524,7 +524,7 @@ class Encoder(object):
         self.settings, self.log = settings, log
         self.json_text = _json_encoder()
 
-    def json(self, fields):
+    def json_bytes(self, fields):
         return self.json_text(fields).encode()
 
     def record(self, event):
@@ -537,9 +537,9 @@ class Encoder(object):
                 return "raw", _raw(raw_event)
             self.log.limited("no raw_event", self.log.warning, "an event without raw_event is "
                              "stored as json, so that its fields are kept")
-            return "json", self.json(_fields(event))
+            return "json", self.json_bytes(_fields(event))
         if self.settings.FORMAT == "json":
-            return "json", self.json(_fields(event))
+            return "json", self.json_bytes(_fields(event))
         return "pickle", _pickle(_fields(event))
 
 

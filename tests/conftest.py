@@ -36,14 +36,6 @@ def pytest_addoption(parser):
                     help="append each reliability scenario's figures to FILE (JSON lines)")
 
 
-def pytest_collection_modifyitems(items):
-    """With pytest-xdist (make test runs two workers), every Ceph test goes to one worker:
-    each worker would start its own radosgw, and their monitors take fixed ports."""
-    for item in items:
-        if item.get_closest_marker("ceph"):
-            item.add_marker(pytest.mark.xdist_group("ceph"))
-
-
 @pytest.fixture
 def soak(request):
     return request.config.getoption("--soak")
@@ -173,12 +165,15 @@ def moto_server():
 
 @pytest.fixture(scope="session")
 def ceph():
-    """Ceph's radosgw on 127.0.0.1: one monitor, one in-memory OSD, started for the session."""
+    """Ceph's radosgw on 127.0.0.1: one monitor, one in-memory OSD, started for the session
+    (of each pytest-xdist worker, on ports of its own)."""
     if shutil.which("radosgw") is None:
         pytest.skip("Ceph's radosgw is not installed; on Debian or Ubuntu: "
                     "apt-get install -y %s (.ci/run does this)" % CEPH_PACKAGES)
     directory = tempfile.mkdtemp(prefix="nxlog-s3-ceph-")
-    env = dict(os.environ, CEPH_DIR=directory)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # make test runs two workers
+    env = dict(os.environ, CEPH_DIR=directory,
+               CEPH_PORT_OFFSET=str(200 * int(worker.lstrip("gw") or 0)))
     port = free_port()
     servers = os.path.join(ROOT, "tests", "servers")
     try:
