@@ -522,6 +522,7 @@ class Encoder(object):
 
     def __init__(self, settings, log):
         self.settings, self.log = settings, log
+        self.batching = settings.BATCHING  # read at every event: kept at hand
         self.json_text = _json_encoder()
 
     def json_bytes(self, fields):
@@ -529,7 +530,7 @@ class Encoder(object):
 
     def record(self, event):
         """(body format, bytes) of EVENT."""
-        if self.settings.BATCHING:
+        if self.batching:
             return "jsonl", (self.json_text(_fields(event)) + "\n").encode()
         if self.settings.FORMAT == "raw":
             raw_event = event.get_field("raw_event")
@@ -682,6 +683,10 @@ class Spool(object):
             settings, keys, clock, log, disk)
         self.stopping = stopping  # the writer's: set, the uploader threads take no more
         self.folder = settings.SPOOL_DIR
+        # What every event reads, kept at hand: write_data is the hot path.
+        self.max_bytes, self.batch_events = settings.SPOOL_MAX_BYTES, settings.BATCH_EVENTS
+        self.batch_bytes, self.fsync_event = settings.BATCH_BYTES, settings.FSYNC == "event"
+        self.write = disk.write
         self.lock = threading.Condition(threading.Lock())
         self.closed = collections.OrderedDict()  # seq -> Batch, oldest first
         self.uploading = set()  # the seqs of the closed batches an uploader thread has taken
@@ -830,11 +835,19 @@ class Spool(object):
         room, then takes the event all the same (SPOOL_FULL=block) or refuses it (drop).
         A full disk likewise: then the event is held in memory until the disk takes it."""
         with self.lock:
-            deadline = self.clock.monotonic() + MAX_CALL_WAIT
-            if self.bytes + len(record) > self.settings.SPOOL_MAX_BYTES:
-                self._wait_for_room(len(record), deadline)
+            deadline = None
+            if self.bytes + len(record) > self.max_bytes:
+                deadline = self._wait_for_room(len(record))
+            if not self.held:
+                try:
+                    self._write_event(body_format, record, received)
+                    self._close_if_full()
+                    return
+                except OSError as exc:
+                    if not self._worth_waiting(exc):
+                        self._refuse(exc)
             self.held.append((body_format, record, received))
-            self._write_held(deadline)
+            self._write_held(deadline or self.clock.monotonic() + MAX_CALL_WAIT)
 
     def _write_held(self, deadline):
         """Writes the records held, oldest first, retrying a full disk until DEADLINE; what
@@ -844,7 +857,7 @@ class Spool(object):
             try:
                 self._write_event(*self.held[0])
             except OSError as exc:
-                if exc.errno not in DISK_FULL or self.settings.SPOOL_FULL == "drop":
+                if not self._worth_waiting(exc):
                     self.held.pop()  # this call's event: refused, NXLog logs why
                     self._refuse(exc)
                 self.log.limited("disk full", self.log.warning, "the disk of the spool %s is "
@@ -859,9 +872,15 @@ class Spool(object):
                 delay = min(delay * 2, 1.0)
                 continue
             self.held.popleft()
-            if self.open_events >= self.settings.BATCH_EVENTS or \
-                    self.open_bytes >= self.settings.BATCH_BYTES:
-                self._try_to_close()
+            self._close_if_full()
+
+    def _close_if_full(self):
+        if self.open_events >= self.batch_events or self.open_bytes >= self.batch_bytes:
+            self._try_to_close()
+
+    def _worth_waiting(self, exc):
+        """Whether a write that failed with EXC may work once uploads free room."""
+        return exc.errno in DISK_FULL and self.settings.SPOOL_FULL == "block"
 
     def _refuse(self, exc):
         if exc.errno in DISK_FULL:
@@ -876,7 +895,7 @@ class Spool(object):
         if self.open_fd is None:
             self._open(body_format, self.keys.key_time(received))
         self._write_whole(record)
-        if self.settings.FSYNC == "event":
+        if self.fsync_event:
             self.disk.fsync(self.open_fd)
         self.open_events += 1
         self.open_bytes += len(record)
@@ -887,17 +906,18 @@ class Spool(object):
         """All of RECORD, or none of it: a write the disk cut short (full) is taken back, so
         that no torn line sits between two whole ones."""
         try:
-            if self.disk.write(self.open_fd, record) == len(record):
+            if self.write(self.open_fd, record) == len(record):
                 return
             raise OSError(errno.ENOSPC, "the disk took only part of the event")
         except OSError:
             self.disk.ftruncate(self.open_fd, self.open_bytes)
             raise
 
-    def _wait_for_room(self, size, deadline):
-        """Waits until DEADLINE for uploads to free room for SIZE bytes (SPOOL_FULL=block),
-        or refuses the event (drop)."""
-        limit = self.settings.SPOOL_MAX_BYTES
+    def _wait_for_room(self, size):
+        """Waits up to MAX_CALL_WAIT for uploads to free room for SIZE bytes, and returns
+        when that wait ends (SPOOL_FULL=block); or refuses the event (drop)."""
+        deadline = self.clock.monotonic() + MAX_CALL_WAIT
+        limit = self.max_bytes
         if size > limit:
             raise SpoolFull("an event of %d bytes can never fit in SPOOL_MAX_BYTES=%d"
                             % (size, limit))
@@ -913,9 +933,10 @@ class Spool(object):
         while self.bytes + size > limit:
             wait = min(delay, deadline - self.clock.monotonic())
             if wait <= 0:
-                return
+                break
             self.lock.wait(wait)
             delay = min(delay * 2, 1.0)
+        return deadline
 
     def _open(self, body_format, epoch):
         self.open_seq, self.next_seq = self.next_seq, self.next_seq + 1
@@ -1203,6 +1224,7 @@ class Writer(object):
         self.uploader = Uploader(settings, self.spool, self.keys, self.client, self.clock,
                                  self.log, self.stopping)
         self.threads = []
+        self.record, self.append = self.encoder.record, self.spool.append  # the hot path
 
     def start(self, probe=None):
         """What NXLog's start of the module does: checks the spool's folder and the bucket
@@ -1229,8 +1251,8 @@ class Writer(object):
     def write_data(self, event):
         """NXLog's write_data: returns once the event is in the spool on disk, within about
         MAX_CALL_WAIT whatever happens."""
-        body_format, record = self.encoder.record(event)
-        self.spool.append(body_format, record, event.get_field("EventReceivedTime"))
+        body_format, record = self.record(event)
+        self.append(body_format, record, event.get_field("EventReceivedTime"))
 
     def stop(self):
         """Ends this instance as the end of its process would, open batch left as it is.
