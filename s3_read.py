@@ -1368,6 +1368,9 @@ class Reader(object):
             if entry is PAUSE:
                 return 0, False
             item, future = entry
+            if future is not None and not self._arrived(future, deadline):
+                self.rounds[server].again(entry)
+                return 0, False  # NXLog has its turn; the next call waits on for it
             budget -= 1
             try:
                 if not self._read_object(module, position, item.key, future, deadline):
@@ -1388,6 +1391,12 @@ class Reader(object):
                     continue
             self._done_with(position, item)
         return budget, False
+
+    def _arrived(self, future, deadline):
+        """Whether the object FUTURE fetches is here, waiting for it until DEADLINE at most:
+        a slow S3 holds no call longer than its time."""
+        concurrent.futures.wait([future], max(0.0, deadline - self.clock.monotonic()))
+        return future.done()
 
     def _next_entry(self, server, position, deadline):
         """The next object of SERVER to read, and its fetch: from the round under way, else

@@ -405,3 +405,22 @@ def test_settings_that_cannot_work_together_are_refused(s3, settings, load, valu
     with pytest.raises(module.ConfigError, match=message):
         module.ReaderSettings({name: getattr(module, name) for name, _ in
                                module.ReaderSettings.SPEC}, os.environ, module.__file__)
+
+
+def test_a_slow_fetch_holds_no_call_past_its_time_and_the_next_calls_read_on(s3, settings,
+                                                                             load):
+    settings(MAX_SECONDS_PER_CALL=0.2, POLL_INTERVAL=5)
+    put(s3, key_at("00.34", 1), batch("one", "two"), JSON_LINES)
+    put(s3, key_at("00.34", 2), batch("three"), JSON_LINES)
+    reader = load("s3_read")
+    slow = iter([1.5])
+
+    def first_get_slow(params, **kwargs):
+        time.sleep(next(slow, 0))
+    reader.instance.client.meta.events.register("provide-client-params.s3.GetObject",
+                                                first_get_slow)
+    started = time.monotonic()
+    delay, posted = poll(reader)
+    assert time.monotonic() - started < 1.0  # NXLog has its turn while the GET goes on
+    assert (delay, posted) == (reader.instance.more_waiting_delay, [])
+    assert read_all(reader) == ["one", "two", "three"]
