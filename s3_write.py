@@ -667,7 +667,6 @@ class SpoolFull(RuntimeError):
 
     def __init__(self, reason):
         RuntimeError.__init__(self, "%s: %s" % (SCRIPT, reason))
-        self.reason = reason
 
 
 class Spool(object):
@@ -847,17 +846,21 @@ class Spool(object):
                     if not self._worth_waiting(exc):
                         self._refuse(exc)
             self.held.append((body_format, record, received))
-            self._write_held(deadline or self.clock.monotonic() + MAX_CALL_WAIT)
+            self._write_held(deadline or self.clock.monotonic() + MAX_CALL_WAIT, calling=True)
 
-    def _write_held(self, deadline):
+    def _write_held(self, deadline, calling=False):
         """Writes the records held, oldest first, retrying a full disk until DEADLINE; what
-        is still held then is written at the next call, or when an upload frees room."""
+        is still held then is written at the next call, or when an upload frees room.
+        CALLING: for write_data, whose event (the last held) is refused if the disk fails
+        otherwise; the events before it were taken, and stay held."""
         delay = 0.01
         while self.held:
             try:
                 self._write_event(*self.held[0])
             except OSError as exc:
                 if not self._worth_waiting(exc):
+                    if not calling:
+                        return
                     self.held.pop()  # this call's event: refused, NXLog logs why
                     self._refuse(exc)
                 self.log.limited("disk full", self.log.warning, "the disk of the spool %s is "
@@ -1027,10 +1030,7 @@ class Spool(object):
             self.uploading.discard(batch.seq)
             self.bytes -= batch.bytes
             if self.held:
-                try:
-                    self._write_held(deadline=0)
-                except SpoolFull as exc:
-                    self.log.error(exc.reason)
+                self._write_held(deadline=0)
             self.lock.notify_all()
 
     def wake(self):
