@@ -409,8 +409,9 @@ def test_a_full_spool_disk_makes_write_data_wait_and_loses_nothing(small_disk, r
     scenario = "a full disk: the spool's (1 MiB) and the checkpoint's"
     report(scenario, "writer", **figures(range(events), counts, overwritten,
                                          problems_logged("s3_write")))
-    assert "is full" in api.logged("WARNING")[0]
-    assert "write_data waits up to 1 s for room" in api.logged("WARNING")[0]
+    full = [message for message in api.logged("WARNING") if "the disk of the spool" in message]
+    assert full, "the disk never filled: %s" % api.logged("WARNING")
+    assert " is full (" in full[0] and "write_data waits up to 1 s for room" in full[0]
     assert counts == collections.Counter(range(events)) and overwritten == 0
 
 
