@@ -82,6 +82,7 @@ import itertools
 import json
 import os
 import pickle
+import queue
 import re
 import socket
 import stat
@@ -115,6 +116,8 @@ WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are fetched ahead, who
                                 # fetch threads; larger ones stream as they are posted
 REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at the most
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
+WAIT_STEP = 0.05  # seconds a listing waits for S3's next page before it lets the call see
+STREAMED_AHEAD = 256  # events a large object's decoding thread keeps ready for read_data
 LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
 # A key of the scheme: SERVER, its second, its counter.
 SCHEME_KEY = re.compile(
@@ -472,6 +475,7 @@ class UndecodableObject(ValueError):
 Listed = collections.namedtuple("Listed", "key second counter epoch size modified")
 PAUSE = object()  # what a listing yields now and then, so that a long one can wait for the
                   # next call instead of holding NXLog up
+WAITING = object()  # what a listing's pages yield while S3 has not sent the next one
 
 
 class Seconds(object):
@@ -903,25 +907,43 @@ def _counter_order(pair):
     return int(match.group(3)) if match else -1
 
 
+def _second_of(key):
+    """The second KEY belongs to, for grouping a listing: a key off the scheme is its own."""
+    match = SCHEME_KEY.match(key)
+    return match.group(2) if match else key
+
+
 class Listing(object):
     """Which keys to read next, for a server: the window of a poll, the re-listing of the
     horizon, the sweep of the whole prefix; keys that cannot be read are reported, once."""
 
-    def __init__(self, settings, client, checkpoint, clock, log):
+    def __init__(self, settings, client, checkpoint, fetcher, clock, log):
         self.settings, self.client, self.checkpoint = settings, client, checkpoint
-        self.clock, self.log = clock, log
+        self.fetcher, self.clock, self.log = fetcher, clock, log
 
     def pages(self, prefix, start_after, delimiter=None, dates=None):
         """(key, size, when stored) of every object under PREFIX after START_AFTER, in S3's
         (text) order, or with DELIMITER the common prefixes (size None), a page at a time.
-        S3's time at each page is appended to DATES, if given."""
+        S3's time at each page is appended to DATES, if given. The fetch threads ask S3 for
+        each page, one ahead; while it has not come, WAITING comes every WAIT_STEP seconds,
+        so that a slow S3 holds no read_data call past its time."""
         arguments = {"Bucket": self.settings.BUCKET, "Prefix": prefix,
                      "PaginationConfig": {"PageSize": self.settings.MAXKEYS}}
         if start_after:
             arguments["StartAfter"] = start_after
         if delimiter:
             arguments["Delimiter"] = delimiter
-        for page in self.client.get_paginator("list_objects_v2").paginate(**arguments):
+        pages = iter(self.client.get_paginator("list_objects_v2").paginate(**arguments))
+        coming = self.fetcher.submit(next, pages, None)
+        while True:
+            try:
+                page = coming.result(WAIT_STEP)
+            except concurrent.futures.TimeoutError:
+                yield WAITING
+                continue
+            if page is None:
+                return
+            coming = self.fetcher.submit(next, pages, None)
             if dates is not None:
                 dates.append(_server_time(page, self.clock))
             for item in page.get("CommonPrefixes", ()):
@@ -931,15 +953,18 @@ class Listing(object):
                     item["LastModified"].utctimetuple())
 
     def keys_of(self, prefix):
-        return [key for key, _, _ in self.pages(prefix, None)]
+        return [entry[0] for entry in self.pages(prefix, None) if entry is not WAITING]
 
     def servers(self):
+        """The servers to read: SERVER, or with * every first segment of a key (a listing
+        waited for whole, at every call)."""
         if self.settings.SERVER != "*":
             return self.settings.SERVER
         names = []
-        for prefix, _, _ in self.pages("", None, delimiter="/"):
-            if self.settings.MOVE_PREFIX == prefix:
+        for entry in self.pages("", None, delimiter="/"):
+            if entry is WAITING or self.settings.MOVE_PREFIX == entry[0]:
                 continue
+            prefix = entry[0]
             try:
                 names.append(_server(prefix[:-1]))
             except ValueError:
@@ -952,32 +977,41 @@ class Listing(object):
 
     def listed(self, server, start_after, dates=None):
         """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
-        sorted by counter once all of it was listed, even across two list pages. Keys off the
-        scheme, or with a date or time that cannot be, are reported once and passed. PAUSE
-        comes after every MAXKEYS keys or so."""
-        def second_of(pair):
-            match = SCHEME_KEY.match(pair[0])
-            return match.group(2) if match else pair[0]
-        listed = 0
-        for _, group in itertools.groupby(self.pages(server + "/", start_after, dates=dates),
-                                          key=second_of):
-            group = sorted(group, key=_counter_order)
-            listed += len(group)
-            if listed >= self.settings.MAXKEYS:
-                listed = 0
-                yield PAUSE
-            for key, size, modified in group:
-                match = SCHEME_KEY.match(key)
-                if match is None:
-                    self.report_other_key(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
-                    continue
-                try:
-                    epoch = self.checkpoint.seconds.epoch(match.group(2))
-                except ValueError:
-                    self.report_other_key(key, "its date or time cannot be (%s)"
-                                          % match.group(2))
-                    continue
-                yield Listed(key, match.group(2), int(match.group(3)), epoch, size, modified)
+        sorted by counter once all of it was listed, even across two list pages (and while
+        S3 is slow to send the next). Keys off the scheme, or with a date or time that cannot
+        be, are reported once and passed. PAUSE comes after every MAXKEYS keys or so, and
+        while S3 has not sent the next page."""
+        group, second, listed = [], None, 0
+        for entry in itertools.chain(self.pages(server + "/", start_after, dates=dates),
+                                     [None]):
+            if entry is WAITING:
+                yield PAUSE  # the second being listed stays open until its end is seen
+                continue
+            this = None if entry is None else _second_of(entry[0])
+            if group and this != second:
+                listed += len(group)
+                if listed >= self.settings.MAXKEYS:
+                    listed = 0
+                    yield PAUSE
+                yield from self._scheme_items(sorted(group, key=_counter_order))
+                group = []
+            if entry is not None:
+                group.append(entry)
+                second = this
+
+    def _scheme_items(self, group):
+        """GROUP's (key, size, when stored) as Listed; keys that cannot be read reported."""
+        for key, size, modified in group:
+            match = SCHEME_KEY.match(key)
+            if match is None:
+                self.report_other_key(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
+                continue
+            try:
+                epoch = self.checkpoint.seconds.epoch(match.group(2))
+            except ValueError:
+                self.report_other_key(key, "its date or time cannot be (%s)" % match.group(2))
+                continue
+            yield Listed(key, match.group(2), int(match.group(3)), epoch, size, modified)
 
     def window(self, server, position):
         """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the
@@ -1186,8 +1220,9 @@ class Decoder(object):
 # ---- Fetching -----------------------------------------------------------------------------
 
 class Fetcher(object):
-    """GETs objects: small ones (up to WHOLE_OBJECT) whole and ahead, by FETCH_THREADS
-    threads started at the first use; larger ones as a stream, when their turn comes."""
+    """GETs objects ahead, in FETCH_THREADS threads started at the first use: small ones (up
+    to WHOLE_OBJECT) whole, larger ones as a response whose body streams when its turn
+    comes. The threads also fetch the listings' pages and do AFTER_READ's work."""
 
     whole_object = WHOLE_OBJECT
 
@@ -1196,13 +1231,17 @@ class Fetcher(object):
         self.pool = None
 
     def ahead(self, item):
-        """A future of ITEM's object, fetched whole; None for a large one."""
-        if item.size > self.whole_object:
-            return None
+        """A future of ITEM's GET: a small object read whole, a large one's response whose
+        body streams when its turn comes."""
+        return self.submit(self.whole if item.size <= self.whole_object else self.stream,
+                           item.key)
+
+    def submit(self, function, *arguments):
+        """FUNCTION(*ARGUMENTS) in a fetch thread: a future of what it returns."""
         if self.pool is None:
             self.pool = concurrent.futures.ThreadPoolExecutor(self.settings.FETCH_THREADS,
                                                               thread_name_prefix=SCRIPT)
-        return self.pool.submit(self.whole, item.key)
+        return self.pool.submit(function, *arguments)
 
     def whole(self, key):
         response = self.stream(key)
@@ -1237,8 +1276,8 @@ class Round(object):
             if item is None:
                 self.over = True
             elif item is PAUSE:
-                if clock.monotonic() > deadline:
-                    break
+                if self.ahead or clock.monotonic() > deadline:
+                    break  # objects to read now, or the call's time is up
             else:
                 self.ahead.append((item, self.fetcher.ahead(item)))
         if self.ahead:
@@ -1252,14 +1291,76 @@ class Round(object):
 
 class OpenObject(object):
     """The object whose events are being posted, which a call may stop inside (the next
-    call goes on there): its key, its events still to come, and the response they stream
-    from."""
+    call goes on there): its key, its events still to come, and the response they come
+    from. Fetched whole, it is decoded as its events are posted: that takes no wait."""
 
-    def __init__(self, key, events, response):
-        self.key, self.events, self.response = key, events, response
+    def __init__(self, key, response, events):
+        self.key, self.response, self.events = key, response, events
+        self.deadline = None  # when the call posting its events must end
 
     def close(self):
         self.response["Body"].close()
+
+
+class _Failed(object):
+    """What stopped a StreamedObject's decoding: raised again where read_data reaches it."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+_END = object()
+NOT_YET = object()  # what a StreamedObject's events give when none came by the deadline
+
+
+class StreamedObject(OpenObject):
+    """An object too large to fetch whole: a thread of its own decodes it as its body
+    streams (DECODED gives its events), up to STREAMED_AHEAD events ahead of read_data, so
+    that a slow S3 holds that thread, not NXLog. Its events give NOT_YET when none came by
+    the call's deadline; an error comes where it happened, after the events before it."""
+
+    def __init__(self, key, response, decoded, clock):
+        OpenObject.__init__(self, key, response, self._ready(clock))
+        self.queue = queue.Queue(STREAMED_AHEAD)
+        self.stopped = threading.Event()
+        threading.Thread(target=self._decode, args=(decoded,), daemon=True,
+                         name="%s decoder" % SCRIPT).start()
+
+    def _decode(self, decoded):
+        try:
+            for fields in decoded():
+                if not self._put(fields):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed over, to be raised in read_data
+            self._put(_Failed(exc))
+
+    def _put(self, value):
+        """Hands VALUE over once there is room; False if the object was closed meanwhile."""
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _ready(self, clock):
+        while True:
+            try:
+                value = self.queue.get(timeout=max(0.0, self.deadline - clock.monotonic()))
+            except queue.Empty:
+                yield NOT_YET
+                continue
+            if value is _END:
+                return
+            if isinstance(value, _Failed):
+                raise value.exc
+            yield value
+
+    def close(self):
+        self.stopped.set()
+        OpenObject.close(self)
 
 
 # ---- Reading ------------------------------------------------------------------------------
@@ -1294,13 +1395,15 @@ class Reader(object):
         self.client = client or new_client(settings, settings.FETCH_THREADS + 1)
         self.checkpoint = Checkpoint(settings, Seconds(settings.KEY_TIME), self.clock,
                                      self.log, disk or Disk())
-        self.listing = Listing(settings, self.client, self.checkpoint, self.clock, self.log)
-        self.decoder = Decoder(settings, self.log)
         self.fetcher = Fetcher(settings, self.client)
+        self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
+                               self.log)
+        self.decoder = Decoder(settings, self.log)
         self.rounds = {}  # server -> its Round under way
         self.late_due = {}  # server -> when (monotonic) its next re-listing is due
         self.turn = 0  # the server the next call starts with: a busy one starves no other
         self.open = None  # the OpenObject a call stopped in
+        self.after_reads = []  # futures of AFTER_READ's work not seen done yet
 
     def start(self, probe=None):
         """What NXLog's start of the module does: checks the checkpoint's folder and the
@@ -1349,13 +1452,16 @@ class Reader(object):
         servers = self.listing.servers()
         budget = self.settings.MAX_OBJECTS_PER_CALL
         deadline = self.clock.monotonic() + self.settings.MAX_SECONDS_PER_CALL
-        for index in range(len(servers)):
-            server = servers[(self.turn + index) % len(servers)]
-            budget, caught_up = self._read_server(module, server, budget, deadline)
-            if not caught_up:
-                self.turn = (self.turn + index + 1) % len(servers)
-                return True
-        return False
+        try:
+            for index in range(len(servers)):
+                server = servers[(self.turn + index) % len(servers)]
+                budget, caught_up = self._read_server(module, server, budget, deadline)
+                if not caught_up:
+                    self.turn = (self.turn + index + 1) % len(servers)
+                    return True
+            return False
+        finally:
+            self._wait_for_after_reads(deadline)
 
     def _read_server(self, module, server, budget, deadline):
         """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE. Returns
@@ -1435,7 +1541,9 @@ class Reader(object):
         new_event = _event_maker(module)
         every = self.clock_every
         try:
-            for fields in self._events_to_post(position, key, future):
+            for fields in self._events_to_post(position, key, future, deadline):
+                if fields is NOT_YET:
+                    return False  # S3 is slow to send the rest: the next call goes on
                 event = new_event()
                 for name, value in fields.items():
                     event.set_field(name, value)
@@ -1458,18 +1566,23 @@ class Reader(object):
         self._close_open()
         return True
 
-    def _events_to_post(self, position, key, future):
-        """The events of KEY not posted yet: where the last call stopped in it, or from a new
-        GET past the events a crashed run had posted already."""
-        if self.open is not None and self.open.key == key:
-            return self.open.events
-        self._close_open()
-        response = future.result() if future else self.fetcher.stream(key)
-        events = self.decoder.events(key, response)
-        self.open = OpenObject(key, events, response)
-        for _ in itertools.islice(events, position.partial.get(key, 0)):
-            pass
-        return events
+    def _events_to_post(self, position, key, future, deadline):
+        """The events of KEY not posted yet, until DEADLINE: where the last call stopped in
+        it, or from its GET past the events a crashed run had posted already."""
+        if self.open is None or self.open.key != key:
+            self._close_open()
+            self.open = self._opened(key, future.result() if future else
+                                     self.fetcher.stream(key), position.partial.get(key, 0))
+        self.open.deadline = deadline
+        return self.open.events
+
+    def _opened(self, key, response, posted):
+        """KEY's object, its first POSTED events passed over."""
+        def decoded():
+            return itertools.islice(self.decoder.events(key, response), posted, None)
+        if isinstance(response["Body"], io.BytesIO):  # fetched whole
+            return OpenObject(key, response, decoded())
+        return StreamedObject(key, response, decoded, self.clock)
 
     def _close_open(self):
         if self.open is not None:
@@ -1512,12 +1625,19 @@ class Reader(object):
                              "the newest object to be the one before it" % (
                                  quoted(self.settings.BUCKET, item.key), ahead,
                                  self.settings.MAX_AHEAD))
-        self._after_read(item.key)
+        if self.settings.AFTER_READ != "keep":
+            self.after_reads.append(self.fetcher.submit(self._after_read, item.key))
+
+    def _wait_for_after_reads(self, deadline):
+        """AFTER_READ's deletes and moves run in the fetch threads: waited for until the
+        call's DEADLINE, and again at the next call for those not done by then."""
+        if self.after_reads:
+            concurrent.futures.wait(self.after_reads,
+                                    max(0.0, deadline - self.clock.monotonic()))
+            self.after_reads = [done for done in self.after_reads if not done.done()]
 
     def _after_read(self, key):
         settings = self.settings
-        if settings.AFTER_READ == "keep":
-            return
         try:
             if settings.AFTER_READ == "move":
                 self.client.copy({"Bucket": settings.BUCKET, "Key": key}, settings.BUCKET,

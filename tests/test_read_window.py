@@ -424,3 +424,60 @@ def test_a_slow_fetch_holds_no_call_past_its_time_and_the_next_calls_read_on(s3,
     assert time.monotonic() - started < 1.0  # NXLog has its turn while the GET goes on
     assert (delay, posted) == (reader.instance.more_waiting_delay, [])
     assert read_all(reader) == ["one", "two", "three"]
+
+
+def test_a_slow_list_page_holds_no_call_past_its_time_and_the_second_stays_in_order(
+        s3, settings, load):
+    settings(MAX_SECONDS_PER_CALL=0.2, MAXKEYS=2, POLL_INTERVAL=5)
+    for counter in (1, 2, 10, 11, 3):  # S3 lists .1 .10 | .11 .2 | .3: a second over 3 pages
+        put(s3, key_at("00.34", counter), "e%d" % counter)
+    reader = load("s3_read")
+    pauses = iter([0, 1.5])  # the second page comes 1.5 s late
+
+    def second_page_slow(params, **kwargs):
+        time.sleep(next(pauses, 0))
+    reader.instance.client.meta.events.register("provide-client-params.s3.ListObjectsV2",
+                                                second_page_slow)
+    started = time.monotonic()
+    delay, posted = poll(reader)
+    assert time.monotonic() - started < 1.0  # NXLog has its turn while S3 takes its time
+    assert delay == reader.instance.more_waiting_delay and posted == []
+    assert read_all(reader) == ["e1", "e2", "e3", "e10", "e11"]
+
+
+def test_a_large_object_streaming_slowly_holds_no_call_past_its_time_and_loses_nothing(
+        s3, settings, load, tmp_path):
+    settings(MAX_SECONDS_PER_CALL=0.2, POLL_INTERVAL=5)
+    texts = ["line %05d" % n for n in range(3000)]
+    put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
+    reader = load("s3_read")
+    reader.instance.fetcher.whole_object = 1000  # this object streams as it is posted
+
+    class Stalling(object):
+        """A body whose second read comes 1.5 s late, as from a slow S3."""
+
+        def __init__(self, body):
+            self.body, self.reads = body, 0
+
+        def read(self, size=-1):
+            self.reads += 1
+            if self.reads == 2:
+                time.sleep(1.5)
+            return self.body.read(min(size, 4096) if size and size > 0 else size)
+
+        def close(self):
+            self.body.close()
+
+    def stall(parsed, **kwargs):
+        parsed["Body"] = Stalling(parsed["Body"])
+    reader.instance.client.meta.events.register("after-call.s3.GetObject", stall)
+    posted, slowest = [], 0.0
+    for _ in range(200):
+        started = time.monotonic()
+        delay, events = poll(reader)
+        slowest = max(slowest, time.monotonic() - started)
+        posted += events
+        if delay == reader.instance.settings.POLL_INTERVAL:
+            break
+    assert slowest < 1.0  # no call waited out the stalled read
+    assert posted == texts
