@@ -920,6 +920,8 @@ class Listing(object):
     def __init__(self, settings, client, checkpoint, fetcher, clock, log):
         self.settings, self.client, self.checkpoint = settings, client, checkpoint
         self.fetcher, self.clock, self.log = fetcher, clock, log
+        self.known_servers = None  # with SERVER=*: what the last listing of them found
+        self.listing_servers = None  # the future of the listing of them under way
 
     def pages(self, prefix, start_after, delimiter=None, dates=None):
         """(key, size, when stored) of every object under PREFIX after START_AFTER, in S3's
@@ -927,13 +929,7 @@ class Listing(object):
         S3's time at each page is appended to DATES, if given. The fetch threads ask S3 for
         each page, one ahead; while it has not come, WAITING comes every WAIT_STEP seconds,
         so that a slow S3 holds no read_data call past its time."""
-        arguments = {"Bucket": self.settings.BUCKET, "Prefix": prefix,
-                     "PaginationConfig": {"PageSize": self.settings.MAXKEYS}}
-        if start_after:
-            arguments["StartAfter"] = start_after
-        if delimiter:
-            arguments["Delimiter"] = delimiter
-        pages = iter(self.client.get_paginator("list_objects_v2").paginate(**arguments))
+        pages = iter(self._paginate(prefix, start_after, delimiter))
         coming = self.fetcher.submit(next, pages, None)
         while True:
             try:
@@ -952,19 +948,43 @@ class Listing(object):
                 yield item["Key"], item["Size"], calendar.timegm(
                     item["LastModified"].utctimetuple())
 
+    def _paginate(self, prefix, start_after=None, delimiter=None):
+        arguments = {"Bucket": self.settings.BUCKET, "Prefix": prefix,
+                     "PaginationConfig": {"PageSize": self.settings.MAXKEYS}}
+        if start_after:
+            arguments["StartAfter"] = start_after
+        if delimiter:
+            arguments["Delimiter"] = delimiter
+        return self.client.get_paginator("list_objects_v2").paginate(**arguments)
+
     def keys_of(self, prefix):
         return [entry[0] for entry in self.pages(prefix, None) if entry is not WAITING]
 
-    def servers(self):
-        """The servers to read: SERVER, or with * every first segment of a key (a listing
-        waited for whole, at every call)."""
+    def servers(self, deadline):
+        """The servers to read: SERVER, or with * every first segment of a key, listed anew
+        at every call by a fetch thread and waited for until DEADLINE; while S3 is slower,
+        the servers the last listing found (None before the first)."""
         if self.settings.SERVER != "*":
             return self.settings.SERVER
+        if self.listing_servers is None:
+            self.listing_servers = self.fetcher.submit(self._first_segments)
+        concurrent.futures.wait([self.listing_servers],
+                                max(0.0, deadline - self.clock.monotonic()))
+        if self.listing_servers.done():
+            finished, self.listing_servers = self.listing_servers, None
+            self.known_servers = self._server_names(finished.result())
+        return self.known_servers
+
+    def _first_segments(self):
+        """Every first segment of a key (with its '/'): a fetch thread lists them."""
+        return [item["Prefix"] for page in self._paginate("", delimiter="/")
+                for item in page.get("CommonPrefixes", ())]
+
+    def _server_names(self, prefixes):
         names = []
-        for entry in self.pages("", None, delimiter="/"):
-            if entry is WAITING or self.settings.MOVE_PREFIX == entry[0]:
+        for prefix in prefixes:
+            if self.settings.MOVE_PREFIX == prefix:
                 continue
-            prefix = entry[0]
             try:
                 names.append(_server(prefix[:-1]))
             except ValueError:
@@ -1449,9 +1469,11 @@ class Reader(object):
         checkpoint.keep_lock()
         if checkpoint.unsaved:
             checkpoint.save()
-        servers = self.listing.servers()
-        budget = self.settings.MAX_OBJECTS_PER_CALL
         deadline = self.clock.monotonic() + self.settings.MAX_SECONDS_PER_CALL
+        servers = self.listing.servers(deadline)
+        if servers is None:
+            return True  # S3 has not listed them yet: the next call looks again
+        budget = self.settings.MAX_OBJECTS_PER_CALL
         try:
             for index in range(len(servers)):
                 server = servers[(self.turn + index) % len(servers)]

@@ -481,3 +481,22 @@ def test_a_large_object_streaming_slowly_holds_no_call_past_its_time_and_loses_n
             break
     assert slowest < 1.0  # no call waited out the stalled read
     assert posted == texts
+
+
+def test_a_slow_listing_of_the_servers_holds_no_call_past_its_time(s3, settings, load):
+    settings(SERVER="*", MAX_SECONDS_PER_CALL=0.2, POLL_INTERVAL=5)
+    put(s3, key_at("00.34", 1), "from web01")
+    put(s3, key_at("00.35", 1, server="web02"), "from web02")
+    reader = load("s3_read")
+    pauses = iter([1.5])  # the first listing of the servers comes 1.5 s late
+
+    def servers_slow(params, **kwargs):
+        if params.get("Delimiter") == "/":
+            time.sleep(next(pauses, 0))
+    reader.instance.client.meta.events.register("provide-client-params.s3.ListObjectsV2",
+                                                servers_slow)
+    started = time.monotonic()
+    delay, posted = poll(reader)
+    assert time.monotonic() - started < 1.0
+    assert delay == reader.instance.more_waiting_delay and posted == []
+    assert sorted(read_all(reader)) == ["from web01", "from web02"]
