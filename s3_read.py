@@ -1240,9 +1240,9 @@ class Decoder(object):
 # ---- Fetching -----------------------------------------------------------------------------
 
 class Fetcher(object):
-    """GETs objects ahead, in FETCH_THREADS threads started at the first use: small ones (up
-    to WHOLE_OBJECT) whole, larger ones as a response whose body streams when its turn
-    comes. The threads also fetch the listings' pages and do AFTER_READ's work."""
+    """GETs objects in FETCH_THREADS threads started at the first use: small ones (up to
+    WHOLE_OBJECT) whole and ahead, larger ones when their turn comes, as a response whose
+    body streams. The threads also fetch the listings' pages and do AFTER_READ's work."""
 
     whole_object = WHOLE_OBJECT
 
@@ -1251,10 +1251,13 @@ class Fetcher(object):
         self.pool = None
 
     def ahead(self, item):
-        """A future of ITEM's GET: a small object read whole, a large one's response whose
-        body streams when its turn comes."""
-        return self.submit(self.whole if item.size <= self.whole_object else self.stream,
-                           item.key)
+        """A future of ITEM's object read whole; None for a large one, whose GET waits for
+        its turn (see get): its connection would sit idle meanwhile."""
+        return self.submit(self.whole, item.key) if item.size <= self.whole_object else None
+
+    def get(self, item):
+        """A future of ITEM's GET, a large one's response whose body streams as it is read."""
+        return self.submit(self.stream, item.key)
 
     def submit(self, function, *arguments):
         """FUNCTION(*ARGUMENTS) in a fetch thread: a future of what it returns."""
@@ -1496,7 +1499,10 @@ class Reader(object):
             if entry is PAUSE:
                 return 0, False
             item, future = entry
-            if future is not None and not self._arrived(future, deadline):
+            if future is None:  # a large object, its turn come
+                entry = item, self.fetcher.get(item)
+                item, future = entry
+            if not self._arrived(future, deadline):
                 self.rounds[server].again(entry)
                 return 0, False  # NXLog has its turn; the next call waits on for it
             budget -= 1
@@ -1593,8 +1599,7 @@ class Reader(object):
         it, or from its GET past the events a crashed run had posted already."""
         if self.open is None or self.open.key != key:
             self._close_open()
-            self.open = self._opened(key, future.result() if future else
-                                     self.fetcher.stream(key), position.partial.get(key, 0))
+            self.open = self._opened(key, future.result(), position.partial.get(key, 0))
         self.open.deadline = deadline
         return self.open.events
 

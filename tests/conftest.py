@@ -177,8 +177,12 @@ def ceph():
     port = free_port()
     servers = os.path.join(ROOT, "tests", "servers")
     try:
-        subprocess.run(["bash", os.path.join(servers, "ceph-rgw-start.sh"), str(port)], env=env,
-                       check=True, stdout=subprocess.DEVNULL, timeout=300)
+        started = subprocess.run(["bash", os.path.join(servers, "ceph-rgw-start.sh"),
+                                  str(port)], env=env, capture_output=True, text=True,
+                                 timeout=300)
+        if started.returncode:  # a cluster left running on the same ports, say
+            raise RuntimeError("radosgw did not start (exit status %d): %s" % (
+                started.returncode, (started.stdout + started.stderr)[-2000:]))
         yield Endpoint("http://127.0.0.1:%d" % port, "test", "test")
     finally:
         subprocess.run(["bash", os.path.join(servers, "ceph-rgw-stop.sh")], env=env,
