@@ -71,6 +71,7 @@ CONNECT_TIMEOUT = 10        # seconds
 READ_TIMEOUT = 60           # seconds
 # ---- End of settings ---------------------------------------------------------------------
 
+import argparse
 import calendar
 import collections
 import concurrent.futures
@@ -86,6 +87,7 @@ import queue
 import re
 import socket
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -93,10 +95,13 @@ import traceback
 import zlib
 
 import boto3
-import nxlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+try:
+    import nxlog
+except ImportError:  # run as a command (python3 SCRIPT.py check), not by NXLog
+    nxlog = None
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one instance per folder is up to the user
@@ -127,6 +132,30 @@ SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"
 # ---- Shared with the other script: written in from src/shared.py by `make scripts` ----------
 SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
 EXIT_CONFIG = 78  # NXLog's exit status when a setting can never work (sysexits' EX_CONFIG)
+EXIT_WARNED = 1  # a command's: it worked, but logged a warning or an error (see README.md)
+
+
+class _StderrLog(object):
+    """NXLog's log functions for a script run as a command: each line on stderr."""
+
+    @staticmethod
+    def _line(level, message):
+        sys.stderr.write("%s %s\n" % (level, message))
+
+    def log_debug(self, message):
+        pass
+
+    def log_info(self, message):
+        self._line("INFO", message)
+
+    def log_warning(self, message):
+        self._line("WARNING", message)
+
+    def log_error(self, message):
+        self._line("ERROR", message)
+
+
+NXLOG = nxlog if nxlog is not None else _StderrLog()  # where log lines go
 
 
 class ConfigError(ValueError):
@@ -191,19 +220,37 @@ class Settings(object):
 
     SPEC = ()  # (NAME, parser) for each setting: the script's subclass says
 
-    def __init__(self, defaults, environ, source):
+    def __init__(self, defaults, environ, source, flags=None):
         for name, parse in self.SPEC:
-            variable = "NXLOG_S3_" + name
-            text = environ.get(variable)
-            where = variable if text is not None else "%s at the top of %s" % (name, source)
-            if text is None:
-                text = str(defaults[name])
+            text, where = self._source(name, defaults, environ, source, flags or {})
             try:
                 setattr(self, name, parse(text))
             except ValueError as exc:
                 raise ConfigError("%s: %s=%r is not valid: %s"
                                   % (SCRIPT, where, text, exc)) from None
         self.check()
+
+    @staticmethod
+    def _source(name, defaults, environ, source, flags):
+        """NAME's text, and where it came from: a command's flag, the environment, the top
+        of the script, in that order."""
+        if flags.get(name) is not None:
+            return flags[name], "--" + _flag_name(name)
+        variable = "NXLOG_S3_" + name
+        if variable in environ:
+            return environ[variable], variable
+        return str(defaults[name]), "%s at the top of %s" % (name, source)
+
+    @classmethod
+    def defaults_in(cls, namespace):
+        """The values at the top of the script: its module's NAMESPACE (globals())."""
+        return {name: namespace[name] for name, _ in cls.SPEC}
+
+    @classmethod
+    def of_script(cls, namespace, source, flags=None):
+        """The settings of the script SOURCE, whose module's NAMESPACE holds the values at
+        its top, as NXLog or a command (FLAGS) finds them."""
+        return cls(cls.defaults_in(namespace), os.environ, source, flags)
 
     def check(self):
         """Raises ConfigError for settings that are each valid but cannot work together."""
@@ -240,15 +287,18 @@ class Log(object):
         self.clock = clock
         self.last = {}  # problem -> (when last logged, times since)
         self.lock = threading.Lock()
+        self.problems = 0  # warnings and errors logged: a command's exit status tells
 
     def info(self, message):
-        nxlog.log_info("%s: %s" % (SCRIPT, message))
+        NXLOG.log_info("%s: %s" % (SCRIPT, message))
 
     def warning(self, message):
-        nxlog.log_warning("%s: %s" % (SCRIPT, message))
+        self.problems += 1
+        NXLOG.log_warning("%s: %s" % (SCRIPT, message))
 
     def error(self, message):
-        nxlog.log_error("%s: %s" % (SCRIPT, message))
+        self.problems += 1
+        NXLOG.log_error("%s: %s" % (SCRIPT, message))
 
     def limited(self, problem, log, message):
         """LOG(MESSAGE) (self.warning or self.error), unless PROBLEM was logged lately."""
@@ -340,18 +390,73 @@ def check_bucket(settings, client, log):
         log.warning("S3 does not answer yet (%s); trying again until it does" % exc)
 
 
+def probe_client(settings):
+    """The client of the start-up check: one quick attempt, so that NXLog's start waits on
+    S3 for seconds at most."""
+    return new_client(settings, 1, attempts=1, timeout_cap=5)
+
+
 def refuse_to_start(exc):
     """What NXLog does with a bad directive: one line in its log, and no start (an exception
     at import would leave NXLog running, this module deaf). Its inputs have read nothing."""
-    nxlog.log_error(str(exc))
+    NXLOG.log_error(str(exc))
     os._exit(EXIT_CONFIG)
 
 
-def private_directory(directory, setting, log, own=False):
+def _flag_name(name):
+    return name.lower().replace("_", "-")
+
+
+def check_command(part):
+    """`check`: what NXLog's start of PART (a Writer or Reader) would check, with the line it
+    would log at start on stdout; its warnings on stderr, and EXIT_WARNED for them."""
+    print("%s: NXLog would start: %s" % (SCRIPT, part.check()))
+    return EXIT_WARNED if part.log.problems else 0
+
+
+def run_command(argv, kind, namespace, source, commands):
+    """The script as a command, with no NXLog: COMMANDS maps each command's name to (its
+    help, and a function of the settings returning an exit status). Settings come from the
+    same places as under NXLog, and flags override them. A setting that can never work
+    exits with EXIT_CONFIG and the message NXLog would log."""
+    defaults = kind.defaults_in(namespace)
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(source), description="%s run as a command, outside NXLog. "
+        "Exit status: 0 done; %d done, with a warning on stderr; 2 bad usage; %d a setting "
+        "that can never work (NXLog would not start)." % (SCRIPT, EXIT_WARNED, EXIT_CONFIG))
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands.required = True
+    for name, (summary, _) in sorted(commands.items()):
+        command = subcommands.add_parser(name, help=summary, description=summary)
+        group = command.add_argument_group("settings (each overrides NXLOG_S3_<NAME> and the "
+                                           "top of %s)" % os.path.basename(source))
+        for setting, _ in kind.SPEC:
+            group.add_argument("--" + _flag_name(setting), dest=setting, metavar="VALUE",
+                               help="%s (default: %r)" % (setting, defaults[setting]))
+    arguments = parser.parse_args(argv)
+    flags = {name: getattr(arguments, name) for name, _ in kind.SPEC}
+    try:
+        return commands[arguments.command][1](kind.of_script(namespace, source, flags))
+    except ConfigError as exc:
+        NXLOG.log_error(str(exc))
+        return EXIT_CONFIG
+
+
+def private_directory(directory, setting, log, own=False, make=True):
     """Makes DIRECTORY (its owner's only) if need be; refuses one this process cannot use,
     or one every user may write to (anyone could plant or swap the files it holds). OWN: a
-    folder of the script's alone (SPOOL_DIR), made its owner's only if it was not."""
+    folder of the script's alone (SPOOL_DIR), made its owner's only if it was not. MAKE=False
+    (a check) makes nothing: a missing folder must be one this process could make. Returns
+    whether the folder exists."""
     where = "%s (%s)" % (os.path.abspath(directory), setting)
+    if not make and not os.path.isdir(directory):
+        parent = os.path.dirname(os.path.abspath(directory))
+        while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError("%s: cannot make the folder %s: %s is not writable by this "
+                              "process (the user NXLog runs as)" % (SCRIPT, where, parent))
+        return False
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         mode = os.stat(directory).st_mode
@@ -368,6 +473,7 @@ def private_directory(directory, setting, log, own=False):
             os.chmod(directory, 0o700)
         except OSError as exc:
             log.warning("cannot make the folder %s its owner's only: %s" % (where, exc))
+    return True
 
 
 def exclusive_lock(path):
@@ -727,10 +833,11 @@ class Checkpoint(object):
 
     # -- the file --
 
-    def load(self, keys_of_second):
+    def load(self, keys_of_second, lock=True):
         """Takes up the file, once (KEYS_OF_SECOND lists a second's keys, for the old
-        scripts' lastkey.log); a missing file means: start as START_AT says."""
-        if self.lock_fd is None:
+        scripts' lastkey.log); a missing file means: start as START_AT says. LOCK=False (a
+        check) reads it without taking it."""
+        if lock and self.lock_fd is None:
             self._lock()
         text = self._read_text(self.path)
         if text is not None:
@@ -821,6 +928,16 @@ class Checkpoint(object):
         counters = {int(SCHEME_KEY.match(key).group(3)) for key in keys_of_second(
             "%s/%s." % (server, second)) if key <= last_key and SCHEME_KEY.match(key)}
         self._read_up_to(server, second, counters | {int(match.group(3))})
+
+    def in_use(self):
+        """Whether another reader has the checkpoint now (its lock taken and let go; no lock
+        file made where there is none)."""
+        if not os.path.exists(self.lock_path):
+            return False
+        fd = exclusive_lock(self.lock_path)
+        if fd is not None:
+            os.close(fd)
+        return fd is None
 
     def _lock(self):
         """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
@@ -1432,14 +1549,34 @@ class Reader(object):
         """What NXLog's start of the module does: checks the checkpoint's folder and the
         bucket (with PROBE, a client of one quick attempt by default). Raises ConfigError for
         what can never work."""
-        settings = self.settings
         private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log)
-        check_bucket(settings, probe or new_client(settings, 1, attempts=1, timeout_cap=5),
-                     self.log)
-        self.log.info("reading s3://%s/ for %s, checkpoint %s" % (
-            settings.BUCKET, "every server" if settings.SERVER == "*" else
-            ", ".join(settings.SERVER), self.checkpoint.path))
+        check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        self.log.info(self.describe())
         return self
+
+    def check(self, probe=None):
+        """What start() checks, and whether the checkpoint can be taken up (a broken one is
+        logged as an error, as the first read_data would), changing nothing (a missing
+        folder is not made): what NXLog would log at start, and whether another reader uses
+        the checkpoint now."""
+        exists = private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT",
+                                   self.log, make=False)
+        check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        try:
+            self.checkpoint.load(self.listing.keys_of, lock=False)
+        except (CheckpointError, BotoCoreError, ClientError) as exc:
+            self.log.error(str(exc))
+        finally:
+            self.fetcher.stop()
+        in_use = exists and self.checkpoint.in_use()
+        return self.describe() + ("; a running reader uses the checkpoint now" if in_use
+                                  else "")
+
+    def describe(self):
+        settings = self.settings
+        return "reading s3://%s/ for %s, checkpoint %s" % (
+            settings.BUCKET, "every server" if settings.SERVER == "*" else
+            ", ".join(settings.SERVER), self.checkpoint.path)
 
     def read_data(self, module):
         """NXLog's read_data: schedules exactly one next call, whatever happens in this one."""
@@ -1691,13 +1828,18 @@ class Reader(object):
 def _start_under_nxlog():
     """Builds the reader from the settings at the top of this file and NXLOG_S3_*, and
     starts it; a setting that can never work keeps NXLog from starting, with one line."""
-    defaults = {name: globals()[name] for name, _ in ReaderSettings.SPEC}
     try:
-        return Reader(ReaderSettings(defaults, os.environ, __file__)).start()
+        return Reader(ReaderSettings.of_script(globals(), __file__)).start()
     except ConfigError as exc:
         refuse_to_start(exc)
 
 
+COMMANDS = {"check": ("make every start-up check NXLog would make (settings, checkpoint "
+                      "folder and file, bucket, credentials), writing nothing to the bucket",
+                      lambda settings: check_command(Reader(settings)))}
+
+if __name__ == "__main__":
+    sys.exit(run_command(sys.argv[1:], ReaderSettings, globals(), __file__, COMMANDS))
 instance = _start_under_nxlog()
 read_data = instance.read_data
 read_event = read_data  # the old scripts' name, for configurations that say `Call read_event`

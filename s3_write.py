@@ -59,6 +59,7 @@ CONNECT_TIMEOUT = 10          # seconds
 READ_TIMEOUT = 60             # seconds
 # ---- End of settings ---------------------------------------------------------------------
 
+import argparse
 import base64
 import collections
 import errno
@@ -70,6 +71,7 @@ import pickle
 import re
 import socket
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -78,11 +80,14 @@ import uuid
 
 import boto3
 import botocore
-import nxlog
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+try:
+    import nxlog
+except ImportError:  # run as a command (python3 SCRIPT.py check), not by NXLog
+    nxlog = None
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one instance per folder is up to the user
@@ -115,6 +120,30 @@ PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAc
 # ---- Shared with the other script: written in from src/shared.py by `make scripts` ----------
 SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
 EXIT_CONFIG = 78  # NXLog's exit status when a setting can never work (sysexits' EX_CONFIG)
+EXIT_WARNED = 1  # a command's: it worked, but logged a warning or an error (see README.md)
+
+
+class _StderrLog(object):
+    """NXLog's log functions for a script run as a command: each line on stderr."""
+
+    @staticmethod
+    def _line(level, message):
+        sys.stderr.write("%s %s\n" % (level, message))
+
+    def log_debug(self, message):
+        pass
+
+    def log_info(self, message):
+        self._line("INFO", message)
+
+    def log_warning(self, message):
+        self._line("WARNING", message)
+
+    def log_error(self, message):
+        self._line("ERROR", message)
+
+
+NXLOG = nxlog if nxlog is not None else _StderrLog()  # where log lines go
 
 
 class ConfigError(ValueError):
@@ -179,19 +208,37 @@ class Settings(object):
 
     SPEC = ()  # (NAME, parser) for each setting: the script's subclass says
 
-    def __init__(self, defaults, environ, source):
+    def __init__(self, defaults, environ, source, flags=None):
         for name, parse in self.SPEC:
-            variable = "NXLOG_S3_" + name
-            text = environ.get(variable)
-            where = variable if text is not None else "%s at the top of %s" % (name, source)
-            if text is None:
-                text = str(defaults[name])
+            text, where = self._source(name, defaults, environ, source, flags or {})
             try:
                 setattr(self, name, parse(text))
             except ValueError as exc:
                 raise ConfigError("%s: %s=%r is not valid: %s"
                                   % (SCRIPT, where, text, exc)) from None
         self.check()
+
+    @staticmethod
+    def _source(name, defaults, environ, source, flags):
+        """NAME's text, and where it came from: a command's flag, the environment, the top
+        of the script, in that order."""
+        if flags.get(name) is not None:
+            return flags[name], "--" + _flag_name(name)
+        variable = "NXLOG_S3_" + name
+        if variable in environ:
+            return environ[variable], variable
+        return str(defaults[name]), "%s at the top of %s" % (name, source)
+
+    @classmethod
+    def defaults_in(cls, namespace):
+        """The values at the top of the script: its module's NAMESPACE (globals())."""
+        return {name: namespace[name] for name, _ in cls.SPEC}
+
+    @classmethod
+    def of_script(cls, namespace, source, flags=None):
+        """The settings of the script SOURCE, whose module's NAMESPACE holds the values at
+        its top, as NXLog or a command (FLAGS) finds them."""
+        return cls(cls.defaults_in(namespace), os.environ, source, flags)
 
     def check(self):
         """Raises ConfigError for settings that are each valid but cannot work together."""
@@ -228,15 +275,18 @@ class Log(object):
         self.clock = clock
         self.last = {}  # problem -> (when last logged, times since)
         self.lock = threading.Lock()
+        self.problems = 0  # warnings and errors logged: a command's exit status tells
 
     def info(self, message):
-        nxlog.log_info("%s: %s" % (SCRIPT, message))
+        NXLOG.log_info("%s: %s" % (SCRIPT, message))
 
     def warning(self, message):
-        nxlog.log_warning("%s: %s" % (SCRIPT, message))
+        self.problems += 1
+        NXLOG.log_warning("%s: %s" % (SCRIPT, message))
 
     def error(self, message):
-        nxlog.log_error("%s: %s" % (SCRIPT, message))
+        self.problems += 1
+        NXLOG.log_error("%s: %s" % (SCRIPT, message))
 
     def limited(self, problem, log, message):
         """LOG(MESSAGE) (self.warning or self.error), unless PROBLEM was logged lately."""
@@ -328,18 +378,73 @@ def check_bucket(settings, client, log):
         log.warning("S3 does not answer yet (%s); trying again until it does" % exc)
 
 
+def probe_client(settings):
+    """The client of the start-up check: one quick attempt, so that NXLog's start waits on
+    S3 for seconds at most."""
+    return new_client(settings, 1, attempts=1, timeout_cap=5)
+
+
 def refuse_to_start(exc):
     """What NXLog does with a bad directive: one line in its log, and no start (an exception
     at import would leave NXLog running, this module deaf). Its inputs have read nothing."""
-    nxlog.log_error(str(exc))
+    NXLOG.log_error(str(exc))
     os._exit(EXIT_CONFIG)
 
 
-def private_directory(directory, setting, log, own=False):
+def _flag_name(name):
+    return name.lower().replace("_", "-")
+
+
+def check_command(part):
+    """`check`: what NXLog's start of PART (a Writer or Reader) would check, with the line it
+    would log at start on stdout; its warnings on stderr, and EXIT_WARNED for them."""
+    print("%s: NXLog would start: %s" % (SCRIPT, part.check()))
+    return EXIT_WARNED if part.log.problems else 0
+
+
+def run_command(argv, kind, namespace, source, commands):
+    """The script as a command, with no NXLog: COMMANDS maps each command's name to (its
+    help, and a function of the settings returning an exit status). Settings come from the
+    same places as under NXLog, and flags override them. A setting that can never work
+    exits with EXIT_CONFIG and the message NXLog would log."""
+    defaults = kind.defaults_in(namespace)
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(source), description="%s run as a command, outside NXLog. "
+        "Exit status: 0 done; %d done, with a warning on stderr; 2 bad usage; %d a setting "
+        "that can never work (NXLog would not start)." % (SCRIPT, EXIT_WARNED, EXIT_CONFIG))
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands.required = True
+    for name, (summary, _) in sorted(commands.items()):
+        command = subcommands.add_parser(name, help=summary, description=summary)
+        group = command.add_argument_group("settings (each overrides NXLOG_S3_<NAME> and the "
+                                           "top of %s)" % os.path.basename(source))
+        for setting, _ in kind.SPEC:
+            group.add_argument("--" + _flag_name(setting), dest=setting, metavar="VALUE",
+                               help="%s (default: %r)" % (setting, defaults[setting]))
+    arguments = parser.parse_args(argv)
+    flags = {name: getattr(arguments, name) for name, _ in kind.SPEC}
+    try:
+        return commands[arguments.command][1](kind.of_script(namespace, source, flags))
+    except ConfigError as exc:
+        NXLOG.log_error(str(exc))
+        return EXIT_CONFIG
+
+
+def private_directory(directory, setting, log, own=False, make=True):
     """Makes DIRECTORY (its owner's only) if need be; refuses one this process cannot use,
     or one every user may write to (anyone could plant or swap the files it holds). OWN: a
-    folder of the script's alone (SPOOL_DIR), made its owner's only if it was not."""
+    folder of the script's alone (SPOOL_DIR), made its owner's only if it was not. MAKE=False
+    (a check) makes nothing: a missing folder must be one this process could make. Returns
+    whether the folder exists."""
     where = "%s (%s)" % (os.path.abspath(directory), setting)
+    if not make and not os.path.isdir(directory):
+        parent = os.path.dirname(os.path.abspath(directory))
+        while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError("%s: cannot make the folder %s: %s is not writable by this "
+                              "process (the user NXLog runs as)" % (SCRIPT, where, parent))
+        return False
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         mode = os.stat(directory).st_mode
@@ -356,6 +461,7 @@ def private_directory(directory, setting, log, own=False):
             os.chmod(directory, 0o700)
         except OSError as exc:
             log.warning("cannot make the folder %s its owner's only: %s" % (where, exc))
+    return True
 
 
 def exclusive_lock(path):
@@ -706,13 +812,23 @@ class Spool(object):
 
     # -- start-up --
 
-    def open(self):
-        """Makes sure the folder can be used, and that no other writer uses it."""
-        private_directory(self.folder, "SPOOL_DIR", self.log, own=True)
-        self.lock_fd = exclusive_lock(os.path.join(self.folder, ".lock"))
-        if self.lock_fd is None:
+    def open(self, keep=True):
+        """Makes sure the folder can be used, and takes it: no other writer may use it.
+        KEEP=False (a check) lets it go at once, and tells whether another writer has it."""
+        lock = os.path.join(self.folder, ".lock")
+        if not private_directory(self.folder, "SPOOL_DIR", self.log, own=keep, make=keep) or \
+                not (keep or os.path.exists(lock)):
+            return False  # a check, and no lock yet: nobody uses the spool
+        fd = exclusive_lock(lock)
+        if not keep:
+            if fd is not None:
+                os.close(fd)
+            return fd is None
+        if fd is None:
             raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
                               "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, self.where()))
+        self.lock_fd = fd
+        return False
 
     def recover(self):
         """Takes up what an earlier run left, and the latest key time it stored."""
@@ -1231,22 +1347,32 @@ class Writer(object):
         (with PROBE, a client of one quick attempt by default), takes up what the spool
         holds and starts the uploads. Raises ConfigError for what can never work."""
         self.spool.open()
-        check_bucket(self.settings, probe or new_client(self.settings, 1, attempts=1,
-                                                         timeout_cap=5), self.log)
+        check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.spool.recover()
         self.threads = [threading.Thread(target=self.uploader.run, daemon=True,
                                          name="%s uploader %d" % (SCRIPT, number))
                         for number in range(1, self.settings.UPLOAD_THREADS + 1)]
         for thread in self.threads:
             thread.start()
+        self.log.info(self.describe())
+        return self
+
+    def check(self, probe=None):
+        """What start() checks, changing nothing in the bucket nor in the spool (a missing
+        folder is not made, an open one not closed): what NXLog would log at start, and
+        whether another writer uses the spool now."""
+        in_use = self.spool.open(keep=False)
+        check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        return self.describe() + ("; a running writer uses the spool now" if in_use else "")
+
+    def describe(self):
         settings = self.settings
-        self.log.info("events go to s3://%s/%s/ (%s, %s, compression %s), spool %s" % (
+        return "events go to s3://%s/%s/ (%s, %s, compression %s), spool %s" % (
             settings.BUCKET, settings.SERVER,
             "batches of up to %d events, %d bytes or %g s" % (
                 settings.BATCH_EVENTS, settings.BATCH_BYTES, settings.BATCH_AGE)
             if settings.BATCHING else "one object per event", settings.BODY_FORMAT,
-            settings.COMPRESSION, self.spool.where()))
-        return self
+            settings.COMPRESSION, self.spool.where())
 
     def write_data(self, event):
         """NXLog's write_data: returns once the event is in the spool on disk, within about
@@ -1268,13 +1394,18 @@ class Writer(object):
 def _start_under_nxlog():
     """Builds the writer from the settings at the top of this file and NXLOG_S3_*, and
     starts it; a setting that can never work keeps NXLog from starting, with one line."""
-    defaults = {name: globals()[name] for name, _ in WriterSettings.SPEC}
     try:
-        return Writer(WriterSettings(defaults, os.environ, __file__)).start()
+        return Writer(WriterSettings.of_script(globals(), __file__)).start()
     except ConfigError as exc:
         refuse_to_start(exc)
 
 
+COMMANDS = {"check": ("make every start-up check NXLog would make (settings, spool folder, "
+                      "bucket, credentials), writing nothing to the bucket",
+                      lambda settings: check_command(Writer(settings)))}
+
+if __name__ == "__main__":
+    sys.exit(run_command(sys.argv[1:], WriterSettings, globals(), __file__, COMMANDS))
 instance = _start_under_nxlog()
 write_data = instance.write_data
 stop = instance.stop

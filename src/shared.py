@@ -6,19 +6,24 @@ differs. Edit it here, never in a script. It reads no global of the script that 
 what it needs comes in as arguments (the settings, a clock, a client).
 """
 
+import argparse
 import os
 import re
 import socket
 import stat
+import sys
 import tempfile
 import threading
 import time
 
 import boto3
-import nxlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+try:
+    import nxlog
+except ImportError:  # run as a command (python3 SCRIPT.py check), not by NXLog
+    nxlog = None
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one instance per folder is up to the user
@@ -27,6 +32,30 @@ except ImportError:  # Windows: no advisory locks; one instance per folder is up
 # ---- Shared with the other script: written in from src/shared.py by `make scripts` ----------
 SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
 EXIT_CONFIG = 78  # NXLog's exit status when a setting can never work (sysexits' EX_CONFIG)
+EXIT_WARNED = 1  # a command's: it worked, but logged a warning or an error (see README.md)
+
+
+class _StderrLog(object):
+    """NXLog's log functions for a script run as a command: each line on stderr."""
+
+    @staticmethod
+    def _line(level, message):
+        sys.stderr.write("%s %s\n" % (level, message))
+
+    def log_debug(self, message):
+        pass
+
+    def log_info(self, message):
+        self._line("INFO", message)
+
+    def log_warning(self, message):
+        self._line("WARNING", message)
+
+    def log_error(self, message):
+        self._line("ERROR", message)
+
+
+NXLOG = nxlog if nxlog is not None else _StderrLog()  # where log lines go
 
 
 class ConfigError(ValueError):
@@ -91,19 +120,37 @@ class Settings(object):
 
     SPEC = ()  # (NAME, parser) for each setting: the script's subclass says
 
-    def __init__(self, defaults, environ, source):
+    def __init__(self, defaults, environ, source, flags=None):
         for name, parse in self.SPEC:
-            variable = "NXLOG_S3_" + name
-            text = environ.get(variable)
-            where = variable if text is not None else "%s at the top of %s" % (name, source)
-            if text is None:
-                text = str(defaults[name])
+            text, where = self._source(name, defaults, environ, source, flags or {})
             try:
                 setattr(self, name, parse(text))
             except ValueError as exc:
                 raise ConfigError("%s: %s=%r is not valid: %s"
                                   % (SCRIPT, where, text, exc)) from None
         self.check()
+
+    @staticmethod
+    def _source(name, defaults, environ, source, flags):
+        """NAME's text, and where it came from: a command's flag, the environment, the top
+        of the script, in that order."""
+        if flags.get(name) is not None:
+            return flags[name], "--" + _flag_name(name)
+        variable = "NXLOG_S3_" + name
+        if variable in environ:
+            return environ[variable], variable
+        return str(defaults[name]), "%s at the top of %s" % (name, source)
+
+    @classmethod
+    def defaults_in(cls, namespace):
+        """The values at the top of the script: its module's NAMESPACE (globals())."""
+        return {name: namespace[name] for name, _ in cls.SPEC}
+
+    @classmethod
+    def of_script(cls, namespace, source, flags=None):
+        """The settings of the script SOURCE, whose module's NAMESPACE holds the values at
+        its top, as NXLog or a command (FLAGS) finds them."""
+        return cls(cls.defaults_in(namespace), os.environ, source, flags)
 
     def check(self):
         """Raises ConfigError for settings that are each valid but cannot work together."""
@@ -140,15 +187,18 @@ class Log(object):
         self.clock = clock
         self.last = {}  # problem -> (when last logged, times since)
         self.lock = threading.Lock()
+        self.problems = 0  # warnings and errors logged: a command's exit status tells
 
     def info(self, message):
-        nxlog.log_info("%s: %s" % (SCRIPT, message))
+        NXLOG.log_info("%s: %s" % (SCRIPT, message))
 
     def warning(self, message):
-        nxlog.log_warning("%s: %s" % (SCRIPT, message))
+        self.problems += 1
+        NXLOG.log_warning("%s: %s" % (SCRIPT, message))
 
     def error(self, message):
-        nxlog.log_error("%s: %s" % (SCRIPT, message))
+        self.problems += 1
+        NXLOG.log_error("%s: %s" % (SCRIPT, message))
 
     def limited(self, problem, log, message):
         """LOG(MESSAGE) (self.warning or self.error), unless PROBLEM was logged lately."""
@@ -240,18 +290,73 @@ def check_bucket(settings, client, log):
         log.warning("S3 does not answer yet (%s); trying again until it does" % exc)
 
 
+def probe_client(settings):
+    """The client of the start-up check: one quick attempt, so that NXLog's start waits on
+    S3 for seconds at most."""
+    return new_client(settings, 1, attempts=1, timeout_cap=5)
+
+
 def refuse_to_start(exc):
     """What NXLog does with a bad directive: one line in its log, and no start (an exception
     at import would leave NXLog running, this module deaf). Its inputs have read nothing."""
-    nxlog.log_error(str(exc))
+    NXLOG.log_error(str(exc))
     os._exit(EXIT_CONFIG)
 
 
-def private_directory(directory, setting, log, own=False):
+def _flag_name(name):
+    return name.lower().replace("_", "-")
+
+
+def check_command(part):
+    """`check`: what NXLog's start of PART (a Writer or Reader) would check, with the line it
+    would log at start on stdout; its warnings on stderr, and EXIT_WARNED for them."""
+    print("%s: NXLog would start: %s" % (SCRIPT, part.check()))
+    return EXIT_WARNED if part.log.problems else 0
+
+
+def run_command(argv, kind, namespace, source, commands):
+    """The script as a command, with no NXLog: COMMANDS maps each command's name to (its
+    help, and a function of the settings returning an exit status). Settings come from the
+    same places as under NXLog, and flags override them. A setting that can never work
+    exits with EXIT_CONFIG and the message NXLog would log."""
+    defaults = kind.defaults_in(namespace)
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(source), description="%s run as a command, outside NXLog. "
+        "Exit status: 0 done; %d done, with a warning on stderr; 2 bad usage; %d a setting "
+        "that can never work (NXLog would not start)." % (SCRIPT, EXIT_WARNED, EXIT_CONFIG))
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands.required = True
+    for name, (summary, _) in sorted(commands.items()):
+        command = subcommands.add_parser(name, help=summary, description=summary)
+        group = command.add_argument_group("settings (each overrides NXLOG_S3_<NAME> and the "
+                                           "top of %s)" % os.path.basename(source))
+        for setting, _ in kind.SPEC:
+            group.add_argument("--" + _flag_name(setting), dest=setting, metavar="VALUE",
+                               help="%s (default: %r)" % (setting, defaults[setting]))
+    arguments = parser.parse_args(argv)
+    flags = {name: getattr(arguments, name) for name, _ in kind.SPEC}
+    try:
+        return commands[arguments.command][1](kind.of_script(namespace, source, flags))
+    except ConfigError as exc:
+        NXLOG.log_error(str(exc))
+        return EXIT_CONFIG
+
+
+def private_directory(directory, setting, log, own=False, make=True):
     """Makes DIRECTORY (its owner's only) if need be; refuses one this process cannot use,
     or one every user may write to (anyone could plant or swap the files it holds). OWN: a
-    folder of the script's alone (SPOOL_DIR), made its owner's only if it was not."""
+    folder of the script's alone (SPOOL_DIR), made its owner's only if it was not. MAKE=False
+    (a check) makes nothing: a missing folder must be one this process could make. Returns
+    whether the folder exists."""
     where = "%s (%s)" % (os.path.abspath(directory), setting)
+    if not make and not os.path.isdir(directory):
+        parent = os.path.dirname(os.path.abspath(directory))
+        while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError("%s: cannot make the folder %s: %s is not writable by this "
+                              "process (the user NXLog runs as)" % (SCRIPT, where, parent))
+        return False
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         mode = os.stat(directory).st_mode
@@ -268,6 +373,7 @@ def private_directory(directory, setting, log, own=False):
             os.chmod(directory, 0o700)
         except OSError as exc:
             log.warning("cannot make the folder %s its owner's only: %s" % (where, exc))
+    return True
 
 
 def exclusive_lock(path):

@@ -204,9 +204,8 @@ def build(load):
         module.stop()
         kind, kind_settings = (module.Writer, module.WriterSettings) \
             if hasattr(module, "Writer") else (module.Reader, module.ReaderSettings)
-        defaults = {setting: getattr(module, setting) for setting, _ in kind_settings.SPEC}
-        built.append(kind(kind_settings(defaults, os.environ, module.__file__),
-                          **collaborators).start())
+        settings = kind_settings.of_script(vars(module), module.__file__)
+        built.append(kind(settings, **collaborators).start())
         return built[-1]
     yield make
     for each in built:

@@ -3,7 +3,6 @@ objects it cannot read, every kind of object, and what happens to an object once
 
 import gzip
 import json
-import os
 import pickle
 import time
 import tracemalloc
@@ -403,8 +402,7 @@ def test_settings_that_cannot_work_together_are_refused(s3, settings, load, valu
     module = load("s3_read")
     settings(**values)
     with pytest.raises(module.ConfigError, match=message):
-        module.ReaderSettings({name: getattr(module, name) for name, _ in
-                               module.ReaderSettings.SPEC}, os.environ, module.__file__)
+        module.ReaderSettings.of_script(vars(module), module.__file__)
 
 
 def test_a_slow_fetch_holds_no_call_past_its_time_and_the_next_calls_read_on(s3, settings,

@@ -83,8 +83,7 @@ def test_every_setting_of_both_scripts_has_bad_values_tried():
 def settings_of(module):
     """The script MODULE's settings, parsed from its defaults and NXLOG_S3_* as at start."""
     kind = module.WriterSettings if hasattr(module, "WriterSettings") else module.ReaderSettings
-    return kind({name: getattr(module, name) for name, _ in kind.SPEC}, os.environ,
-                module.__file__)
+    return kind.of_script(vars(module), module.__file__)
 
 
 @pytest.mark.parametrize("script, name, value, reason", CASES)

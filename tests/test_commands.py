@@ -1,0 +1,122 @@
+"""The scripts run as commands, with no NXLog: `python3 s3_write.py check`, and the same for
+s3_read.py, against moto server over HTTP, in processes of their own as a user runs them."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT, free_port
+
+pytestmark = pytest.mark.http
+BOTH = ("s3_write", "s3_read")
+
+
+@pytest.fixture
+def command(moto_server, tmp_path):
+    """command('s3_write', 'check', '--flag', value, env={...}): (exit status, stdout lines,
+    stderr lines) of the script run as a command in TMP_PATH, pointed at moto server with a
+    bucket of its own, the settings of ENV on top."""
+    bucket = moto_server.new_bucket("nxlog-commands-%d" % free_port())
+
+    def run(script, *arguments, env=None):
+        environ = {name: value for name, value in os.environ.items()
+                   if not name.startswith(("NXLOG_S3_", "AWS_"))}
+        environ.update(moto_server.env, NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="web01")
+        environ.update(env or {})
+        result = subprocess.run([sys.executable, os.path.join(ROOT, script + ".py")] +
+                                list(arguments), env=environ, cwd=str(tmp_path),
+                                capture_output=True, text=True, timeout=120)
+        return result.returncode, result.stdout.splitlines(), result.stderr.splitlines()
+    run.bucket, run.client = bucket, moto_server.client()
+    return run
+
+
+def objects_in(command):
+    return command.client.list_objects_v2(Bucket=command.bucket).get("Contents", [])
+
+
+@pytest.mark.parametrize("script", BOTH)
+def test_check_passes_with_one_line_and_writes_nothing(command, tmp_path, script):
+    status, out, err = command(script, "check")
+    assert (status, err) == (0, [])
+    [line] = out
+    assert line.startswith("%s: NXLog would start: " % script)
+    assert "s3://%s/" % command.bucket in line
+    assert objects_in(command) == []
+    assert os.listdir(tmp_path) == []  # not even the spool's or checkpoint's folder
+
+
+@pytest.mark.parametrize("script", BOTH)
+def test_check_of_a_bad_setting_exits_78_with_the_line_nxlog_would_log(command, script):
+    status, out, err = command(script, "check", env={"NXLOG_S3_KEY_TIME": "gmt"})
+    assert (status, out) == (78, [])
+    assert err == ["ERROR %s: NXLOG_S3_KEY_TIME='gmt' is not valid: use one of: utc, local"
+                   % script]
+
+
+@pytest.mark.parametrize("script", BOTH)
+def test_a_flag_overrides_the_environment_and_is_named_when_bad(command, script):
+    status, _, err = command(script, "check", "--bucket", command.bucket,
+                             env={"NXLOG_S3_BUCKET": "no-such-bucket"})
+    assert (status, err) == (0, [])
+    status, _, err = command(script, "check", "--key-time", "gmt")
+    assert status == 78
+    assert err == ["ERROR %s: --key-time='gmt' is not valid: use one of: utc, local" % script]
+
+
+@pytest.mark.parametrize("script", BOTH)
+def test_check_of_a_bucket_that_does_not_exist_exits_78(command, script):
+    status, _, err = command(script, "check", "--bucket", "no-such-bucket")
+    assert status == 78
+    assert err[-1] == "ERROR %s: the bucket no-such-bucket does not exist (BUCKET, or " \
+        "NXLOG_S3_BUCKET); this script never creates one" % script
+
+
+@pytest.mark.parametrize("script", BOTH)
+def test_check_without_credentials_warns_with_where_to_put_them_and_exits_1(command, script):
+    status, out, err = command(script, "check", env={
+        "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull})
+    assert status == 1 and len(out) == 1
+    assert any("WARNING %s: no AWS credentials found: set AWS_PROFILE" % script in line
+               for line in err)
+
+
+def test_check_while_a_writer_runs_says_so_and_takes_nothing_from_it(command, tmp_path):
+    os.makedirs(tmp_path / "s3_write.spool", mode=0o700)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; "
+                               "fd = os.open('s3_write.spool/.lock', os.O_RDWR | os.O_CREAT); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); "
+                               "time.sleep(60)"], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        status, out, err = command("s3_write", "check")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (status, err) == (0, [])
+    assert out[0].endswith("; a running writer uses the spool now")
+
+
+def test_check_of_a_broken_checkpoint_logs_what_the_reader_would_and_exits_1(command,
+                                                                             tmp_path):
+    (tmp_path / "lastkey.log").write_text("{not json")
+    status, out, err = command("s3_read", "check")
+    assert status == 1 and len(out) == 1
+    assert any("ERROR s3_read: checkpoint %s is broken" % (tmp_path / "lastkey.log") in line
+               for line in err)
+
+
+@pytest.mark.parametrize("script", BOTH)
+def test_help_lists_every_setting_with_its_default_and_the_exit_statuses(script):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, script + ".py"), "check",
+                             "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "--bucket VALUE" in result.stdout and "(default: 'my-log-archive')" in result.stdout
+    assert "--retry-attempts VALUE" in result.stdout and "(default: 5)" in result.stdout
+    usage = subprocess.run([sys.executable, os.path.join(ROOT, script + ".py"), "--help"],
+                           capture_output=True, text=True, timeout=60).stdout
+    assert "Exit status: 0 done; 1 done, with a warning" in " ".join(usage.split())
