@@ -122,7 +122,8 @@ WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are fetched ahead, who
 REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at the most
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
 WAIT_STEP = 0.05  # seconds a listing waits for S3's next page before it lets the call see
-STREAMED_AHEAD = 256  # events a large object's decoding thread keeps ready for read_data
+STREAMED_CHUNK = 1024  # events a large object's decoding thread hands read_data at a time...
+STREAMED_AHEAD = 2  # ...and chunks it keeps ready
 LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
 # A key of the scheme: SERVER, its second, its counter.
 SCHEME_KEY = re.compile(
@@ -1455,9 +1456,10 @@ NOT_YET = object()  # what a StreamedObject's events give when none came by the 
 
 class StreamedObject(OpenObject):
     """An object too large to fetch whole: a thread of its own decodes it as its body
-    streams (DECODED gives its events), up to STREAMED_AHEAD events ahead of read_data, so
-    that a slow S3 holds that thread, not NXLog. Its events give NOT_YET when none came by
-    the call's deadline; an error comes where it happened, after the events before it."""
+    streams (DECODED gives its events), STREAMED_AHEAD chunks of STREAMED_CHUNK events ahead
+    of read_data at most, so that a slow S3 holds that thread, not NXLog. Its events give
+    NOT_YET when none came by the call's deadline; an error comes where it happened, after
+    the events before it."""
 
     def __init__(self, key, response, decoded, clock):
         OpenObject.__init__(self, key, response, self._ready(clock))
@@ -1467,13 +1469,19 @@ class StreamedObject(OpenObject):
                          name="%s decoder" % SCRIPT).start()
 
     def _decode(self, decoded):
+        chunk = []
         try:
             for fields in decoded():
-                if not self._put(fields):
-                    return
-            self._put(_END)
-        except BaseException as exc:  # handed over, to be raised in read_data
-            self._put(_Failed(exc))
+                chunk.append(fields)
+                if len(chunk) == STREAMED_CHUNK:
+                    if not self._put(chunk):
+                        return
+                    chunk = []
+            if self._put(chunk):
+                self._put(_END)
+        except BaseException as exc:  # handed over after the events before it, to be
+            if self._put(chunk):        # raised in read_data
+                self._put(_Failed(exc))
 
     def _put(self, value):
         """Hands VALUE over once there is room; False if the object was closed meanwhile."""
@@ -1496,7 +1504,7 @@ class StreamedObject(OpenObject):
                 return
             if isinstance(value, _Failed):
                 raise value.exc
-            yield value
+            yield from value
 
     def close(self):
         self.stopped.set()
