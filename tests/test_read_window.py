@@ -405,22 +405,34 @@ def test_settings_that_cannot_work_together_are_refused(s3, settings, load, valu
         module.ReaderSettings.of_script(vars(module), module.__file__)
 
 
+def slow_down(reader, operation, pauses, when=lambda params: True):
+    """S3 answers the READER's OPERATION requests that WHEN picks PAUSES seconds late, one
+    pause after the other, and the rest at once."""
+    pauses = iter(pauses)
+
+    def late(params, **kwargs):
+        if when(params):
+            time.sleep(next(pauses, 0))
+    reader.instance.client.meta.events.register("provide-client-params.s3." + operation, late)
+
+
+def poll_in_time(reader):
+    """One poll, which ends before S3 answers (MAX_SECONDS_PER_CALL=0.2): NXLog has its turn
+    meanwhile, and is asked to call again at once."""
+    started = time.monotonic()
+    delay, posted = poll(reader)
+    assert time.monotonic() - started < 1.0
+    assert (delay, posted) == (reader.instance.more_waiting_delay, [])
+
+
 def test_a_slow_fetch_holds_no_call_past_its_time_and_the_next_calls_read_on(s3, settings,
                                                                              load):
     settings(MAX_SECONDS_PER_CALL=0.2, POLL_INTERVAL=5)
     put(s3, key_at("00.34", 1), batch("one", "two"), JSON_LINES)
     put(s3, key_at("00.34", 2), batch("three"), JSON_LINES)
     reader = load("s3_read")
-    slow = iter([1.5])
-
-    def first_get_slow(params, **kwargs):
-        time.sleep(next(slow, 0))
-    reader.instance.client.meta.events.register("provide-client-params.s3.GetObject",
-                                                first_get_slow)
-    started = time.monotonic()
-    delay, posted = poll(reader)
-    assert time.monotonic() - started < 1.0  # NXLog has its turn while the GET goes on
-    assert (delay, posted) == (reader.instance.more_waiting_delay, [])
+    slow_down(reader, "GetObject", [1.5])
+    poll_in_time(reader)
     assert read_all(reader) == ["one", "two", "three"]
 
 
@@ -430,16 +442,8 @@ def test_a_slow_list_page_holds_no_call_past_its_time_and_the_second_stays_in_or
     for counter in (1, 2, 10, 11, 3):  # S3 lists .1 .10 | .11 .2 | .3: a second over 3 pages
         put(s3, key_at("00.34", counter), "e%d" % counter)
     reader = load("s3_read")
-    pauses = iter([0, 1.5])  # the second page comes 1.5 s late
-
-    def second_page_slow(params, **kwargs):
-        time.sleep(next(pauses, 0))
-    reader.instance.client.meta.events.register("provide-client-params.s3.ListObjectsV2",
-                                                second_page_slow)
-    started = time.monotonic()
-    delay, posted = poll(reader)
-    assert time.monotonic() - started < 1.0  # NXLog has its turn while S3 takes its time
-    assert delay == reader.instance.more_waiting_delay and posted == []
+    slow_down(reader, "ListObjectsV2", [0, 1.5])  # the second page comes 1.5 s late
+    poll_in_time(reader)
     assert read_all(reader) == ["e1", "e2", "e3", "e10", "e11"]
 
 
@@ -486,15 +490,7 @@ def test_a_slow_listing_of_the_servers_holds_no_call_past_its_time(s3, settings,
     put(s3, key_at("00.34", 1), "from web01")
     put(s3, key_at("00.35", 1, server="web02"), "from web02")
     reader = load("s3_read")
-    pauses = iter([1.5])  # the first listing of the servers comes 1.5 s late
-
-    def servers_slow(params, **kwargs):
-        if params.get("Delimiter") == "/":
-            time.sleep(next(pauses, 0))
-    reader.instance.client.meta.events.register("provide-client-params.s3.ListObjectsV2",
-                                                servers_slow)
-    started = time.monotonic()
-    delay, posted = poll(reader)
-    assert time.monotonic() - started < 1.0
-    assert delay == reader.instance.more_waiting_delay and posted == []
+    slow_down(reader, "ListObjectsV2", [1.5],  # the first listing of the servers
+              when=lambda params: params.get("Delimiter") == "/")
+    poll_in_time(reader)
     assert sorted(read_all(reader)) == ["from web01", "from web02"]
