@@ -112,6 +112,9 @@ RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)  # seconds between upload rounds while 
 MAX_CALL_WAIT = 1.0  # seconds a write_data call may wait for room: NXLog cannot stop a module
                      # while it is inside a call, and waits for it before it stops cleanly
 LAST_STORED = ".last-stored.json"  # in SPOOL_DIR: the manifest of the latest key stored
+LAST_ERROR = ".last-error.json"  # in SPOOL_DIR: the last upload error, for `status`
+LOCK_WAIT = 2.0  # seconds a start waits for the spool's lock before it takes it as another
+                 # writer's (`check` and `status` hold it for an instant, to see)
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no quotas on Windows
 PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
                     "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException",
@@ -395,18 +398,22 @@ def _flag_name(name):
     return name.lower().replace("_", "-")
 
 
-def check_command(part):
+def check_command(part, arguments):
     """`check`: what NXLog's start of PART (a Writer or Reader) would check, with the line it
     would log at start on stdout; its warnings on stderr, and EXIT_WARNED for them."""
     print("%s: NXLog would start: %s" % (SCRIPT, part.check()))
     return EXIT_WARNED if part.log.problems else 0
 
 
+JSON_OPTION = ("--json", {"action": "store_true", "help": "one JSON object, for programs"})
+
+
 def run_command(argv, kind, namespace, source, commands):
     """The script as a command, with no NXLog: COMMANDS maps each command's name to (its
-    help, and a function of the settings returning an exit status). Settings come from the
+    help, a function returning an exit status, its options). Settings come from the
     same places as under NXLog, and flags override them. A setting that can never work
-    exits with EXIT_CONFIG and the message NXLog would log."""
+    exits with EXIT_CONFIG and the message NXLog would log. A command's OPTIONS are
+    (flag, argparse keywords) pairs; its function is given the settings and the arguments."""
     defaults = kind.defaults_in(namespace)
     parser = argparse.ArgumentParser(
         prog=os.path.basename(source), description="%s run as a command, outside NXLog. "
@@ -414,8 +421,10 @@ def run_command(argv, kind, namespace, source, commands):
         "that can never work (NXLog would not start)." % (SCRIPT, EXIT_WARNED, EXIT_CONFIG))
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     subcommands.required = True
-    for name, (summary, _) in sorted(commands.items()):
+    for name, (summary, _, options) in sorted(commands.items()):
         command = subcommands.add_parser(name, help=summary, description=summary)
+        for flag, keywords in options:
+            command.add_argument(flag, **keywords)
         group = command.add_argument_group("settings (each overrides NXLOG_S3_<NAME> and the "
                                            "top of %s)" % os.path.basename(source))
         for setting, _ in kind.SPEC:
@@ -424,7 +433,8 @@ def run_command(argv, kind, namespace, source, commands):
     arguments = parser.parse_args(argv)
     flags = {name: getattr(arguments, name) for name, _ in kind.SPEC}
     try:
-        return commands[arguments.command][1](kind.of_script(namespace, source, flags))
+        return commands[arguments.command][1](kind.of_script(namespace, source, flags),
+                                              arguments)
     except ConfigError as exc:
         NXLOG.log_error(str(exc))
         return EXIT_CONFIG
@@ -824,6 +834,10 @@ class Spool(object):
             if fd is not None:
                 os.close(fd)
             return fd is None
+        deadline = self.clock.monotonic() + LOCK_WAIT
+        while fd is None and self.clock.monotonic() < deadline:
+            self.clock.sleep(0.05)  # a check or status may hold it for an instant
+            fd = exclusive_lock(lock)
         if fd is None:
             raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
                               "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, self.where()))
@@ -935,6 +949,17 @@ class Spool(object):
             except (ValueError, AttributeError):
                 pass
         return utc_text(epoch)
+
+    def note_error(self, key, code, reason):
+        """Keeps the last upload error in LAST_ERROR, for `status` (left to the OS to sync:
+        it is only news)."""
+        error = {"time": utc_text(self.keys.clock.time()), "key": key, "code": code,
+                 "reason": reason}
+        try:
+            self.disk.write_atomically(os.path.join(self.folder, LAST_ERROR),
+                                       json.dumps(error).encode(), sync=False)
+        except OSError:
+            pass  # a full disk: the log says it all the same
 
     def save(self, batch):
         """Writes BATCH's manifest (its key included) durably, unless FSYNC=os."""
@@ -1251,6 +1276,7 @@ class Uploader(object):
                              "fix this: the events wait in the spool, and uploads go on by "
                              "themselves once S3 takes them" if permanent else
                              "the events wait in the spool and uploads will be tried again"))
+        self.spool.note_error(batch.key, code, str(reason))
 
     def _stored(self, batch):
         """Puts BATCH at its key: True once S3 holds it, from this attempt or an earlier one
@@ -1400,9 +1426,90 @@ def _start_under_nxlog():
         refuse_to_start(exc)
 
 
+def _status_command(settings, arguments):
+    """`status`: what the spool holds, read from its folder, also while NXLog runs."""
+    status = spool_status(settings.SPOOL_DIR, time.time())
+    if arguments.json:
+        print(json.dumps(status, sort_keys=True))
+        return 0
+    print("spool %s%s" % (status["spool"], {None: " (no such folder yet)", True: " (in use by "
+                          "a running writer)", False: ""}[status["in_use"]]))
+    print("  waiting: %s closed, %s; %s, %s" % (
+        count(status["closed_batches"], "batch", "batches"),
+        "1 being filled" if status["open_batch"] else "none being filled",
+        count(status["events"], "event"), count(status["bytes"], "byte")))
+    if status["oldest_event"]:
+        print("  oldest event: %s, %d s ago" % (status["oldest_event"],
+                                               status["oldest_event_age"]))
+    stored = status["last_stored"]
+    print("  last stored: %s" % ("%r, its last event %s" % (stored["key"], stored["last"])
+                                 if stored else "nothing yet"))
+    error = status["last_error"]
+    print("  last upload error: %s" % ("%s %s: %s" % (error["time"], repr(error["key"]),
+                                                      error["reason"])
+                                       if error else "none"))
+    return 0
+
+
+def _json_file(path):
+    """PATH's JSON object, or None if there is none (or not whole yet)."""
+    try:
+        with open(path, "rb") as handle:
+            value = json.loads(handle.read().decode())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def spool_status(folder, now):
+    """What the spool FOLDER holds, read without taking it: a running writer may use it.
+    Times are UTC, marked Z."""
+    status = {"spool": os.path.abspath(folder), "closed_batches": 0, "events": 0, "bytes": 0,
+              "open_batch": None, "oldest_event": None, "oldest_event_age": None,
+              "last_stored": None, "last_error": None, "in_use": None}
+    if not os.path.isdir(folder):
+        return status
+    lock = os.path.join(folder, ".lock")
+    fd = exclusive_lock(lock) if os.path.exists(lock) else -1
+    status["in_use"] = fd is None
+    if fd not in (None, -1):
+        os.close(fd)
+    firsts = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if re.match(r"^\d+\.json$", name) and os.path.exists(path[:-5] + ".data"):
+            manifest = _json_file(path) or {}
+            status["closed_batches"] += 1
+            status["events"] += manifest.get("events") or 0
+            status["bytes"] += manifest.get("bytes") or 0
+            firsts.append(manifest.get("epoch"))
+        elif re.match(r"^\d+-\d+\.[a-z]+\.open$", name):
+            with open(path, "rb") as handle:
+                body = handle.read()
+            events = body.count(b"\n") if ".jsonl." in name else int(bool(body))
+            status["open_batch"] = {"events": events, "bytes": len(body)}
+            status["events"] += events
+            status["bytes"] += len(body)
+            firsts.append(int(name.split("-")[1].split(".")[0]))
+    firsts = [epoch for epoch in firsts if isinstance(epoch, (int, float))]
+    if firsts:
+        status["oldest_event"] = utc_text(min(firsts))
+        status["oldest_event_age"] = int(max(0, now - min(firsts)))
+    stored = _json_file(os.path.join(folder, LAST_STORED))
+    if stored:
+        status["last_stored"] = {"key": stored.get("key"), "last": stored.get("last")}
+    status["last_error"] = _json_file(os.path.join(folder, LAST_ERROR))
+    return status
+
+
 COMMANDS = {"check": ("make every start-up check NXLog would make (settings, spool folder, "
                       "bucket, credentials), writing nothing to the bucket",
-                      lambda settings: check_command(Writer(settings)))}
+                      lambda settings, arguments: check_command(Writer(settings), arguments),
+                      ()),
+            "status": ("show what the spool holds: batches, events, bytes, the oldest "
+                       "event's age, the last key stored and the last upload error (read "
+                       "from the spool folder, also while NXLog runs)", _status_command,
+                       [JSON_OPTION])}
 
 if __name__ == "__main__":
     sys.exit(run_command(sys.argv[1:], WriterSettings, globals(), __file__, COMMANDS))

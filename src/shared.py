@@ -307,18 +307,22 @@ def _flag_name(name):
     return name.lower().replace("_", "-")
 
 
-def check_command(part):
+def check_command(part, arguments):
     """`check`: what NXLog's start of PART (a Writer or Reader) would check, with the line it
     would log at start on stdout; its warnings on stderr, and EXIT_WARNED for them."""
     print("%s: NXLog would start: %s" % (SCRIPT, part.check()))
     return EXIT_WARNED if part.log.problems else 0
 
 
+JSON_OPTION = ("--json", {"action": "store_true", "help": "one JSON object, for programs"})
+
+
 def run_command(argv, kind, namespace, source, commands):
     """The script as a command, with no NXLog: COMMANDS maps each command's name to (its
-    help, and a function of the settings returning an exit status). Settings come from the
+    help, a function returning an exit status, its options). Settings come from the
     same places as under NXLog, and flags override them. A setting that can never work
-    exits with EXIT_CONFIG and the message NXLog would log."""
+    exits with EXIT_CONFIG and the message NXLog would log. A command's OPTIONS are
+    (flag, argparse keywords) pairs; its function is given the settings and the arguments."""
     defaults = kind.defaults_in(namespace)
     parser = argparse.ArgumentParser(
         prog=os.path.basename(source), description="%s run as a command, outside NXLog. "
@@ -326,8 +330,10 @@ def run_command(argv, kind, namespace, source, commands):
         "that can never work (NXLog would not start)." % (SCRIPT, EXIT_WARNED, EXIT_CONFIG))
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     subcommands.required = True
-    for name, (summary, _) in sorted(commands.items()):
+    for name, (summary, _, options) in sorted(commands.items()):
         command = subcommands.add_parser(name, help=summary, description=summary)
+        for flag, keywords in options:
+            command.add_argument(flag, **keywords)
         group = command.add_argument_group("settings (each overrides NXLOG_S3_<NAME> and the "
                                            "top of %s)" % os.path.basename(source))
         for setting, _ in kind.SPEC:
@@ -336,7 +342,8 @@ def run_command(argv, kind, namespace, source, commands):
     arguments = parser.parse_args(argv)
     flags = {name: getattr(arguments, name) for name, _ in kind.SPEC}
     try:
-        return commands[arguments.command][1](kind.of_script(namespace, source, flags))
+        return commands[arguments.command][1](kind.of_script(namespace, source, flags),
+                                              arguments)
     except ConfigError as exc:
         NXLOG.log_error(str(exc))
         return EXIT_CONFIG

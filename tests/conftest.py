@@ -166,14 +166,13 @@ def moto_server():
 @pytest.fixture(scope="session")
 def ceph():
     """Ceph's radosgw on 127.0.0.1: one monitor, one in-memory OSD, started for the session
-    (of each pytest-xdist worker, on ports of its own)."""
+    (of each pytest-xdist worker), on free ports of its own."""
     if shutil.which("radosgw") is None:
         pytest.skip("Ceph's radosgw is not installed; on Debian or Ubuntu: "
                     "apt-get install -y %s (.ci/run does this)" % CEPH_PACKAGES)
     directory = tempfile.mkdtemp(prefix="nxlog-s3-ceph-")
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # make test runs two workers
-    env = dict(os.environ, CEPH_DIR=directory,
-               CEPH_PORT_OFFSET=str(200 * int(worker.lstrip("gw") or 0)))
+    env = dict(os.environ, CEPH_DIR=directory, CEPH_MON_V2_PORT=str(free_port()),
+               CEPH_MON_V1_PORT=str(free_port()), CEPH_BIND_PORT=str(free_port()))
     port = free_port()
     servers = os.path.join(ROOT, "tests", "servers")
     try:

@@ -1,13 +1,15 @@
 """The scripts run as commands, with no NXLog: `python3 s3_write.py check`, and the same for
 s3_read.py, against moto server over HTTP, in processes of their own as a user runs them."""
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from helpers import ROOT, free_port
+from helpers import BUCKET, ROOT, drain, free_port, wait_for
+from nxlog_stub import api
 
 pytestmark = pytest.mark.http
 BOTH = ("s3_write", "s3_read")
@@ -120,3 +122,40 @@ def test_help_lists_every_setting_with_its_default_and_the_exit_statuses(script)
     usage = subprocess.run([sys.executable, os.path.join(ROOT, script + ".py"), "--help"],
                            capture_output=True, text=True, timeout=60).stdout
     assert "Exit status: 0 done; 1 done, with a warning" in " ".join(usage.split())
+
+
+def writer_event(writer, text):
+    assert api.call_write_data(writer.write_data, api.new_event(api.output_module(), {
+        "raw_event": text, "EventReceivedTime": "2026-03-01 10:00:05"}))
+
+
+def test_status_shows_what_waits_and_the_last_upload_error_while_the_writer_runs(
+        command, settings, load_then_lose_bucket):
+    writer = load_then_lose_bucket("s3_write", "gone-bucket")  # in this process, as NXLog's
+    for text in ("one", "two", "three"):
+        writer_event(writer, text)
+    wait_for(lambda: os.path.exists("s3_write.spool/.last-error.json"), what="an upload error")
+    status, out, err = command("s3_write", "status", "--json")
+    assert (status, err) == (0, [])
+    [line] = out
+    shown = json.loads(line)
+    assert (shown["closed_batches"], shown["events"], shown["in_use"]) == (3, 3, True)
+    assert shown["oldest_event"].endswith("Z") and shown["oldest_event_age"] >= 0
+    assert shown["last_error"]["code"] == "NoSuchBucket"
+    assert shown["last_error"]["time"].endswith("Z")
+    assert shown["last_error"]["key"].startswith("web01/2026-03-01/")
+    assert shown["last_stored"] is None
+
+
+def test_status_shows_the_last_key_stored_once_the_spool_is_empty(s3, command, settings,
+                                                                   load):
+    writer = load("s3_write")
+    writer_event(writer, "stored")
+    drain(writer)
+    [stored] = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    status, out, _ = command("s3_write", "status")
+    assert status == 0
+    assert out[0] == "spool %s (in use by a running writer)" % os.path.abspath("s3_write.spool")
+    assert out[1] == "  waiting: 0 batches closed, none being filled; 0 events, 0 bytes"
+    assert out[2] == "  last stored: %r, its last event 2026-03-01T%s" % (
+        stored, stored.split("/")[2][:8].replace(".", ":") + "Z")
