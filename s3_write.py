@@ -1461,6 +1461,15 @@ def _json_file(path):
     return value if isinstance(value, dict) else None
 
 
+def _lines_in(path):
+    """The whole lines in PATH, read a MiB at a time (a batch being filled may be large)."""
+    lines = 0
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            lines += chunk.count(b"\n")
+    return lines
+
+
 def spool_status(folder, now):
     """What the spool FOLDER holds, read without taking it: a running writer may use it.
     Times are UTC, marked Z."""
@@ -1484,12 +1493,11 @@ def spool_status(folder, now):
             status["bytes"] += manifest.get("bytes") or 0
             firsts.append(manifest.get("epoch"))
         elif re.match(r"^\d+-\d+\.[a-z]+\.open$", name):
-            with open(path, "rb") as handle:
-                body = handle.read()
-            events = body.count(b"\n") if ".jsonl." in name else int(bool(body))
-            status["open_batch"] = {"events": events, "bytes": len(body)}
+            size = os.path.getsize(path)
+            events = _lines_in(path) if ".jsonl." in name else int(size > 0)
+            status["open_batch"] = {"events": events, "bytes": size}
             status["events"] += events
-            status["bytes"] += len(body)
+            status["bytes"] += size
             firsts.append(int(name.split("-")[1].split(".")[0]))
     firsts = [epoch for epoch in firsts if isinstance(epoch, (int, float))]
     if firsts:
