@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import zlib
@@ -56,6 +57,7 @@ class RecordingClock(object):
 
     def __init__(self, limit):
         self.limit, self.slept = limit, []
+        self.held = threading.Event()  # set once a sleep past LIMIT holds its thread
         self.start = self.now = time.monotonic()
         self.wall = time.time()
 
@@ -67,6 +69,7 @@ class RecordingClock(object):
 
     def sleep(self, seconds, interrupt=None):
         if len(self.slept) >= self.limit:
+            self.held.set()
             (interrupt.wait if interrupt is not None else time.sleep)(3600)
             return
         self.slept.append(seconds)
