@@ -497,6 +497,17 @@ def exclusive_lock(path):
     return fd
 
 
+def lock_held(path):
+    """Whether another process holds the lock PATH now: taken and let go at once, and no
+    file made where there is none (nobody holds it then)."""
+    if not os.path.exists(path):
+        return False
+    fd = exclusive_lock(path)
+    if fd is not None:
+        os.close(fd)
+    return fd is None
+
+
 def quoted(bucket, key):
     """KEY's address as log lines show it: quoted, with control characters escaped, so that a
     key cannot forge a log line."""
@@ -940,12 +951,7 @@ class Checkpoint(object):
     def in_use(self):
         """Whether another reader has the checkpoint now (its lock taken and let go; no lock
         file made where there is none)."""
-        if not os.path.exists(self.lock_path):
-            return False
-        fd = exclusive_lock(self.lock_path)
-        if fd is not None:
-            os.close(fd)
-        return fd is None
+        return lock_held(self.lock_path)
 
     def _lock(self):
         """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
@@ -1574,8 +1580,8 @@ class Reader(object):
         logged as an error, as the first read_data would), changing nothing (a missing
         folder is not made): what NXLog would log at start, and whether another reader uses
         the checkpoint now."""
-        exists = private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT",
-                                   self.log, make=False)
+        private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log,
+                          make=False)
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         try:
             self.checkpoint.load(self.listing.keys_of, lock=False)
@@ -1583,7 +1589,7 @@ class Reader(object):
             self.log.error(str(exc))
         finally:
             self.fetcher.stop()
-        in_use = exists and self.checkpoint.in_use()
+        in_use = self.checkpoint.in_use()
         return self.describe() + ("; a running reader uses the checkpoint now" if in_use
                                   else "")
 

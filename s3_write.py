@@ -113,6 +113,8 @@ MAX_CALL_WAIT = 1.0  # seconds a write_data call may wait for room: NXLog cannot
                      # while it is inside a call, and waits for it before it stops cleanly
 LAST_STORED = ".last-stored.json"  # in SPOOL_DIR: the manifest of the latest key stored
 LAST_ERROR = ".last-error.json"  # in SPOOL_DIR: the last upload error, for `status`
+MANIFEST_NAME = re.compile(r"^\d+\.json$")  # a closed batch's manifest (see Spool)
+OPEN_NAME = re.compile(r"^\d+-\d+\.[a-z]+\.open$")  # the batch being filled
 LOCK_WAIT = 2.0  # seconds a start waits for the spool's lock before it takes it as another
                  # writer's (`check` and `status` hold it for an instant, to see)
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no quotas on Windows
@@ -487,6 +489,17 @@ def exclusive_lock(path):
     return fd
 
 
+def lock_held(path):
+    """Whether another process holds the lock PATH now: taken and let go at once, and no
+    file made where there is none (nobody holds it then)."""
+    if not os.path.exists(path):
+        return False
+    fd = exclusive_lock(path)
+    if fd is not None:
+        os.close(fd)
+    return fd is None
+
+
 def quoted(bucket, key):
     """KEY's address as log lines show it: quoted, with control characters escaped, so that a
     key cannot forge a log line."""
@@ -822,18 +835,11 @@ class Spool(object):
 
     # -- start-up --
 
-    def open(self, keep=True):
-        """Makes sure the folder can be used, and takes it: no other writer may use it.
-        KEEP=False (a check) lets it go at once, and tells whether another writer has it."""
+    def open(self):
+        """Makes sure the folder can be used, and takes it: no other writer may use it."""
+        private_directory(self.folder, "SPOOL_DIR", self.log, own=True)
         lock = os.path.join(self.folder, ".lock")
-        if not private_directory(self.folder, "SPOOL_DIR", self.log, own=keep, make=keep) or \
-                not (keep or os.path.exists(lock)):
-            return False  # a check, and no lock yet: nobody uses the spool
         fd = exclusive_lock(lock)
-        if not keep:
-            if fd is not None:
-                os.close(fd)
-            return fd is None
         deadline = self.clock.monotonic() + LOCK_WAIT
         while fd is None and self.clock.monotonic() < deadline:
             self.clock.sleep(0.05)  # a check or status may hold it for an instant
@@ -842,7 +848,12 @@ class Spool(object):
             raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
                               "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, self.where()))
         self.lock_fd = fd
-        return False
+
+    def in_use(self):
+        """A check of the folder that changes nothing (a missing one is not made): whether
+        another writer uses the spool now."""
+        return private_directory(self.folder, "SPOOL_DIR", self.log, make=False) and \
+            lock_held(os.path.join(self.folder, ".lock"))
 
     def recover(self):
         """Takes up what an earlier run left, and the latest key time it stored."""
@@ -855,9 +866,8 @@ class Spool(object):
         for name in names:
             if name.startswith(".tmp."):
                 os.unlink(os.path.join(self.folder, name))
-        manifests = {int(name[:-5]): name for name in names if re.match(r"^\d+\.json$", name)}
-        opens = {int(name.split("-")[0]): name for name in names
-                 if re.match(r"^\d+-\d+\.[a-z]+\.open$", name)}
+        manifests = {int(name[:-5]): name for name in names if MANIFEST_NAME.match(name)}
+        opens = {int(name.split("-")[0]): name for name in names if OPEN_NAME.match(name)}
         for seq in sorted(set(manifests) | set(opens)):
             self.next_seq = max(self.next_seq, seq + 1)
             try:
@@ -953,7 +963,7 @@ class Spool(object):
     def note_error(self, key, code, reason):
         """Keeps the last upload error in LAST_ERROR, for `status` (left to the OS to sync:
         it is only news)."""
-        error = {"time": utc_text(self.keys.clock.time()), "key": key, "code": code,
+        error = {"time": utc_text(self.clock.time()), "key": key, "code": code,
                  "reason": reason}
         try:
             self.disk.write_atomically(os.path.join(self.folder, LAST_ERROR),
@@ -1387,7 +1397,7 @@ class Writer(object):
         """What start() checks, changing nothing in the bucket nor in the spool (a missing
         folder is not made, an open one not closed): what NXLog would log at start, and
         whether another writer uses the spool now."""
-        in_use = self.spool.open(keep=False)
+        in_use = self.spool.in_use()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         return self.describe() + ("; a running writer uses the spool now" if in_use else "")
 
@@ -1478,21 +1488,17 @@ def spool_status(folder, now):
               "last_stored": None, "last_error": None, "in_use": None}
     if not os.path.isdir(folder):
         return status
-    lock = os.path.join(folder, ".lock")
-    fd = exclusive_lock(lock) if os.path.exists(lock) else -1
-    status["in_use"] = fd is None
-    if fd not in (None, -1):
-        os.close(fd)
+    status["in_use"] = lock_held(os.path.join(folder, ".lock"))
     firsts = []
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
-        if re.match(r"^\d+\.json$", name) and os.path.exists(path[:-5] + ".data"):
+        if MANIFEST_NAME.match(name) and os.path.exists(path[:-5] + ".data"):
             manifest = _json_file(path) or {}
             status["closed_batches"] += 1
             status["events"] += manifest.get("events") or 0
             status["bytes"] += manifest.get("bytes") or 0
             firsts.append(manifest.get("epoch"))
-        elif re.match(r"^\d+-\d+\.[a-z]+\.open$", name):
+        elif OPEN_NAME.match(name):
             size = os.path.getsize(path)
             events = _lines_in(path) if ".jsonl." in name else int(size > 0)
             status["open_batch"] = {"events": events, "bytes": size}

@@ -396,6 +396,17 @@ def exclusive_lock(path):
     return fd
 
 
+def lock_held(path):
+    """Whether another process holds the lock PATH now: taken and let go at once, and no
+    file made where there is none (nobody holds it then)."""
+    if not os.path.exists(path):
+        return False
+    fd = exclusive_lock(path)
+    if fd is not None:
+        os.close(fd)
+    return fd is None
+
+
 def quoted(bucket, key):
     """KEY's address as log lines show it: quoted, with control characters escaped, so that a
     key cannot forge a log line."""
