@@ -120,6 +120,7 @@ CHECKPOINT_VERSION = 3  # 3: the horizon's seconds in CHECKPOINT.late
 WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are fetched ahead, whole, by the
                                 # fetch threads; larger ones stream as they are posted
 REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at the most
+REMEMBERED_SET_ASIDE = 1000  # objects set aside kept per server in the checkpoint, for status
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
 WAIT_STEP = 0.05  # seconds a listing waits for S3's next page before it lets the call see
 STREAMED_CHUNK = 1024  # events a large object's decoding thread hands read_data at a time...
@@ -660,7 +661,7 @@ class Position(object):
     """
 
     def __init__(self, rules, newest=None, read=None, floor=None, late_start=None, sealed=None,
-                 attempts=None, partial=None, swept_at=None):
+                 attempts=None, partial=None, swept_at=None, set_aside=None):
         self.rules = rules  # the Checkpoint: settings, seconds, clock
         self.newest = newest  # epoch of the newest second read, or None
         self.read = read or {}  # second -> set of counters, from SEALED on
@@ -674,6 +675,7 @@ class Position(object):
         self.pruned_to = None  # keep_from() at the last prune
         self.attempts = attempts or {}  # key -> [failed reads so far, when the last one was]
         self.partial = partial or {}  # key of an object read in part -> its events posted
+        self.set_aside = set_aside or {}  # key not read -> [why, when (UTC text)], the latest
 
     def start_after(self, server, epoch):
         """A key before every object at or after EPOCH (and the floor): where a listing
@@ -711,6 +713,14 @@ class Position(object):
             if self.pruned_to is None or \
                     self.keep_from() - self.pruned_to >= self.rules.settings.SEAL_EVERY:
                 self.prune()
+
+    def put_aside(self, key, why):
+        """KEY will not be read (it failed MAX_ATTEMPTS times, or landed too late): kept with
+        WHY for `status`, the latest REMEMBERED_SET_ASIDE of them."""
+        self.set_aside.pop(key, None)
+        self.set_aside[key] = [why, utc_text(self.rules.clock.time())]
+        for old in list(self.set_aside)[:-REMEMBERED_SET_ASIDE]:
+            del self.set_aside[old]
 
     def finish_late(self, horizon):
         """A sweep (or, without sweeps, a re-listing) has listed up to the window: later
@@ -753,7 +763,8 @@ class Position(object):
         return {"newest": text(self.newest), "read": _read_to_json(self.read),
                 "floor": text(self.floor), "late_start": text(self.late_start),
                 "sealed": text(self.sealed), "attempts": self.attempts, "partial": self.partial,
-                "swept_at": None if self.swept_at is None else utc_text(self.swept_at)}
+                "swept_at": None if self.swept_at is None else utc_text(self.swept_at),
+                "set_aside": self.set_aside}
 
     def late_json(self):
         return _read_to_json(self.late)
@@ -774,7 +785,7 @@ class Position(object):
         return cls(rules, epoch("newest"), _read_from_json(data["read"], rules.seconds),
                    epoch("floor"), epoch("late_start"), epoch("sealed"),
                    _attempts_from_json(data["attempts"]), _partial_from_json(data["partial"]),
-                   _swept_at(data.get("swept_at")))
+                   _swept_at(data.get("swept_at")), _set_aside_from_json(data.get("set_aside", {})))
 
 
 def _read_to_json(read):
@@ -810,6 +821,14 @@ def _attempts_from_json(data):
         if not (isinstance(attempt, list) and len(attempt) == 2 and isinstance(attempt[0], int)
                 and isinstance(attempt[1], (int, float))):
             raise ValueError("attempts of %r are %r, not [count, time]" % (key, attempt))
+    return dict(data)
+
+
+def _set_aside_from_json(data):
+    for key, entry in _mapping(data, "set_aside").items():
+        if not (isinstance(entry, list) and len(entry) == 2 and
+                all(isinstance(part, str) for part in entry)):
+            raise ValueError("set_aside of %r is %r, not [why, when]" % (key, entry))
     return dict(data)
 
 
@@ -1123,8 +1142,11 @@ class Listing(object):
         return names
 
     def report_other_key(self, key, why):
-        if self.checkpoint.first_sight_of_other_key(key):
-            self.log.warning("%s is not read: %s" % (quoted(self.settings.BUCKET, key), why))
+        """Logs that KEY is not read, and why, the first time; True that time."""
+        if not self.checkpoint.first_sight_of_other_key(key):
+            return False
+        self.log.warning("%s is not read: %s" % (quoted(self.settings.BUCKET, key), why))
+        return True
 
     def listed(self, server, start_after, dates=None):
         """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
@@ -1190,11 +1212,12 @@ class Listing(object):
             elif item.epoch < keep_from:
                 self._report_landed_behind(position, item)
             elif not position.done(item):
-                self.log.warning("%s landed more than LATE_HORIZON=%d s behind the newest "
-                                 "object read, so it is not read: read it by hand, or raise "
+                why = "it landed more than LATE_HORIZON=%d s behind the newest object read" \
+                    % self.settings.LATE_HORIZON
+                self.log.warning("%s is not read: %s; read it by hand, or raise "
                                  "NXLOG_S3_LATE_HORIZON" % (
-                                     quoted(self.settings.BUCKET, item.key),
-                                     self.settings.LATE_HORIZON))
+                                     quoted(self.settings.BUCKET, item.key), why))
+                position.put_aside(item.key, why)
                 position.mark(item)
         if sweep:
             position.swept_at = dates[0] if dates else self.clock.time()
@@ -1206,9 +1229,10 @@ class Listing(object):
         no listing read it. (The first sweep cannot tell, and only notes the time.)"""
         if position.swept_at is not None and \
                 item.modified >= position.swept_at - LANDING_MARGIN:
-            self.report_other_key(item.key, "S3 stored it at %s, more than LATE_HORIZON=%d s "
-                                  "behind the newest object read; read it by hand" % (
-                                      utc_text(item.modified), self.settings.LATE_HORIZON))
+            why = "S3 stored it at %s, more than LATE_HORIZON=%d s behind the newest object " \
+                "read" % (utc_text(item.modified), self.settings.LATE_HORIZON)
+            if self.report_other_key(item.key, why + "; read it by hand"):
+                position.put_aside(item.key, why)
 
     def sweep_due(self, position):
         every = self.settings.SWEEP_INTERVAL
@@ -1781,6 +1805,7 @@ class Reader(object):
         where = quoted(self.settings.BUCKET, key)
         number = position.attempts.pop(key, [0, 0])[0] + 1
         if number >= attempts:
+            position.put_aside(key, "%d failed attempts: %s" % (number, reason))
             self.log.error("set aside %s after %d failed attempts: %s; it stays in the bucket, "
                            "the objects after it are read" % (where, number, reason))
             return True

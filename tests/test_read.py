@@ -83,7 +83,7 @@ def test_the_checkpoint_is_written_after_each_object_readable_by_its_owner_only(
         "version": 3, "bucket": BUCKET, "other_keys": [], "servers": {"web01": {
             "newest": "2026-03-01/10.00.34", "read": {"2026-03-01/10.00.34": "1-2"},
             "floor": None, "late_start": "2026-02-28/10.00.34", "sealed": "2026-03-01/09.55.34",
-            "attempts": {}, "partial": {}}}}
+            "attempts": {}, "partial": {}, "set_aside": {}}}}
     assert stat.S_IMODE(os.stat(tmp_path / "lastkey.log").st_mode) == 0o600
     assert sorted(os.listdir(tmp_path)) == ["lastkey.log", "lastkey.log.lock"]
 
@@ -314,7 +314,7 @@ JSON_META = {"nxlog-s3-format": "json", "nxlog-s3-compression": "none"}
      "it is a pickle, and unpickling runs code"),
 ])
 def test_an_undecodable_object_is_set_aside_by_key_and_the_next_ones_are_read(
-        s3, settings, load, body, metadata, reason):
+        s3, settings, load, tmp_path, body, metadata, reason):
     settings(MAX_ATTEMPTS=1)
     put(s3, SECOND + ".1", body, metadata)
     put(s3, SECOND + ".2", "after it")
@@ -323,6 +323,9 @@ def test_an_undecodable_object_is_set_aside_by_key_and_the_next_ones_are_read(
     assert "set aside 's3://%s/%s.1' after 1 failed attempts: %s" % (BUCKET, SECOND, reason) \
         in message
     assert "it stays in the bucket" in message
+    set_aside = checkpoint(tmp_path)["servers"]["web01"]["set_aside"]
+    assert list(set_aside) == [SECOND + ".1"]
+    assert set_aside[SECOND + ".1"][0].startswith("1 failed attempts: %s" % reason)
 
 
 def test_pickles_are_read_only_when_allowed(s3, settings, load):

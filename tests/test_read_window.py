@@ -74,7 +74,7 @@ def test_the_re_listing_waits_late_interval_between_two_listings(s3, settings, l
 
 
 def test_an_object_that_fell_behind_the_horizon_is_reported_once_and_not_read(s3, settings,
-                                                                               load):
+                                                                               load, tmp_path):
     settings(LOOKBACK=60, LATE_HORIZON=120, LATE_INTERVAL=0)
     reader = load("s3_read")
     put(s3, key_at("02.00", 1), "first")  # the re-listing covers 10.00.00 on
@@ -84,8 +84,10 @@ def test_an_object_that_fell_behind_the_horizon_is_reported_once_and_not_read(s3
     assert read_all(reader) == ["newest"]
     assert read_all(reader) == []
     [warning] = api.logged("WARNING")
-    assert "'s3://%s/%s' landed more than LATE_HORIZON=120 s behind the newest object read" % (
-        BUCKET, key_at("00.30", 1)) in warning
+    assert "'s3://%s/%s' is not read: it landed more than LATE_HORIZON=120 s behind the " \
+        "newest object read" % (BUCKET, key_at("00.30", 1)) in warning
+    [(why, when)] = checkpoint(tmp_path)["servers"]["web01"]["set_aside"].values()
+    assert why.startswith("it landed more than LATE_HORIZON=120 s") and when.endswith("Z")
 
 
 def test_the_checkpoint_stays_bounded_by_the_horizon(s3, settings, load, tmp_path):
