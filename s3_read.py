@@ -69,12 +69,16 @@ TLS_VERIFY = True           # check the endpoint's TLS certificate (AWS_CA_BUNDL
                             # private CA); false only for a test endpoint, never in production
 CONNECT_TIMEOUT = 10        # seconds
 READ_TIMEOUT = 60           # seconds
+METRICS_FILE = ""           # e.g. /var/lib/node_exporter/textfile/s3_read.prom: Prometheus
+                            # metrics, rewritten every 5 s; empty: none
 # ---- End of settings ---------------------------------------------------------------------
 
 import argparse
+import base64
 import calendar
 import collections
 import concurrent.futures
+import datetime
 import email.utils
 import functools
 import gzip
@@ -215,6 +219,14 @@ def _path(text):
     return text.strip()
 
 
+def _metrics_file(text):
+    """METRICS_FILE: empty (none), or a file node_exporter's textfile collector reads."""
+    value = text.strip()
+    if value and not value.endswith(".prom"):
+        raise ValueError("node_exporter's textfile collector reads only files named *.prom")
+    return value
+
+
 class Settings(object):
     """Every setting of a script, parsed and checked once: an attribute named as the setting
     (BUCKET, SERVER, ...). NXLOG_S3_<NAME> in ENVIRON wins over DEFAULTS, the values at the
@@ -326,13 +338,15 @@ class Disk(object):
     fsync = staticmethod(os.fsync)
     ftruncate = staticmethod(os.ftruncate)
 
-    def write_atomically(self, path, data, sync=True):
+    def write_atomically(self, path, data, sync=True, mode=None):
         """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its
-        old bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs
-        to the OS."""
+        old bytes or DATA, whole; readable by its owner only, unless MODE says otherwise.
+        SYNC=False leaves the fsyncs to the OS."""
         directory = os.path.dirname(os.path.abspath(path))
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
         try:
+            if mode is not None:
+                os.chmod(temporary, mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -527,6 +541,75 @@ def utc_text(epoch):
 def count(number, noun, plural=None):
     """'1 event', '2 events'."""
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+
+
+METRICS_EVERY = 5.0  # seconds between two rewrites of METRICS_FILE
+METRICS_MODE = 0o644  # node_exporter runs as another user; the file holds counts, no data
+
+
+def _label_value(value):
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics(object):
+    """METRICS_FILE, for node_exporter's textfile collector: what SAMPLES() gives, (name,
+    type, help, labels, value) tuples, in Prometheus' text format, rewritten atomically
+    every METRICS_EVERY seconds by a thread of its own, and once more at stop. Nothing at all
+    when the setting is empty."""
+
+    def __init__(self, path, samples, clock, disk, log):
+        self.path, self.samples, self.clock, self.disk, self.log = (
+            path and os.path.abspath(path), samples, clock, disk, log)
+        self.stopping = threading.Event()
+        self.thread = None
+
+    def check(self):
+        """Raises ConfigError unless METRICS_FILE's folder exists and this process may write
+        there (node_exporter's folder is made by whoever installs it, not by this script)."""
+        folder = os.path.dirname(self.path or "")
+        if self.path and not (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
+            raise ConfigError("%s: cannot write METRICS_FILE=%s: the folder %s does not exist, "
+                              "or this process (the user NXLog runs as) may not write there"
+                              % (SCRIPT, self.path, folder))
+
+    def start(self):
+        self.check()
+        if self.path:
+            self.thread = threading.Thread(target=self._run, daemon=True,
+                                           name="%s metrics" % SCRIPT)
+            self.thread.start()
+
+    def _run(self):
+        while not self.stopping.is_set():
+            self.write()
+            self.clock.sleep(METRICS_EVERY, self.stopping)
+
+    def write(self):
+        try:
+            self.disk.write_atomically(self.path, self.text().encode(), sync=False,
+                                       mode=METRICS_MODE)
+        except OSError as exc:
+            self.log.limited("metrics", self.log.warning, "cannot write METRICS_FILE %s: %s"
+                             % (self.path, exc))
+
+    def text(self):
+        """The samples in Prometheus' text format: each metric's HELP and TYPE, then its
+        samples, one metric after the other."""
+        families = collections.OrderedDict()
+        for name, kind, summary, labels, value in self.samples():
+            family = families.setdefault(name, ["# HELP %s %s" % (name, summary),
+                                                "# TYPE %s %s" % (name, kind)])
+            family.append("%s{%s} %s" % (name, ",".join(
+                '%s="%s"' % (label, _label_value(labels[label])) for label in sorted(labels)),
+                repr(float(value)) if isinstance(value, float) else int(value)))
+        return "".join(line + "\n" for family in families.values() for line in family)
+
+    def stop(self):
+        if self.thread is not None:
+            self.stopping.set()
+            self.thread.join()
+            self.thread = None
+            self.write()
 # ---- End of the shared code ---------------------------------------------------------------
 
 
@@ -564,7 +647,7 @@ class ReaderSettings(Settings):
         ("AFTER_READ", _choice("keep", "delete", "move")), ("MOVE_PREFIX", _move_prefix),
         ("RETRY_MODE", _choice("standard", "adaptive")), ("RETRY_ATTEMPTS", _number(int, 1)),
         ("TLS_VERIFY", _flag), ("CONNECT_TIMEOUT", _number(float, 0.1)),
-        ("READ_TIMEOUT", _number(float, 0.1)))
+        ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file))
 
     def check(self):
         self.SEAL_EVERY = max(self.LOOKBACK, 60)
@@ -1117,20 +1200,22 @@ class Listing(object):
         if self.settings.SERVER != "*":
             return self.settings.SERVER
         if self.listing_servers is None:
-            self.listing_servers = self.fetcher.submit(self._first_segments)
+            self.listing_servers = self.fetcher.submit(self.first_segments)
         concurrent.futures.wait([self.listing_servers],
                                 max(0.0, deadline - self.clock.monotonic()))
         if self.listing_servers.done():
             finished, self.listing_servers = self.listing_servers, None
-            self.known_servers = self._server_names(finished.result())
+            self.known_servers = self.server_names(finished.result())
         return self.known_servers
 
-    def _first_segments(self):
+    def first_segments(self):
         """Every first segment of a key (with its '/'): a fetch thread lists them."""
         return [item["Prefix"] for page in self._paginate("", delimiter="/")
                 for item in page.get("CommonPrefixes", ())]
 
-    def _server_names(self, prefixes):
+    def server_names(self, prefixes, report=None):
+        """The servers among first segments PREFIXES; the others reported (or given to
+        REPORT(key, why)), MOVE_PREFIX apart."""
         names = []
         for prefix in prefixes:
             if self.settings.MOVE_PREFIX == prefix:
@@ -1138,7 +1223,8 @@ class Listing(object):
             try:
                 names.append(_server(prefix[:-1]))
             except ValueError:
-                self.report_other_key(prefix, "its first segment is not a server name")
+                (report or self.report_other_key)(prefix, "its first segment is not a server "
+                                                  "name")
         return names
 
     def report_other_key(self, key, why):
@@ -1148,12 +1234,12 @@ class Listing(object):
         self.log.warning("%s is not read: %s" % (quoted(self.settings.BUCKET, key), why))
         return True
 
-    def listed(self, server, start_after, dates=None):
+    def listed(self, server, start_after, dates=None, report=None):
         """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
         sorted by counter once all of it was listed, even across two list pages (and while
         S3 is slow to send the next). Keys off the scheme, or with a date or time that cannot
-        be, are reported once and passed. PAUSE comes after every MAXKEYS keys or so, and
-        while S3 has not sent the next page."""
+        be, are reported once (or given to REPORT(key, why)) and passed. PAUSE comes after
+        every MAXKEYS keys or so, and while S3 has not sent the next page."""
         group, second, listed = [], None, 0
         for entry in itertools.chain(self.pages(server + "/", start_after, dates=dates),
                                      [None]):
@@ -1166,23 +1252,24 @@ class Listing(object):
                 if listed >= self.settings.MAXKEYS:
                     listed = 0
                     yield PAUSE
-                yield from self._scheme_items(sorted(group, key=_counter_order))
+                yield from self._scheme_items(sorted(group, key=_counter_order),
+                                              report or self.report_other_key)
                 group = []
             if entry is not None:
                 group.append(entry)
                 second = this
 
-    def _scheme_items(self, group):
-        """GROUP's (key, size, when stored) as Listed; keys that cannot be read reported."""
+    def _scheme_items(self, group, report):
+        """GROUP's (key, size, when stored) as Listed; keys that cannot be read REPORTed."""
         for key, size, modified in group:
             match = SCHEME_KEY.match(key)
             if match is None:
-                self.report_other_key(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
+                report(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
                 continue
             try:
                 epoch = self.checkpoint.seconds.epoch(match.group(2))
             except ValueError:
-                self.report_other_key(key, "its date or time cannot be (%s)" % match.group(2))
+                report(key, "its date or time cannot be (%s)" % match.group(2))
                 continue
             yield Listed(key, match.group(2), int(match.group(3)), epoch, size, modified)
 
@@ -1589,13 +1676,20 @@ class Reader(object):
         self.turn = 0  # the server the next call starts with: a busy one starves no other
         self.open = None  # the OpenObject a call stopped in
         self.after_reads = []  # futures of AFTER_READ's work not seen done yet
+        self.read = {}  # server -> [objects, events, bytes] read since the start
+        self.caught_up = {}  # server -> whether its last turn found nothing more to read
+        self.errors = collections.Counter()  # read_data calls that failed, by kind
+        self.metrics = Metrics(settings.METRICS_FILE, self.samples, self.clock,
+                               self.checkpoint.disk, self.log)
 
     def start(self, probe=None):
         """What NXLog's start of the module does: checks the checkpoint's folder and the
         bucket (with PROBE, a client of one quick attempt by default). Raises ConfigError for
         what can never work."""
+        self.metrics.check()
         private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log)
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        self.metrics.start()
         self.log.info(self.describe())
         return self
 
@@ -1604,6 +1698,7 @@ class Reader(object):
         logged as an error, as the first read_data would), changing nothing (a missing
         folder is not made): what NXLog would log at start, and whether another reader uses
         the checkpoint now."""
+        self.metrics.check()
         private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log,
                           make=False)
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
@@ -1632,14 +1727,17 @@ class Reader(object):
                 delay = self.more_waiting_delay
         except CheckpointError as exc:
             self.start_over()
+            self.errors["checkpoint"] += 1
             self.log.limited("checkpoint", self.log.error, "%s (%s)" % (exc, every))
         except (BotoCoreError, ClientError) as exc:
             self.start_over()
+            self.errors[_problem(exc)] += 1
             reason = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else exc
             self.log.limited(_problem(exc), self.log.error, "cannot read s3://%s/ now: %s; %s"
                              % (self.settings.BUCKET, reason, every))
         except Exception:
             self.start_over()
+            self.errors["unexpected"] += 1
             self.log.limited("unexpected", self.log.error, "unexpected error, %s: %s"
                              % (every, traceback.format_exc()))
         finally:
@@ -1663,6 +1761,7 @@ class Reader(object):
             for index in range(len(servers)):
                 server = servers[(self.turn + index) % len(servers)]
                 budget, caught_up = self._read_server(module, server, budget, deadline)
+                self.caught_up[server] = caught_up
                 if not caught_up:
                     self.turn = (self.turn + index + 1) % len(servers)
                     return True
@@ -1674,6 +1773,7 @@ class Reader(object):
         """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE. Returns
         what is left of the budget, and whether SERVER has caught up."""
         position = self.checkpoint.position(server)
+        read = self.read.setdefault(server, [0, 0, 0])
         while budget and self.clock.monotonic() <= deadline:
             entry = self._next_entry(server, position, deadline)
             if entry is None:
@@ -1689,10 +1789,12 @@ class Reader(object):
                 return 0, False  # NXLog has its turn; the next call waits on for it
             budget -= 1
             try:
-                if not self._read_object(module, position, item.key, future, deadline):
+                if not self._read_object(module, position, item.key, future, deadline, read):
                     self.rounds[server].again(entry)
                     self.checkpoint.save()
                     return 0, False
+                read[0] += 1
+                read[2] += item.size
             except UndecodableObject as exc:
                 if not self._give_up_now(position, item.key, exc):
                     self.checkpoint.save()
@@ -1742,11 +1844,12 @@ class Reader(object):
                       if item is PAUSE or not self._tried_lately(position, item.key)),
                      self.fetcher, late)
 
-    def _read_object(self, module, position, key, future, deadline):
-        """Posts the events of KEY; False if the call's time ran out inside it, where the
-        next call goes on. Raises UndecodableObject, or botocore's errors. How many of its
-        events are posted is kept in the checkpoint, so that neither the next call, nor a
-        retry after an error partway, nor a restarted reader posts one twice."""
+    def _read_object(self, module, position, key, future, deadline, read):
+        """Posts the events of KEY (counted in READ[1]); False if the call's time ran out
+        inside it, where the next call goes on. Raises UndecodableObject, or botocore's
+        errors. How many of its events are posted is kept in the checkpoint, so that neither
+        the next call, nor a retry after an error partway, nor a restarted reader posts one
+        twice."""
         posted = already = position.partial.get(key, 0)
         new_event = _event_maker(module)
         every = self.clock_every
@@ -1773,6 +1876,7 @@ class Reader(object):
         finally:
             if posted > already:
                 position.partial[key] = posted
+                read[1] += posted - already
         self._close_open()
         return True
 
@@ -1868,7 +1972,518 @@ class Reader(object):
         script do."""
         self.start_over()
         self.fetcher.stop()
+        self.metrics.stop()
         self.checkpoint.release()
+
+    def samples(self):
+        """The reader's metrics, for METRICS_FILE (see Metrics). A server's lag is 0 when
+        its last turn found nothing more to read, else the age of the newest object read."""
+        bucket, now, prefix = self.settings.BUCKET, self.clock.time(), "nxlog_s3_reader_"
+        samples = []
+        for server, position in sorted(list(self.checkpoint.positions.items())):
+            labels = {"bucket": bucket, "server": server}
+            objects, events, size = self.read.get(server, (0, 0, 0))
+            figures = [("objects_total", "counter", "objects read", objects),
+                       ("events_total", "counter", "events posted to NXLog", events),
+                       ("bytes_total", "counter", "bytes of the objects read, as stored",
+                        size),
+                       ("set_aside_objects", "gauge", "objects set aside (not read), as the "
+                        "checkpoint remembers them", len(position.set_aside))]
+            if position.newest is not None:
+                lag = 0 if self.caught_up.get(server) else max(0, now - position.newest)
+                figures += [("newest_read_timestamp_seconds", "gauge", "key time of the newest "
+                             "object read", position.newest),
+                            ("lag_seconds", "gauge", "0 once all is read, else how old the "
+                             "newest object read is", lag)]
+            samples += [(prefix + name, kind, summary, labels, value)
+                        for name, kind, summary, value in figures]
+        return samples + [(prefix + "errors_total", "counter", "read_data calls that failed, "
+                           "by kind", {"bucket": bucket, "kind": kind}, number)
+                          for kind, number in sorted(self.errors.items())]
+
+
+# ---- Commands: status, audit, replay ------------------------------------------------------
+
+RELATIVE_TIME = re.compile(r"^-([0-9]+)([smhd])$")
+TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+REPLAY_MARGIN = 3600  # seconds before --from in which a batch holding its events may be keyed
+EXIT_S3 = 69  # a command could not read S3 (sysexits' EX_UNAVAILABLE): stderr says why
+
+
+def instant(text):
+    """The epoch of TEXT, an ISO 8601 time (NXLog's 2026-11-28 10:00:00 too) with its zone
+    (+09:00, Z), or without one in this host's local time; None if it is no such time."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z")
+                                                 else text)
+    except ValueError:
+        return None
+    return moment.timestamp()
+
+
+def command_time(text):
+    """A time on the command line (an epoch): ISO 8601 (2026-11-28T10:00:00Z, ...+09:00;
+    without a zone, this host's local time), now, or back from now (-90s, -15m, -2h, -1d)."""
+    relative = RELATIVE_TIME.match(text.strip())
+    if text.strip() == "now" or relative:
+        back = int(relative.group(1)) * TIME_UNITS[relative.group(2)] if relative else 0
+        return time.time() - back
+    epoch = instant(text.strip())
+    if epoch is None:
+        raise argparse.ArgumentTypeError(
+            "%r is not a time: use 2026-11-28T10:00:00Z, 2026-11-28T19:00:00+09:00, "
+            "2026-11-28 10:00 (this host's local time), now, or back from now: "
+            "--from=-15m, -2h, -1d" % text)
+    return epoch
+
+
+def _range_text(start, end):
+    return "%s to %s" % ("the first object" if start is None else utc_text(start),
+                         "the last" if end is None else utc_text(end))
+
+
+def _between(reader, server, start, end, report=None):
+    """The objects of SERVER keyed from START to before END (epochs; None: no bound), as
+    Listed in reading order; keys off the scheme reported (or given to REPORT)."""
+    start_after = None if start is None else "%s/%s" % (server,
+                                                        reader.checkpoint.seconds.text(start))
+    for item in reader.listing.listed(server, start_after, report=report):
+        if item is PAUSE:
+            continue
+        if end is not None and item.epoch >= end:
+            return
+        yield item
+
+
+def _in_order(fetcher, items, work):
+    """(item, future of WORK(item)) for each of ITEMS in order, WORK done in the fetch
+    threads, twice as many ahead as there are threads."""
+    ahead = collections.deque()
+    for item in items:
+        ahead.append((item, fetcher.submit(work, item)))
+        if len(ahead) > 2 * fetcher.settings.FETCH_THREADS:
+            yield ahead.popleft()
+    while ahead:
+        yield ahead.popleft()
+
+
+def _servers_to_read(reader, report=None):
+    """SERVER, or with * every server in the bucket (other first segments REPORTed)."""
+    if reader.settings.SERVER != "*":
+        return reader.settings.SERVER
+    return reader.listing.server_names(reader.listing.first_segments(), report)
+
+
+def _unreported(key, why):
+    """Keys off the scheme, for what reports none (a replay reads a range of the scheme)."""
+
+
+def _print_json(value):
+    print(json.dumps(value, sort_keys=True))
+
+
+def _s3_command(command):
+    """COMMAND(settings, arguments) run on a Reader: a missing bucket exits as NXLog's start
+    would, S3 failing midway with EXIT_S3, and the fetch threads end with it."""
+    def run(settings, arguments):
+        reader = Reader(settings)
+        try:
+            check_bucket(settings, reader.client, reader.log)
+            return command(reader, arguments)
+        except (BotoCoreError, ClientError) as exc:
+            reason = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else exc
+            NXLOG.log_error("%s: cannot read s3://%s/: %s" % (SCRIPT, settings.BUCKET, reason))
+            return EXIT_S3
+        finally:
+            reader.fetcher.stop()
+    return run
+
+
+# -- status --
+
+def reader_status(reader):
+    """Where the reader is, from its checkpoint (read, not taken: a running reader may hold
+    it), and per server how far behind the newest key in the bucket that is."""
+    checkpoint = reader.checkpoint
+    checkpoint.load(reader.listing.keys_of, lock=False)
+    servers = _servers_to_read(reader, report=_unreported)
+    if reader.settings.SERVER == "*":
+        servers = sorted(set(servers) | set(checkpoint.positions))
+    return {"bucket": reader.settings.BUCKET, "checkpoint": checkpoint.path,
+            "in_use": checkpoint.in_use(), "off_scheme_keys": list(checkpoint.other_keys),
+            "servers": [_server_status(reader, server) for server in servers]}
+
+
+def _server_status(reader, server):
+    position = reader.checkpoint.positions.get(server)
+    newest_read = None if position is None else position.newest
+    newest, waiting = None, 0
+    horizon = reader.clock.time() + reader.settings.MAX_AHEAD
+    start = None if position is None else position.window_start()
+    for item in _between(reader, server, start, None, report=_unreported):
+        if position is None or not position.done(item):
+            waiting += 1
+        if item.epoch <= horizon and (newest is None or item.epoch > newest[0]):
+            newest = item.epoch, item.key
+    status = {"server": server, "newest_read": None if newest_read is None else
+              utc_text(newest_read), "newest_in_bucket": None if newest is None else
+              utc_text(newest[0]), "newest_key": None if newest is None else newest[1],
+              "waiting": waiting, "lag_seconds": None, "retrying": {}, "set_aside": []}
+    if newest is not None and newest_read is not None:
+        status["lag_seconds"] = max(0, newest[0] - newest_read)
+    if position is not None:
+        status["retrying"] = {key: attempt[0] for key, attempt in position.attempts.items()}
+        status["set_aside"] = [{"key": key, "why": why, "time": when}
+                               for key, (why, when) in position.set_aside.items()]
+    return status
+
+
+def _status_command(reader, arguments):
+    """`status`: the reader's position and lag per server, and what it set aside."""
+    try:
+        status = reader_status(reader)
+    except CheckpointError as exc:
+        reader.log.error(str(exc))
+        return EXIT_WARNED
+    if arguments.json:
+        _print_json(status)
+        return 0
+    print("checkpoint %s%s" % (status["checkpoint"], " (in use by a running reader)"
+                               if status["in_use"] else ""))
+    for server in status["servers"]:
+        _print_server_status(server)
+    if status["off_scheme_keys"]:
+        print("keys off the scheme, not read: %s" % ", ".join(
+            repr(key) for key in status["off_scheme_keys"]))
+    return 0
+
+
+def _print_server_status(server):
+    read = "read up to %s" % server["newest_read"] if server["newest_read"] else \
+        "nothing read yet"
+    if server["newest_in_bucket"] is None:
+        bucket = "no object in the bucket from there on"
+    else:
+        bucket = "newest in the bucket %s (%r)%s; %s waiting" % (
+            server["newest_in_bucket"], server["newest_key"], "" if server["lag_seconds"] is
+            None else ": %d s behind" % server["lag_seconds"], count(server["waiting"],
+                                                                    "object"))
+    print("%s: %s; %s" % (server["server"], read, bucket))
+    for key, attempts in sorted(server["retrying"].items()):
+        print("  being tried again: %r (%s so far)" % (key, count(attempts, "failed attempt")))
+    for entry in server["set_aside"]:
+        print("  set aside at %s: %r: %s" % (entry["time"], entry["key"], entry["why"]))
+
+
+# -- audit --
+
+class Audit(object):
+    """What `audit` finds in the objects of the servers it is given: per server and day the
+    objects, events and bytes; counters missing inside a second; a batch stored under two
+    keys; keys off the scheme; with DEEP, objects that do not decode (or hold another count
+    of events than their metadata says). Without DEEP, it reads the listing and each
+    object's metadata (a HEAD request), no body."""
+
+    def __init__(self, reader, deep):
+        self.reader, self.deep = reader, deep
+        self.days = {}  # server -> day -> {"objects", "events", "bytes", "unknown_events"}
+        self.problems = []
+
+    def off_scheme(self, key, why):
+        self.problems.append({"problem": "off_scheme", "key": key, "why": why})
+
+    def server(self, server, start, end):
+        batches = {}  # batch id -> the first key it was found under
+        second, counters = None, set()
+        items = _between(self.reader, server, start, end, self.off_scheme)
+        for item, future in _in_order(self.reader.fetcher, items, self._look_at):
+            if item.second != second:
+                self._check_counters(server, second, counters)
+                second, counters = item.second, set()
+            counters.add(item.counter)
+            metadata, events, problem = future.result()
+            if metadata is None:
+                continue  # deleted since it was listed
+            self._count(server, item, events)
+            if problem is not None:
+                self.problems.append(dict(problem, key=item.key))
+            batch = metadata.get("nxlog-s3-batch")
+            if batch is not None and batch in batches:
+                self.problems.append({"problem": "duplicate", "key": item.key, "why": "it holds "
+                                      "the batch %s, stored before as %r" % (batch,
+                                                                              batches[batch])})
+            elif batch is not None:
+                batches[batch] = item.key
+        self._check_counters(server, second, counters)
+
+    def _look_at(self, item):
+        """In a fetch thread: ITEM's (metadata, events, problem); metadata None if it is
+        gone. Events come from the metadata, or with DEEP from decoding the object."""
+        settings = self.reader.settings
+        try:
+            if not self.deep:
+                head = self.reader.client.head_object(Bucket=settings.BUCKET, Key=item.key)
+                return head.get("Metadata", {}), _events_in(head.get("Metadata", {}),
+                                                            settings), None
+            response = self.reader.fetcher.stream(item.key)
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey"):
+                return None, None, None
+            raise
+        metadata = response.get("Metadata", {})
+        said = _events_in(metadata, settings)
+        try:
+            events = sum(1 for _ in self.reader.decoder.events(item.key, response))
+        except UndecodableObject as exc:
+            return metadata, said, {"problem": "undecodable", "why": str(exc)}
+        except DECODE_ERRORS as exc:
+            return metadata, said, {"problem": "undecodable",
+                                    "why": "cannot decompress it: %s" % exc}
+        finally:
+            response["Body"].close()
+        if said is not None and said != events:
+            return metadata, events, {"problem": "miscounted", "why": "its metadata says %s, "
+                                      "it holds %s" % (count(said, "event"),
+                                                       count(events, "event"))}
+        return metadata, events, None
+
+    def _count(self, server, item, events):
+        day = self.days.setdefault(server, {}).setdefault(item.second[:10], {
+            "objects": 0, "events": 0, "bytes": 0, "unknown_events": 0})
+        day["objects"] += 1
+        day["bytes"] += item.size
+        if events is None:
+            day["unknown_events"] += 1
+        else:
+            day["events"] += events
+
+    def _check_counters(self, server, second, counters):
+        """The counters of SECOND run from 1 with no gap, as the writers give them."""
+        missing = set(range(1, max(counters) + 1)) - counters if counters else ()
+        if missing:
+            self.problems.append({
+                "problem": "missing", "key": "%s/%s.%s" % (server, second, _ranges(missing)),
+                "why": "that second holds the counters %s: the others were deleted, or never "
+                       "stored" % _ranges(counters)})
+
+
+def _events_in(metadata, settings):
+    """The events an object holds, as its metadata says; None if it cannot say (an object of
+    another tool read with RAW_LINES). The old scripts' objects hold one each."""
+    if "nxlog-s3-events" in metadata:
+        try:
+            return int(metadata["nxlog-s3-events"])
+        except ValueError:
+            return None
+    return None if settings.RAW_LINES else 1
+
+
+PROBLEM_NAMES = {"missing": "missing", "duplicate": "stored twice", "off_scheme":
+                 "off the scheme", "undecodable": "undecodable", "miscounted": "miscounted"}
+
+
+def _audit_command(reader, arguments):
+    """`audit`: per server and day what the bucket holds, and every problem found; exits
+    EXIT_WARNED when there is one."""
+    audit = Audit(reader, arguments.deep)
+    for server in _servers_to_read(reader, audit.off_scheme):
+        audit.server(server, arguments.start, arguments.end)
+    result = {"bucket": reader.settings.BUCKET, "deep": arguments.deep,
+              "from": None if arguments.start is None else utc_text(arguments.start),
+              "to": None if arguments.end is None else utc_text(arguments.end),
+              "servers": audit.days, "problems": audit.problems}
+    if arguments.json:
+        _print_json(result)
+    else:
+        _print_audit(result)
+    return EXIT_WARNED if audit.problems else 0
+
+
+def _print_audit(result):
+    print("s3://%s/, %s, %s" % (result["bucket"], _range_text(
+        instant(result["from"]), instant(result["to"])), "every object decoded" if
+        result["deep"] else "listing and metadata (--deep decodes every object)"))
+    print("%-20s %-10s %10s %12s %14s" % ("server", "day", "objects", "events", "bytes"))
+    for server, days in sorted(result["servers"].items()):
+        for day, figures in sorted(days.items()):
+            print("%-20s %-10s %10d %12s %14d" % (
+                server, day, figures["objects"], figures["events"] if not
+                figures["unknown_events"] else "%d+?" % figures["events"], figures["bytes"]))
+    print("%s%s" % (count(len(result["problems"]), "problem"),
+                    ":" if result["problems"] else ""))
+    for problem in result["problems"]:
+        print("  %-14s %r: %s" % (PROBLEM_NAMES[problem["problem"]], problem["key"],
+                                  problem["why"]))
+
+
+# -- replay --
+
+class Progress(object):
+    """A progress bar on STREAM while it is a terminal: how far through START..END a replay
+    is, by key time; nothing at all when STREAM is a file or a pipe."""
+
+    EVERY = 0.2  # seconds between two redraws
+    WIDTH = 30
+
+    def __init__(self, stream, start, end, clock):
+        self.stream = stream if stream.isatty() else None
+        self.start, self.end, self.clock = start, end, clock
+        self.last = None
+
+    def show(self, epoch, events, last=False):
+        """Redraws the bar at key time EPOCH, EVENTS written: at most every EVERY seconds,
+        and for the LAST time at the end of the replay."""
+        if self.stream is None or (not last and self.last is not None and
+                                   self.clock.monotonic() - self.last < self.EVERY):
+            return
+        self.last = self.clock.monotonic()
+        done = 1.0 if last else min(1.0, max(0.0, (epoch - self.start) /
+                                              (self.end - self.start)))
+        self.stream.write("\r[%-*s] %3d%% %s, %s " % (self.WIDTH, "#" * int(done * self.WIDTH),
+                                                      done * 100, utc_text(epoch),
+                                                      count(events, "event")))
+        self.stream.flush()
+
+    def close(self, events):
+        if self.stream is not None:
+            self.show(self.end, events, last=True)
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _json_default(value):
+    """JSON for what the decoder may give beyond JSON's types (a pickle's bytes, datetimes)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
+def _jsonl_line(fields):
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"),
+                      default=_json_default).encode("utf-8", "surrogatepass") + b"\n"
+
+
+def _raw_line(fields):
+    """raw_event as its line; an event without one as JSON, so that nothing is left out."""
+    raw = fields.get("raw_event")
+    if raw is None:
+        return _jsonl_line(fields)
+    if isinstance(raw, (bytes, bytearray)):
+        return bytes(raw) + b"\n"
+    return str(raw).encode("utf-8", "surrogatepass") + b"\n"
+
+
+class Replay(object):
+    """The events of one server received from START to before END, decoded as the reader
+    decodes them, in the order it posts them (key order), written by LINE(fields) to
+    OUTPUT. An event's time is its EventReceivedTime, or its object's key time where it has
+    none. Objects keyed up to MARGIN seconds before START are looked at too (a batch is keyed
+    at its first event), those S3 stored before START (less LANDING_MARGIN) passed over."""
+
+    def __init__(self, reader, server, start, end, margin, line, output):
+        self.reader, self.server, self.start, self.end = reader, server, start, end
+        self.margin, self.line, self.output = margin, line, output
+        self.events = self.objects = self.undecodable = 0
+
+    def run(self, progress):
+        items = (item for item in _between(self.reader, self.server, self.start - self.margin,
+                                           self.end, report=_unreported)
+                 if item.epoch >= self.start or item.modified >= self.start - LANDING_MARGIN)
+        for item, future in _in_order(self.reader.fetcher, items, self._fetch_ahead):
+            response = future.result() or self.reader.fetcher.stream(item.key)
+            self._write_events(item, response)
+            progress.show(item.epoch, self.events)
+
+    def _fetch_ahead(self, item):
+        """A small object, fetched whole by a fetch thread; None for a large one, streamed
+        when its turn comes."""
+        return self.reader.fetcher.whole(item.key) if \
+            item.size <= self.reader.fetcher.whole_object else None
+
+    def _write_events(self, item, response):
+        self.objects += 1
+        try:
+            for fields in self.reader.decoder.events(item.key, response):
+                epoch = instant(fields.get("EventReceivedTime"))
+                if self.start <= (item.epoch if epoch is None else epoch) < self.end:
+                    self.output.write(self.line(fields))
+                    self.events += 1
+        except (UndecodableObject,) + DECODE_ERRORS as exc:
+            self.undecodable += 1
+            self.reader.log.warning("%s cannot be decoded (%s): its events are not in the "
+                                    "replay" % (quoted(self.reader.settings.BUCKET, item.key),
+                                                exc))
+        finally:
+            response["Body"].close()
+
+
+def _replay_command(reader, arguments):
+    """`replay`: one server's events of a time range, on stdout or in a file."""
+    servers = reader.settings.SERVER
+    if servers == "*" or len(servers) != 1:
+        NXLOG.log_error("%s: replay reads one server: give --server NAME" % SCRIPT)
+        return 2
+    if arguments.end <= arguments.start:
+        NXLOG.log_error("%s: --to %s does not come after --from %s" % (
+            SCRIPT, utc_text(arguments.end), utc_text(arguments.start)))
+        return 2
+    output = open(os.open(arguments.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                  "wb") if arguments.output else sys.stdout.buffer
+    replay = Replay(reader, servers[0], arguments.start, arguments.end, arguments.margin,
+                    {"jsonl": _jsonl_line, "raw": _raw_line}[arguments.format], output)
+    progress = Progress(sys.stderr, arguments.start, arguments.end, reader.clock)
+    try:
+        replay.run(progress)
+    finally:
+        progress.close(replay.events)
+        output.flush()
+        if arguments.output:
+            output.close()
+    reader.log.info("replayed %s of %s from %s objects, %s" % (
+        count(replay.events, "event"), servers[0], replay.objects,
+        _range_text(arguments.start, arguments.end)))
+    return EXIT_WARNED if replay.undecodable else 0
+
+
+def _time_option(flag, what, required):
+    return (flag, {"dest": "start" if flag == "--from" else "end", "type": command_time,
+                   "required": required, "metavar": "TIME", "help": what})
+
+
+COMMANDS = {
+    "check": ("make every start-up check NXLog would make (settings, checkpoint folder and "
+              "file, bucket, credentials), writing nothing to the bucket",
+              lambda settings, arguments: check_command(Reader(settings), arguments), ()),
+    "status": ("show, per server, where the reader is, how far behind the newest key in the "
+               "bucket, and the objects it set aside and why (read from the checkpoint, also "
+               "while NXLog runs)", _s3_command(_status_command), [JSON_OPTION]),
+    "audit": ("show, per server and day, the objects, events and bytes stored, and find "
+              "counters missing inside a second, a batch stored twice, keys off the scheme "
+              "and, with --deep, objects that do not decode; exit status 1 if it found any",
+              _s3_command(_audit_command),
+              [_time_option("--from", "the first second to audit (default: the first object)",
+                            False),
+               _time_option("--to", "the second to stop before (default: the last object)",
+                            False),
+               ("--deep", {"action": "store_true", "help": "fetch and decode every object, "
+                           "not only its metadata"}), JSON_OPTION]),
+    "replay": ("write the events one server received in a time range, in order, decoded as "
+               "the reader decodes them", _s3_command(_replay_command),
+               [_time_option("--from", "the first time of the range: ISO 8601 with a zone "
+                             "(2026-11-28T10:00:00Z), local time without one, now, or back "
+                             "from now: --from=-15m, -2h, -1d", True),
+                _time_option("--to", "the time the range ends before", True),
+                ("--format", {"choices": ("jsonl", "raw"), "default": "jsonl",
+                              "help": "jsonl: every field, one JSON object a line; raw: "
+                              "raw_event a line (default: %(default)s)"}),
+                ("-o", {"dest": "output", "metavar": "FILE", "help": "write to FILE (made "
+                        "readable by its owner only) instead of stdout"}),
+                ("--margin", {"type": int, "default": REPLAY_MARGIN, "metavar": "SECONDS",
+                              "help": "how long before --from a batch holding events of the "
+                              "range may be keyed: at least the writers' BATCH_AGE (default: "
+                              "%(default)s)"})])}
 
 
 def _start_under_nxlog():
@@ -1879,11 +2494,6 @@ def _start_under_nxlog():
     except ConfigError as exc:
         refuse_to_start(exc)
 
-
-COMMANDS = {"check": ("make every start-up check NXLog would make (settings, checkpoint "
-                      "folder and file, bucket, credentials), writing nothing to the bucket",
-                      lambda settings, arguments: check_command(Reader(settings), arguments),
-                      ())}
 
 if __name__ == "__main__":
     sys.exit(run_command(sys.argv[1:], ReaderSettings, globals(), __file__, COMMANDS))

@@ -57,6 +57,8 @@ TLS_VERIFY = True             # check the endpoint's TLS certificate (AWS_CA_BUN
                               # private CA); false only for a test endpoint, never in production
 CONNECT_TIMEOUT = 10          # seconds
 READ_TIMEOUT = 60             # seconds
+METRICS_FILE = ""             # e.g. /var/lib/node_exporter/textfile/s3_write.prom: Prometheus
+                              # metrics, rewritten every 5 s; empty: none
 # ---- End of settings ---------------------------------------------------------------------
 
 import argparse
@@ -65,6 +67,7 @@ import collections
 import errno
 import gzip
 import io
+import itertools
 import json
 import os
 import pickle
@@ -113,6 +116,8 @@ MAX_CALL_WAIT = 1.0  # seconds a write_data call may wait for room: NXLog cannot
                      # while it is inside a call, and waits for it before it stops cleanly
 LAST_STORED = ".last-stored.json"  # in SPOOL_DIR: the manifest of the latest key stored
 LAST_ERROR = ".last-error.json"  # in SPOOL_DIR: the last upload error, for `status`
+LAST_KEYS = ".last-keys.json"  # in SPOOL_DIR: the keys stored last, for `status`...
+RECENT_KEYS = 10  # ...this many
 MANIFEST_NAME = re.compile(r"^\d+\.json$")  # a closed batch's manifest (see Spool)
 OPEN_NAME = re.compile(r"^\d+-\d+\.[a-z]+\.open$")  # the batch being filled
 LOCK_WAIT = 2.0  # seconds a start waits for the spool's lock before it takes it as another
@@ -204,6 +209,14 @@ def _path(text):
     if not text.strip():
         raise ValueError("must name a file or folder")
     return text.strip()
+
+
+def _metrics_file(text):
+    """METRICS_FILE: empty (none), or a file node_exporter's textfile collector reads."""
+    value = text.strip()
+    if value and not value.endswith(".prom"):
+        raise ValueError("node_exporter's textfile collector reads only files named *.prom")
+    return value
 
 
 class Settings(object):
@@ -317,13 +330,15 @@ class Disk(object):
     fsync = staticmethod(os.fsync)
     ftruncate = staticmethod(os.ftruncate)
 
-    def write_atomically(self, path, data, sync=True):
+    def write_atomically(self, path, data, sync=True, mode=None):
         """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its
-        old bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs
-        to the OS."""
+        old bytes or DATA, whole; readable by its owner only, unless MODE says otherwise.
+        SYNC=False leaves the fsyncs to the OS."""
         directory = os.path.dirname(os.path.abspath(path))
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
         try:
+            if mode is not None:
+                os.chmod(temporary, mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -518,6 +533,75 @@ def utc_text(epoch):
 def count(number, noun, plural=None):
     """'1 event', '2 events'."""
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+
+
+METRICS_EVERY = 5.0  # seconds between two rewrites of METRICS_FILE
+METRICS_MODE = 0o644  # node_exporter runs as another user; the file holds counts, no data
+
+
+def _label_value(value):
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics(object):
+    """METRICS_FILE, for node_exporter's textfile collector: what SAMPLES() gives, (name,
+    type, help, labels, value) tuples, in Prometheus' text format, rewritten atomically
+    every METRICS_EVERY seconds by a thread of its own, and once more at stop. Nothing at all
+    when the setting is empty."""
+
+    def __init__(self, path, samples, clock, disk, log):
+        self.path, self.samples, self.clock, self.disk, self.log = (
+            path and os.path.abspath(path), samples, clock, disk, log)
+        self.stopping = threading.Event()
+        self.thread = None
+
+    def check(self):
+        """Raises ConfigError unless METRICS_FILE's folder exists and this process may write
+        there (node_exporter's folder is made by whoever installs it, not by this script)."""
+        folder = os.path.dirname(self.path or "")
+        if self.path and not (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
+            raise ConfigError("%s: cannot write METRICS_FILE=%s: the folder %s does not exist, "
+                              "or this process (the user NXLog runs as) may not write there"
+                              % (SCRIPT, self.path, folder))
+
+    def start(self):
+        self.check()
+        if self.path:
+            self.thread = threading.Thread(target=self._run, daemon=True,
+                                           name="%s metrics" % SCRIPT)
+            self.thread.start()
+
+    def _run(self):
+        while not self.stopping.is_set():
+            self.write()
+            self.clock.sleep(METRICS_EVERY, self.stopping)
+
+    def write(self):
+        try:
+            self.disk.write_atomically(self.path, self.text().encode(), sync=False,
+                                       mode=METRICS_MODE)
+        except OSError as exc:
+            self.log.limited("metrics", self.log.warning, "cannot write METRICS_FILE %s: %s"
+                             % (self.path, exc))
+
+    def text(self):
+        """The samples in Prometheus' text format: each metric's HELP and TYPE, then its
+        samples, one metric after the other."""
+        families = collections.OrderedDict()
+        for name, kind, summary, labels, value in self.samples():
+            family = families.setdefault(name, ["# HELP %s %s" % (name, summary),
+                                                "# TYPE %s %s" % (name, kind)])
+            family.append("%s{%s} %s" % (name, ",".join(
+                '%s="%s"' % (label, _label_value(labels[label])) for label in sorted(labels)),
+                repr(float(value)) if isinstance(value, float) else int(value)))
+        return "".join(line + "\n" for family in families.values() for line in family)
+
+    def stop(self):
+        if self.thread is not None:
+            self.stopping.set()
+            self.thread.join()
+            self.thread = None
+            self.write()
 # ---- End of the shared code ---------------------------------------------------------------
 
 
@@ -567,7 +651,7 @@ class WriterSettings(Settings):
         ("EXPECTED_BUCKET_OWNER", _optional("[0-9]{12}", "a 12-digit account id")),
         ("RETRY_MODE", _choice("standard", "adaptive")), ("RETRY_ATTEMPTS", _number(int, 1)),
         ("TLS_VERIFY", _flag), ("CONNECT_TIMEOUT", _number(float, 0.1)),
-        ("READ_TIMEOUT", _number(float, 0.1)))
+        ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file))
 
     def check(self):
         self.BATCHING = self.BATCH_EVENTS > 1
@@ -819,6 +903,8 @@ class Spool(object):
         self.closed = collections.OrderedDict()  # seq -> Batch, oldest first
         self.uploading = set()  # the seqs of the closed batches an uploader thread has taken
         self.bytes = 0  # what the spool holds, open batch included
+        self.closed_events = 0  # what the closed batches hold
+        self.taken = 0  # events written to the spool since the start
         self.dropped = 0
         self.held = collections.deque()  # (format, record, received) the full disk refused
         self.open_fd = None
@@ -829,6 +915,7 @@ class Spool(object):
         self.next_seq = 1
         self.lock_fd = None
         self.last_stored_epoch = 0  # the key time in LAST_STORED
+        self.recent = collections.deque(maxlen=RECENT_KEYS)  # what LAST_KEYS holds
 
     def where(self):
         return os.path.abspath(self.folder)
@@ -858,6 +945,8 @@ class Spool(object):
     def recover(self):
         """Takes up what an earlier run left, and the latest key time it stored."""
         self._recover_last_stored()
+        self.recent.extend((_json_file(os.path.join(self.folder, LAST_KEYS)) or {}).get(
+            "keys", []))
         self._recover()
 
     def _recover(self):
@@ -877,11 +966,11 @@ class Spool(object):
                 continue
             if batch is not None:
                 self.closed[seq] = batch
+                self.closed_events += batch.events
                 self.bytes += batch.bytes
         if self.closed:
             self.log.info("%s (%s) left by an earlier run %s uploaded first" % (
-                count(len(self.closed), "batch", "batches"),
-                count(sum(batch.events for batch in self.closed.values()), "event"),
+                count(len(self.closed), "batch", "batches"), count(self.closed_events, "event"),
                 "is" if len(self.closed) == 1 else "are"))
 
     def _recover_last_stored(self):
@@ -971,6 +1060,18 @@ class Spool(object):
         except OSError:
             pass  # a full disk: the log says it all the same
 
+    def note_stored(self, batch):
+        """Keeps BATCH's key in LAST_KEYS, the RECENT_KEYS stored last, for `status` (left to
+        the OS to sync, as LAST_ERROR)."""
+        with self.lock:
+            self.recent.append({"key": batch.key, "events": batch.events,
+                                "stored": utc_text(self.clock.time())})
+            keys = json.dumps({"keys": list(self.recent)}).encode()
+        try:
+            self.disk.write_atomically(os.path.join(self.folder, LAST_KEYS), keys, sync=False)
+        except OSError:
+            pass
+
     def save(self, batch):
         """Writes BATCH's manifest (its key included) durably, unless FSYNC=os."""
         self.disk.write_atomically(batch.path("json"), batch.manifest(),
@@ -1054,6 +1155,7 @@ class Spool(object):
         self.open_events += 1
         self.open_bytes += len(record)
         self.bytes += len(record)
+        self.taken += 1
         self.open_last = received
 
     def _write_whole(self, record):
@@ -1119,6 +1221,7 @@ class Spool(object):
         os.close(self.open_fd)
         os.replace(self._open_path(), batch.path("data"))
         self.closed[batch.seq] = batch
+        self.closed_events += batch.events
         self.open_fd = self.open_since = None
         self.open_events = self.open_bytes = 0
         self.lock.notify_all()
@@ -1178,6 +1281,7 @@ class Spool(object):
             else:
                 os.unlink(batch.path("json"))
             del self.closed[batch.seq]
+            self.closed_events -= batch.events
             self.uploading.discard(batch.seq)
             self.bytes -= batch.bytes
             if self.held:
@@ -1201,8 +1305,17 @@ class Spool(object):
     def pending(self):
         """Events not in S3 yet, open batch and held ones included."""
         with self.lock:
-            return sum(batch.events for batch in self.closed.values()) + self.open_events + \
-                len(self.held)
+            return self.closed_events + self.open_events + len(self.held)
+
+    def depth(self):
+        """(batches, events, bytes, first event's time of the oldest, or None): what waits."""
+        with self.lock:
+            oldest = [batch.epoch for batch in itertools.islice(self.closed.values(), 1)]
+            if self.open_fd is not None:
+                oldest.append(self.open_epoch)
+            return (len(self.closed) + (self.open_fd is not None),
+                    self.closed_events + self.open_events + len(self.held), self.bytes,
+                    min(oldest) if oldest else None)
 
 
 # ---- Uploads ------------------------------------------------------------------------------
@@ -1229,6 +1342,9 @@ class Uploader(object):
     def __init__(self, settings, spool, keys, client, clock, log, stopping):
         self.settings, self.spool, self.keys, self.client = settings, spool, keys, client
         self.clock, self.log, self.stopping = clock, log, stopping
+        self.counts_lock = threading.Lock()
+        self.stored = [0, 0, 0]  # objects, events and bytes (as sent) S3 has stored
+        self.errors = collections.Counter()  # failed uploads by error code
         for operation in ("PutObject", "CompleteMultipartUpload"):  # see _if_none_match
             client.meta.events.register("provide-client-params.s3." + operation,
                                         _if_none_match,
@@ -1243,8 +1359,10 @@ class Uploader(object):
                 batch = self.spool.next_batch(timeout=RETRY_DELAYS[-1])
                 if batch is None:
                     continue
-                self.upload(batch)
+                sent = self.upload(batch)
                 self.spool.remove(batch)
+                self.spool.note_stored(batch)
+                self._count_stored(batch, sent)
                 failures = 0
                 continue
             except TryLater as problem:
@@ -1259,12 +1377,20 @@ class Uploader(object):
             if batch is not None:  # to be tried again, by whichever thread is free first
                 self.spool.give_back(batch)
 
+    def _count_stored(self, batch, sent):
+        with self.counts_lock:
+            self.stored[0] += 1
+            self.stored[1] += batch.events
+            self.stored[2] += sent
+
     def upload(self, batch):
-        """Stores BATCH exactly once. Raises TryLater if S3 does not take it now."""
+        """Stores BATCH exactly once; the bytes sent. Raises TryLater if S3 does not take it
+        now."""
         try:
             for _ in range(MAX_KEY_CONFLICTS):
-                if self._stored(batch):
-                    return
+                sent = self._stored(batch)
+                if sent is not None:
+                    return sent
                 self.keys.assign_after_conflict(batch)
                 self.spool.save(batch)
         except ClientError as exc:
@@ -1278,6 +1404,8 @@ class Uploader(object):
 
     def report(self, problem):
         batch, reason, code = problem.args
+        with self.counts_lock:
+            self.errors[code] += 1
         permanent = code in PERMANENT_ERRORS
         self.log.limited(code, self.log.error if permanent else self.log.warning,
                          "cannot store %s (%s) now: %s; %s" % (
@@ -1289,15 +1417,14 @@ class Uploader(object):
         self.spool.note_error(batch.key, code, str(reason))
 
     def _stored(self, batch):
-        """Puts BATCH at its key: True once S3 holds it, from this attempt or an earlier one
-        whose answer was lost; False if another object has that key."""
+        """Puts BATCH at its key: the bytes sent once S3 holds it (0 if an earlier attempt,
+        whose answer was lost, stored it); None if another object has that key."""
         try:
-            self._put(batch)
+            return self._put(batch)
         except ClientError as exc:
             if error_code(exc) != "PreconditionFailed":
                 raise
-            return self._landed_before(batch)
-        return True
+            return 0 if self._landed_before(batch) else None
 
     def _landed_before(self, batch):
         """Whether the object at BATCH's key is BATCH itself, stored by an earlier attempt."""
@@ -1306,19 +1433,22 @@ class Uploader(object):
         return head.get("Metadata", {}).get("nxlog-s3-batch") == batch.id
 
     def _put(self, batch):
-        """Uploads BATCH to its key, only if that key is free (If-None-Match: *)."""
+        """Uploads BATCH to its key, only if that key is free (If-None-Match: *); the bytes
+        sent."""
         arguments = self._object_arguments(batch)
         if batch.bytes <= self.in_memory_upload:
             body = io.BytesIO()
             self._compress(open(batch.path("data"), "rb"), body)
             self.client.put_object(Bucket=self.settings.BUCKET, Key=batch.key,
                                    Body=body.getvalue(), IfNoneMatch="*", **arguments)
-            return
+            return body.tell()
         with tempfile.TemporaryFile(dir=self.spool.folder) as body:
             self._compress(open(batch.path("data"), "rb"), body)
+            sent = body.tell()
             body.seek(0)
             self.client.upload_fileobj(body, self.settings.BUCKET, batch.key,
                                        ExtraArgs=arguments, Config=self.transfer_config)
+            return sent
 
     def _object_arguments(self, batch):
         """Content-Type, Content-Encoding, metadata and the object options for BATCH."""
@@ -1375,6 +1505,8 @@ class Writer(object):
                            self.stopping)
         self.uploader = Uploader(settings, self.spool, self.keys, self.client, self.clock,
                                  self.log, self.stopping)
+        self.metrics = Metrics(settings.METRICS_FILE, self.samples, self.clock, disk or Disk(),
+                               self.log)
         self.threads = []
         self.record, self.append = self.encoder.record, self.spool.append  # the hot path
 
@@ -1382,6 +1514,7 @@ class Writer(object):
         """What NXLog's start of the module does: checks the spool's folder and the bucket
         (with PROBE, a client of one quick attempt by default), takes up what the spool
         holds and starts the uploads. Raises ConfigError for what can never work."""
+        self.metrics.check()
         self.spool.open()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.spool.recover()
@@ -1390,6 +1523,7 @@ class Writer(object):
                         for number in range(1, self.settings.UPLOAD_THREADS + 1)]
         for thread in self.threads:
             thread.start()
+        self.metrics.start()
         self.log.info(self.describe())
         return self
 
@@ -1397,6 +1531,7 @@ class Writer(object):
         """What start() checks, changing nothing in the bucket nor in the spool (a missing
         folder is not made, an open one not closed): what NXLog would log at start, and
         whether another writer uses the spool now."""
+        self.metrics.check()
         in_use = self.spool.in_use()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         return self.describe() + ("; a running writer uses the spool now" if in_use else "")
@@ -1424,7 +1559,37 @@ class Writer(object):
         self.spool.wake()
         for thread in self.threads:
             thread.join()
+        self.metrics.stop()
         self.spool.release()
+
+    def samples(self):
+        """The writer's metrics, for METRICS_FILE (see Metrics)."""
+        batches, events, size, oldest = self.spool.depth()
+        with self.uploader.counts_lock:
+            objects, stored, sent = self.uploader.stored
+            errors = sorted(self.uploader.errors.items())
+        labels = {"bucket": self.settings.BUCKET, "server": self.settings.SERVER}
+        age = 0 if oldest is None else max(0, self.clock.time() - oldest)
+        prefix = "nxlog_s3_writer_"
+        samples = [
+            ("events_total", "counter", "events write_data put in the spool", self.spool.taken),
+            ("events_dropped_total", "counter", "events refused: SPOOL_FULL=drop with the "
+             "spool or its disk full", self.spool.dropped),
+            ("stored_objects_total", "counter", "objects S3 stored", objects),
+            ("stored_events_total", "counter", "events in the objects S3 stored", stored),
+            ("stored_bytes_total", "counter", "bytes of the objects S3 stored, as sent "
+             "(compressed)", sent),
+            ("spool_batches", "gauge", "batches in the spool, the one being filled included",
+             batches),
+            ("spool_events", "gauge", "events not in S3 yet", events),
+            ("spool_bytes", "gauge", "bytes in the spool (uncompressed)", size),
+            ("spool_oldest_event_age_seconds", "gauge", "age of the first event of the oldest "
+             "batch in the spool; 0 when it is empty", age)]
+        result = [(prefix + name, kind, summary, labels, value)
+                  for name, kind, summary, value in samples]
+        return result + [(prefix + "upload_errors_total", "counter", "failed uploads, by "
+                          "error code", dict(labels, kind=code), number)
+                         for code, number in errors]
 
 
 def _start_under_nxlog():
@@ -1454,6 +1619,11 @@ def _status_command(settings, arguments):
     stored = status["last_stored"]
     print("  last stored: %s" % ("%r, its last event %s" % (stored["key"], stored["last"])
                                  if stored else "nothing yet"))
+    if status["stored_lately"]:
+        print("  stored lately, the latest last:")
+    for stored in status["stored_lately"]:
+        print("    %s %r, %s" % (stored["stored"], stored["key"], count(stored["events"],
+                                                                        "event")))
     error = status["last_error"]
     print("  last upload error: %s" % ("%s %s: %s" % (error["time"], repr(error["key"]),
                                                       error["reason"])
@@ -1485,7 +1655,7 @@ def spool_status(folder, now):
     Times are UTC, marked Z."""
     status = {"spool": os.path.abspath(folder), "closed_batches": 0, "events": 0, "bytes": 0,
               "open_batch": None, "oldest_event": None, "oldest_event_age": None,
-              "last_stored": None, "last_error": None, "in_use": None}
+              "last_stored": None, "stored_lately": [], "last_error": None, "in_use": None}
     if not os.path.isdir(folder):
         return status
     status["in_use"] = lock_held(os.path.join(folder, ".lock"))
@@ -1512,6 +1682,7 @@ def spool_status(folder, now):
     stored = _json_file(os.path.join(folder, LAST_STORED))
     if stored:
         status["last_stored"] = {"key": stored.get("key"), "last": stored.get("last")}
+    status["stored_lately"] = (_json_file(os.path.join(folder, LAST_KEYS)) or {}).get("keys", [])
     status["last_error"] = _json_file(os.path.join(folder, LAST_ERROR))
     return status
 

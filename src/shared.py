@@ -7,6 +7,7 @@ what it needs comes in as arguments (the settings, a clock, a client).
 """
 
 import argparse
+import collections
 import os
 import re
 import socket
@@ -111,6 +112,14 @@ def _path(text):
     if not text.strip():
         raise ValueError("must name a file or folder")
     return text.strip()
+
+
+def _metrics_file(text):
+    """METRICS_FILE: empty (none), or a file node_exporter's textfile collector reads."""
+    value = text.strip()
+    if value and not value.endswith(".prom"):
+        raise ValueError("node_exporter's textfile collector reads only files named *.prom")
+    return value
 
 
 class Settings(object):
@@ -224,13 +233,15 @@ class Disk(object):
     fsync = staticmethod(os.fsync)
     ftruncate = staticmethod(os.ftruncate)
 
-    def write_atomically(self, path, data, sync=True):
+    def write_atomically(self, path, data, sync=True, mode=None):
         """Temporary file, fsync, rename, fsync of the folder: at any crash PATH holds its
-        old bytes or DATA, whole; readable by its owner only. SYNC=False leaves the fsyncs
-        to the OS."""
+        old bytes or DATA, whole; readable by its owner only, unless MODE says otherwise.
+        SYNC=False leaves the fsyncs to the OS."""
         directory = os.path.dirname(os.path.abspath(path))
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp.")
         try:
+            if mode is not None:
+                os.chmod(temporary, mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -425,4 +436,73 @@ def utc_text(epoch):
 def count(number, noun, plural=None):
     """'1 event', '2 events'."""
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+
+
+METRICS_EVERY = 5.0  # seconds between two rewrites of METRICS_FILE
+METRICS_MODE = 0o644  # node_exporter runs as another user; the file holds counts, no data
+
+
+def _label_value(value):
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics(object):
+    """METRICS_FILE, for node_exporter's textfile collector: what SAMPLES() gives, (name,
+    type, help, labels, value) tuples, in Prometheus' text format, rewritten atomically
+    every METRICS_EVERY seconds by a thread of its own, and once more at stop. Nothing at all
+    when the setting is empty."""
+
+    def __init__(self, path, samples, clock, disk, log):
+        self.path, self.samples, self.clock, self.disk, self.log = (
+            path and os.path.abspath(path), samples, clock, disk, log)
+        self.stopping = threading.Event()
+        self.thread = None
+
+    def check(self):
+        """Raises ConfigError unless METRICS_FILE's folder exists and this process may write
+        there (node_exporter's folder is made by whoever installs it, not by this script)."""
+        folder = os.path.dirname(self.path or "")
+        if self.path and not (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
+            raise ConfigError("%s: cannot write METRICS_FILE=%s: the folder %s does not exist, "
+                              "or this process (the user NXLog runs as) may not write there"
+                              % (SCRIPT, self.path, folder))
+
+    def start(self):
+        self.check()
+        if self.path:
+            self.thread = threading.Thread(target=self._run, daemon=True,
+                                           name="%s metrics" % SCRIPT)
+            self.thread.start()
+
+    def _run(self):
+        while not self.stopping.is_set():
+            self.write()
+            self.clock.sleep(METRICS_EVERY, self.stopping)
+
+    def write(self):
+        try:
+            self.disk.write_atomically(self.path, self.text().encode(), sync=False,
+                                       mode=METRICS_MODE)
+        except OSError as exc:
+            self.log.limited("metrics", self.log.warning, "cannot write METRICS_FILE %s: %s"
+                             % (self.path, exc))
+
+    def text(self):
+        """The samples in Prometheus' text format: each metric's HELP and TYPE, then its
+        samples, one metric after the other."""
+        families = collections.OrderedDict()
+        for name, kind, summary, labels, value in self.samples():
+            family = families.setdefault(name, ["# HELP %s %s" % (name, summary),
+                                                "# TYPE %s %s" % (name, kind)])
+            family.append("%s{%s} %s" % (name, ",".join(
+                '%s="%s"' % (label, _label_value(labels[label])) for label in sorted(labels)),
+                repr(float(value)) if isinstance(value, float) else int(value)))
+        return "".join(line + "\n" for family in families.values() for line in family)
+
+    def stop(self):
+        if self.thread is not None:
+            self.stopping.set()
+            self.thread.join()
+            self.thread = None
+            self.write()
 # ---- End of the shared code ---------------------------------------------------------------

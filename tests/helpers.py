@@ -236,3 +236,22 @@ def run_conf(conf, endpoint, defines, settings, idle=1.5, legacy=False, cwd=None
     if legacy:
         command.append("--legacy-api")
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def script_command(endpoint, bucket, cwd):
+    """run('s3_read', 'audit', '--json', env={...}, stderr=...): (exit status, stdout lines,
+    stderr lines) of the script run as a command in CWD, as a user runs it, pointed at
+    ENDPOINT and BUCKET (and SERVER web01), the settings of ENV on top. STDERR: a file
+    descriptor to give it instead of a pipe (a terminal, say); its lines are then []."""
+    def run(script, *arguments, env=None, stderr=subprocess.PIPE):
+        environ = {name: value for name, value in os.environ.items()
+                   if not name.startswith(("NXLOG_S3_", "AWS_"))}
+        environ.update(endpoint.env, NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="web01")
+        environ.update(env or {})
+        result = subprocess.run([sys.executable, os.path.join(ROOT, script + ".py")] +
+                                list(arguments), env=environ, cwd=str(cwd),
+                                stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=120)
+        return result.returncode, result.stdout.splitlines(), (result.stderr or "").splitlines()
+    run.bucket, run.client = bucket, endpoint.client()
+    return run
+

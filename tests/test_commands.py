@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import BUCKET, ROOT, drain, free_port, wait_for
+from helpers import BUCKET, ROOT, drain, free_port, script_command, wait_for
 from nxlog_stub import api
 
 pytestmark = pytest.mark.http
@@ -17,22 +17,10 @@ BOTH = ("s3_write", "s3_read")
 
 @pytest.fixture
 def command(moto_server, tmp_path):
-    """command('s3_write', 'check', '--flag', value, env={...}): (exit status, stdout lines,
-    stderr lines) of the script run as a command in TMP_PATH, pointed at moto server with a
-    bucket of its own, the settings of ENV on top."""
-    bucket = moto_server.new_bucket("nxlog-commands-%d" % free_port())
-
-    def run(script, *arguments, env=None):
-        environ = {name: value for name, value in os.environ.items()
-                   if not name.startswith(("NXLOG_S3_", "AWS_"))}
-        environ.update(moto_server.env, NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="web01")
-        environ.update(env or {})
-        result = subprocess.run([sys.executable, os.path.join(ROOT, script + ".py")] +
-                                list(arguments), env=environ, cwd=str(tmp_path),
-                                capture_output=True, text=True, timeout=120)
-        return result.returncode, result.stdout.splitlines(), result.stderr.splitlines()
-    run.bucket, run.client = bucket, moto_server.client()
-    return run
+    """command('s3_write', 'check', '--flag', value, env={...}): the script run as a command
+    in TMP_PATH against moto server, with a bucket of its own (see script_command)."""
+    return script_command(moto_server, moto_server.new_bucket("nxlog-commands-%d" %
+                                                              free_port()), tmp_path)
 
 
 def objects_in(command):

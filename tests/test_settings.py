@@ -56,6 +56,8 @@ TEXT_SETTINGS = [
     (("s3_write",), "UPLOAD_THREADS", "65", "must be from 1 to 64"),
     (BOTH, "RETRY_ATTEMPTS", "0", "must be at least 1"),
     (BOTH, "CONNECT_TIMEOUT", "0", "must be at least 0.1"),
+    (BOTH, "METRICS_FILE", "s3.txt", "node_exporter's textfile collector reads only files "
+     "named *.prom"),
 ]
 
 
