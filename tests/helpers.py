@@ -32,9 +32,9 @@ def filling_disk(module, fails="write_atomically"):
     class Filling(module.Disk):
         full = False
 
-        def write_atomically(self, path, data, sync=True):
+        def write_atomically(self, path, data, sync=True, mode=None):
             self.refuse("write_atomically")
-            module.Disk.write_atomically(self, path, data, sync)
+            module.Disk.write_atomically(self, path, data, sync, mode)
 
         def fsync(self, fd):
             self.refuse("fsync")
