@@ -135,15 +135,20 @@ def test_status_shows_what_waits_and_the_last_upload_error_while_the_writer_runs
     assert shown["last_stored"] is None
 
 
-def test_status_shows_the_last_key_stored_once_the_spool_is_empty(s3, command, settings,
-                                                                   load):
+def test_status_shows_the_last_keys_stored_once_the_spool_is_empty(s3, command, settings,
+                                                                    load):
     writer = load("s3_write")
-    writer_event(writer, "stored")
-    drain(writer)
-    [stored] = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    for text in ("earlier", "stored"):
+        writer_event(writer, text)
+        drain(writer)
+    earlier, stored = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     status, out, _ = command("s3_write", "status")
     assert status == 0
     assert out[0] == "spool %s (in use by a running writer)" % os.path.abspath("s3_write.spool")
     assert out[1] == "  waiting: 0 batches closed, none being filled; 0 events, 0 bytes"
     assert out[2] == "  last stored: %r, its last event 2026-03-01T%s" % (
         stored, stored.split("/")[2][:8].replace(".", ":") + "Z")
+    assert out[3] == "  stored lately, the latest last:"
+    assert [line.split()[1:] for line in out[4:6]] == [[repr(earlier) + ",", "1", "event"],
+                                                       [repr(stored) + ",", "1", "event"]]
+    assert all(line.split()[0].endswith("Z") for line in out[4:6])

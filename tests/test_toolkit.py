@@ -298,3 +298,14 @@ def test_status_before_the_first_read_counts_everything_as_waiting(command):
     assert out == ["checkpoint %s" % os.path.abspath("lastkey.log"),
                    "web01: nothing read yet; newest in the bucket 2026-03-01T10:00:00Z (%r); "
                    "1 object waiting" % key_of(BASE, 1)]
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_status_of_every_server_lists_each_server_in_the_bucket(command):
+    put(command.client, key_of(BASE, 1), "web", bucket=command.bucket)
+    put(command.client, "db01/2026-03-01/10.00.05.1", "db", bucket=command.bucket)
+    status, out, _ = command("s3_read", "status", "--server", "*", "--json")
+    assert status == 0
+    assert [(server["server"], server["newest_in_bucket"], server["waiting"])
+            for server in json.loads(out[0])["servers"]] == [
+        ("db01", "2026-03-01T10:00:05Z", 1), ("web01", "2026-03-01T10:00:00Z", 1)]
