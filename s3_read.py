@@ -114,9 +114,15 @@ try:
     import zstandard
 except ImportError:
     zstandard = None
+try:
+    import pyarrow
+    import pyarrow.parquet
+except ImportError:  # Parquet batches only
+    pyarrow = None
 
 METADATA_FORMAT = "nxlog-s3-format"
 METADATA_COMPRESSION = "nxlog-s3-compression"
+METADATA_TIMES = "nxlog-s3-times"  # zoned: datetime fields are ISO 8601 with their offset
 GZIP_MAGIC = b"\x1f\x8b"
 PICKLE_MAGIC = re.compile(b"^\x80[\x02-\x05]")  # what a pickle of protocol 2 to 5 starts with
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
@@ -130,9 +136,6 @@ WAIT_STEP = 0.05  # seconds a listing waits for S3's next page before it lets th
 STREAMED_CHUNK = 1024  # events a large object's decoding thread hands read_data at a time...
 STREAMED_AHEAD = 2  # ...and chunks it keeps ready
 LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
-# A key of the scheme: SERVER, its second, its counter.
-SCHEME_KEY = re.compile(
-    r"^([^/]+)/([0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{2})\.([0-9]+)$")
 SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"
 
 # ---- Shared with the other script: written in from src/shared.py by `make scripts` ----------
@@ -536,6 +539,36 @@ def error_code(exc):
 def utc_text(epoch):
     """EPOCH as the scripts write times out: UTC, with its zone (2026-11-28T10:00:00Z)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+# What a key's suffix says an object holds (see KEY_SUFFIX), and a key of the scheme: SERVER,
+# its second, its counter, and such a suffix or none.
+FORMAT_SUFFIXES = {"jsonl": ".jsonl", "json": ".json", "raw": ".txt", "pickle": ".pickle",
+                   "parquet": ".parquet"}
+COMPRESSION_SUFFIXES = {"none": "", "gzip": ".gz", "zstd": ".zst"}
+SCHEME_KEY = re.compile(
+    r"^([^/]+)/([0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{2})\.([0-9]+)"
+    r"((?:%s)(?:%s)?)?$" % ("|".join(re.escape(suffix) for suffix in FORMAT_SUFFIXES.values()),
+                            "|".join(re.escape(suffix) for suffix in
+                                     COMPRESSION_SUFFIXES.values() if suffix)))
+NXLOG_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
+ZONED_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:"
+                        r"[0-9]{2}$")
+
+
+def instant(text):
+    """The epoch of TEXT, an ISO 8601 time (NXLog's 2026-11-28 10:00:00 too) with its zone
+    (+09:00, Z), or without one in this host's local time; None if it is no such time."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z")
+                                                 else text)
+        if moment.tzinfo is not None:
+            return moment.timestamp()
+        return time.mktime(moment.timetuple()) + moment.microsecond / 1e6  # as far as mktime
+    except (ValueError, OverflowError, OSError):                          # goes (9999 too)
+        return None
 
 
 def count(number, noun, plural=None):
@@ -1260,12 +1293,20 @@ class Listing(object):
                 second = this
 
     def _scheme_items(self, group, report):
-        """GROUP's (key, size, when stored) as Listed; keys that cannot be read REPORTed."""
+        """GROUP's (key, size, when stored) as Listed, sorted by counter; keys that cannot be
+        read REPORTed, among them a second key with the same counter (another suffix)."""
+        first_of_counter = {}
         for key, size, modified in group:
             match = SCHEME_KEY.match(key)
             if match is None:
-                report(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N")
+                report(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N[.suffix]")
                 continue
+            if match.group(3) in first_of_counter:
+                report(key, "its counter is that of %r, which is read: the reader reads one "
+                       "object per counter (two writers share SERVER?)"
+                       % first_of_counter[match.group(3)])
+                continue
+            first_of_counter[match.group(3)] = key
             try:
                 epoch = self.checkpoint.seconds.epoch(match.group(2))
             except ValueError:
@@ -1379,20 +1420,48 @@ def _json_fields(body, line=None):
     return fields
 
 
+@functools.lru_cache(maxsize=4096)
+def _nxlog_time(zoned):
+    """A zoned time (2026-11-28T11:28:18+09:00) as NXLog gives a datetime field to Python:
+    the same instant in this host's local time, with no zone (2026-11-28 11:28:18 in Tokyo,
+    2026-11-28 02:28:18 in London)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(instant(zoned)))
+
+
+def _nxlog_times(fields):
+    """FIELDS, the datetime fields the writer stored with their zone as NXLog gives them."""
+    for name, value in fields.items():
+        if type(value) is str and len(value) == 25 and value[10] == "T" and \
+                ZONED_TIME.match(value):
+            fields[name] = _nxlog_time(value)
+    return fields
+
+
 class Decoder(object):
     """An object's events, as field dicts, by what its metadata says it holds (raw, JSON,
     pickle, JSON lines; gzip, zstd), streamed: memory stays bounded whatever its size."""
 
-    def __init__(self, settings, log):
+    def __init__(self, settings, log, nxlog_times=True):
         self.settings, self.log = settings, log
+        self.nxlog_times = nxlog_times  # zoned times as NXLog gives them; False: as stored
 
     def events(self, key, response):
         metadata = response.get("Metadata", {})
         body_format = metadata.get(METADATA_FORMAT)
+        if body_format == "parquet":
+            return self._with_times(metadata, _parquet_events(response["Body"]))
         stream = self._decompressing(response, metadata)
         if body_format == "jsonl" or (body_format is None and self.settings.RAW_LINES):
-            return self._line_events(key, stream, body_format)
-        return iter([self._one_event(key, self._bounded_read(stream.read), body_format)])
+            events = self._line_events(key, stream, body_format)
+        else:
+            events = iter([self._one_event(key, self._bounded_read(stream.read), body_format)])
+        return self._with_times(metadata, events)
+
+    def _with_times(self, metadata, events):
+        """EVENTS, their zoned times as NXLog gives datetime fields where they are wanted."""
+        if self.nxlog_times and metadata.get(METADATA_TIMES) == "zoned":
+            return map(_nxlog_times, events)
+        return events
 
     @staticmethod
     def _decompressing(response, metadata):
@@ -1477,6 +1546,44 @@ class Decoder(object):
                     yield _json_fields(line, number)
             else:
                 yield {"raw_event": self._text(line.rstrip(b"\r"), key)}
+
+
+def _parquet_value(value):
+    """A Parquet value as a field: a timestamp zoned as JSON lines hold it, binary as base64
+    text (NXLog takes no binary field from Python)."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _seekable(body):
+    """BODY (an object fetched whole, or streaming) as a file Parquet can seek in: a large
+    one is copied to a temporary file first, so that memory stays bounded."""
+    if isinstance(body, io.BytesIO):
+        return body
+    copy = tempfile.TemporaryFile()
+    for chunk in iter(lambda: body.read(1 << 20), b""):
+        copy.write(chunk)
+    copy.seek(0)
+    return copy
+
+
+def _parquet_events(body):
+    """The rows of a Parquet batch as events, a row group's slice at a time; a null is a
+    field the event did not have."""
+    if pyarrow is None:
+        raise UndecodableObject("it is Parquet: install the pyarrow package for the Python "
+                                "NXLog runs")
+    try:
+        batches = pyarrow.parquet.ParquetFile(_seekable(body)).iter_batches(batch_size=1024)
+        for batch in batches:
+            for row in batch.to_pylist():
+                yield {name: _parquet_value(value) for name, value in row.items()
+                       if value is not None}
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise UndecodableObject("not a Parquet file it can read: %s" % exc) from None
 
 
 # ---- Fetching -----------------------------------------------------------------------------
@@ -2010,19 +2117,6 @@ REPLAY_MARGIN = 3600  # seconds before --from in which a batch holding its event
 EXIT_S3 = 69  # a command could not read S3 (sysexits' EX_UNAVAILABLE): stderr says why
 
 
-def instant(text):
-    """The epoch of TEXT, an ISO 8601 time (NXLog's 2026-11-28 10:00:00 too) with its zone
-    (+09:00, Z), or without one in this host's local time; None if it is no such time."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z")
-                                                 else text)
-    except ValueError:
-        return None
-    return moment.timestamp()
-
-
 def command_time(text):
     """A time on the command line (an epoch): ISO 8601 (2026-11-28T10:00:00Z, ...+09:00;
     without a zone, this host's local time), now, or back from now (-90s, -15m, -2h, -1d)."""
@@ -2385,6 +2479,7 @@ class Replay(object):
     def __init__(self, reader, server, start, end, margin, line, output):
         self.reader, self.server, self.start, self.end = reader, server, start, end
         self.margin, self.line, self.output = margin, line, output
+        self.decoder = Decoder(reader.settings, reader.log, nxlog_times=False)
         self.events = self.objects = self.undecodable = 0
 
     def run(self, progress):
@@ -2405,7 +2500,7 @@ class Replay(object):
     def _write_events(self, item, response):
         self.objects += 1
         try:
-            for fields in self.reader.decoder.events(item.key, response):
+            for fields in self.decoder.events(item.key, response):
                 epoch = instant(fields.get("EventReceivedTime"))
                 if self.start <= (item.epoch if epoch is None else epoch) < self.end:
                     self.output.write(self.line(fields))

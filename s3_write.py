@@ -38,9 +38,13 @@ BATCH_EVENTS = 1              # events per object: 1 is one object per event; ba
 BATCH_BYTES = 8388608         # a batch closes at this many bytes (uncompressed)...
 BATCH_AGE = 60                # ...or this many seconds after its first event, whichever first
 FORMAT = "raw"                # one event per object: raw (raw_event as UTF-8), json (all
-                              # fields) or pickle (old consumers only); batches: JSON lines
+                              # fields) or pickle (old consumers only); batches: JSON lines,
+                              # or parquet (needs the pyarrow package)
 COMPRESSION = "auto"          # none, gzip, zstd (needs the zstandard package); auto: none for
                               # one event per object, gzip for batches
+PARQUET_COMPRESSION = "zstd"  # inside Parquet batches: zstd, snappy, gzip or none
+KEY_SUFFIX = "auto"           # a suffix naming the content (.jsonl.gz, .parquet, .txt): auto
+                              # for batches only, always, or never (the old bare keys)
 SPOOL_DIR = "s3_write.spool"  # events wait here until S3 has them; relative: NXLog's SpoolDir
 SPOOL_MAX_BYTES = 1073741824  # the spool's limit; when full...
 SPOOL_FULL = "block"          # ...block: write_data waits (NXLog holds events back), or drop:
@@ -64,7 +68,9 @@ METRICS_FILE = ""             # e.g. /var/lib/node_exporter/textfile/s3_write.pr
 import argparse
 import base64
 import collections
+import datetime
 import errno
+import functools
 import gzip
 import io
 import itertools
@@ -99,10 +105,18 @@ try:
     import zstandard
 except ImportError:
     zstandard = None
+try:
+    import pyarrow
+    import pyarrow.parquet
+except ImportError:  # FORMAT=parquet only
+    pyarrow = None
 
 OBJECT_VERSION = "1"  # x-amz-meta-nxlog-s3-version: the layout of these metadata entries
 CONTENT_TYPES = {"raw": "text/plain; charset=utf-8", "json": "application/json",
-                 "pickle": "application/x-python-pickle", "jsonl": "application/x-ndjson"}
+                 "pickle": "application/x-python-pickle", "jsonl": "application/x-ndjson",
+                 "parquet": "application/vnd.apache.parquet"}
+LINE_FORMATS = ("jsonl", "parquet")  # batches spooled as JSON lines (see Encoder)
+PARQUET_ROWS = 32768  # events per row group: what a Parquet batch holds in memory at a time
 OLDEST_BOTOCORE = (1, 35, 16)  # the first that sends If-None-Match on PutObject
 MAX_KEY_CONFLICTS = 100  # taken keys in a row before a batch waits and tries again later
 REMEMBERED_SECONDS = 4096  # seconds whose last counter is kept in memory
@@ -530,6 +544,36 @@ def utc_text(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
+# What a key's suffix says an object holds (see KEY_SUFFIX), and a key of the scheme: SERVER,
+# its second, its counter, and such a suffix or none.
+FORMAT_SUFFIXES = {"jsonl": ".jsonl", "json": ".json", "raw": ".txt", "pickle": ".pickle",
+                   "parquet": ".parquet"}
+COMPRESSION_SUFFIXES = {"none": "", "gzip": ".gz", "zstd": ".zst"}
+SCHEME_KEY = re.compile(
+    r"^([^/]+)/([0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{2})\.([0-9]+)"
+    r"((?:%s)(?:%s)?)?$" % ("|".join(re.escape(suffix) for suffix in FORMAT_SUFFIXES.values()),
+                            "|".join(re.escape(suffix) for suffix in
+                                     COMPRESSION_SUFFIXES.values() if suffix)))
+NXLOG_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
+ZONED_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:"
+                        r"[0-9]{2}$")
+
+
+def instant(text):
+    """The epoch of TEXT, an ISO 8601 time (NXLog's 2026-11-28 10:00:00 too) with its zone
+    (+09:00, Z), or without one in this host's local time; None if it is no such time."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z")
+                                                 else text)
+        if moment.tzinfo is not None:
+            return moment.timestamp()
+        return time.mktime(moment.timetuple()) + moment.microsecond / 1e6  # as far as mktime
+    except (ValueError, OverflowError, OSError):                          # goes (9999 too)
+        return None
+
+
 def count(number, noun, plural=None):
     """'1 event', '2 events'."""
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
@@ -641,8 +685,10 @@ class WriterSettings(Settings):
         ("BUCKET", _bucket), ("SERVER", _server), ("KEY_TIME", _choice("utc", "local")),
         ("MAX_AHEAD", _number(int, 0)), ("BATCH_EVENTS", _number(int, 1)),
         ("BATCH_BYTES", _number(int, 1)), ("BATCH_AGE", _number(float, 0.1)),
-        ("FORMAT", _choice("raw", "json", "pickle")),
-        ("COMPRESSION", _choice("auto", "none", "gzip", "zstd")), ("SPOOL_DIR", _path),
+        ("FORMAT", _choice("raw", "json", "pickle", "parquet")),
+        ("COMPRESSION", _choice("auto", "none", "gzip", "zstd")),
+        ("PARQUET_COMPRESSION", _choice("zstd", "snappy", "gzip", "none")),
+        ("KEY_SUFFIX", _choice("auto", "always", "never")), ("SPOOL_DIR", _path),
         ("SPOOL_MAX_BYTES", _number(int, 1)), ("SPOOL_FULL", _choice("block", "drop")),
         ("FSYNC", _choice("event", "batch", "os")), ("UPLOAD_THREADS", _number(int, 1, 64)),
         ("STORAGE_CLASS", _optional("[A-Z_]+", "a storage class such as STANDARD_IA")),
@@ -655,9 +701,12 @@ class WriterSettings(Settings):
 
     def check(self):
         self.BATCHING = self.BATCH_EVENTS > 1
-        self.BODY_FORMAT = "jsonl" if self.BATCHING else self.FORMAT
+        parquet = self.FORMAT == "parquet"
+        self.BODY_FORMAT = "parquet" if parquet else "jsonl" if self.BATCHING else self.FORMAT
+        if parquet:
+            self._check_parquet()
         if self.COMPRESSION == "auto":
-            self.COMPRESSION = "gzip" if self.BATCHING else "none"
+            self.COMPRESSION = "gzip" if self.BATCHING and not parquet else "none"
         if self.BATCHING and self.FORMAT == "pickle":
             raise ConfigError("%s: FORMAT=pickle cannot be batched: batches are JSON lines; use "
                               "FORMAT=json, or BATCH_EVENTS=1" % SCRIPT)
@@ -668,17 +717,26 @@ class WriterSettings(Settings):
             raise ConfigError("%s: SSE_KMS_KEY_ID is set, so SSE must be aws:kms" % SCRIPT)
         _check_botocore(botocore.__version__)
 
+    def _check_parquet(self):
+        if not self.BATCHING:
+            raise ConfigError("%s: FORMAT=parquet is for batches: set BATCH_EVENTS above 1 (10000 "
+                              "or more)" % SCRIPT)
+        if self.COMPRESSION not in ("auto", "none"):
+            raise ConfigError("%s: COMPRESSION=%s with FORMAT=parquet: Parquet compresses inside "
+                              "the file, as PARQUET_COMPRESSION says; leave COMPRESSION at auto"
+                              % (SCRIPT, self.COMPRESSION))
+        if pyarrow is None:
+            raise ConfigError("%s: FORMAT=parquet needs the pyarrow package for the Python NXLog "
+                              "runs (pip install pyarrow), or use FORMAT=json" % SCRIPT)
+
 
 # ---- Events -------------------------------------------------------------------------------
 
 def _event_epoch(received):
-    """EventReceivedTime (a local-time string in NXLog) as seconds since the epoch; None for
-    a missing or unparsable value, or one before 1970."""
-    try:
-        epoch = time.mktime(time.strptime(received, "%Y-%m-%d %H:%M:%S"))
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return epoch if epoch >= 0 else None
+    """EventReceivedTime (a local-time string in NXLog, zoned in a batch's lines) as seconds
+    since the epoch; None for a missing or unparsable value, or one before 1970."""
+    epoch = instant(received)
+    return epoch if epoch is not None and epoch >= 0 else None
 
 
 def _last_epoch(received, first):
@@ -697,6 +755,29 @@ def _fields(event):
     return dict(zip(names, map(event.get_field, names)))
 
 
+@functools.lru_cache(maxsize=4096)
+def _zoned(text):
+    """An NXLog datetime field's text (this host's local time, with no zone) as ISO 8601 with
+    this host's offset at that time (2026-11-28T11:28:18+09:00); TEXT itself if it is no
+    such time."""
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").astimezone().isoformat()
+    except (ValueError, OverflowError, OSError):
+        return text
+
+
+def _zoned_fields(event):
+    """EVENT's fields, its datetime fields (EventReceivedTime, EventTime, ...: text in the
+    form NXLog gives them, 'YYYY-MM-DD HH:MM:SS') with their zone, so that whoever reads the
+    object alone can tell the instant."""
+    fields = _fields(event)
+    for name, value in fields.items():
+        if type(value) is str and len(value) == 19 and value[10] == " " and \
+                NXLOG_TIME.match(value):
+            fields[name] = _zoned(value)
+    return fields
+
+
 def _json_value(value):
     """JSON for the one field type json cannot take: binary fields become base64 text."""
     if isinstance(value, (memoryview, bytes, bytearray)):
@@ -704,14 +785,20 @@ def _json_value(value):
     return str(value)
 
 
-def _json_encoder():
+def _typed_json_value(value):
+    """JSON for binary fields in a batch spooled for Parquet, which keeps them binary: an
+    object, which no other field value is."""
+    return {"base64": _json_value(value)}
+
+
+def _json_encoder(default=_json_value):
     """Compact JSON for event fields, the same as json.dumps gives. json.dumps builds a new
     C encoder at every call, a third of its time for one event; this builds it once, with
     the arguments json.encoder gives it (the public, slower way where there is no C one)."""
     from json.encoder import c_make_encoder, encode_basestring_ascii
     if c_make_encoder is None:
-        return json.JSONEncoder(default=_json_value, separators=(",", ":")).encode
-    encode = c_make_encoder(None, _json_value, encode_basestring_ascii, None, ":", ",", False,
+        return json.JSONEncoder(default=default, separators=(",", ":")).encode
+    encode = c_make_encoder(None, default, encode_basestring_ascii, None, ":", ",", False,
                             False, True)
     return lambda fields: "".join(encode(fields, 0))
 
@@ -736,7 +823,9 @@ class Encoder(object):
     def __init__(self, settings, log):
         self.settings, self.log = settings, log
         self.batching = settings.BATCHING  # read at every event: kept at hand
-        self.json_text = _json_encoder()
+        self.batch_format = settings.BODY_FORMAT
+        self.json_text = _json_encoder(_typed_json_value if self.batch_format == "parquet"
+                                       else _json_value)
 
     def json_bytes(self, fields):
         return self.json_text(fields).encode()
@@ -744,16 +833,16 @@ class Encoder(object):
     def record(self, event):
         """(body format, bytes) of EVENT."""
         if self.batching:
-            return "jsonl", (self.json_text(_fields(event)) + "\n").encode()
+            return self.batch_format, (self.json_text(_zoned_fields(event)) + "\n").encode()
         if self.settings.FORMAT == "raw":
             raw_event = event.get_field("raw_event")
             if raw_event is not None:
                 return "raw", _raw(raw_event)
             self.log.limited("no raw_event", self.log.warning, "an event without raw_event is "
                              "stored as json, so that its fields are kept")
-            return "json", self.json_bytes(_fields(event))
+            return "json", self.json_bytes(_zoned_fields(event))
         if self.settings.FORMAT == "json":
-            return "json", self.json_bytes(_fields(event))
+            return "json", self.json_bytes(_zoned_fields(event))
         return "pickle", _pickle(_fields(event))
 
 
@@ -804,27 +893,40 @@ class Keys(object):
             self.newest_epoch = max(self.newest_epoch, batch.key_epoch)
             second = self.second(batch.key_epoch)
             counter = max(self.last_counter.get(second, 0), after) + 1
-            self.last_counter[second] = counter
-            self.last_counter.move_to_end(second)
-            if len(self.last_counter) > REMEMBERED_SECONDS:
-                self.last_counter.popitem(last=False)
-            batch.key = "%s.%d" % (second, counter)
+            self._taken(second, counter)
+            batch.key = "%s.%d%s" % (second, counter, self.suffix(batch.format))
+
+    def _taken(self, second, counter):
+        """COUNTER of SECOND is taken: the next key of SECOND comes after it."""
+        self.last_counter[second] = max(self.last_counter.get(second, 0), counter)
+        self.last_counter.move_to_end(second)
+        if len(self.last_counter) > REMEMBERED_SECONDS:
+            self.last_counter.popitem(last=False)
+
+    def suffix(self, body_format):
+        """What ends the keys of objects of BODY_FORMAT, as KEY_SUFFIX says: a name of the
+        content that query engines go by (.jsonl.gz), or nothing (the old scripts' keys)."""
+        settings = self.settings
+        if settings.KEY_SUFFIX == "never" or (settings.KEY_SUFFIX == "auto" and
+                                              not settings.BATCHING):
+            return ""
+        return FORMAT_SUFFIXES[body_format] + ("" if body_format == "parquet" else
+                                               COMPRESSION_SUFFIXES[settings.COMPRESSION])
 
     def assign_after_conflict(self, batch):
         """Another object has BATCH's key: the next counter past every one in S3 now."""
         self.assign(batch, after=self.highest_counter(self.second(batch.key_epoch)))
 
     def highest_counter(self, second):
-        """The highest N among the objects SECOND.N that exist now."""
-        pattern = re.compile(re.escape(second) + r"\.([0-9]+)$")
+        """The highest N among the objects SECOND.N (with any suffix) that exist now."""
         highest = 0
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.settings.BUCKET, Prefix=second + ".", **self.settings.owner())
         for page in pages:
             for item in page.get("Contents", ()):
-                match = pattern.match(item["Key"])
-                if match:
-                    highest = max(highest, int(match.group(1)))
+                match = SCHEME_KEY.match(item["Key"])
+                if match and "%s/%s" % match.group(1, 2) == second:
+                    highest = max(highest, int(match.group(3)))
         return highest
 
     def follow(self, batch, where):
@@ -841,6 +943,9 @@ class Keys(object):
             return
         with self.lock:
             self.newest_epoch = max(self.newest_epoch, batch.key_epoch)
+            match = SCHEME_KEY.match(batch.key or "")
+            if match:  # no later key of its second takes its counter, under any suffix
+                self._taken("%s/%s" % match.group(1, 2), int(match.group(3)))
 
 
 # ---- The spool ----------------------------------------------------------------------------
@@ -1022,14 +1127,14 @@ class Spool(object):
             body = handle.read()
         epoch, body_format, _ = open_name.split("-")[1].split(".")
         epoch = int(epoch)
-        if body_format == "jsonl" and not body.endswith(b"\n"):
+        if body_format in LINE_FORMATS and not body.endswith(b"\n"):
             body = body[:body.rfind(b"\n") + 1]
             with open(path, "r+b") as handle:
                 handle.truncate(len(body))
         if not body:
             os.unlink(path)
             return None
-        events = body.count(b"\n") if body_format == "jsonl" else 1
+        events = body.count(b"\n") if body_format in LINE_FORMATS else 1
         batch = Batch(self.folder, seq=seq, id=uuid.uuid4().hex, format=body_format,
                       epoch=epoch, first=utc_text(epoch),
                       last=self._last_time(body, body_format, epoch), events=events,
@@ -1041,7 +1146,7 @@ class Spool(object):
 
     @staticmethod
     def _last_time(body, body_format, epoch):
-        if body_format == "jsonl":
+        if body_format in LINE_FORMATS:
             last_line = body[body.rfind(b"\n", 0, len(body) - 1) + 1:]
             try:
                 epoch = _last_epoch(json.loads(last_line).get("EventReceivedTime"), epoch)
@@ -1438,12 +1543,12 @@ class Uploader(object):
         arguments = self._object_arguments(batch)
         if batch.bytes <= self.in_memory_upload:
             body = io.BytesIO()
-            self._compress(open(batch.path("data"), "rb"), body)
+            self._encode(batch, body)
             self.client.put_object(Bucket=self.settings.BUCKET, Key=batch.key,
                                    Body=body.getvalue(), IfNoneMatch="*", **arguments)
             return body.tell()
         with tempfile.TemporaryFile(dir=self.spool.folder) as body:
-            self._compress(open(batch.path("data"), "rb"), body)
+            self._encode(batch, body)
             sent = body.tell()
             body.seek(0)
             self.client.upload_fileobj(body, self.settings.BUCKET, batch.key,
@@ -1457,7 +1562,7 @@ class Uploader(object):
             "nxlog-s3-version": OBJECT_VERSION, "nxlog-s3-format": batch.format,
             "nxlog-s3-compression": settings.COMPRESSION, "nxlog-s3-events": str(batch.events),
             "nxlog-s3-first": batch.first, "nxlog-s3-last": batch.last,
-            "nxlog-s3-batch": batch.id}}
+            "nxlog-s3-batch": batch.id, "nxlog-s3-times": "zoned"}}
         if settings.COMPRESSION != "none":
             arguments["ContentEncoding"] = settings.COMPRESSION
         if settings.STORAGE_CLASS:
@@ -1469,6 +1574,14 @@ class Uploader(object):
         arguments.update(settings.owner())
         return arguments
 
+    def _encode(self, batch, target):
+        """BATCH's body as S3 stores it, into TARGET (a binary file)."""
+        with open(batch.path("data"), "rb") as source:
+            if batch.format == "parquet":
+                _write_parquet(source, target, self.settings.PARQUET_COMPRESSION)
+            else:
+                self._compress(source, target)
+
     def _compress(self, source, target):
         """Copies SOURCE to TARGET (binary files), compressed by COMPRESSION."""
         compression = self.settings.COMPRESSION
@@ -1476,14 +1589,75 @@ class Uploader(object):
             target = gzip.GzipFile(fileobj=target, mode="wb", compresslevel=6, mtime=0)
         elif compression == "zstd":
             target = zstandard.ZstdCompressor().stream_writer(target, closefd=False)
-        with source:
-            while True:
-                chunk = source.read(1024 * 1024)
-                if not chunk:
-                    break
-                target.write(chunk)
+        while True:
+            chunk = source.read(1024 * 1024)
+            if not chunk:
+                break
+            target.write(chunk)
         if compression != "none":
             target.close()
+
+
+# ---- Parquet ------------------------------------------------------------------------------
+
+def _kind(value):
+    """What a Parquet column of VALUE holds: a JSON value of a batch spooled for Parquet."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, dict):
+        return "binary"
+    if isinstance(value, str) and ZONED_TIME.match(value):
+        return "timestamp"
+    return "string"
+
+
+def _arrow_types():
+    return {"bool": pyarrow.bool_(), "int": pyarrow.int64(), "binary": pyarrow.binary(),
+            "timestamp": pyarrow.timestamp("us", tz="UTC"), "string": pyarrow.string()}
+
+
+def _column_value(value, kind):
+    """VALUE as a column of KIND holds it; a field seen with two kinds is a text column."""
+    if value is None:
+        return None
+    if kind == "timestamp":
+        return int(round(instant(value) * 1000000))
+    if kind == "binary":
+        return base64.b64decode(value["base64"])
+    if kind == "string" and not isinstance(value, str):
+        return value["base64"] if isinstance(value, dict) else json.dumps(value)
+    return value
+
+
+def _rows(source):
+    for line in source:
+        yield json.loads(line)
+
+
+def _write_parquet(source, target, compression):
+    """The events of a spooled batch (SOURCE, JSON lines) as Parquet in TARGET: one row per
+    event and a column per field name seen (strings, integers, booleans, timestamps in UTC,
+    binary); a field seen with two kinds of value is text. Two passes over SOURCE, the
+    first for the columns, so that memory holds PARQUET_ROWS events at a time."""
+    kinds = collections.OrderedDict()
+    for row in _rows(source):
+        for name, value in row.items():
+            kind = _kind(value)
+            kinds[name] = kind if kinds.get(name, kind) == kind else "string"
+    types = _arrow_types()
+    schema = pyarrow.schema([(name, types[kind]) for name, kind in kinds.items()])
+    source.seek(0)
+    rows = _rows(source)
+    with pyarrow.parquet.ParquetWriter(target, schema, compression=compression) as writer:
+        while True:
+            group = list(itertools.islice(rows, PARQUET_ROWS))
+            if not group:
+                break
+            writer.write_table(pyarrow.Table.from_pydict(
+                {name: [_column_value(row.get(name), kind) for row in group]
+                 for name, kind in kinds.items()}, schema=schema))
 
 
 # ---- The writer ---------------------------------------------------------------------------
@@ -1670,7 +1844,7 @@ def spool_status(folder, now):
             firsts.append(manifest.get("epoch"))
         elif OPEN_NAME.match(name):
             size = os.path.getsize(path)
-            events = _lines_in(path) if ".jsonl." in name else int(size > 0)
+            events = _lines_in(path) if name.split(".")[1] in LINE_FORMATS else int(size > 0)
             status["open_batch"] = {"events": events, "bytes": size}
             status["events"] += events
             status["bytes"] += size

@@ -8,6 +8,7 @@ what it needs comes in as arguments (the settings, a clock, a client).
 
 import argparse
 import collections
+import datetime
 import os
 import re
 import socket
@@ -431,6 +432,36 @@ def error_code(exc):
 def utc_text(epoch):
     """EPOCH as the scripts write times out: UTC, with its zone (2026-11-28T10:00:00Z)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+# What a key's suffix says an object holds (see KEY_SUFFIX), and a key of the scheme: SERVER,
+# its second, its counter, and such a suffix or none.
+FORMAT_SUFFIXES = {"jsonl": ".jsonl", "json": ".json", "raw": ".txt", "pickle": ".pickle",
+                   "parquet": ".parquet"}
+COMPRESSION_SUFFIXES = {"none": "", "gzip": ".gz", "zstd": ".zst"}
+SCHEME_KEY = re.compile(
+    r"^([^/]+)/([0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{2})\.([0-9]+)"
+    r"((?:%s)(?:%s)?)?$" % ("|".join(re.escape(suffix) for suffix in FORMAT_SUFFIXES.values()),
+                            "|".join(re.escape(suffix) for suffix in
+                                     COMPRESSION_SUFFIXES.values() if suffix)))
+NXLOG_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
+ZONED_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:"
+                        r"[0-9]{2}$")
+
+
+def instant(text):
+    """The epoch of TEXT, an ISO 8601 time (NXLog's 2026-11-28 10:00:00 too) with its zone
+    (+09:00, Z), or without one in this host's local time; None if it is no such time."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z")
+                                                 else text)
+        if moment.tzinfo is not None:
+            return moment.timestamp()
+        return time.mktime(moment.timetuple()) + moment.microsecond / 1e6  # as far as mktime
+    except (ValueError, OverflowError, OSError):                          # goes (9999 too)
+        return None
 
 
 def count(number, noun, plural=None):

@@ -5,6 +5,7 @@ import errno
 import gzip
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,17 @@ from nxlog_stub import api
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKET = "nxlog-archive"  # not "logs": moto routes logs.*.amazonaws.com to CloudWatch Logs
+# A key of the scheme: its second (SERVER/YYYY-MM-DD/HH.MM.SS), its counter, its suffix if any.
+KEY = re.compile(r"^([^/]+/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{2})\.([0-9]+)"
+                 r"(\.[a-z.]+)?$")
+
+
+def key_second(key):
+    return KEY.match(key).group(1)
+
+
+def key_counter(key):
+    return int(KEY.match(key).group(2))
 
 
 def instance_of(script):

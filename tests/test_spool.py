@@ -12,7 +12,7 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from helpers import BUCKET, all_objects, drain, filling_disk, wait_for
+from helpers import BUCKET, all_objects, drain, filling_disk, key_counter, wait_for
 from nxlog_stub import api
 
 
@@ -52,7 +52,7 @@ def test_a_batch_closes_at_batch_events_as_gzipped_json_lines(s3, batching, load
     objects = all_objects(s3)
     assert [lines_of(stored) for stored in objects.values()] == [
         ["e%02d" % n for n in range(10)], ["e%02d" % n for n in range(10, 20)]]
-    first = objects["web01/2026-03-01/10.00.05.1"]
+    first = objects["web01/2026-03-01/10.00.05.1.jsonl.gz"]
     assert first["ContentType"] == "application/x-ndjson"
     assert first["ContentEncoding"] == "gzip"
     assert first["Metadata"]["nxlog-s3-format"] == "jsonl"
@@ -84,7 +84,7 @@ def test_a_batch_is_named_after_its_first_event_and_records_first_and_last(s3, b
         monkeypatch.undo()
         time.tzset()
     [(key, stored)] = all_objects(s3).items()
-    assert key == "web01/2026-03-01/10.00.05.1"
+    assert key == "web01/2026-03-01/10.00.05.1.jsonl.gz"
     assert (stored["Metadata"]["nxlog-s3-first"], stored["Metadata"]["nxlog-s3-last"]) == (
         "2026-03-01T10:00:05Z", "2026-03-01T10:00:09Z")
 
@@ -141,7 +141,7 @@ def test_what_an_earlier_run_left_is_uploaded_first_at_start(s3, batching, load)
     send(later, *[event("new %d" % n) for n in range(10)])
     drain(later)
     assert [lines_of(stored) for _, stored in sorted(
-        all_objects(s3).items(), key=lambda item: int(item[0].rsplit(".", 1)[1]))] == [
+        all_objects(s3).items(), key=lambda item: key_counter(item[0]))] == [
         ["left %d" % n for n in range(5)], ["new %d" % n for n in range(10)]]
     assert "1 batch (5 events) left by an earlier run is uploaded first" in \
         api.logged("INFO")[-2]
