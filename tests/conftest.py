@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 import boto3
 import pytest
@@ -98,6 +99,22 @@ def clean_nxlog(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     yield
     api.set_flavour(api.CURRENT)
+
+
+@pytest.fixture
+def zone():
+    """zone(NAME): this process's local time zone is NAME for the rest of the test."""
+    before = os.environ.get("TZ")
+
+    def set_zone(name):
+        os.environ["TZ"] = name
+        time.tzset()
+    yield set_zone
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
 
 
 @pytest.fixture
@@ -222,9 +239,10 @@ def start_refused():
     """start_refused('s3_write'): starts the script (or the file at PATH) in a process of its
     own, as NXLog starts it, with this test's settings and working folder. It must refuse
     to start, as NXLog does for a bad directive: exit status EXIT_CONFIG. Returns the lines
-    it logged. Endpoint: ENDPOINT, else a closed port on 127.0.0.1 (never anywhere else)."""
-    def start(name, path=None, endpoint=None):
-        env = dict(os.environ, PYTHONPATH=ROOT,
+    it logged. Endpoint: ENDPOINT, else a closed port on 127.0.0.1 (never anywhere else).
+    PYTHONPATH: folders searched for modules before the project's."""
+    def start(name, path=None, endpoint=None, pythonpath=()):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(list(pythonpath) + [ROOT]),
                    AWS_ENDPOINT_URL=endpoint or "http://127.0.0.1:%d" % free_port())
         result = subprocess.run([sys.executable, "-c", LOADER,
                                  path or os.path.join(ROOT, name + ".py")],

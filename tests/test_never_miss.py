@@ -156,22 +156,6 @@ def test_a_backlog_uploaded_hours_late_by_a_second_writer_is_read_exactly_once(
 
 # ---- Event times the writer cannot trust -------------------------------------------------
 
-@pytest.fixture
-def zone():
-    """zone(NAME): this process's local time zone is NAME for the rest of the test."""
-    before = os.environ.get("TZ")
-
-    def set_zone(name):
-        os.environ["TZ"] = name
-        time.tzset()
-    yield set_zone
-    if before is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
-
-
 @pytest.mark.parametrize("tz", ["UTC", "America/Los_Angeles", "Asia/Tokyo"])
 def test_an_absurd_event_time_keys_at_the_writer_clock_and_poisons_no_later_key(
         on_moto, settings, load, zone, tz):

@@ -318,3 +318,17 @@ def test_status_of_every_server_lists_each_server_in_the_bucket(command):
     assert [(server["server"], server["newest_in_bucket"], server["waiting"])
             for server in json.loads(out[0])["servers"]] == [
         ("db01", "2026-03-01T10:00:05Z", 1), ("web01", "2026-03-01T10:00:00Z", 1)]
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_a_replay_and_a_deep_audit_of_parquet_batches(command, load, settings):
+    events = [(BASE + offset, "at +%d" % offset) for offset in range(0, 60, 10)]
+    write(load, settings, events, FORMAT="parquet", BATCH_EVENTS=3, BATCH_AGE=3600)
+    status, out, _ = command("s3_read", "replay", "--from", "2026-03-01T10:00:15Z",
+                             "--to", "2026-03-01T10:00:45Z")
+    assert status == 0
+    assert replayed(out) == ["at +20", "at +30", "at +40"]
+    assert json.loads(out[0])["EventReceivedTime"] == "2026-03-01T10:00:20+00:00"  # UTC
+    status, out, _ = command("s3_read", "audit", "--deep", "--json")
+    assert status == 0
+    assert json.loads(out[0])["servers"]["web01"]["2026-03-01"]["events"] == 6
