@@ -760,6 +760,8 @@ def _zoned(text):
     """An NXLog datetime field's text (this host's local time, with no zone) as ISO 8601 with
     this host's offset at that time (2026-11-28T11:28:18+09:00); TEXT itself if it is no
     such time."""
+    if not NXLOG_TIME.match(text):
+        return text
     try:
         return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").astimezone().isoformat()
     except (ValueError, OverflowError, OSError):
@@ -772,9 +774,8 @@ def _zoned_fields(event):
     object alone can tell the instant."""
     fields = _fields(event)
     for name, value in fields.items():
-        if type(value) is str and len(value) == 19 and value[10] == " " and \
-                NXLOG_TIME.match(value):
-            fields[name] = _zoned(value)
+        if type(value) is str and len(value) == 19 and value[10] == " ":
+            fields[name] = _zoned(value)  # cached: a second's events share their times
     return fields
 
 
@@ -1618,22 +1619,51 @@ def _arrow_types():
             "timestamp": pyarrow.timestamp("us", tz="UTC"), "string": pyarrow.string()}
 
 
-def _column_value(value, kind):
-    """VALUE as a column of KIND holds it; a field seen with two kinds is a text column."""
-    if value is None:
-        return None
-    if kind == "timestamp":
-        return int(round(instant(value) * 1000000))
-    if kind == "binary":
-        return base64.b64decode(value["base64"])
-    if kind == "string" and not isinstance(value, str):
-        return value["base64"] if isinstance(value, dict) else json.dumps(value)
-    return value
+@functools.lru_cache(maxsize=4096)
+def _micros(zoned):
+    return int(round(instant(zoned) * 1000000))
+
+
+def _as_text(value):
+    """A value in a text column: a field seen with two kinds of value."""
+    if value is None or isinstance(value, str):
+        return value
+    return value["base64"] if isinstance(value, dict) else json.dumps(value)
+
+
+CONVERSIONS = {"timestamp": lambda value: None if value is None else _micros(value),
+               "binary": lambda value: None if value is None else base64.b64decode(
+                   value["base64"]),
+               "text": _as_text}
 
 
 def _rows(source):
-    for line in source:
-        yield json.loads(line)
+    """The events of a spooled batch, a JSON object a line (read as text: json.loads would
+    look for the encoding of every line)."""
+    decode = json.JSONDecoder().decode
+    text = io.TextIOWrapper(source, encoding="utf-8", errors="surrogatepass", newline="\n")
+    try:
+        for line in text:
+            yield decode(line)
+    finally:
+        text.detach()  # SOURCE stays open, for the next pass
+
+
+def _columns(source):
+    """{field name: kind} of every field in SOURCE, in the order first seen; a field seen
+    with two kinds of value is "text" (a string column its values are turned into), and a
+    string field is looked at once: no later value can make it anything else."""
+    kinds = collections.OrderedDict()
+    for row in _rows(source):
+        for name, value in row.items():
+            kind = kinds.get(name)
+            if kind == "string" or kind == "text":
+                if kind == "string" and not isinstance(value, str):
+                    kinds[name] = "text"
+                continue
+            this = _kind(value)
+            kinds[name] = this if kind is None or kind == this else "text"
+    return kinds
 
 
 def _write_parquet(source, target, compression):
@@ -1641,13 +1671,10 @@ def _write_parquet(source, target, compression):
     event and a column per field name seen (strings, integers, booleans, timestamps in UTC,
     binary); a field seen with two kinds of value is text. Two passes over SOURCE, the
     first for the columns, so that memory holds PARQUET_ROWS events at a time."""
-    kinds = collections.OrderedDict()
-    for row in _rows(source):
-        for name, value in row.items():
-            kind = _kind(value)
-            kinds[name] = kind if kinds.get(name, kind) == kind else "string"
+    kinds = _columns(source)
     types = _arrow_types()
-    schema = pyarrow.schema([(name, types[kind]) for name, kind in kinds.items()])
+    schema = pyarrow.schema([(name, types["string" if kind == "text" else kind])
+                             for name, kind in kinds.items()])
     source.seek(0)
     rows = _rows(source)
     with pyarrow.parquet.ParquetWriter(target, schema, compression=compression) as writer:
@@ -1655,9 +1682,12 @@ def _write_parquet(source, target, compression):
             group = list(itertools.islice(rows, PARQUET_ROWS))
             if not group:
                 break
-            writer.write_table(pyarrow.Table.from_pydict(
-                {name: [_column_value(row.get(name), kind) for row in group]
-                 for name, kind in kinds.items()}, schema=schema))
+            columns = {}
+            for name, kind in kinds.items():
+                values = [row.get(name) for row in group]
+                convert = CONVERSIONS.get(kind)
+                columns[name] = values if convert is None else list(map(convert, values))
+            writer.write_table(pyarrow.Table.from_pydict(columns, schema=schema))
 
 
 # ---- The writer ---------------------------------------------------------------------------

@@ -133,6 +133,8 @@ MODES = {
     # BATCH_AGE=1: the last, partial batch goes up a second after the last event, not 60.
     "batches": (run_writer, {"NXLOG_S3_BATCH_EVENTS": "100000", "NXLOG_S3_BATCH_AGE": "1"}),
     "age": (run_age, {"NXLOG_S3_BATCH_EVENTS": "100000", "NXLOG_S3_BATCH_AGE": "2"}),
+    "parquet batches": (run_writer, {"NXLOG_S3_BATCH_EVENTS": "100000", "NXLOG_S3_BATCH_AGE": "1",
+                                     "NXLOG_S3_FORMAT": "parquet"}),
     "floor": (run_floor, {}),
 }
 
@@ -160,7 +162,7 @@ def measure(mode, count, endpoint, key, workdir, rtt=0):
     output = subprocess.run([sys.executable, __file__, "--child", mode, "--events", str(count),
                              "--bucket", bucket], env=env, capture_output=True, text=True,
                             check=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return dict(json.loads(output.strip().splitlines()[-1]), bucket=bucket)
 
 
 def report(results, batch_age):
