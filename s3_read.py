@@ -1424,8 +1424,9 @@ def _json_fields(body, line=None):
 def _nxlog_time(zoned):
     """A zoned time (2026-11-28T11:28:18+09:00) as NXLog gives a datetime field to Python:
     the same instant in this host's local time, with no zone (2026-11-28 11:28:18 in Tokyo,
-    2026-11-28 02:28:18 in London)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(instant(zoned)))
+    2026-11-28 02:28:18 in London); ZONED itself if it is no such time."""
+    epoch = instant(zoned)
+    return zoned if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def _nxlog_times(fields):

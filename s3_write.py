@@ -1609,7 +1609,7 @@ def _kind(value):
         return "int"
     if isinstance(value, dict):
         return "binary"
-    if isinstance(value, str) and ZONED_TIME.match(value):
+    if isinstance(value, str) and ZONED_TIME.match(value) and _micros(value) is not None:
         return "timestamp"
     return "string"
 
@@ -1621,7 +1621,9 @@ def _arrow_types():
 
 @functools.lru_cache(maxsize=4096)
 def _micros(zoned):
-    return int(round(instant(zoned) * 1000000))
+    """Microseconds since the epoch of a zoned time; None if it is no such time."""
+    epoch = instant(zoned)
+    return None if epoch is None else int(round(epoch * 1000000))
 
 
 def _as_text(value):

@@ -327,3 +327,13 @@ def test_the_athena_location_template_matches_the_keys_the_writer_made(s3, setti
         assert datetime.datetime.strptime(day, "%Y-%m-%d")  # what yyyy-MM-dd reads
         assert name.endswith(suffix) and key_counter(key) >= 1
     assert re.search(r"LOCATION 's3://my-log-archive/'", ddl)
+
+
+def test_text_that_looks_zoned_but_is_no_time_stays_text(s3, parquet, settings, load):
+    writer = load("s3_write")
+    send(writer, dict(typed_events(1)[0], Odd="2026-13-45T99:99:99+09:00"))
+    drain(writer)
+    [stored] = all_objects(s3).values()
+    assert str(parquet_file(stored).schema_arrow.field("Odd").type) == "string"
+    [posted] = posted_fields(load("s3_read"))
+    assert posted["Odd"] == "2026-13-45T99:99:99+09:00"
