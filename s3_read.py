@@ -114,11 +114,6 @@ try:
     import zstandard
 except ImportError:
     zstandard = None
-try:
-    import pyarrow
-    import pyarrow.parquet
-except ImportError:  # Parquet batches only
-    pyarrow = None
 
 METADATA_FORMAT = "nxlog-s3-format"
 METADATA_COMPRESSION = "nxlog-s3-compression"
@@ -574,6 +569,17 @@ def instant(text):
 def count(number, noun, plural=None):
     """'1 event', '2 events'."""
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+
+
+@functools.lru_cache(maxsize=None)
+def parquet_library():
+    """pyarrow, with pyarrow.parquet, imported at its first use (it takes some 50 MB, which
+    only Parquet batches need); None where it is not installed."""
+    try:
+        import pyarrow.parquet
+    except ImportError:
+        return None
+    return pyarrow
 
 
 METRICS_EVERY = 5.0  # seconds between two rewrites of METRICS_FILE
@@ -1574,16 +1580,17 @@ def _seekable(body):
 def _parquet_events(body):
     """The rows of a Parquet batch as events, a row group's slice at a time; a null is a
     field the event did not have."""
-    if pyarrow is None:
+    arrow = parquet_library()
+    if arrow is None:
         raise UndecodableObject("it is Parquet: install the pyarrow package for the Python "
                                 "NXLog runs")
     try:
-        batches = pyarrow.parquet.ParquetFile(_seekable(body)).iter_batches(batch_size=1024)
+        batches = arrow.parquet.ParquetFile(_seekable(body)).iter_batches(batch_size=1024)
         for batch in batches:
             for row in batch.to_pylist():
                 yield {name: _parquet_value(value) for name, value in row.items()
                        if value is not None}
-    except (pyarrow.ArrowException, OSError) as exc:
+    except (arrow.ArrowException, OSError) as exc:
         raise UndecodableObject("not a Parquet file it can read: %s" % exc) from None
 
 

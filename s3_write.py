@@ -105,11 +105,6 @@ try:
     import zstandard
 except ImportError:
     zstandard = None
-try:
-    import pyarrow
-    import pyarrow.parquet
-except ImportError:  # FORMAT=parquet only
-    pyarrow = None
 
 OBJECT_VERSION = "1"  # x-amz-meta-nxlog-s3-version: the layout of these metadata entries
 CONTENT_TYPES = {"raw": "text/plain; charset=utf-8", "json": "application/json",
@@ -579,6 +574,17 @@ def count(number, noun, plural=None):
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
 
 
+@functools.lru_cache(maxsize=None)
+def parquet_library():
+    """pyarrow, with pyarrow.parquet, imported at its first use (it takes some 50 MB, which
+    only Parquet batches need); None where it is not installed."""
+    try:
+        import pyarrow.parquet
+    except ImportError:
+        return None
+    return pyarrow
+
+
 METRICS_EVERY = 5.0  # seconds between two rewrites of METRICS_FILE
 METRICS_MODE = 0o644  # node_exporter runs as another user; the file holds counts, no data
 
@@ -725,7 +731,7 @@ class WriterSettings(Settings):
             raise ConfigError("%s: COMPRESSION=%s with FORMAT=parquet: Parquet compresses inside "
                               "the file, as PARQUET_COMPRESSION says; leave COMPRESSION at auto"
                               % (SCRIPT, self.COMPRESSION))
-        if pyarrow is None:
+        if parquet_library() is None:
             raise ConfigError("%s: FORMAT=parquet needs the pyarrow package for the Python NXLog "
                               "runs (pip install pyarrow), or use FORMAT=json" % SCRIPT)
 
@@ -1614,9 +1620,9 @@ def _kind(value):
     return "string"
 
 
-def _arrow_types():
-    return {"bool": pyarrow.bool_(), "int": pyarrow.int64(), "binary": pyarrow.binary(),
-            "timestamp": pyarrow.timestamp("us", tz="UTC"), "string": pyarrow.string()}
+def _arrow_types(arrow):
+    return {"bool": arrow.bool_(), "int": arrow.int64(), "binary": arrow.binary(),
+            "timestamp": arrow.timestamp("us", tz="UTC"), "string": arrow.string()}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1673,13 +1679,14 @@ def _write_parquet(source, target, compression):
     event and a column per field name seen (strings, integers, booleans, timestamps in UTC,
     binary); a field seen with two kinds of value is text. Two passes over SOURCE, the
     first for the columns, so that memory holds PARQUET_ROWS events at a time."""
+    arrow = parquet_library()
     kinds = _columns(source)
-    types = _arrow_types()
-    schema = pyarrow.schema([(name, types["string" if kind == "text" else kind])
-                             for name, kind in kinds.items()])
+    types = _arrow_types(arrow)
+    schema = arrow.schema([(name, types["string" if kind == "text" else kind])
+                           for name, kind in kinds.items()])
     source.seek(0)
     rows = _rows(source)
-    with pyarrow.parquet.ParquetWriter(target, schema, compression=compression) as writer:
+    with arrow.parquet.ParquetWriter(target, schema, compression=compression) as writer:
         while True:
             group = list(itertools.islice(rows, PARQUET_ROWS))
             if not group:
@@ -1689,7 +1696,7 @@ def _write_parquet(source, target, compression):
                 values = [row.get(name) for row in group]
                 convert = CONVERSIONS.get(kind)
                 columns[name] = values if convert is None else list(map(convert, values))
-            writer.write_table(pyarrow.Table.from_pydict(columns, schema=schema))
+            writer.write_table(arrow.Table.from_pydict(columns, schema=schema))
 
 
 # ---- The writer ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ what it needs comes in as arguments (the settings, a clock, a client).
 import argparse
 import collections
 import datetime
+import functools
 import os
 import re
 import socket
@@ -467,6 +468,17 @@ def instant(text):
 def count(number, noun, plural=None):
     """'1 event', '2 events'."""
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
+
+
+@functools.lru_cache(maxsize=None)
+def parquet_library():
+    """pyarrow, with pyarrow.parquet, imported at its first use (it takes some 50 MB, which
+    only Parquet batches need); None where it is not installed."""
+    try:
+        import pyarrow.parquet
+    except ImportError:
+        return None
+    return pyarrow
 
 
 METRICS_EVERY = 5.0  # seconds between two rewrites of METRICS_FILE

@@ -118,6 +118,15 @@ def zone():
 
 
 @pytest.fixture
+def no_pyarrow(tmp_path):
+    """A folder that, put first on the module path, makes `import pyarrow` fail."""
+    folder = tmp_path / "no-pyarrow"
+    os.makedirs(folder / "pyarrow")
+    (folder / "pyarrow" / "__init__.py").write_text("raise ImportError('no pyarrow here')\n")
+    return str(folder)
+
+
+@pytest.fixture
 def s3():
     """moto's in-process S3 with an empty bucket `nxlog-archive`."""
     with mock_aws():

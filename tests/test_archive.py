@@ -252,15 +252,6 @@ def test_parquet_settings_that_cannot_work_keep_nxlog_from_starting(settings, st
     assert reason in start_refused("s3_write")[-1]
 
 
-@pytest.fixture
-def no_pyarrow(tmp_path):
-    """A folder that, put first on the module path, makes `import pyarrow` fail."""
-    folder = tmp_path / "no-pyarrow"
-    os.makedirs(folder / "pyarrow")
-    (folder / "pyarrow" / "__init__.py").write_text("raise ImportError('no pyarrow here')\n")
-    return str(folder)
-
-
 def test_parquet_without_pyarrow_is_a_clear_start_up_error(settings, start_refused, no_pyarrow):
     settings(FORMAT="parquet", BATCH_EVENTS=10)
     assert start_refused("s3_write", pythonpath=[no_pyarrow])[-1] == \

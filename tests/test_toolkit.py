@@ -332,3 +332,15 @@ def test_a_replay_and_a_deep_audit_of_parquet_batches(command, load, settings):
     status, out, _ = command("s3_read", "audit", "--deep", "--json")
     assert status == 0
     assert json.loads(out[0])["servers"]["web01"]["2026-03-01"]["events"] == 6
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_a_reader_without_pyarrow_says_what_a_parquet_object_needs(command, load, settings,
+                                                                   no_pyarrow):
+    write(load, settings, [(BASE, "one"), (BASE, "two")], FORMAT="parquet", BATCH_EVENTS=2)
+    status, out, _ = command("s3_read", "audit", "--deep", "--json",
+                             env={"PYTHONPATH": no_pyarrow})
+    assert status == 1
+    [problem] = json.loads(out[0])["problems"]
+    assert (problem["problem"], problem["why"]) == (
+        "undecodable", "it is Parquet: install the pyarrow package for the Python NXLog runs")
