@@ -1307,18 +1307,19 @@ class Listing(object):
             if match is None:
                 report(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N[.suffix]")
                 continue
-            if match.group(3) in first_of_counter:
+            counter = int(match.group(3))
+            if counter in first_of_counter:
                 report(key, "its counter is that of %r, which is read: the reader reads one "
                        "object per counter (two writers share SERVER?)"
-                       % first_of_counter[match.group(3)])
+                       % first_of_counter[counter])
                 continue
-            first_of_counter[match.group(3)] = key
+            first_of_counter[counter] = key
             try:
                 epoch = self.checkpoint.seconds.epoch(match.group(2))
             except ValueError:
                 report(key, "its date or time cannot be (%s)" % match.group(2))
                 continue
-            yield Listed(key, match.group(2), int(match.group(3)), epoch, size, modified)
+            yield Listed(key, match.group(2), counter, epoch, size, modified)
 
     def window(self, server, position):
         """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the

@@ -328,3 +328,11 @@ def test_text_that_looks_zoned_but_is_no_time_stays_text(s3, parquet, settings, 
     assert str(parquet_file(stored).schema_arrow.field("Odd").type) == "string"
     [posted] = posted_fields(load("s3_read"))
     assert posted["Odd"] == "2026-13-45T99:99:99+09:00"
+
+
+def test_a_counter_written_with_a_leading_zero_is_the_same_counter(s3, settings, load):
+    second = "web01/2026-03-01/10.00.00"
+    put(s3, second + ".01.txt", "leading zero")
+    put(s3, second + ".1", "bare")
+    assert len(read_all(load("s3_read"))) == 1
+    assert "its counter is that of" in api.logged("WARNING")[0]
