@@ -2480,25 +2480,38 @@ def _raw_line(fields):
 
 class Replay(object):
     """The events of one server received from START to before END, decoded as the reader
-    decodes them, in the order it posts them (key order), written by LINE(fields) to
-    OUTPUT. An event's time is its EventReceivedTime, or its object's key time where it has
-    none. Objects keyed up to MARGIN seconds before START are looked at too (a batch is keyed
-    at its first event), those S3 stored before START (less LANDING_MARGIN) passed over."""
+    decodes them (but datetime fields as stored, with their zone), in the order it posts
+    them (key order), written by LINE(fields) to OUTPUT. An event's time is its
+    EventReceivedTime, or its object's key time where it has none. Objects keyed up to MARGIN
+    seconds before START are looked at too (a batch is keyed at its first event), those S3
+    stored before START (less LANDING_MARGIN) passed over. An object that cannot be decoded,
+    or is deleted meanwhile, is named in a warning and counted in MISSED."""
 
     def __init__(self, reader, server, start, end, margin, line, output):
         self.reader, self.server, self.start, self.end = reader, server, start, end
         self.margin, self.line, self.output = margin, line, output
         self.decoder = Decoder(reader.settings, reader.log, nxlog_times=False)
-        self.events = self.objects = self.undecodable = 0
+        self.events = self.objects = self.missed = 0
 
     def run(self, progress):
         items = (item for item in _between(self.reader, self.server, self.start - self.margin,
                                            self.end, report=_unreported)
                  if item.epoch >= self.start or item.modified >= self.start - LANDING_MARGIN)
         for item, future in _in_order(self.reader.fetcher, items, self._fetch_ahead):
-            response = future.result() or self.reader.fetcher.stream(item.key)
+            try:
+                response = future.result() or self.reader.fetcher.stream(item.key)
+            except ClientError as exc:
+                if error_code(exc) not in ("404", "NoSuchKey"):
+                    raise
+                self._missed(item, "it was deleted while the replay ran")
+                continue
             self._write_events(item, response)
             progress.show(item.epoch, self.events)
+
+    def _missed(self, item, why):
+        self.missed += 1
+        self.reader.log.warning("%s: %s; its events are not in the replay" % (
+            quoted(self.reader.settings.BUCKET, item.key), why))
 
     def _fetch_ahead(self, item):
         """A small object, fetched whole by a fetch thread; None for a large one, streamed
@@ -2515,10 +2528,7 @@ class Replay(object):
                     self.output.write(self.line(fields))
                     self.events += 1
         except (UndecodableObject,) + DECODE_ERRORS as exc:
-            self.undecodable += 1
-            self.reader.log.warning("%s cannot be decoded (%s): its events are not in the "
-                                    "replay" % (quoted(self.reader.settings.BUCKET, item.key),
-                                                exc))
+            self._missed(item, "it cannot be decoded (%s)" % exc)
         finally:
             response["Body"].close()
 
@@ -2533,8 +2543,12 @@ def _replay_command(reader, arguments):
         NXLOG.log_error("%s: --to %s does not come after --from %s" % (
             SCRIPT, utc_text(arguments.end), utc_text(arguments.start)))
         return 2
-    output = open(os.open(arguments.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-                  "wb") if arguments.output else sys.stdout.buffer
+    try:
+        output = open(os.open(arguments.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                      "wb") if arguments.output else sys.stdout.buffer
+    except OSError as exc:
+        NXLOG.log_error("%s: cannot write -o %s: %s" % (SCRIPT, arguments.output, exc))
+        return 2
     replay = Replay(reader, servers[0], arguments.start, arguments.end, arguments.margin,
                     {"jsonl": _jsonl_line, "raw": _raw_line}[arguments.format], output)
     progress = Progress(sys.stderr, arguments.start, arguments.end, reader.clock)
@@ -2545,10 +2559,10 @@ def _replay_command(reader, arguments):
         output.flush()
         if arguments.output:
             output.close()
-    reader.log.info("replayed %s of %s from %s objects, %s" % (
-        count(replay.events, "event"), servers[0], replay.objects,
+    reader.log.info("replayed %s of %s from %s, %s" % (
+        count(replay.events, "event"), servers[0], count(replay.objects, "object"),
         _range_text(arguments.start, arguments.end)))
-    return EXIT_WARNED if replay.undecodable else 0
+    return EXIT_WARNED if replay.missed else 0
 
 
 def _time_option(flag, what, required):

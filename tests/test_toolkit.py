@@ -4,6 +4,7 @@ moto server and Ceph's radosgw) and `replay` (the events of a time range, in ord
 
 import datetime
 import gzip
+import io
 import json
 import os
 import pty
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import JSON_LINES, drain, free_port, poll, put, read_all, script_command
+from helpers import BUCKET, JSON_LINES, drain, free_port, poll, put, read_all, script_command
 from nxlog_stub import api
 
 SERVERS = ["moto_server", pytest.param("ceph", marks=pytest.mark.ceph)]
@@ -241,8 +242,18 @@ def test_a_replay_names_the_objects_it_cannot_decode_and_exits_1(command, timeli
                                "--to", "2026-03-01T10:01:00Z")
     assert status == 1
     assert replayed(out) == ["at +30", "at +40", "at +50"]
-    assert "WARNING s3_read: %r cannot be decoded (" % (
+    assert "WARNING s3_read: %r: it cannot be decoded (" % (
         "s3://%s/%s" % (command.bucket, key_of(BASE + 35, 1))) in err[0]
+    assert err[0].endswith("; its events are not in the replay")
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_a_replay_to_a_file_it_cannot_write_is_a_usage_error(command, timeline):
+    status, _, err = command("s3_read", "replay", "--from=-1d", "--to", "now", "-o",
+                             "no-such-folder/out.jsonl")
+    assert status == 2
+    assert err == ["ERROR s3_read: cannot write -o no-such-folder/out.jsonl: [Errno 2] No such "
+                   "file or directory: 'no-such-folder/out.jsonl'"]
 
 
 @pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
@@ -344,3 +355,24 @@ def test_a_reader_without_pyarrow_says_what_a_parquet_object_needs(command, load
     [problem] = json.loads(out[0])["problems"]
     assert (problem["problem"], problem["why"]) == (
         "undecodable", "it is Parquet: install the pyarrow package for the Python NXLog runs")
+
+
+def test_an_object_deleted_while_a_replay_runs_is_named_and_the_rest_replayed(s3, settings,
+                                                                              load):
+    put(s3, key_of(BASE, 1), "first")
+    put(s3, key_of(BASE + 1, 1), "deleted")
+    module = load("s3_read")
+    reader = module.instance
+
+    def delete_it_first(params, **kwargs):  # as a reader with AFTER_READ=delete would
+        if params["Key"] == key_of(BASE + 1, 1):
+            s3.delete_object(Bucket=BUCKET, Key=params["Key"])
+    reader.client.meta.events.register("provide-client-params.s3.GetObject", delete_it_first)
+    output = io.BytesIO()
+    replay = module.Replay(reader, "web01", BASE, BASE + 60, 3600, module._raw_line, output)
+    replay.run(module.Progress(io.StringIO(), BASE, BASE + 60, reader.clock))
+    assert (output.getvalue(), replay.objects, replay.missed) == (b"first\n", 1, 1)
+    [warning] = api.logged("WARNING")
+    assert "%r: it was deleted while the replay ran" % (
+        "s3://%s/%s" % (BUCKET, key_of(BASE + 1, 1))) in warning
+
