@@ -26,6 +26,10 @@ lastkey.log is taken up where it stands.
 Settings are below; each one can also be set without editing this file, through the
 environment variable NXLOG_S3_<NAME>. Credentials, region and endpoint come from the standard
 AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from this file.
+
+Run as a command, outside NXLog: python3 s3_read.py check (would NXLog start?), status
+(where the reader is, how far behind, what it set aside), audit (is the archive complete?) or
+replay (the events of a time range); --help says more.
 """
 
 # ---- Settings ----------------------------------------------------------------------------

@@ -16,9 +16,10 @@ left there, first.
 Objects are named SERVER/YYYY-MM-DD/HH.MM.SS.N after their (first) event's EventReceivedTime
 (UTC unless KEY_TIME is local; this host's clock for a time it cannot read or one more than
 MAX_AHEAD ahead of it; never before a key it used already), N counting the objects of that
-second from 1. By default each
-event is one object (as the old scripts did); BATCH_EVENTS above 1 stores many events per
-object as gzip-compressed JSON lines, thousands of times cheaper. Every upload is conditional
+second from 1, and for a batch a suffix that names its content (.jsonl.gz, .parquet;
+KEY_SUFFIX). By default each event is one object (as the old scripts did); BATCH_EVENTS above
+1 stores many events per object as gzip-compressed JSON lines (or Parquet), thousands of
+times cheaper. Datetime fields are stored with their zone. Every upload is conditional
 (If-None-Match: *): an object is never overwritten, and an upload retried after it landed is
 recognised by its batch id and not stored twice.
 
@@ -26,6 +27,9 @@ Settings are below; each one can also be set without editing this file, through 
 environment variable NXLOG_S3_<NAME> (NXLOG_S3_BUCKET, NXLOG_S3_BATCH_EVENTS, ...).
 Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE,
 AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from this file. Python 3.8+, boto3.
+
+Run as a command, outside NXLog: python3 s3_write.py check (would NXLog start?) or status
+(what the spool holds); --help says more.
 """
 
 # ---- Settings ----------------------------------------------------------------------------
