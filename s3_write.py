@@ -1588,10 +1588,13 @@ class Uploader(object):
     def _encode(self, batch, target):
         """BATCH's body as S3 stores it, into TARGET (a binary file)."""
         with open(batch.path("data"), "rb") as source:
-            if batch.format == "parquet":
-                _write_parquet(source, target, self.settings.PARQUET_COMPRESSION)
-            else:
+            if batch.format != "parquet":
                 self._compress(source, target)
+            elif _write_parquet(source, target, self.settings.PARQUET_COMPRESSION):
+                self.log.limited("surrogates", self.log.warning, "%s holds text with lone "
+                                 "surrogates, which Parquet (UTF-8 only) cannot: they are "
+                                 "stored as U+FFFD; FORMAT=json keeps them" % quoted(
+                                     self.settings.BUCKET, batch.key))
 
     def _compress(self, source, target):
         """Copies SOURCE to TARGET (binary files), compressed by COMPRESSION."""
@@ -1616,10 +1619,12 @@ def _kind(value):
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
-        return "int"
+        return "int" if -2 ** 63 <= value < 2 ** 63 else "text"  # beyond int64: its digits
     if isinstance(value, dict):
         return "binary"
-    if isinstance(value, str) and ZONED_TIME.match(value) and _micros(value) is not None:
+    if not isinstance(value, str):
+        return "text"  # what no NXLog field is (a fraction, a null): its JSON
+    if ZONED_TIME.match(value) and _micros(value) is not None:
         return "timestamp"
     return "string"
 
@@ -1647,6 +1652,20 @@ CONVERSIONS = {"timestamp": lambda value: None if value is None else _micros(val
                "binary": lambda value: None if value is None else base64.b64decode(
                    value["base64"]),
                "text": _as_text}
+
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(values):
+    """VALUES of a text column, each lone surrogate (which NXLog may hand over, and UTF-8,
+    Parquet's only text, cannot hold) replaced by U+FFFD; and how many values had one."""
+    result, replaced = [], 0
+    for value in values:
+        if isinstance(value, str) and LONE_SURROGATE.search(value):
+            value, replaced = LONE_SURROGATE.sub("\ufffd", value), replaced + 1
+        result.append(value)
+    return result, replaced
 
 
 def _rows(source):
@@ -1682,14 +1701,15 @@ def _write_parquet(source, target, compression):
     """The events of a spooled batch (SOURCE, JSON lines) as Parquet in TARGET: one row per
     event and a column per field name seen (strings, integers, booleans, timestamps in UTC,
     binary); a field seen with two kinds of value is text. Two passes over SOURCE, the
-    first for the columns, so that memory holds PARQUET_ROWS events at a time."""
+    first for the columns, so that memory holds PARQUET_ROWS events at a time. Returns how
+    many text values had a lone surrogate replaced."""
     arrow = parquet_library()
     kinds = _columns(source)
     types = _arrow_types(arrow)
     schema = arrow.schema([(name, types["string" if kind == "text" else kind])
                            for name, kind in kinds.items()])
     source.seek(0)
-    rows = _rows(source)
+    rows, replaced = _rows(source), 0
     with arrow.parquet.ParquetWriter(target, schema, compression=compression) as writer:
         while True:
             group = list(itertools.islice(rows, PARQUET_ROWS))
@@ -1700,7 +1720,16 @@ def _write_parquet(source, target, compression):
                 values = [row.get(name) for row in group]
                 convert = CONVERSIONS.get(kind)
                 columns[name] = values if convert is None else list(map(convert, values))
-            writer.write_table(arrow.Table.from_pydict(columns, schema=schema))
+            try:
+                table = arrow.Table.from_pydict(columns, schema=schema)
+            except UnicodeEncodeError:  # rare: only then is every text value looked at
+                for name, kind in kinds.items():
+                    if kind in ("string", "text"):
+                        columns[name], some = _without_lone_surrogates(columns[name])
+                        replaced += some
+                table = arrow.Table.from_pydict(columns, schema=schema)
+            writer.write_table(table)
+    return replaced
 
 
 # ---- The writer ---------------------------------------------------------------------------

@@ -336,3 +336,15 @@ def test_a_counter_written_with_a_leading_zero_is_the_same_counter(s3, settings,
     put(s3, second + ".1", "bare")
     assert len(read_all(load("s3_read"))) == 1
     assert "its counter is that of" in api.logged("WARNING")[0]
+
+
+def test_text_parquet_cannot_hold_is_stored_as_near_as_it_can_and_said(s3, parquet, load):
+    writer = load("s3_write")
+    send(writer, dict(typed_events(1)[0], raw_event="lone \ud800 surrogate", Big=2 ** 70))
+    drain(writer)
+    [(key, stored)] = all_objects(s3).items()
+    [row] = parquet_file(stored).read().to_pylist()
+    assert (row["raw_event"], row["Big"]) == ("lone \ufffd surrogate", str(2 ** 70))
+    [warning] = api.logged("WARNING")
+    assert "%r holds text with lone surrogates, which Parquet (UTF-8 only) cannot: they are " \
+        "stored as U+FFFD" % ("s3://%s/%s" % (BUCKET, key)) in warning
