@@ -1704,7 +1704,7 @@ def _write_parquet(source, target, compression):
     first for the columns, so that memory holds PARQUET_ROWS events at a time. Returns how
     many text values had a lone surrogate replaced."""
     arrow = parquet_library()
-    kinds = _columns(source)
+    kinds = _columns(source) or {"raw_event": "string"}  # events with no field are rows too
     types = _arrow_types(arrow)
     schema = arrow.schema([(name, types["string" if kind == "text" else kind])
                            for name, kind in kinds.items()])

@@ -2,6 +2,8 @@
 with every field NXLog's set_field can keep, in every format that keeps fields."""
 
 import base64
+import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -59,6 +61,58 @@ def test_generated_events_come_back_with_their_fields(s3, settings, load, batch_
             for name in ADDED_BY_NXLOG:
                 del fields[name]
         assert back == [restored(fields) for fields in events]
+        assert api.logged("ERROR") == []
+    round_trip()
+
+
+def as_parquet_text(value):
+    """A value in a Parquet text column (its field held two kinds of value in the batch)."""
+    if isinstance(value, memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, (bool, int)):
+        return json.dumps(value)
+    return value
+
+
+def parquet_restored(events):
+    """EVENTS of one Parquet batch as the reader posts them: a field of one kind comes back
+    as after a JSON round trip, one of two kinds as text; integers beyond 64 bits are text,
+    and lone surrogates U+FFFD."""
+    kinds = {}
+    for fields in events:
+        for name, value in fields.items():
+            kind = "binary" if isinstance(value, memoryview) else type(value).__name__
+            if kind == "int" and not -2 ** 63 <= value < 2 ** 63:
+                kind = "text"
+            kinds[name] = kind if kinds.get(name, kind) == kind else "text"
+    return [{name: re.sub("[\ud800-\udfff]", "\ufffd", value) if isinstance(value, str)
+             else value for name, value in restored({
+                 name: as_parquet_text(value) if kinds[name] == "text" else value
+                 for name, value in fields.items()}).items()} for fields in events]
+
+
+def test_generated_events_come_back_from_a_parquet_batch(s3, settings, load):
+    settings(FORMAT="parquet", BATCH_EVENTS=1000, BATCH_AGE=0.1)
+    writer, reader = load("s3_write"), load("s3_read")
+
+    @hypothesis_settings(max_examples=40, deadline=None, database=None,
+                         suppress_health_check=list(HealthCheck))
+    @given(st.lists(EVENTS, min_size=1, max_size=4))
+    def round_trip(events):
+        for fields in events:  # one batch: written well within BATCH_AGE
+            assert api.call_write_data(writer.write_data,
+                                       api.new_event(api.output_module(), fields))
+        drain(writer)
+        back = []
+        while True:
+            delay, posted = api.call_read_data(reader.read_data, api.input_module())
+            back += [event.fields() for event in posted]
+            if delay == reader.instance.settings.POLL_INTERVAL:
+                break
+        for fields in back:
+            for name in ADDED_BY_NXLOG:
+                del fields[name]
+        assert back == parquet_restored(events)
         assert api.logged("ERROR") == []
     round_trip()
 
