@@ -472,9 +472,10 @@ def count(number, noun, plural=None):
 
 @functools.lru_cache(maxsize=None)
 def parquet_library():
-    """pyarrow, with pyarrow.parquet, imported at its first use (it takes some 50 MB, which
-    only Parquet batches need); None where it is not installed."""
+    """pyarrow, with pyarrow.parquet and pyarrow.json, imported at its first use (it takes
+    some 50 MB, which only Parquet batches need); None where it is not installed."""
     try:
+        import pyarrow.json
         import pyarrow.parquet
     except ImportError:
         return None

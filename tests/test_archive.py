@@ -348,3 +348,14 @@ def test_text_parquet_cannot_hold_is_stored_as_near_as_it_can_and_said(s3, parqu
     [warning] = api.logged("WARNING")
     assert "%r holds text with lone surrogates, which Parquet (UTF-8 only) cannot: they are " \
         "stored as U+FFFD" % ("s3://%s/%s" % (BUCKET, key)) in warning
+
+
+def test_a_lone_surrogate_in_a_batch_of_plain_columns_is_stored_all_the_same(s3, parquet,
+                                                                             load):
+    writer = load("s3_write")
+    send(writer, *events(2), dict(events(1)[0], raw_event="lone \udc80"))
+    drain(writer)
+    [stored] = all_objects(s3).values()
+    rows = parquet_file(stored).read().to_pylist()
+    assert [row["raw_event"] for row in rows] == ["event 0", "event 1", "lone \ufffd"]
+    assert rows[0]["EventReceivedTime"].timestamp() == INSTANT
