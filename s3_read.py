@@ -577,9 +577,10 @@ def count(number, noun, plural=None):
 
 @functools.lru_cache(maxsize=None)
 def parquet_library():
-    """pyarrow, with pyarrow.parquet and pyarrow.json, imported at its first use (it takes
-    some 50 MB, which only Parquet batches need); None where it is not installed."""
+    """pyarrow, with its compute, json and parquet modules, imported at its first use (it
+    takes some 50 MB, which only Parquet batches need); None where it is not installed."""
     try:
+        import pyarrow.compute
         import pyarrow.json
         import pyarrow.parquet
     except ImportError:
@@ -1561,14 +1562,17 @@ class Decoder(object):
                 yield {"raw_event": self._text(line.rstrip(b"\r"), key)}
 
 
-def _parquet_value(value):
-    """A Parquet value as a field: a timestamp zoned as JSON lines hold it, binary as base64
-    text (NXLog takes no binary field from Python)."""
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    return value
+def _parquet_column(arrow, column):
+    """A Parquet column's values as fields take them: timestamps zoned as JSON lines hold
+    them (made by Arrow, in C++), binary as base64 text (NXLog takes no binary field from
+    Python)."""
+    if arrow.types.is_timestamp(column.type):  # UTC's seconds, no zone to look up
+        seconds = arrow.compute.cast(column, arrow.timestamp("s"), safe=False)
+        return arrow.compute.strftime(seconds, format="%Y-%m-%dT%H:%M:%S+00:00").to_pylist()
+    if arrow.types.is_binary(column.type):
+        return [None if value is None else base64.b64encode(value).decode("ascii")
+                for value in column.to_pylist()]
+    return column.to_pylist()
 
 
 def _seekable(body):
@@ -1593,9 +1597,9 @@ def _parquet_events(body):
     try:
         batches = arrow.parquet.ParquetFile(_seekable(body)).iter_batches(batch_size=1024)
         for batch in batches:
-            for row in batch.to_pylist():
-                yield {name: _parquet_value(value) for name, value in row.items()
-                       if value is not None}
+            names = batch.schema.names
+            for values in zip(*(_parquet_column(arrow, column) for column in batch.columns)):
+                yield {name: value for name, value in zip(names, values) if value is not None}
     except (arrow.ArrowException, OSError) as exc:
         raise UndecodableObject("not a Parquet file it can read: %s" % exc) from None
 

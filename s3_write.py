@@ -580,9 +580,10 @@ def count(number, noun, plural=None):
 
 @functools.lru_cache(maxsize=None)
 def parquet_library():
-    """pyarrow, with pyarrow.parquet and pyarrow.json, imported at its first use (it takes
-    some 50 MB, which only Parquet batches need); None where it is not installed."""
+    """pyarrow, with its compute, json and parquet modules, imported at its first use (it
+    takes some 50 MB, which only Parquet batches need); None where it is not installed."""
     try:
+        import pyarrow.compute
         import pyarrow.json
         import pyarrow.parquet
     except ImportError:
