@@ -1422,8 +1422,7 @@ class Spool(object):
 
     def pending(self):
         """Events not in S3 yet, open batch and held ones included."""
-        with self.lock:
-            return self.closed_events + self.open_events + len(self.held)
+        return self.depth()[1]
 
     def depth(self):
         """(batches, events, bytes, first event's time of the oldest, or None): what waits."""
