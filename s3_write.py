@@ -621,16 +621,19 @@ class Metrics(object):
                               % (SCRIPT, self.path, folder))
 
     def start(self):
+        """Writes the file once (it is there as soon as the script has started), then every
+        METRICS_EVERY seconds."""
         self.check()
         if self.path:
+            self.write()
             self.thread = threading.Thread(target=self._run, daemon=True,
                                            name="%s metrics" % SCRIPT)
             self.thread.start()
 
     def _run(self):
         while not self.stopping.is_set():
-            self.write()
             self.clock.sleep(METRICS_EVERY, self.stopping)
+            self.write()
 
     def write(self):
         try:
