@@ -38,6 +38,24 @@ def restored(fields):
     return event
 
 
+def through_s3(writer, reader, events):
+    """EVENTS (field dicts) written by WRITER, then the events READER posts, as field dicts
+    less those NXLog adds."""
+    for fields in events:
+        assert api.call_write_data(writer.write_data, api.new_event(api.output_module(), fields))
+    drain(writer)
+    back = []
+    while True:
+        delay, posted = api.call_read_data(reader.read_data, api.input_module())
+        back += [event.fields() for event in posted]
+        if delay == reader.instance.settings.POLL_INTERVAL:
+            break
+    for fields in back:
+        for name in ADDED_BY_NXLOG:
+            del fields[name]
+    return back
+
+
 @pytest.mark.parametrize("batch_events", [1, 3])
 def test_generated_events_come_back_with_their_fields(s3, settings, load, batch_events):
     settings(FORMAT="json", BATCH_EVENTS=batch_events, BATCH_AGE=0.1)
@@ -47,20 +65,7 @@ def test_generated_events_come_back_with_their_fields(s3, settings, load, batch_
                          suppress_health_check=list(HealthCheck))
     @given(st.lists(EVENTS, min_size=1, max_size=4))
     def round_trip(events):
-        for fields in events:
-            assert api.call_write_data(writer.write_data,
-                                       api.new_event(api.output_module(), fields))
-        drain(writer)
-        back = []
-        while True:
-            delay, posted = api.call_read_data(reader.read_data, api.input_module())
-            back += [event.fields() for event in posted]
-            if delay == reader.instance.settings.POLL_INTERVAL:
-                break
-        for fields in back:
-            for name in ADDED_BY_NXLOG:
-                del fields[name]
-        assert back == [restored(fields) for fields in events]
+        assert through_s3(writer, reader, events) == [restored(fields) for fields in events]
         assert api.logged("ERROR") == []
     round_trip()
 
@@ -98,21 +103,8 @@ def test_generated_events_come_back_from_a_parquet_batch(s3, settings, load):
     @hypothesis_settings(max_examples=40, deadline=None, database=None,
                          suppress_health_check=list(HealthCheck))
     @given(st.lists(EVENTS, min_size=1, max_size=4))
-    def round_trip(events):
-        for fields in events:  # one batch: written well within BATCH_AGE
-            assert api.call_write_data(writer.write_data,
-                                       api.new_event(api.output_module(), fields))
-        drain(writer)
-        back = []
-        while True:
-            delay, posted = api.call_read_data(reader.read_data, api.input_module())
-            back += [event.fields() for event in posted]
-            if delay == reader.instance.settings.POLL_INTERVAL:
-                break
-        for fields in back:
-            for name in ADDED_BY_NXLOG:
-                del fields[name]
-        assert back == parquet_restored(events)
+    def round_trip(events):  # one batch: they are written well within BATCH_AGE
+        assert through_s3(writer, reader, events) == parquet_restored(events)
         assert api.logged("ERROR") == []
     round_trip()
 
