@@ -570,6 +570,22 @@ def instant(text):
         return None
 
 
+def json_value(value):
+    """JSON for what json cannot take: binary (a field, a pickle's bytes) as base64 text,
+    anything else (a datetime) as its text."""
+    if isinstance(value, (memoryview, bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
+def raw_bytes(value):
+    """A raw_event as the bytes of a raw object or line: binary as it is, text in UTF-8 (lone
+    surrogates kept)."""
+    if isinstance(value, (memoryview, bytes, bytearray)):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")
+
+
 def count(number, noun, plural=None):
     """'1 event', '2 events'."""
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
@@ -1573,8 +1589,7 @@ def _parquet_column(arrow, column):
         seconds = arrow.compute.cast(column, arrow.timestamp("s"), safe=False)
         return arrow.compute.strftime(seconds, format="%Y-%m-%dT%H:%M:%S+00:00").to_pylist()
     if arrow.types.is_binary(column.type):
-        return [None if value is None else base64.b64encode(value).decode("ascii")
-                for value in column.to_pylist()]
+        return [None if value is None else json_value(value) for value in column.to_pylist()]
     return column.to_pylist()
 
 
@@ -2468,16 +2483,9 @@ class Progress(object):
             self.stream.flush()
 
 
-def _json_default(value):
-    """JSON for what the decoder may give beyond JSON's types (a pickle's bytes, datetimes)."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    return str(value)
-
-
 def _jsonl_line(fields):
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"),
-                      default=_json_default).encode("utf-8", "surrogatepass") + b"\n"
+                      default=json_value).encode("utf-8", "surrogatepass") + b"\n"
 
 
 def _raw_line(fields):
@@ -2485,9 +2493,7 @@ def _raw_line(fields):
     raw = fields.get("raw_event")
     if raw is None:
         return _jsonl_line(fields)
-    if isinstance(raw, (bytes, bytearray)):
-        return bytes(raw) + b"\n"
-    return str(raw).encode("utf-8", "surrogatepass") + b"\n"
+    return raw_bytes(raw) + b"\n"
 
 
 class Replay(object):

@@ -573,6 +573,22 @@ def instant(text):
         return None
 
 
+def json_value(value):
+    """JSON for what json cannot take: binary (a field, a pickle's bytes) as base64 text,
+    anything else (a datetime) as its text."""
+    if isinstance(value, (memoryview, bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
+def raw_bytes(value):
+    """A raw_event as the bytes of a raw object or line: binary as it is, text in UTF-8 (lone
+    surrogates kept)."""
+    if isinstance(value, (memoryview, bytes, bytearray)):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")
+
+
 def count(number, noun, plural=None):
     """'1 event', '2 events'."""
     return "%d %s" % (number, noun if number == 1 else plural or noun + "s")
@@ -794,20 +810,13 @@ def _zoned_fields(event):
     return fields
 
 
-def _json_value(value):
-    """JSON for the one field type json cannot take: binary fields become base64 text."""
-    if isinstance(value, (memoryview, bytes, bytearray)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    return str(value)
-
-
 def _typed_json_value(value):
     """JSON for binary fields in a batch spooled for Parquet, which keeps them binary: an
     object, which no other field value is."""
-    return {"base64": _json_value(value)}
+    return {"base64": json_value(value)}
 
 
-def _json_encoder(default=_json_value):
+def _json_encoder(default=json_value):
     """Compact JSON for event fields, the same as json.dumps gives. json.dumps builds a new
     C encoder at every call, a third of its time for one event; this builds it once, with
     the arguments json.encoder gives it (the public, slower way where there is no C one)."""
@@ -825,12 +834,6 @@ def _pickle(fields):
     return pickle.dumps(binary, protocol=2)
 
 
-def _raw(value):
-    if isinstance(value, (memoryview, bytes, bytearray)):
-        return bytes(value)
-    return str(value).encode("utf-8", "surrogatepass")
-
-
 class Encoder(object):
     """An NXLog event as the object body holds it. A batch holds one JSON object per line.
     One event per object holds FORMAT, except that raw falls back to json for an event
@@ -841,7 +844,7 @@ class Encoder(object):
         self.batching = settings.BATCHING  # read at every event: kept at hand
         self.batch_format = settings.BODY_FORMAT
         self.json_text = _json_encoder(_typed_json_value if self.batch_format == "parquet"
-                                       else _json_value)
+                                       else json_value)
 
     def json_bytes(self, fields):
         return self.json_text(fields).encode()
@@ -853,7 +856,7 @@ class Encoder(object):
         if self.settings.FORMAT == "raw":
             raw_event = event.get_field("raw_event")
             if raw_event is not None:
-                return "raw", _raw(raw_event)
+                return "raw", raw_bytes(raw_event)
             self.log.limited("no raw_event", self.log.warning, "an event without raw_event is "
                              "stored as json, so that its fields are kept")
             return "json", self.json_bytes(_zoned_fields(event))

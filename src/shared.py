@@ -7,6 +7,7 @@ what it needs comes in as arguments (the settings, a clock, a client).
 """
 
 import argparse
+import base64
 import collections
 import datetime
 import functools
@@ -463,6 +464,22 @@ def instant(text):
         return time.mktime(moment.timetuple()) + moment.microsecond / 1e6  # as far as mktime
     except (ValueError, OverflowError, OSError):                          # goes (9999 too)
         return None
+
+
+def json_value(value):
+    """JSON for what json cannot take: binary (a field, a pickle's bytes) as base64 text,
+    anything else (a datetime) as its text."""
+    if isinstance(value, (memoryview, bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
+def raw_bytes(value):
+    """A raw_event as the bytes of a raw object or line: binary as it is, text in UTF-8 (lone
+    surrogates kept)."""
+    if isinstance(value, (memoryview, bytes, bytearray)):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")
 
 
 def count(number, noun, plural=None):

@@ -223,7 +223,7 @@ def test_gzip_compresses_the_body_and_says_so(s3, settings, load):
 def test_json_is_json_dumps_with_or_without_the_c_accelerator(writer, monkeypatch):
     fields = {"raw_event": "caf\u00e9 \u2028 \x00 \" \\ \ud800", "count": 5, "ratio": 1.5,
               "none": None, "yes": True, "binary": memoryview(b"\x00\xff")}
-    expected = json.dumps(fields, default=writer._json_value, separators=(",", ":"))
+    expected = json.dumps(fields, default=writer.json_value, separators=(",", ":"))
     assert writer.instance.encoder.json_text(fields) == expected
     monkeypatch.setattr(json.encoder, "c_make_encoder", None)
     assert writer._json_encoder()(fields) == expected
