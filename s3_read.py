@@ -635,8 +635,7 @@ class Metrics(object):
 
     def start(self):
         """Writes the file once (it is there as soon as the script has started), then every
-        METRICS_EVERY seconds."""
-        self.check()
+        METRICS_EVERY seconds. The script's start has made check() before anything else."""
         if self.path:
             self.write()
             self.thread = threading.Thread(target=self._run, daemon=True,
