@@ -2186,12 +2186,13 @@ def _between(reader, server, start, end, report=None):
         yield item
 
 
-def _in_order(fetcher, items, work):
-    """(item, future of WORK(item)) for each of ITEMS in order, WORK done in the fetch
-    threads, twice as many ahead as there are threads."""
+def _in_order(fetcher, items, begin):
+    """(item, BEGIN(item)) for each of ITEMS in order, BEGIN starting the item's work in the
+    fetch threads (a future, or None), begun for twice as many items ahead as there are
+    threads."""
     ahead = collections.deque()
     for item in items:
-        ahead.append((item, fetcher.submit(work, item)))
+        ahead.append((item, begin(item)))
         if len(ahead) > 2 * fetcher.settings.FETCH_THREADS:
             yield ahead.popleft()
     while ahead:
@@ -2327,7 +2328,9 @@ class Audit(object):
         batches = {}  # batch id -> the first key it was found under
         second, counters = None, set()
         items = _between(self.reader, server, start, end, self.off_scheme)
-        for item, future in _in_order(self.reader.fetcher, items, self._look_at):
+        fetcher = self.reader.fetcher
+        for item, future in _in_order(fetcher, items,
+                                      functools.partial(fetcher.submit, self._look_at)):
             if item.second != second:
                 self._check_counters(server, second, counters)
                 second, counters = item.second, set()
@@ -2514,9 +2517,10 @@ class Replay(object):
         items = (item for item in _between(self.reader, self.server, self.start - self.margin,
                                            self.end, report=_unreported)
                  if item.epoch >= self.start or item.modified >= self.start - LANDING_MARGIN)
-        for item, future in _in_order(self.reader.fetcher, items, self._fetch_ahead):
+        fetcher = self.reader.fetcher
+        for item, future in _in_order(fetcher, items, fetcher.ahead):
             try:
-                response = future.result() or self.reader.fetcher.stream(item.key)
+                response = (future or fetcher.get(item)).result()
             except ClientError as exc:
                 if error_code(exc) not in ("404", "NoSuchKey"):
                     raise
@@ -2529,12 +2533,6 @@ class Replay(object):
         self.missed += 1
         self.reader.log.warning("%s: %s; its events are not in the replay" % (
             quoted(self.reader.settings.BUCKET, item.key), why))
-
-    def _fetch_ahead(self, item):
-        """A small object, fetched whole by a fetch thread; None for a large one, streamed
-        when its turn comes."""
-        return self.reader.fetcher.whole(item.key) if \
-            item.size <= self.reader.fetcher.whole_object else None
 
     def _write_events(self, item, response):
         self.objects += 1
