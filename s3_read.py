@@ -2122,7 +2122,7 @@ class Reader(object):
         its last turn found nothing more to read, else the age of the newest object read."""
         bucket, now, prefix = self.settings.BUCKET, self.clock.time(), "nxlog_s3_reader_"
         samples = []
-        for server, position in sorted(list(self.checkpoint.positions.items())):
+        for server, position in sorted(self.checkpoint.positions.items()):
             labels = {"bucket": bucket, "server": server}
             objects, events, size = self.read.get(server, (0, 0, 0))
             figures = [("objects_total", "counter", "objects read", objects),
