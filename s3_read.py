@@ -2393,12 +2393,24 @@ class Audit(object):
 
     def _check_counters(self, server, second, counters):
         """The counters of SECOND run from 1 with no gap, as the writers give them."""
-        missing = set(range(1, max(counters) + 1)) - counters if counters else ()
+        missing = _gaps(counters)
         if missing:
             self.problems.append({
-                "problem": "missing", "key": "%s/%s.%s" % (server, second, _ranges(missing)),
+                "problem": "missing", "key": "%s/%s.%s" % (server, second, missing),
                 "why": "that second holds the counters %s: the others were deleted, or never "
                        "stored" % _ranges(counters)})
+
+
+def _gaps(counters):
+    """The counters missing from 1 to the highest of COUNTERS, as "3,5-9": found between the
+    counters there are, so that a key such as .99999999999999999999 costs nothing."""
+    runs, expected = [], 1
+    for counter in sorted(counters):
+        if counter > expected:
+            runs.append(str(expected) if counter == expected + 1 else
+                        "%d-%d" % (expected, counter - 1))
+        expected = max(expected, counter + 1)
+    return ",".join(runs)
 
 
 def _events_in(metadata, settings):

@@ -376,3 +376,14 @@ def test_an_object_deleted_while_a_replay_runs_is_named_and_the_rest_replayed(s3
     assert "%r: it was deleted while the replay ran" % (
         "s3://%s/%s" % (BUCKET, key_of(BASE + 1, 1))) in warning
 
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_audit_of_a_key_with_a_huge_counter_reports_the_gap_as_a_range(command):
+    put(command.client, key_of(BASE, 1), "first", bucket=command.bucket)
+    put(command.client, key_of(BASE, 3), "third", bucket=command.bucket)
+    put(command.client, key_of(BASE, 10 ** 20), "huge", bucket=command.bucket)
+    status, out, _ = command("s3_read", "audit", "--json")
+    assert status == 1
+    [missing] = json.loads(out[0])["problems"]
+    assert missing["key"] == key_of(BASE, 2)[:-1] + "2,4-%d" % (10 ** 20 - 1)
