@@ -2414,14 +2414,16 @@ def _gaps(counters):
 
 
 def _events_in(metadata, settings):
-    """The events an object holds, as its metadata says; None if it cannot say (an object of
-    another tool read with RAW_LINES). The old scripts' objects hold one each."""
+    """The events an object holds, as its metadata says; None if it cannot say (a batch
+    without the count, an object of another tool read with RAW_LINES). The old scripts'
+    objects, with no metadata, hold one each."""
     if "nxlog-s3-events" in metadata:
         try:
             return int(metadata["nxlog-s3-events"])
         except ValueError:
             return None
-    return None if settings.RAW_LINES else 1
+    batch = metadata.get(METADATA_FORMAT) in ("jsonl", "parquet")
+    return None if batch or settings.RAW_LINES else 1
 
 
 PROBLEM_NAMES = {"missing": "missing", "duplicate": "stored twice", "off_scheme":

@@ -387,3 +387,14 @@ def test_audit_of_a_key_with_a_huge_counter_reports_the_gap_as_a_range(command):
     assert status == 1
     [missing] = json.loads(out[0])["problems"]
     assert missing["key"] == key_of(BASE, 2)[:-1] + "2,4-%d" % (10 ** 20 - 1)
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_a_batch_without_its_count_of_events_is_counted_only_by_a_deep_audit(command):
+    put(command.client, key_of(BASE, 1, ".jsonl.gz"), gzip.compress(b'{"raw_event": "a"}\n' * 2),
+        JSON_LINES, bucket=command.bucket)
+    status, out, _ = command("s3_read", "audit", "--json")
+    assert (status, json.loads(out[0])["servers"]["web01"]["2026-03-01"]["unknown_events"]) == (
+        0, 1)
+    status, out, _ = command("s3_read", "audit", "--deep", "--json")
+    assert (status, json.loads(out[0])["servers"]["web01"]["2026-03-01"]["events"]) == (0, 2)
