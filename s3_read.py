@@ -2168,6 +2168,17 @@ def command_time(text):
     return epoch
 
 
+def _margin(text):
+    """--margin: seconds, 0 or more (fewer would start the listing after --from)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds, 0 or more" % text)
+    return value
+
+
 def _range_text(start, end):
     return "%s to %s" % ("the first object" if start is None else utc_text(start),
                          "the last" if end is None else utc_text(end))
@@ -2627,7 +2638,7 @@ COMMANDS = {
                               "raw_event a line (default: %(default)s)"}),
                 ("-o", {"dest": "output", "metavar": "FILE", "help": "write to FILE (made "
                         "readable by its owner only) instead of stdout"}),
-                ("--margin", {"type": int, "default": REPLAY_MARGIN, "metavar": "SECONDS",
+                ("--margin", {"type": _margin, "default": REPLAY_MARGIN, "metavar": "SECONDS",
                               "help": "how long before --from a batch holding events of the "
                               "range may be keyed: at least the writers' BATCH_AGE (default: "
                               "%(default)s)"})])}

@@ -398,3 +398,12 @@ def test_a_batch_without_its_count_of_events_is_counted_only_by_a_deep_audit(com
         0, 1)
     status, out, _ = command("s3_read", "audit", "--deep", "--json")
     assert (status, json.loads(out[0])["servers"]["web01"]["2026-03-01"]["events"]) == (0, 2)
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+@pytest.mark.parametrize("margin", ["-5", "an hour"])
+def test_a_margin_that_would_start_after_from_is_a_usage_error(command, margin):
+    status, _, err = command("s3_read", "replay", "--from=-1h", "--to", "now",
+                             "--margin=%s" % margin)
+    assert status == 2
+    assert "argument --margin: %r is not a number of seconds, 0 or more" % margin in err[-1]
