@@ -540,7 +540,7 @@ def error_code(exc):
 
 def utc_text(epoch):
     """EPOCH as the scripts write times out: UTC, with its zone (2026-11-28T10:00:00Z)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % time.gmtime(epoch)[:6]  # %Y: "1" for year 1
 
 
 # What a key's suffix says an object holds (see KEY_SUFFIX), and a key of the scheme: SERVER,
