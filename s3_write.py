@@ -1744,8 +1744,10 @@ def _parsed_by_arrow(arrow, source, schema):
     leaves the interpreter to write_data meanwhile, four times as fast. For columns of plain
     kinds only, each value of the kind its column says (see _columns)."""
     source.seek(0)
-    reader = arrow.json.open_json(source, parse_options=arrow.json.ParseOptions(
-        explicit_schema=schema, unexpected_field_behavior="error"))
+    reader = arrow.json.open_json(
+        source, read_options=arrow.json.ReadOptions(use_threads=False),
+        parse_options=arrow.json.ParseOptions(explicit_schema=schema,
+                                              unexpected_field_behavior="error"))
     waiting, rows = [], 0
     for batch in reader:
         waiting.append(batch)
