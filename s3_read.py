@@ -1446,6 +1446,8 @@ def _json_fields(body, line=None):
         fields = _parsed_json(body.decode("utf-8", "surrogatepass"))
     except ValueError as exc:  # also UnicodeDecodeError and json's JSONDecodeError
         raise UndecodableObject("invalid JSON in %s: %s" % (_where(line), exc)) from None
+    except RecursionError:
+        raise UndecodableObject("JSON nested too deep to parse in %s" % _where(line)) from None
     if not isinstance(fields, dict):  # JSON's names are always text
         raise UndecodableObject("%s does not hold an object of fields" % _where(line))
     return fields
@@ -1704,6 +1706,7 @@ class OpenObject(object):
     def __init__(self, key, response, events):
         self.key, self.response, self.events = key, response, events
         self.deadline = None  # when the call posting its events must end
+        self.warned = False  # whether a warning named what NXLog could not take in it
 
     def close(self):
         self.response["Body"].close()
@@ -1788,6 +1791,85 @@ def _schedule(module, delay):
     set_timer(delay)
 
 
+# What NXLog's set_field cannot take (../shared/nxlog-python-api.md): a NUL or a lone
+# surrogate in a field name kills NXLog, a NUL in a value cuts it short, an integer beyond 64
+# bits raises. The reader escapes such text visibly (\u0000) and posts such integers as text.
+NXLOG_UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")
+INT64_LIMIT = 2 ** 63
+
+
+def _unsafe_text(text):
+    return not (text.isascii() and "\x00" not in text) and \
+        NXLOG_UNSAFE_TEXT.search(text) is not None
+
+
+def _escaped(text):
+    return NXLOG_UNSAFE_TEXT.sub(lambda match: "\\u%04x" % ord(match.group()), text)
+
+
+def _nxlog_value(value):
+    """VALUE as set_field keeps it whole, or None if it does already."""
+    kind = type(value)
+    if kind is str:
+        return _escaped(value) if _unsafe_text(value) else None
+    if kind is int and not -INT64_LIMIT <= value < INT64_LIMIT:
+        return str(value)
+    return None
+
+
+class FieldGuard(object):
+    """Makes an event's fields what NXLog's set_field takes: a name it cannot take gets its
+    NUL and lone surrogates escaped (and ~2, ~3... if another field has that name already),
+    a value its NULs and lone surrogates escaped, an integer beyond 64 bits its decimal
+    text."""
+
+    def __init__(self):
+        self.safe_names = set()  # the names seen that NXLog takes as they are
+
+    def guarded(self, fields):
+        """FIELDS, or a copy NXLog takes, and what was changed (names, quoted)."""
+        changed = None
+        for name, value in fields.items():
+            if name not in self.safe_names:
+                if _unsafe_text(name):
+                    changed = (changed or []) + [name]
+                    continue
+                self.safe_names.add(name)
+            if _nxlog_value(value) is not None:
+                changed = (changed or []) + [name]
+        if changed is None:
+            return fields, None
+        return self._made_safe(fields), changed
+
+    @staticmethod
+    def _made_safe(fields):
+        safe = {}
+        for name, value in fields.items():
+            if _unsafe_text(name):
+                name = base = _escaped(name)
+                for number in itertools.count(2):
+                    if name not in fields and name not in safe:
+                        break
+                    name = "%s~%d" % (base, number)
+            value_made_safe = _nxlog_value(value)
+            safe[name] = value if value_made_safe is None else value_made_safe
+        return safe
+
+
+def _failure(exc):
+    """What went wrong with an object, for the log and `status`."""
+    if isinstance(exc, ClientError) and error_code(exc) in ("404", "NoSuchKey"):
+        return "S3 listed it, then answered 404 Not Found (deleted meanwhile, by a lifecycle " \
+            "rule, a person or another reader?)"
+    if isinstance(exc, (BotoCoreError, ClientError)):  # some are OSErrors too
+        return "S3 or the network failed: %s" % exc
+    if isinstance(exc, UndecodableObject):
+        return str(exc)
+    if isinstance(exc, DECODE_ERRORS):
+        return "cannot decompress it: %s" % exc
+    return "%s%s" % (type(exc).__name__, ": %s" % exc if str(exc) else "")
+
+
 def _problem(exc):
     """What kind of lasting trouble EXC is, so that it is logged once a minute, not per poll."""
     return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
@@ -1813,6 +1895,8 @@ class Reader(object):
         self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
                                self.log)
         self.decoder = Decoder(settings, self.log)
+        self.field_guard = FieldGuard()
+        self.served_at = 0  # when (clock.time) an object was last read whole
         self.rounds = {}  # server -> its Round under way
         self.late_due = {}  # server -> when (monotonic) its next re-listing is due
         self.turn = 0  # the server the next call starts with: a busy one starves no other
@@ -1937,16 +2021,9 @@ class Reader(object):
                     return 0, False
                 read[0] += 1
                 read[2] += item.size
-            except UndecodableObject as exc:
+                self.served_at = self.clock.time()
+            except Exception as exc:  # whatever an object makes happen is that object's alone
                 if not self._give_up_now(position, item.key, exc):
-                    self.checkpoint.save()
-                    continue
-            except ClientError as exc:
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
-                if status >= 500:
-                    raise  # S3 itself is in trouble: this poll ends, the next one tries again
-                if error_code(exc) != "NoSuchKey" and \
-                        not self._give_up_now(position, item.key, exc):
                     self.checkpoint.save()
                     continue
             self._done_with(position, item)
@@ -1988,17 +2065,22 @@ class Reader(object):
 
     def _read_object(self, module, position, key, future, deadline, read):
         """Posts the events of KEY (counted in READ[1]); False if the call's time ran out
-        inside it, where the next call goes on. Raises UndecodableObject, or botocore's
-        errors. How many of its events are posted is kept in the checkpoint, so that neither
+        inside it, where the next call goes on. Raises what stopped it (UndecodableObject,
+        botocore's errors, anything an object can make happen). How many of its events are posted is kept in the checkpoint, so that neither
         the next call, nor a retry after an error partway, nor a restarted reader posts one
         twice."""
         posted = already = position.partial.get(key, 0)
         new_event = _event_maker(module)
         every = self.clock_every
+        guard = self.field_guard.guarded
         try:
             for fields in self._events_to_post(position, key, future, deadline):
                 if fields is NOT_YET:
                     return False  # S3 is slow to send the rest: the next call goes on
+                fields, changed = guard(fields)
+                if changed and not self.open.warned:
+                    self.open.warned = True
+                    self._warn_changed(key, changed)
                 event = new_event()
                 for name, value in fields.items():
                     event.set_field(name, value)
@@ -2006,8 +2088,8 @@ class Reader(object):
                 posted += 1
                 if posted % every == 0 and self.clock.monotonic() > deadline:
                     return False
-        except (BotoCoreError, ClientError):  # the network or S3, not the object: a later
-            self._close_open()                  # poll tries again, and this is no failed attempt
+        except (BotoCoreError, ClientError):  # S3 or the network (some are OSErrors too)
+            self._close_open()
             raise
         except DECODE_ERRORS as exc:
             self._close_open()
@@ -2021,6 +2103,13 @@ class Reader(object):
                 read[1] += posted - already
         self._close_open()
         return True
+
+    def _warn_changed(self, key, names):
+        self.log.warning("%s holds what NXLog cannot take as it is, in the field%s %s (a NUL "
+                         "or a lone surrogate, escaped as \\u0000; an integer beyond 64 bits, "
+                         "posted as text): its events are posted with those made safe"
+                         % (quoted(self.settings.BUCKET, key), "" if len(names) == 1 else "s",
+                            ", ".join(repr(name) for name in names)))
 
     def _events_to_post(self, position, key, future, deadline):
         """The events of KEY not posted yet, until DEADLINE: where the last call stopped in
@@ -2044,12 +2133,23 @@ class Reader(object):
             self.open.close()
             self.open = None
 
-    def _give_up_now(self, position, key, reason):
-        """Counts a failed read of KEY; True once it has failed MAX_ATTEMPTS times and is set
-        aside (reported, marked as read, left in the bucket)."""
+    def _give_up_now(self, position, key, exc):
+        """Counts a failed read of KEY (EXC, raised while it was fetched, decoded or posted);
+        True once it has failed MAX_ATTEMPTS times and is set aside (reported, marked as read,
+        left in the bucket). A failure of S3 or of the network counts only when S3 served
+        another object since KEY's last try: an S3 that fails every GET sets nothing aside,
+        an object that S3 alone cannot serve is."""
         attempts = self.settings.MAX_ATTEMPTS
-        where = quoted(self.settings.BUCKET, key)
-        number = position.attempts.pop(key, [0, 0])[0] + 1
+        where, reason = quoted(self.settings.BUCKET, key), _failure(exc)
+        number, last = position.attempts.pop(key, [0, None])
+        if isinstance(exc, (BotoCoreError, ClientError)) and \
+                (last is None or self.served_at <= last):
+            position.attempts[key] = [number, self.clock.time()]
+            self.log.limited("get", self.log.error, "cannot read %s now: %s; it is tried again "
+                             "at a later poll (a failed attempt counts once S3 serves other "
+                             "objects)" % (where, reason))
+            return False
+        number += 1
         if number >= attempts:
             position.put_aside(key, "%d failed attempts: %s" % (number, reason))
             self.log.error("set aside %s after %d failed attempts: %s; it stays in the bucket, "
@@ -2379,11 +2479,8 @@ class Audit(object):
         said = _events_in(metadata, settings)
         try:
             events = sum(1 for _ in self.reader.decoder.events(item.key, response))
-        except UndecodableObject as exc:
-            return metadata, said, {"problem": "undecodable", "why": str(exc)}
-        except DECODE_ERRORS as exc:
-            return metadata, said, {"problem": "undecodable",
-                                    "why": "cannot decompress it: %s" % exc}
+        except Exception as exc:  # whatever an object makes happen is that object's alone
+            return metadata, said, {"problem": "undecodable", "why": _failure(exc)}
         finally:
             response["Body"].close()
         if said is not None and said != events:
@@ -2546,10 +2643,10 @@ class Replay(object):
         for item, future in _in_order(fetcher, items, fetcher.ahead):
             try:
                 response = (future or fetcher.get(item)).result()
-            except ClientError as exc:
-                if error_code(exc) not in ("404", "NoSuchKey"):
-                    raise
-                self._missed(item, "it was deleted while the replay ran")
+            except Exception as exc:  # an object's failure is that object's alone
+                self._missed(item, "it was deleted while the replay ran" if isinstance(
+                    exc, ClientError) and error_code(exc) in ("404", "NoSuchKey") else
+                    "it cannot be fetched (%s)" % _failure(exc))
                 continue
             self._write_events(item, response)
             progress.show(item.epoch, self.events)
@@ -2567,8 +2664,8 @@ class Replay(object):
                 if self.start <= (item.epoch if epoch is None else epoch) < self.end:
                     self.output.write(self.line(fields))
                     self.events += 1
-        except (UndecodableObject,) + DECODE_ERRORS as exc:
-            self._missed(item, "it cannot be decoded (%s)" % exc)
+        except Exception as exc:  # an object's failure is that object's alone
+            self._missed(item, "it cannot be decoded (%s)" % _failure(exc))
         finally:
             response["Body"].close()
 

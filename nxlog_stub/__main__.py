@@ -5,13 +5,15 @@ log to LogFile (and echoes it to stderr, unless --quiet), keeps im_file position
 and runs with SpoolDir as its working directory, where relative paths in scripts land.
 
 Exit status: 0 once the inputs are idle, as NXLog's at a stop, whatever its modules logged
-(a script that raised at import included); 1 if it cannot start (its PidFile, LogFile or
+(a script that raised at import included); death by SIGSEGV (-11) where NXLog dies of it (a
+field name that NXLog cannot take); 1 if it cannot start (its PidFile, LogFile or
 SpoolDir cannot be used); 2 for a conf it cannot run; a script's own status where it ends
 the process at import (os._exit), as it ends NXLog.
 """
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -120,6 +122,8 @@ def main(argv=None):
     except (ConfError, LoadError) as exc:
         sys.stderr.write("nxlog_stub: %s\n" % exc)
         return 2
+    except api.Crash:  # NXLog logs nothing and dies of SIGSEGV
+        os.kill(os.getpid(), signal.SIGSEGV)
     finally:
         if pid_file and os.path.exists(pid_file):
             os.unlink(pid_file)

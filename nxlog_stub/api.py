@@ -80,17 +80,48 @@ def _now_string():
     return _now_text[1]
 
 
+class Crash(BaseException):
+    """Where a real NXLog dies of SIGSEGV on the spot, logging nothing. A BaseException, so
+    that no script's `except Exception` can hide it; the runner then dies of SIGSEGV too."""
+
+
+INT64 = range(-2 ** 63, 2 ** 63)  # what an NXLog integer field holds
+SET_FIELD_ERROR = "<built-in function set_logdata_field> returned a result with an exception set"
+
+
+def _check_name(name):
+    """A field name NXLog's C code cannot take kills it: a NUL, or a lone surrogate (which
+    has no UTF-8 form)."""
+    if "\x00" in name:
+        raise Crash("set_field(%r): a field name holding a NUL kills NXLog (SIGSEGV)" % name)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Crash("set_field(%r): a field name holding a lone surrogate kills NXLog "
+                    "(SIGSEGV)" % name) from None
+
+
+def _stored_text(value):
+    """What NXLog keeps of text: cut at its first NUL, each lone surrogate a '?'."""
+    value = value.partition("\x00")[0]
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def _stored(value):
     """What `set_field` keeps of a value: int, bool as int, str, anything else as str()."""
     if type(value) is str:  # the common case first: the stub stands in for C code
-        return value
+        return value if value.isascii() and "\x00" not in value else _stored_text(value)
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, (int, str)):
+    if isinstance(value, int):
         return value
     if isinstance(value, datetime.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
+    return _stored_text(str(value))
 
 
 def _no_attribute(name):
@@ -179,6 +210,12 @@ class LogData(object):
         return self._fields.get(name)
 
     def set_field(self, name, value):
+        """As NXLog's: a name it cannot take is a Crash; an integer beyond 64 bits is stored
+        as -1 and raises SystemError (both checked under NXLog CE 3.1.15)."""
+        _check_name(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+            self._fields[name] = -1
+            raise SystemError(SET_FIELD_ERROR)
         self._fields[name] = _stored(value)
         return True
 

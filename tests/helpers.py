@@ -25,6 +25,30 @@ KEY = re.compile(r"^([^/]+/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{
                  r"(\.[a-z.]+)?$")
 
 
+def nxlog_text(text):
+    """TEXT as the reader gives it to NXLog, which cuts text at a NUL and dies on a field
+    name holding a NUL or a lone surrogate: each of those as a visible \\uXXXX escape."""
+    return re.sub("[\x00\ud800-\udfff]", lambda match: "\\u%04x" % ord(match.group()), text)
+
+
+def as_nxlog_takes(fields):
+    """FIELDS as the reader posts them: names and text made safe (nxlog_text), a name that
+    would then be another's taking ~2 (~3...), integers beyond 64 bits as decimal text."""
+    taken = {}
+    for name, value in fields.items():
+        safe = base = nxlog_text(name)
+        number = 1
+        while safe != name and (safe in fields or safe in taken):
+            number += 1
+            safe = "%s~%d" % (base, number)
+        if isinstance(value, str):
+            value = nxlog_text(value)
+        elif type(value) is int and not -2 ** 63 <= value < 2 ** 63:
+            value = str(value)
+        taken[safe] = value
+    return taken
+
+
 def key_second(key):
     return KEY.match(key).group(1)
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from helpers import drain
+from helpers import as_nxlog_takes, drain, nxlog_text
 from nxlog_stub import api
 
 ADDED_BY_NXLOG = ("EventReceivedTime", "SourceModuleName", "SourceModuleType")
@@ -32,9 +32,11 @@ def after_a_round_trip(value):
 
 def restored(fields):
     """An event as the reader posts it: NXLog's logdata_new() starts every event with an
-    empty raw_event, and each field comes back as after_a_round_trip says."""
+    empty raw_event, and each field comes back as after_a_round_trip says, then as NXLog
+    takes it (as_nxlog_takes)."""
     event = {"raw_event": ""}
-    event.update((name, after_a_round_trip(value)) for name, value in fields.items())
+    event.update(as_nxlog_takes({name: after_a_round_trip(value)
+                                 for name, value in fields.items()}))
     return event
 
 
@@ -124,7 +126,8 @@ def test_any_server_name_is_refused_or_stays_one_key_segment(settings, load):
     check()
 
 
-def test_any_raw_event_comes_back_exactly_in_the_raw_format(s3, settings, load):
+def test_any_raw_event_comes_back_exactly_in_the_raw_format_as_nxlog_takes_text(s3, settings,
+                                                                                load):
     writer, reader = load("s3_write"), load("s3_read")
 
     @hypothesis_settings(max_examples=60, deadline=None, database=None,
@@ -135,5 +138,5 @@ def test_any_raw_event_comes_back_exactly_in_the_raw_format(s3, settings, load):
         assert api.call_write_data(writer.write_data, event)
         drain(writer)
         _, posted = api.call_read_data(reader.read_data, api.input_module())
-        assert [event.get_field("raw_event") for event in posted] == [text]
+        assert [event.get_field("raw_event") for event in posted] == [nxlog_text(text)]
     round_trip()

@@ -227,9 +227,10 @@ def test_a_network_error_inside_an_object_is_no_failed_attempt_and_the_next_poll
     reader.instance.client.meta.events.register("provide-client-params.s3.GetObject",
                                                 time_out_once)
     assert poll(reader)[1] == []
-    assert "cannot read s3://%s/ now: Read timeout on endpoint URL" % BUCKET in \
-        api.logged("ERROR")[0]
+    assert "cannot read %r now: S3 or the network failed: Read timeout on endpoint URL" % (
+        "s3://%s/%s" % (BUCKET, key_at("00.34", 1))) in api.logged("ERROR")[0]
     assert api.logged("WARNING") == []  # no attempt counted: MAX_ATTEMPTS=1 would set it aside
+    time.sleep(0.05)  # the next poll (POLL_INTERVAL) tries it again
     assert read_all(reader) == ["one", "two"]
 
 
