@@ -2,6 +2,8 @@
 # make test: ruff, then the whole test suite (Ceph's radosgw tests run where it is installed)
 # make scripts: writes the code both scripts share, from src/shared.py, into each
 # make reliability: regenerates docs/RELIABILITY.md; make soak: the same, ten times longer
+# make nxlog: a real NXLog CE from ../shared/nxlog/ (the tests run under it where it is), and
+#   boto3, zstandard and pyarrow for the system Python it embeds, in .nxlog-python/
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,7 +13,12 @@ PYTHON38 ?= $(shell for p in python3.8 $(HOME)/.pyenv/versions/3.8*/bin/python3.
                 "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
 OLDEST := $(if $(PYTHON38),.venv38/.installed)
 
-.PHONY: demo test lint scripts reliability soak clean
+# NXLog embeds the system Python: what the scripts need is installed for it, not in the venv.
+SHARED ?= ../shared
+SYSTEM_PYTHON ?= /usr/bin/python3
+NXLOG_PYTHON := .nxlog-python
+
+.PHONY: demo test lint scripts reliability soak clean nxlog
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +30,14 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON38) -m venv .venv38
 	.venv38/bin/pip install --quiet 'boto3>=1.35.16'
 	touch $@
+
+$(NXLOG_PYTHON)/.installed:
+	$(SYSTEM_PYTHON) -m pip install --quiet --target $(NXLOG_PYTHON) 'boto3>=1.35.16' \
+	    zstandard pyarrow
+	touch $@
+
+nxlog: $(NXLOG_PYTHON)/.installed
+	bash $(SHARED)/nxlog/build.sh
 
 demo: $(BIN)/.installed
 	$(BIN)/python demo.py
@@ -46,4 +61,4 @@ soak: $(BIN)/.installed
 	$(BIN)/python tests/reliability_report.py --soak
 
 clean:
-	rm -rf $(VENV) .venv38 demo-output .pytest_cache .ruff_cache .hypothesis *.egg-info nxlog_stub.positions.json
+	rm -rf $(VENV) .venv38 $(NXLOG_PYTHON) demo-output .pytest_cache .ruff_cache .hypothesis *.egg-info nxlog_stub.positions.json

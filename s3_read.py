@@ -64,7 +64,9 @@ RAW_LINES = False           # objects without s3_write.py's metadata: one event 
                             # (stores filled by other tools) instead of one per object
 MAX_EVENT_BYTES = 67108864  # an event (a line, or a whole object) larger than this, once
                             # decompressed, makes its object undecodable: a decompression
-                            # bomb cannot exhaust memory; 0: no limit
+                            # bomb cannot exhaust memory; 0: no limit (MAX_EXPANSION's too)
+MAX_EXPANSION = 1000        # an object that decompresses to more than this many times its
+                            # size (and to more than MAX_EVENT_BYTES) is undecodable too
 AFTER_READ = "keep"         # keep, delete, or move (to MOVE_PREFIX) each object once read
 MOVE_PREFIX = ""            # with AFTER_READ=move: where objects go, e.g. read/
 RETRY_MODE = "standard"     # botocore retry mode: standard or adaptive
@@ -132,7 +134,8 @@ REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at t
 REMEMBERED_SET_ASIDE = 1000  # objects set aside kept per server in the checkpoint, for status
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
 WAIT_STEP = 0.05  # seconds a listing waits for S3's next page before it lets the call see
-STREAMED_CHUNK = 1024  # events a large object's decoding thread hands read_data at a time...
+STREAMED_CHUNK = 1024  # events an object's decoding thread hands read_data at a time...
+CHUNK_BYTES = 4 << 20  # ...or fewer, once they decoded from this many bytes...
 STREAMED_AHEAD = 2  # ...and chunks it keeps ready
 LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
 SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"
@@ -706,7 +709,8 @@ class ReaderSettings(Settings):
         ("MAXKEYS", _number(int, 1, 1000)), ("MAX_OBJECTS_PER_CALL", _number(int, 1)),
         ("MAX_SECONDS_PER_CALL", _number(float, 0.01)), ("FETCH_THREADS", _number(int, 1, 64)),
         ("MAX_ATTEMPTS", _number(int, 1)), ("ALLOW_PICKLE", _flag),
-        ("MAX_EVENT_BYTES", _number(int, 0)), ("RAW_LINES", _flag),
+        ("MAX_EVENT_BYTES", _number(int, 0)), ("MAX_EXPANSION", _number(int, 1)),
+        ("RAW_LINES", _flag),
         ("AFTER_READ", _choice("keep", "delete", "move")), ("MOVE_PREFIX", _move_prefix),
         ("RETRY_MODE", _choice("standard", "adaptive")), ("RETRY_ATTEMPTS", _number(int, 1)),
         ("TLS_VERIFY", _flag), ("CONNECT_TIMEOUT", _number(float, 0.1)),
@@ -1471,6 +1475,50 @@ def _nxlog_times(fields):
     return fields
 
 
+class DecodeBudget(object):
+    """How much one object may decode to: MAX_EXPANSION times its stored size, or
+    MAX_EVENT_BYTES if that is more (a batch of s3_write.py never comes near). More is taken
+    for what it most likely is, a decompression bomb. MAX_EVENT_BYTES=0 lifts both limits.
+    DECODED counts what its decoding made so far; STOPPED, set once the object is closed,
+    ends a decoding no one waits for."""
+
+    def __init__(self, settings, stored_size):
+        self.limit = None if not settings.MAX_EVENT_BYTES else max(
+            settings.MAX_EVENT_BYTES, settings.MAX_EXPANSION * stored_size)
+        self.expansion = settings.MAX_EXPANSION
+        self.decoded = 0
+        self.stopped = False
+
+    def take(self, size):
+        self.decoded += size
+        if self.beyond(self.decoded):
+            raise self.refused()
+        if self.stopped:
+            raise UndecodableObject("closed while it was decoded")
+
+    def beyond(self, size):
+        return self.limit is not None and size > self.limit
+
+    def refused(self):
+        return UndecodableObject(
+            "it decompresses to more than %d bytes, more than MAX_EXPANSION=%d times its "
+            "size (a decompression bomb?); raise NXLOG_S3_MAX_EXPANSION, or set "
+            "NXLOG_S3_MAX_EVENT_BYTES=0 for no limit" % (self.limit, self.expansion))
+
+
+def _skip_newlines(stream):
+    """Reads past the newlines that come next in STREAM (buffered), a buffer at a time: a
+    bomb of empty lines costs no loop per line. How many there were."""
+    skipped = 0
+    while True:
+        buffered = stream.peek(1)
+        run = len(buffered) - len(buffered.lstrip(b"\n"))
+        if not run:
+            return skipped
+        stream.read(run)
+        skipped += run
+
+
 class Decoder(object):
     """An object's events, as field dicts, by what its metadata says it holds (raw, JSON,
     pickle, JSON lines; gzip, zstd), streamed: memory stays bounded whatever its size."""
@@ -1479,16 +1527,20 @@ class Decoder(object):
         self.settings, self.log = settings, log
         self.nxlog_times = nxlog_times  # zoned times as NXLog gives them; False: as stored
 
-    def events(self, key, response):
+    def events(self, key, response, budget=None):
+        """KEY's events, decoded from RESPONSE within BUDGET (by default its own)."""
+        budget = budget or DecodeBudget(self.settings, response.get("ContentLength", 0))
         metadata = response.get("Metadata", {})
         body_format = metadata.get(METADATA_FORMAT)
         if body_format == "parquet":
-            return self._with_times(metadata, _parquet_events(response["Body"]))
+            return self._with_times(metadata, _parquet_events(
+                response["Body"], budget, self.settings.MAX_EVENT_BYTES))
         stream = self._decompressing(response, metadata)
         if body_format == "jsonl" or (body_format is None and self.settings.RAW_LINES):
-            events = self._line_events(key, stream, body_format)
+            events = self._line_events(key, stream, body_format, budget)
         else:
-            events = iter([self._one_event(key, self._bounded_read(stream.read), body_format)])
+            events = iter([self._one_event(key, self._bounded_read(stream.read, budget),
+                                           body_format)])
         return self._with_times(metadata, events)
 
     def _with_times(self, metadata, events):
@@ -1552,46 +1604,99 @@ class Decoder(object):
         raise UndecodableObject("unknown %s %r (written by a newer s3_write.py?)"
                                 % (METADATA_FORMAT, body_format))
 
-    def _bounded_read(self, read, line=None):
-        """READ(limit) within MAX_EVENT_BYTES: an event that large (in line number LINE, or
-        in the object) is taken for what it most likely is, a decompression bomb or not a
-        log."""
+    def _bounded_read(self, read, budget, line=None):
+        """READ(limit) within MAX_EVENT_BYTES and BUDGET: an event that large (in line number
+        LINE, or in the object) is taken for what it most likely is, a decompression bomb or
+        not a log."""
         limit = self.settings.MAX_EVENT_BYTES
         data = read(limit + 1 if limit else -1)
         if limit and len(data) > limit and not (len(data) == limit + 1 and
                                                  data.endswith(b"\n")):
-            raise UndecodableObject("%s is larger than MAX_EVENT_BYTES=%d once decompressed (a "
-                                    "decompression bomb?); raise NXLOG_S3_MAX_EVENT_BYTES, or "
-                                    "set it to 0 for no limit" % (_where(line), limit))
+            raise UndecodableObject(_too_large(_where(line), limit))
+        budget.take(len(data))
         return data
 
-    def _line_events(self, key, stream, body_format):
+    def _line_events(self, key, stream, body_format, budget):
         """The events of an object that holds one per line: a batch (JSON lines) or, with
         RAW_LINES, a text object without metadata."""
         if not isinstance(stream, io.BufferedReader):  # GzipFile: its readline is Python
             stream = io.BufferedReader(stream, 1 << 16)  # code, a buffer over it reads in C
-        for number in itertools.count(1):
-            line = self._bounded_read(stream.readline, number)
+        number = 0
+        while True:
+            number += 1
+            line = self._bounded_read(stream.readline, budget, number)
             if not line:
                 return
             line = line.rstrip(b"\n")
-            if body_format == "jsonl":
-                if line:
-                    yield _json_fields(line, number)
-            else:
+            if body_format != "jsonl":
                 yield {"raw_event": self._text(line.rstrip(b"\r"), key)}
+            elif line:
+                yield _json_fields(line, number)
+            else:
+                skipped = _skip_newlines(stream)
+                budget.take(skipped)
+                number += skipped
 
 
-def _parquet_column(arrow, column):
+def _too_large(where, limit):
+    return "%s is larger than MAX_EVENT_BYTES=%d once decompressed (a decompression bomb?); " \
+        "raise NXLOG_S3_MAX_EVENT_BYTES, or set it to 0 for no limit" % (where, limit)
+
+
+def _parquet_column(arrow, name, column):
     """A Parquet column's values as fields take them: timestamps zoned as JSON lines hold
     them (made by Arrow, in C++), binary as base64 text (NXLog takes no binary field from
-    Python)."""
-    if arrow.types.is_timestamp(column.type):  # UTC's seconds, no zone to look up
+    Python), types no writer of ours makes (dates, decimals) as Arrow's text of them."""
+    types = arrow.types
+    if types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if types.is_timestamp(column.type):  # UTC's seconds, no zone to look up
         seconds = arrow.compute.cast(column, arrow.timestamp("s"), safe=False)
         return arrow.compute.strftime(seconds, format="%Y-%m-%dT%H:%M:%S+00:00").to_pylist()
-    if arrow.types.is_binary(column.type):
+    if types.is_binary(column.type) or types.is_large_binary(column.type):
         return [None if value is None else json_value(value) for value in column.to_pylist()]
-    return column.to_pylist()
+    if any(kind(column.type) for kind in (types.is_string, types.is_large_string,
+                                          types.is_integer, types.is_boolean,
+                                          types.is_floating, types.is_null)):
+        return column.to_pylist()
+    try:
+        return arrow.compute.cast(column, arrow.string()).to_pylist()
+    except (arrow.ArrowException, ValueError):
+        raise UndecodableObject("its column %r is of type %s, which no NXLog field can hold"
+                                % (name, column.type)) from None
+
+
+def _parquet_row_sizes(arrow, batch):
+    """The bytes of each row of BATCH once its text and binary are decoded (dictionaries
+    expanded), without expanding them; other values count 8 bytes."""
+    compute, types = arrow.compute, arrow.types
+    sizes = arrow.array([0] * batch.num_rows, arrow.int64())
+    for column in batch.columns:
+        kind = column.type.value_type if types.is_dictionary(column.type) else column.type
+        if any(test(kind) for test in (types.is_string, types.is_large_string, types.is_binary,
+                                       types.is_large_binary)):
+            if types.is_dictionary(column.type):
+                lengths = compute.take(compute.binary_length(column.dictionary), column.indices)
+            else:
+                lengths = compute.binary_length(column)
+            lengths = compute.fill_null(compute.cast(lengths, arrow.int64()), 0)
+        else:
+            lengths = arrow.array([8] * batch.num_rows, arrow.int64())
+        sizes = compute.add(sizes, lengths)
+    return sizes.to_pylist()
+
+
+def _pieces(sizes):
+    """(start, length, bytes) of the runs of rows of SIZES that make CHUNK_BYTES or less
+    (a row more than that on its own)."""
+    start, total = 0, 0
+    for row, size in enumerate(sizes):
+        if total and total + size > CHUNK_BYTES:
+            yield start, row - start, total
+            start, total = row, 0
+        total += size
+    if start < len(sizes):
+        yield start, len(sizes) - start, total
 
 
 def _seekable(body):
@@ -1606,21 +1711,48 @@ def _seekable(body):
     return copy
 
 
-def _parquet_events(body):
-    """The rows of a Parquet batch as events, a row group's slice at a time; a null is a
-    field the event did not have."""
+def _parquet_events(body, budget, max_event_bytes):
+    """The rows of a Parquet batch as events, CHUNK_BYTES of them at a time at most; a null
+    is a field the event did not have. Text is read as dictionaries where the file has them,
+    and each row's decoded size is known before it is decoded: a small file whose
+    dictionary makes gigabytes (a bomb) is refused within BUDGET and MAX_EVENT_BYTES."""
     arrow = parquet_library()
     if arrow is None:
         raise UndecodableObject("it is Parquet: install the pyarrow package for the Python "
                                 "NXLog runs")
     try:
-        batches = arrow.parquet.ParquetFile(_seekable(body)).iter_batches(batch_size=1024)
-        for batch in batches:
-            names = batch.schema.names
-            for values in zip(*(_parquet_column(arrow, column) for column in batch.columns)):
-                yield {name: value for name, value in zip(names, values) if value is not None}
+        source = _seekable(body)
+        metadata = arrow.parquet.ParquetFile(source).metadata
+        _check_parquet_size(metadata, budget)
+        source.seek(0)
+        schema = metadata.schema.to_arrow_schema()
+        texts = [field.name for field in schema if arrow.types.is_string(field.type) or
+                 arrow.types.is_binary(field.type)]
+        parquet = arrow.parquet.ParquetFile(source, metadata=metadata, read_dictionary=texts)
+        for batch in parquet.iter_batches(batch_size=1024):
+            sizes = _parquet_row_sizes(arrow, batch)
+            if max_event_bytes and max(sizes, default=0) > max_event_bytes:
+                raise UndecodableObject(_too_large("a row", max_event_bytes))
+            for start, length, size in _pieces(sizes):
+                budget.take(size)
+                piece, names = batch.slice(start, length), batch.schema.names
+                columns = [_parquet_column(arrow, name, column)
+                           for name, column in zip(names, piece.columns)]
+                for values in zip(*columns):
+                    yield {name: value for name, value in zip(names, values)
+                           if value is not None}
     except (arrow.ArrowException, OSError) as exc:
         raise UndecodableObject("not a Parquet file it can read: %s" % exc) from None
+
+
+def _check_parquet_size(metadata, budget):
+    """Refuses a file whose pages, uncompressed, are larger than BUDGET allows, before any
+    is read."""
+    size = sum(group.column(index).total_uncompressed_size
+               for group in map(metadata.row_group, range(metadata.num_row_groups))
+               for index in range(group.num_columns))
+    if budget.beyond(size):
+        raise budget.refused()
 
 
 # ---- Fetching -----------------------------------------------------------------------------
@@ -1698,54 +1830,45 @@ class Round(object):
         self.ahead.appendleft(entry)
 
 
-class OpenObject(object):
-    """The object whose events are being posted, which a call may stop inside (the next
-    call goes on there): its key, its events still to come, and the response they come
-    from. Fetched whole, it is decoded as its events are posted: that takes no wait."""
-
-    def __init__(self, key, response, events):
-        self.key, self.response, self.events = key, response, events
-        self.deadline = None  # when the call posting its events must end
-        self.warned = False  # whether a warning named what NXLog could not take in it
-
-    def close(self):
-        self.response["Body"].close()
-
-
 class _Failed(object):
-    """What stopped a StreamedObject's decoding: raised again where read_data reaches it."""
+    """What stopped an object's decoding: raised again where read_data reaches it."""
 
     def __init__(self, exc):
         self.exc = exc
 
 
 _END = object()
-NOT_YET = object()  # what a StreamedObject's events give when none came by the deadline
+NOT_YET = object()  # what an OpenObject's events give when none came by the deadline
 
 
-class StreamedObject(OpenObject):
-    """An object too large to fetch whole: a thread of its own decodes it as its body
-    streams (DECODED gives its events), STREAMED_AHEAD chunks of STREAMED_CHUNK events ahead
-    of read_data at most, so that a slow S3 holds that thread, not NXLog. Its events give
-    NOT_YET when none came by the call's deadline; an error comes where it happened, after
-    the events before it."""
+class OpenObject(object):
+    """The object whose events are being posted, which a call may stop inside (the next
+    call goes on there). A thread of its own decodes it (DECODED() gives its events) as its
+    body comes, STREAMED_AHEAD chunks ahead of read_data at most (a chunk: STREAMED_CHUNK
+    events, or CHUNK_BYTES of them as BUDGET counts them), so that neither a slow S3 nor an
+    object slow to decode holds NXLog, and memory stays bounded. Its events give NOT_YET
+    when none came by the call's deadline; an error comes where it happened, after the
+    events before it."""
 
-    def __init__(self, key, response, decoded, clock):
-        OpenObject.__init__(self, key, response, self._ready(clock))
+    def __init__(self, key, response, decoded, budget, clock):
+        self.key, self.response, self.budget = key, response, budget
+        self.events = self._ready(clock)
+        self.deadline = None  # when the call posting its events must end
+        self.warned = False  # whether a warning named what NXLog could not take in it
         self.queue = queue.Queue(STREAMED_AHEAD)
         self.stopped = threading.Event()
         threading.Thread(target=self._decode, args=(decoded,), daemon=True,
                          name="%s decoder" % SCRIPT).start()
 
     def _decode(self, decoded):
-        chunk = []
+        chunk, chunk_end = [], CHUNK_BYTES
         try:
             for fields in decoded():
                 chunk.append(fields)
-                if len(chunk) == STREAMED_CHUNK:
+                if len(chunk) == STREAMED_CHUNK or self.budget.decoded >= chunk_end:
                     if not self._put(chunk):
                         return
-                    chunk = []
+                    chunk, chunk_end = [], self.budget.decoded + CHUNK_BYTES
             if self._put(chunk):
                 self._put(_END)
         except BaseException as exc:  # handed over after the events before it, to be
@@ -1777,7 +1900,8 @@ class StreamedObject(OpenObject):
 
     def close(self):
         self.stopped.set()
-        OpenObject.close(self)
+        self.budget.stopped = True
+        self.response["Body"].close()
 
 
 # ---- Reading ------------------------------------------------------------------------------
@@ -2066,9 +2190,9 @@ class Reader(object):
     def _read_object(self, module, position, key, future, deadline, read):
         """Posts the events of KEY (counted in READ[1]); False if the call's time ran out
         inside it, where the next call goes on. Raises what stopped it (UndecodableObject,
-        botocore's errors, anything an object can make happen). How many of its events are posted is kept in the checkpoint, so that neither
-        the next call, nor a retry after an error partway, nor a restarted reader posts one
-        twice."""
+        botocore's errors, anything an object can make happen). How many of its events are
+        posted is kept in the checkpoint, so that neither the next call, nor a retry after
+        an error partway, nor a restarted reader posts one twice."""
         posted = already = position.partial.get(key, 0)
         new_event = _event_maker(module)
         every = self.clock_every
@@ -2122,11 +2246,12 @@ class Reader(object):
 
     def _opened(self, key, response, posted):
         """KEY's object, its first POSTED events passed over."""
+        budget = DecodeBudget(self.settings, response.get("ContentLength", 0))
+
         def decoded():
-            return itertools.islice(self.decoder.events(key, response), posted, None)
-        if isinstance(response["Body"], io.BytesIO):  # fetched whole
-            return OpenObject(key, response, decoded())
-        return StreamedObject(key, response, decoded, self.clock)
+            return itertools.islice(self.decoder.events(key, response, budget), posted,
+                                    None)
+        return OpenObject(key, response, decoded, budget, self.clock)
 
     def _close_open(self):
         if self.open is not None:

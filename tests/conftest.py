@@ -22,6 +22,7 @@ import pytest
 from moto import mock_aws
 
 import nxlog_stub  # noqa: F401  (registers the stub as `nxlog`)
+import real_nxlog
 from helpers import BUCKET, ROOT, Endpoint, free_port, wait_until_answering
 from nxlog_stub import api
 from nxlog_stub.runner import load_script
@@ -214,6 +215,27 @@ def ceph():
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         shutil.rmtree(directory, ignore_errors=True)
 
+
+
+@pytest.fixture
+def nxlog_process():
+    """nxlog_process(conf, log_file, env): a real NXLog (tests/real_nxlog.py) running CONF,
+    started; stopped at the end of the test if it still runs. Where there is none the test
+    is skipped, saying how to build one; under CI=true it fails instead."""
+    reason = real_nxlog.missing()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the tests under a real NXLog: " + reason)
+        pytest.skip(reason)
+    started = []
+
+    def start(conf, log_file, env):
+        started.append(real_nxlog.RealNXLog(conf, log_file, env).start())
+        return started[-1]
+    yield start
+    for each in started:
+        if each.alive():
+            each.stop()
 
 
 @pytest.fixture
