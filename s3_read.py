@@ -86,6 +86,7 @@ import collections
 import concurrent.futures
 import datetime
 import email.utils
+import errno
 import functools
 import gzip
 import io
@@ -130,7 +131,8 @@ MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its
 CHECKPOINT_VERSION = 3  # 3: the horizon's seconds in CHECKPOINT.late
 WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are fetched ahead, whole, by the
                                 # fetch threads; larger ones stream as they are posted
-REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme reported once each, at the most
+REMEMBERED_OTHER_KEYS = 1000  # keys outside the scheme remembered as reported, at the most
+REPORTED_BY_NAME = 20  # keys not readable named one by one in a call; the others counted
 REMEMBERED_SET_ASIDE = 1000  # objects set aside kept per server in the checkpoint, for status
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
 WAIT_STEP = 0.05  # seconds a listing waits for S3's next page before it lets the call see
@@ -504,10 +506,21 @@ def private_directory(directory, setting, log, own=False, make=True):
     return True
 
 
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # Windows has no such flag (nor such links)
+FILE_FLAGS = {"rb": os.O_RDONLY, "r+b": os.O_RDWR}
+
+
+def open_nofollow(path, mode="rb"):
+    """open(PATH, MODE) that refuses a symbolic link at PATH (OSError ELOOP): a link planted
+    where a script keeps its files cannot make it read or write another file."""
+    return os.fdopen(os.open(path, FILE_FLAGS[mode] | NOFOLLOW), mode)
+
+
 def exclusive_lock(path):
-    """A descriptor that holds an exclusive lock on PATH (made readable by its owner only), or
-    None while another process or instance holds it. Windows has no such locks."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """A descriptor that holds an exclusive lock on PATH (made readable by its owner only, a
+    link there refused), or None while another process or instance holds it. Windows has no
+    such locks."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o600)
     if fcntl is not None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -746,9 +759,9 @@ class UndecodableObject(ValueError):
 
 # ---- Keys and time ------------------------------------------------------------------------
 
-# One object listed: its key, the second and counter in it, that second's epoch, its size,
-# and when S3 stored it (epoch).
-Listed = collections.namedtuple("Listed", "key second counter epoch size modified")
+# One object listed: its key, the second, counter and suffix in it, that second's epoch, its
+# size, when S3 stored it (epoch), and its ETag.
+Listed = collections.namedtuple("Listed", "key second counter suffix epoch size modified etag")
 PAUSE = object()  # what a listing yields now and then, so that a long one can wait for the
                   # next call instead of holding NXLog up
 WAITING = object()  # what a listing's pages yield while S3 has not sent the next one
@@ -772,6 +785,41 @@ class Seconds(object):
 
     def text(self, epoch):
         return time.strftime(SECOND_FORMAT, (time.gmtime if self.utc else time.localtime)(epoch))
+
+
+# An object read is marked in its second by its counter and suffix: counter << 5 | the
+# suffix's code. Code 0 stands for any suffix: an older checkpoint knew counters only.
+SUFFIX_CODES = {suffix: code for code, suffix in enumerate(sorted(
+    [""] + [kind + compression for kind in FORMAT_SUFFIXES.values()
+            for compression in COMPRESSION_SUFFIXES.values()]), 1)}
+SUFFIX_OF_CODE = {code: suffix for suffix, code in SUFFIX_CODES.items()}
+
+
+def _mark(counter, suffix):
+    return counter << 5 | SUFFIX_CODES[suffix]
+
+
+def _marks_text(marks):
+    """MARKS as text: each suffix's counters as ranges (1-3,7), with @SUFFIX but for marks of
+    any suffix, the groups joined by ';' (1-3@.jsonl.gz;1@.parquet)."""
+    by_code = collections.defaultdict(set)
+    for mark in marks:
+        by_code[mark & 31].add(mark >> 5)
+    return ";".join(_ranges(counters) + ("@" + SUFFIX_OF_CODE[code] if code else "")
+                    for code, counters in sorted(by_code.items()))
+
+
+def _marks(text):
+    if not isinstance(text, str):
+        raise ValueError("counters %r are not text such as 1-3,7@.jsonl.gz" % (text,))
+    marks = set()
+    for group in filter(None, text.split(";")):
+        ranges, at, suffix = group.partition("@")
+        if at and suffix not in SUFFIX_CODES:
+            raise ValueError("%r is not a suffix of the key scheme" % suffix)
+        code = SUFFIX_CODES[suffix] if at else 0
+        marks.update(counter << 5 | code for counter in _counters(ranges))
+    return marks
 
 
 def _ranges(counters):
@@ -811,10 +859,10 @@ class Position(object):
     """
 
     def __init__(self, rules, newest=None, read=None, floor=None, late_start=None, sealed=None,
-                 attempts=None, partial=None, swept_at=None, set_aside=None):
+                 attempts=None, partial=None, swept_at=None, set_aside=None, ids=None):
         self.rules = rules  # the Checkpoint: settings, seconds, clock
         self.newest = newest  # epoch of the newest second read, or None
-        self.read = read or {}  # second -> set of counters, from SEALED on
+        self.read = read or {}  # second -> set of marks (see _mark), from SEALED on
         self.late = {}  # the same, before SEALED
         self.floor = floor
         self.late_start = late_start  # the horizon (epoch) at the last sweep
@@ -826,6 +874,8 @@ class Position(object):
         self.attempts = attempts or {}  # key -> [failed reads so far, when the last one was]
         self.partial = partial or {}  # key of an object read in part -> its events posted
         self.set_aside = set_aside or {}  # key not read -> [why, when (UTC text)], the latest
+        self.ids = ids or {}  # with AFTER_READ delete or move: key read -> identity(), so that
+                              # a key stored anew once the reader removed it is read
 
     def start_after(self, server, epoch):
         """A key before every object at or after EPOCH (and the floor): where a listing
@@ -844,18 +894,26 @@ class Position(object):
                                                                    self.horizon())
 
     def done(self, item):
-        """Whether ITEM was read (or reported, or set aside), or lies before the floor."""
-        return item.counter in self.read.get(item.second, ()) or \
-            item.counter in self.late.get(item.second, ()) or \
-            (self.floor is not None and item.epoch < self.floor)
+        """Whether ITEM was read (or reported, or set aside), or lies before the floor. An
+        object is its key and, once the reader removes what it read, its identity too."""
+        if self.floor is not None and item.epoch < self.floor:
+            return True
+        if item.key in self.ids and self.ids[item.key] != identity(item):
+            return False
+        mark = _mark(item.counter, item.suffix)
+        return any(mark in marks or mark & ~31 in marks
+                   for marks in (self.read.get(item.second, ()),
+                                 self.late.get(item.second, ())))
 
     def mark(self, item):
         """ITEM is done. It becomes the newest read if it is, unless it lies further ahead of
         this host's clock than MAX_AHEAD."""
-        counters = self.read.setdefault(item.second, set())
-        if not counters and self.sealed is not None and item.epoch < self.sealed:
+        marks = self.read.setdefault(item.second, set())
+        if not marks and self.sealed is not None and item.epoch < self.sealed:
             self.seconds_behind += 1
-        counters.add(item.counter)
+        marks.add(_mark(item.counter, item.suffix))
+        if self.rules.settings.AFTER_READ != "keep":
+            self.ids[item.key] = identity(item)
         if item.epoch > self.rules.clock.time() + self.rules.settings.MAX_AHEAD:
             return
         if self.newest is None or item.epoch > self.newest:
@@ -887,6 +945,8 @@ class Position(object):
             for old in [old for old in part if old < first]:
                 del part[old]
                 self.late_changed |= part is self.late
+        for old in [key for key in self.ids if _second_of(key) < first]:
+            del self.ids[old]
         if self.floor is not None and self.floor < keep_from:
             self.floor = None
         self.pruned_to = keep_from
@@ -914,15 +974,15 @@ class Position(object):
                 "floor": text(self.floor), "late_start": text(self.late_start),
                 "sealed": text(self.sealed), "attempts": self.attempts, "partial": self.partial,
                 "swept_at": None if self.swept_at is None else utc_text(self.swept_at),
-                "set_aside": self.set_aside}
+                "set_aside": self.set_aside, "ids": self.ids}
 
     def late_json(self):
         return _read_to_json(self.late)
 
     def add_late(self, seconds):
         """Takes up the seconds of the .late file."""
-        for second, counters in _read_from_json(seconds, self.rules.seconds).items():
-            self.late.setdefault(second, set()).update(counters)
+        for second, marks in _read_from_json(seconds, self.rules.seconds).items():
+            self.late.setdefault(second, set()).update(marks)
 
     @classmethod
     def from_json(cls, rules, data):
@@ -935,11 +995,12 @@ class Position(object):
         return cls(rules, epoch("newest"), _read_from_json(data["read"], rules.seconds),
                    epoch("floor"), epoch("late_start"), epoch("sealed"),
                    _attempts_from_json(data["attempts"]), _partial_from_json(data["partial"]),
-                   _swept_at(data.get("swept_at")), _set_aside_from_json(data.get("set_aside", {})))
+                   _utc_time(data.get("swept_at")), _set_aside_from_json(data.get("set_aside", {})),
+                   _ids_from_json(data.get("ids", {})))
 
 
 def _read_to_json(read):
-    return {second: _ranges(counters) for second, counters in read.items()}
+    return {second: _marks_text(marks) for second, marks in read.items()}
 
 
 def _mapping(data, what):
@@ -948,21 +1009,22 @@ def _mapping(data, what):
     return data
 
 
-def _swept_at(text):
+def _utc_time(text, name="swept_at"):
+    """The epoch of TEXT, a time utc_text wrote; None for None."""
     if text is None:
         return None
     try:
         return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
     except (TypeError, ValueError):
-        raise ValueError("swept_at is %r, not a time such as 2026-11-28T10:00:00Z"
-                         % (text,)) from None
+        raise ValueError("%s is %r, not a time such as 2026-11-28T10:00:00Z"
+                         % (name, text)) from None
 
 
 def _read_from_json(data, seconds):
     read = {}
     for second, counters in _mapping(data, "read").items():
         seconds.epoch(second)
-        read[second] = _counters(counters)
+        read[second] = _marks(counters)
     return read
 
 
@@ -980,6 +1042,19 @@ def _set_aside_from_json(data):
                 all(isinstance(part, str) for part in entry)):
             raise ValueError("set_aside of %r is %r, not [why, when]" % (key, entry))
     return dict(data)
+
+
+def _ids_from_json(data):
+    for key, value in _mapping(data, "ids").items():
+        if not isinstance(value, str):
+            raise ValueError("ids of %r is %r, not an ETag and a time" % (key, value))
+    return dict(data)
+
+
+def identity(item):
+    """What tells an object from another stored under the same key: its ETag and when S3
+    stored it."""
+    return "%s %d" % (item.etag, item.modified)
 
 
 def _partial_from_json(data):
@@ -1004,19 +1079,25 @@ class Checkpoint(object):
         self.lock_fd = None  # held while this reader lives
         self.positions = {}
         self.other_keys = []
+        self.started_at = int(clock.time())  # the first start's, once a checkpoint has it
         self.loaded = False
         self.unsaved = False  # it lags behind what was posted: no more is read until saved
 
     def position(self, server):
+        """SERVER's Position; a new one starts at the beginning, or with START_AT=now at the
+        reader's first start (a server first seen later is read from then)."""
         if server not in self.positions:
-            floor = int(self.clock.time()) if self.settings.START_AT == "now" else None
+            floor = self.started_at if self.settings.START_AT == "now" else None
             self.positions[server] = Position(self, floor=floor)
         return self.positions[server]
 
     def first_sight_of_other_key(self, key):
+        """Whether KEY was not reported before. The first REMEMBERED_OTHER_KEYS are kept (a
+        bucket with more strays has the others reported again, counted: flush_reports)."""
         if key in self.other_keys:
             return False
-        self.other_keys = (self.other_keys + [key])[-REMEMBERED_OTHER_KEYS:]
+        if len(self.other_keys) < REMEMBERED_OTHER_KEYS:
+            self.other_keys.append(key)
         return True
 
     # -- the file --
@@ -1056,7 +1137,7 @@ class Checkpoint(object):
     def _read_text(self, path):
         """PATH's text, or None if there is no such file."""
         try:
-            with open(path, "rb") as handle:
+            with open_nofollow(path) as handle:
                 return handle.read().decode("utf-8").strip()
         except FileNotFoundError:
             return None
@@ -1085,6 +1166,9 @@ class Checkpoint(object):
         self.positions = {server: Position.from_json(self, _mapping(position, server))
                           for server, position in _mapping(data["servers"], "servers").items()}
         self.other_keys = list(other_keys)
+        started_at = _utc_time(data.get("started_at"), "started_at")
+        if started_at is not None:
+            self.started_at = started_at
 
     def _add_late(self, data):
         """Takes up the .late file's seconds (see Position)."""
@@ -1099,8 +1183,8 @@ class Checkpoint(object):
         """SERVER read up to SECOND (COUNTERS of that second): what an older checkpoint
         knows. Nothing before that second is read again, nor reported."""
         epoch = self.seconds.epoch(second)
-        self.positions = {server: Position(self, newest=epoch, read={second: counters},
-                                           floor=epoch)}
+        self.positions = {server: Position(self, newest=epoch, read={
+            second: {counter << 5 for counter in counters}}, floor=epoch)}
 
     def _from_last_key(self, last_key, keys_of_second):
         """The old scripts' lastkey.log: they read keys in text order up to and including
@@ -1172,7 +1256,7 @@ class Checkpoint(object):
 
     def _json(self):
         return {"version": CHECKPOINT_VERSION, "bucket": self.settings.BUCKET,
-                "other_keys": self.other_keys,
+                "started_at": utc_text(self.started_at), "other_keys": self.other_keys,
                 "servers": {server: position.to_json()
                             for server, position in sorted(self.positions.items())}}
 
@@ -1220,6 +1304,7 @@ class Listing(object):
     def __init__(self, settings, client, checkpoint, fetcher, clock, log):
         self.settings, self.client, self.checkpoint = settings, client, checkpoint
         self.fetcher, self.clock, self.log = fetcher, clock, log
+        self.unreported = []  # (key, why) found not readable in this call, to be logged
         self.known_servers = None  # with SERVER=*: what the last listing of them found
         self.listing_servers = None  # the future of the listing of them under way
 
@@ -1243,10 +1328,10 @@ class Listing(object):
             if dates is not None:
                 dates.append(_server_time(page, self.clock))
             for item in page.get("CommonPrefixes", ()):
-                yield item["Prefix"], None, None
+                yield item["Prefix"], None, None, None
             for item in page.get("Contents", ()):
                 yield item["Key"], item["Size"], calendar.timegm(
-                    item["LastModified"].utctimetuple())
+                    item["LastModified"].utctimetuple()), item.get("ETag", "")
 
     def _paginate(self, prefix, start_after=None, delimiter=None):
         arguments = {"Bucket": self.settings.BUCKET, "Prefix": prefix,
@@ -1276,30 +1361,48 @@ class Listing(object):
         return self.known_servers
 
     def first_segments(self):
-        """Every first segment of a key (with its '/'): a fetch thread lists them."""
-        return [item["Prefix"] for page in self._paginate("", delimiter="/")
-                for item in page.get("CommonPrefixes", ())]
+        """Every first segment of a key (with its '/'), and every key at the bucket's top
+        (no '/'): a fetch thread lists them."""
+        segments = []
+        for page in self._paginate("", delimiter="/"):
+            segments += [item["Prefix"] for item in page.get("CommonPrefixes", ())]
+            segments += [item["Key"] for item in page.get("Contents", ())]
+        return segments
 
     def server_names(self, prefixes, report=None):
         """The servers among first segments PREFIXES; the others reported (or given to
         REPORT(key, why)), MOVE_PREFIX apart."""
-        names = []
+        names, report = [], report or self.report_other_key
         for prefix in prefixes:
-            if self.settings.MOVE_PREFIX == prefix:
-                continue
-            try:
-                names.append(_server(prefix[:-1]))
-            except ValueError:
-                (report or self.report_other_key)(prefix, "its first segment is not a server "
-                                                  "name")
+            if not prefix.endswith("/"):
+                report(prefix, "it lies at the top of the bucket, under no server")
+            elif self.settings.MOVE_PREFIX != prefix:
+                try:
+                    names.append(_server(prefix[:-1]))
+                except ValueError:
+                    report(prefix, "its first segment is not a server name")
         return names
 
     def report_other_key(self, key, why):
-        """Logs that KEY is not read, and why, the first time; True that time."""
+        """Notes, the first time, that KEY is not read and why, to be logged at the end of
+        the call (see flush_reports); True that time."""
         if not self.checkpoint.first_sight_of_other_key(key):
             return False
-        self.log.warning("%s is not read: %s" % (quoted(self.settings.BUCKET, key), why))
+        self.unreported.append((key, why))
         return True
+
+    def flush_reports(self):
+        """Logs the keys found not readable in this call: REPORTED_BY_NAME of them one by
+        one, the others in a line that counts them, so that a bucket full of strays costs
+        a few lines a call."""
+        bucket, unreported, self.unreported = self.settings.BUCKET, self.unreported, []
+        for key, why in unreported[:REPORTED_BY_NAME]:
+            self.log.warning("%s is not read: %s" % (quoted(bucket, key), why))
+        if len(unreported) > REPORTED_BY_NAME:
+            more = unreported[REPORTED_BY_NAME:]
+            self.log.warning("%s more keys are not read, among them %s (%s): `%s audit` "
+                             "lists them all" % (len(more), quoted(bucket, more[0][0]),
+                                                 more[0][1], SCRIPT))
 
     def listed(self, server, start_after, dates=None, report=None):
         """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
@@ -1327,27 +1430,28 @@ class Listing(object):
                 second = this
 
     def _scheme_items(self, group, report):
-        """GROUP's (key, size, when stored) as Listed, sorted by counter; keys that cannot be
-        read REPORTed, among them a second key with the same counter (another suffix)."""
-        first_of_counter = {}
-        for key, size, modified in group:
+        """GROUP's (key, size, when stored, ETag) as Listed, sorted by counter (two objects
+        of one counter, under two suffixes, are both read); keys that cannot be read
+        REPORTed, among them a second key of the same counter and suffix (.01 beside .1)."""
+        first_of_mark = {}
+        for key, size, modified, etag in group:
             match = SCHEME_KEY.match(key)
             if match is None:
                 report(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N[.suffix]")
                 continue
-            counter = int(match.group(3))
-            if counter in first_of_counter:
-                report(key, "its counter is that of %r, which is read: the reader reads one "
-                       "object per counter (two writers share SERVER?)"
-                       % first_of_counter[counter])
+            mark = _mark(int(match.group(3)), match.group(4) or "")
+            if mark in first_of_mark:  # .01 beside .1
+                report(key, "its counter and suffix are those of %r, which is read: the "
+                       "reader tells objects apart by them" % first_of_mark[mark])
                 continue
-            first_of_counter[counter] = key
+            first_of_mark[mark] = key
             try:
                 epoch = self.checkpoint.seconds.epoch(match.group(2))
             except ValueError:
                 report(key, "its date or time cannot be (%s)" % match.group(2))
                 continue
-            yield Listed(key, match.group(2), counter, epoch, size, modified)
+            yield Listed(key, match.group(2), int(match.group(3)), match.group(4) or "", epoch,
+                         size, modified, etag)
 
     def window(self, server, position):
         """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the
@@ -1951,14 +2055,22 @@ class FieldGuard(object):
         self.safe_names = set()  # the names seen that NXLog takes as they are
 
     def guarded(self, fields):
-        """FIELDS, or a copy NXLog takes, and what was changed (names, quoted)."""
-        changed = None
+        """FIELDS, or a copy NXLog takes, and what was changed (names). Every event passes
+        here: the common case (a name seen before, ASCII text or a small integer) takes no
+        call."""
+        changed, safe_names = None, self.safe_names
         for name, value in fields.items():
-            if name not in self.safe_names:
+            if name not in safe_names:
                 if _unsafe_text(name):
                     changed = (changed or []) + [name]
                     continue
-                self.safe_names.add(name)
+                safe_names.add(name)
+            kind = type(value)
+            if kind is str:
+                if value.isascii() and "\x00" not in value:
+                    continue
+            elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
+                continue
             if _nxlog_value(value) is not None:
                 changed = (changed or []) + [name]
         if changed is None:
@@ -2118,6 +2230,7 @@ class Reader(object):
             return False
         finally:
             self._wait_for_after_reads(deadline)
+            self.listing.flush_reports()
 
     def _read_server(self, module, server, budget, deadline):
         """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE. Returns
@@ -2666,6 +2779,8 @@ PROBLEM_NAMES = {"missing": "missing", "duplicate": "stored twice", "off_scheme"
 def _audit_command(reader, arguments):
     """`audit`: per server and day what the bucket holds, and every problem found; exits
     EXIT_WARNED when there is one."""
+    if _reversed(arguments):
+        return 2
     audit = Audit(reader, arguments.deep)
     for server in _servers_to_read(reader, audit.off_scheme):
         audit.server(server, arguments.start, arguments.end)
@@ -2801,15 +2916,15 @@ def _replay_command(reader, arguments):
     if servers == "*" or len(servers) != 1:
         NXLOG.log_error("%s: replay reads one server: give --server NAME" % SCRIPT)
         return 2
-    if arguments.end <= arguments.start:
-        NXLOG.log_error("%s: --to %s does not come after --from %s" % (
-            SCRIPT, utc_text(arguments.end), utc_text(arguments.start)))
+    if _reversed(arguments):
         return 2
     try:
-        output = open(os.open(arguments.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-                      "wb") if arguments.output else sys.stdout.buffer
+        output = _new_file(arguments.output, arguments.force) if arguments.output else \
+            sys.stdout.buffer
     except OSError as exc:
-        NXLOG.log_error("%s: cannot write -o %s: %s" % (SCRIPT, arguments.output, exc))
+        NXLOG.log_error("%s: cannot write -o %s: %s%s" % (
+            SCRIPT, arguments.output, exc, "; --force replaces it" if
+            exc.errno in (errno.EEXIST, errno.ELOOP) else ""))
         return 2
     replay = Replay(reader, servers[0], arguments.start, arguments.end, arguments.margin,
                     {"jsonl": _jsonl_line, "raw": _raw_line}[arguments.format], output)
@@ -2825,6 +2940,23 @@ def _replay_command(reader, arguments):
         count(replay.events, "event"), servers[0], count(replay.objects, "object"),
         _range_text(arguments.start, arguments.end)))
     return EXIT_WARNED if replay.missed else 0
+
+
+def _reversed(arguments):
+    """Whether --to comes before --from (or with it), logged as the usage error it is."""
+    if None not in (arguments.start, arguments.end) and arguments.end <= arguments.start:
+        NXLOG.log_error("%s: --to %s does not come after --from %s" % (
+            SCRIPT, utc_text(arguments.end), utc_text(arguments.start)))
+        return True
+    return False
+
+
+def _new_file(path, force):
+    """PATH made anew, readable by its owner only; an existing file or link there refused,
+    or with FORCE removed first (a link is never written through)."""
+    if force and os.path.lexists(path) and not os.path.isdir(path):
+        os.unlink(path)
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600), "wb")
 
 
 def _time_option(flag, what, required):
@@ -2858,8 +2990,10 @@ COMMANDS = {
                 ("--format", {"choices": ("jsonl", "raw"), "default": "jsonl",
                               "help": "jsonl: every field, one JSON object a line; raw: "
                               "raw_event a line (default: %(default)s)"}),
-                ("-o", {"dest": "output", "metavar": "FILE", "help": "write to FILE (made "
-                        "readable by its owner only) instead of stdout"}),
+                ("-o", {"dest": "output", "metavar": "FILE", "help": "write to FILE, a new "
+                        "file readable by its owner only, instead of stdout"}),
+                ("--force", {"action": "store_true", "help": "with -o: replace FILE if it "
+                             "exists (a link there is removed, never written through)"}),
                 ("--margin", {"type": _margin, "default": REPLAY_MARGIN, "metavar": "SECONDS",
                               "help": "how long before --from a batch holding events of the "
                               "range may be keyed: at least the writers' BATCH_AGE (default: "

@@ -504,10 +504,21 @@ def private_directory(directory, setting, log, own=False, make=True):
     return True
 
 
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # Windows has no such flag (nor such links)
+FILE_FLAGS = {"rb": os.O_RDONLY, "r+b": os.O_RDWR}
+
+
+def open_nofollow(path, mode="rb"):
+    """open(PATH, MODE) that refuses a symbolic link at PATH (OSError ELOOP): a link planted
+    where a script keeps its files cannot make it read or write another file."""
+    return os.fdopen(os.open(path, FILE_FLAGS[mode] | NOFOLLOW), mode)
+
+
 def exclusive_lock(path):
-    """A descriptor that holds an exclusive lock on PATH (made readable by its owner only), or
-    None while another process or instance holds it. Windows has no such locks."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """A descriptor that holds an exclusive lock on PATH (made readable by its owner only, a
+    link there refused), or None while another process or instance holds it. Windows has no
+    such locks."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o600)
     if fcntl is not None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -994,7 +1005,7 @@ class Batch(object):
 
 
 def _read_batch(folder, path):
-    with open(path, "rb") as handle:
+    with open_nofollow(path) as handle:
         return Batch(folder, **json.loads(handle.read().decode()))
 
 
@@ -1141,13 +1152,13 @@ class Spool(object):
     def _close_torn(self, seq, open_name):
         """The batch an earlier run was filling: cut a torn last line, then close it."""
         path = os.path.join(self.folder, open_name)
-        with open(path, "rb") as handle:
+        with open_nofollow(path) as handle:
             body = handle.read()
         epoch, body_format, _ = open_name.split("-")[1].split(".")
         epoch = int(epoch)
         if body_format in LINE_FORMATS and not body.endswith(b"\n"):
             body = body[:body.rfind(b"\n") + 1]
-            with open(path, "r+b") as handle:
+            with open_nofollow(path, "r+b") as handle:
                 handle.truncate(len(body))
         if not body:
             os.unlink(path)
@@ -1321,7 +1332,8 @@ class Spool(object):
         self.open_seq, self.next_seq = self.next_seq, self.next_seq + 1
         self.open_epoch, self.open_format = int(epoch), body_format
         self.open_fd = os.open(self._open_path(),
-                               os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+                               os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | NOFOLLOW,
+                               0o600)
         self.open_since = self.clock.monotonic()
         self.lock.notify_all()  # the uploader now has an age limit to watch
 
@@ -1593,7 +1605,7 @@ class Uploader(object):
 
     def _encode(self, batch, target):
         """BATCH's body as S3 stores it, into TARGET (a binary file)."""
-        with open(batch.path("data"), "rb") as source:
+        with open_nofollow(batch.path("data")) as source:
             if batch.format != "parquet":
                 self._compress(source, target)
             elif _write_parquet(source, target, self.settings.PARQUET_COMPRESSION):
@@ -1935,7 +1947,7 @@ def _status_command(settings, arguments):
 def _json_file(path):
     """PATH's JSON object, or None if there is none (or not whole yet)."""
     try:
-        with open(path, "rb") as handle:
+        with open_nofollow(path) as handle:
             value = json.loads(handle.read().decode())
     except (OSError, ValueError):
         return None
@@ -1945,7 +1957,7 @@ def _json_file(path):
 def _lines_in(path):
     """The whole lines in PATH, read a MiB at a time (a batch being filled may be large)."""
     lines = 0
-    with open(path, "rb") as handle:
+    with open_nofollow(path) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             lines += chunk.count(b"\n")
     return lines

@@ -397,10 +397,21 @@ def private_directory(directory, setting, log, own=False, make=True):
     return True
 
 
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # Windows has no such flag (nor such links)
+FILE_FLAGS = {"rb": os.O_RDONLY, "r+b": os.O_RDWR}
+
+
+def open_nofollow(path, mode="rb"):
+    """open(PATH, MODE) that refuses a symbolic link at PATH (OSError ELOOP): a link planted
+    where a script keeps its files cannot make it read or write another file."""
+    return os.fdopen(os.open(path, FILE_FLAGS[mode] | NOFOLLOW), mode)
+
+
 def exclusive_lock(path):
-    """A descriptor that holds an exclusive lock on PATH (made readable by its owner only), or
-    None while another process or instance holds it. Windows has no such locks."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """A descriptor that holds an exclusive lock on PATH (made readable by its owner only, a
+    link there refused), or None while another process or instance holds it. Windows has no
+    such locks."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o600)
     if fcntl is not None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -96,15 +96,24 @@ def test_keys_with_and_without_suffixes_are_read_in_counter_order(s3, settings, 
     assert read_all(load("s3_read")) == ["bare 2", "suffixed 9", "batch 10"]
 
 
-def test_a_second_key_with_the_same_counter_is_reported_not_passed_over_in_silence(
-        s3, settings, load):
+def test_two_objects_of_one_counter_under_two_suffixes_are_both_read(s3, settings, load):
     second = "web01/2026-03-01/10.00.00"
     put(s3, second + ".1", "bare")
     put(s3, second + ".1.txt", "suffixed")
-    assert read_all(load("s3_read")) == ["bare"]
-    [warning] = api.logged("WARNING")
-    assert "'s3://%s/%s.1.txt' is not read: its counter is that of %r" % (
-        BUCKET, second, second + ".1") in warning
+    assert read_all(load("s3_read")) == ["bare", "suffixed"]
+    assert api.logged("WARNING") == []
+
+
+def test_a_late_object_that_shares_a_counter_with_one_read_under_another_suffix_is_read(
+        s3, settings, load):
+    second = "web01/2026-03-01/10.00.00"
+    put(s3, second + ".1.txt", "first writer")
+    reader = load("s3_read")
+    assert read_all(reader) == ["first writer"]
+    put(s3, second + ".1", "second writer, late")  # sorts before the object read
+    assert read_all(reader) == ["second writer, late"]
+    assert all("second writer" not in line and "%s.1'" % second not in line
+               for line in api.logged("WARNING"))
 
 
 def test_a_writer_that_takes_up_a_bare_key_gives_its_counter_to_no_suffixed_key(
@@ -333,9 +342,11 @@ def test_text_that_looks_zoned_but_is_no_time_stays_text(s3, parquet, settings, 
 def test_a_counter_written_with_a_leading_zero_is_the_same_counter(s3, settings, load):
     second = "web01/2026-03-01/10.00.00"
     put(s3, second + ".01.txt", "leading zero")
-    put(s3, second + ".1", "bare")
+    put(s3, second + ".1.txt", "plain")
     assert len(read_all(load("s3_read"))) == 1
-    assert "its counter is that of" in api.logged("WARNING")[0]
+    [warning] = api.logged("WARNING")
+    assert "its counter and suffix are those of %r, which is read" % (second + ".01.txt") in \
+        warning and repr("s3://%s/%s.1.txt" % (BUCKET, second)) in warning
 
 
 def test_text_parquet_cannot_hold_is_stored_as_near_as_it_can_and_said(s3, parquet, load):

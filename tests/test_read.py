@@ -77,13 +77,14 @@ def test_the_checkpoint_is_written_after_each_object_readable_by_its_owner_only(
     put(s3, SECOND + ".2", "b")
     read_all(reader)
     saved = checkpoint(tmp_path)
-    swept_at = saved["servers"]["web01"].pop("swept_at")  # S3's time at the first sweep
-    assert abs(calendar.timegm(time.strptime(swept_at, "%Y-%m-%dT%H:%M:%SZ")) - time.time()) < 5
+    for when in (saved["servers"]["web01"].pop("swept_at"),  # S3's time at the first sweep
+                 saved.pop("started_at")):  # the reader's first start (see START_AT=now)
+        assert abs(calendar.timegm(time.strptime(when, "%Y-%m-%dT%H:%M:%SZ")) - time.time()) < 5
     assert saved == {
         "version": 3, "bucket": BUCKET, "other_keys": [], "servers": {"web01": {
-            "newest": "2026-03-01/10.00.34", "read": {"2026-03-01/10.00.34": "1-2"},
+            "newest": "2026-03-01/10.00.34", "read": {"2026-03-01/10.00.34": "1-2@"},
             "floor": None, "late_start": "2026-02-28/10.00.34", "sealed": "2026-03-01/09.55.34",
-            "attempts": {}, "partial": {}, "set_aside": {}}}}
+            "attempts": {}, "partial": {}, "set_aside": {}, "ids": {}}}}
     assert stat.S_IMODE(os.stat(tmp_path / "lastkey.log").st_mode) == 0o600
     assert sorted(os.listdir(tmp_path)) == ["lastkey.log", "lastkey.log.lock"]
 
@@ -147,7 +148,7 @@ def test_while_the_checkpoint_cannot_be_written_reading_pauses_then_resumes_exac
     assert "reading pauses until it can be written (nothing is lost)" in api.logged("ERROR")[0]
     disk.full = False
     assert read_all(reader) == ["b"]
-    assert checkpoint(tmp_path)["servers"]["web01"]["read"] == {"2026-03-01/10.00.34": "1-2"}
+    assert checkpoint(tmp_path)["servers"]["web01"]["read"] == {"2026-03-01/10.00.34": "1-2@"}
 
 
 def test_deleting_the_checkpoint_reads_everything_again(s3, settings, load, tmp_path):
