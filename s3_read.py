@@ -1587,21 +1587,25 @@ class DecodeBudget(object):
     ends a decoding no one waits for."""
 
     def __init__(self, settings, stored_size):
-        self.limit = None if not settings.MAX_EVENT_BYTES else max(
+        self.limit = float("inf") if not settings.MAX_EVENT_BYTES else max(
             settings.MAX_EVENT_BYTES, settings.MAX_EXPANSION * stored_size)
         self.expansion = settings.MAX_EXPANSION
         self.decoded = 0
         self.stopped = False
+        self.bound = self.limit  # what take() compares with: -1 once stopped
 
     def take(self, size):
+        """Counts SIZE bytes decoded (every line passes here: one comparison)."""
         self.decoded += size
-        if self.beyond(self.decoded):
-            raise self.refused()
-        if self.stopped:
-            raise UndecodableObject("closed while it was decoded")
+        if self.decoded > self.bound:
+            raise UndecodableObject("closed while it was decoded") if self.stopped else \
+                self.refused()
+
+    def stop(self):
+        self.stopped, self.bound = True, -1
 
     def beyond(self, size):
-        return self.limit is not None and size > self.limit
+        return size > self.limit
 
     def refused(self):
         return UndecodableObject(
@@ -1934,31 +1938,45 @@ class Round(object):
         self.ahead.appendleft(entry)
 
 
+class OpenObject(object):
+    """The object whose events are being posted, which a call may stop inside (the next
+    call goes on there): its key, its events still to come (DECODED() gives them), and the
+    response they come from. Fetched whole, it is decoded as its events are posted: that
+    takes no wait, and each step of it is bounded (an event by MAX_EVENT_BYTES, the whole
+    by BUDGET, a run of empty lines skipped at once)."""
+
+    def __init__(self, key, response, decoded, budget):
+        self.key, self.response, self.budget = key, response, budget
+        self.events = decoded()
+        self.deadline = None  # when the call posting its events must end
+        self.warned = False  # whether a warning named what NXLog could not take in it
+
+    def close(self):
+        self.budget.stop()
+        self.response["Body"].close()
+
+
 class _Failed(object):
-    """What stopped an object's decoding: raised again where read_data reaches it."""
+    """What stopped a StreamedObject's decoding: raised again where read_data reaches it."""
 
     def __init__(self, exc):
         self.exc = exc
 
 
 _END = object()
-NOT_YET = object()  # what an OpenObject's events give when none came by the deadline
+NOT_YET = object()  # what a StreamedObject's events give when none came by the deadline
 
 
-class OpenObject(object):
-    """The object whose events are being posted, which a call may stop inside (the next
-    call goes on there). A thread of its own decodes it (DECODED() gives its events) as its
-    body comes, STREAMED_AHEAD chunks ahead of read_data at most (a chunk: STREAMED_CHUNK
-    events, or CHUNK_BYTES of them as BUDGET counts them), so that neither a slow S3 nor an
-    object slow to decode holds NXLog, and memory stays bounded. Its events give NOT_YET
-    when none came by the call's deadline; an error comes where it happened, after the
-    events before it."""
+class StreamedObject(OpenObject):
+    """An object too large to fetch whole: a thread of its own decodes it as its body
+    streams, STREAMED_AHEAD chunks ahead of read_data at most (a chunk: STREAMED_CHUNK
+    events, or fewer decoded from CHUNK_BYTES as BUDGET counts them), so that a slow S3
+    holds that thread, not NXLog, and memory stays bounded. Its events give NOT_YET when
+    none came by the call's deadline; an error comes where it happened, after the events
+    before it."""
 
     def __init__(self, key, response, decoded, budget, clock):
-        self.key, self.response, self.budget = key, response, budget
-        self.events = self._ready(clock)
-        self.deadline = None  # when the call posting its events must end
-        self.warned = False  # whether a warning named what NXLog could not take in it
+        OpenObject.__init__(self, key, response, lambda: self._ready(clock), budget)
         self.queue = queue.Queue(STREAMED_AHEAD)
         self.stopped = threading.Event()
         threading.Thread(target=self._decode, args=(decoded,), daemon=True,
@@ -2004,8 +2022,7 @@ class OpenObject(object):
 
     def close(self):
         self.stopped.set()
-        self.budget.stopped = True
-        self.response["Body"].close()
+        OpenObject.close(self)
 
 
 # ---- Reading ------------------------------------------------------------------------------
@@ -2364,7 +2381,9 @@ class Reader(object):
         def decoded():
             return itertools.islice(self.decoder.events(key, response, budget), posted,
                                     None)
-        return OpenObject(key, response, decoded, budget, self.clock)
+        if isinstance(response["Body"], io.BytesIO):  # fetched whole
+            return OpenObject(key, response, decoded, budget)
+        return StreamedObject(key, response, decoded, budget, self.clock)
 
     def _close_open(self):
         if self.open is not None:

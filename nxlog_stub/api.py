@@ -89,9 +89,14 @@ INT64 = range(-2 ** 63, 2 ** 63)  # what an NXLog integer field holds
 SET_FIELD_ERROR = "<built-in function set_logdata_field> returned a result with an exception set"
 
 
+_names_taken = set()  # field names checked already: events repeat them
+
+
 def _check_name(name):
     """A field name NXLog's C code cannot take kills it: a NUL, or a lone surrogate (which
     has no UTF-8 form)."""
+    if name in _names_taken:
+        return
     if "\x00" in name:
         raise Crash("set_field(%r): a field name holding a NUL kills NXLog (SIGSEGV)" % name)
     try:
@@ -99,6 +104,8 @@ def _check_name(name):
     except UnicodeEncodeError:
         raise Crash("set_field(%r): a field name holding a lone surrogate kills NXLog "
                     "(SIGSEGV)" % name) from None
+    if len(_names_taken) < 100000:
+        _names_taken.add(name)
 
 
 def _stored_text(value):
@@ -213,7 +220,7 @@ class LogData(object):
         """As NXLog's: a name it cannot take is a Crash; an integer beyond 64 bits is stored
         as -1 and raises SystemError (both checked under NXLog CE 3.1.15)."""
         _check_name(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+        if type(value) is int and value not in INT64:
             self._fields[name] = -1
             raise SystemError(SET_FIELD_ERROR)
         self._fields[name] = _stored(value)
