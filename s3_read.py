@@ -62,9 +62,10 @@ MAX_ATTEMPTS = 5            # polls that try an object that cannot be read befor
 ALLOW_PICKLE = False        # read pickled objects: only for a bucket whose writers you trust
 RAW_LINES = False           # objects without s3_write.py's metadata: one event per line
                             # (stores filled by other tools) instead of one per object
-MAX_EVENT_BYTES = 67108864  # an event (a line, or a whole object) larger than this, once
+MAX_EVENT_BYTES = 16777216  # an event (a line, or a whole object) larger than this, once
                             # decompressed, makes its object undecodable: a decompression
-                            # bomb cannot exhaust memory; 0: no limit (MAX_EXPANSION's too)
+                            # bomb cannot exhaust memory (reading takes some 4 times the
+                            # largest event); 0: no limit (MAX_EXPANSION's too)
 MAX_EXPANSION = 1000        # an object that decompresses to more than this many times its
                             # size (and to more than MAX_EVENT_BYTES) is undecodable too
 AFTER_READ = "keep"         # keep, delete, or move (to MOVE_PREFIX) each object once read
@@ -1208,7 +1209,10 @@ class Checkpoint(object):
 
     def _lock(self):
         """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
-        self.lock_fd = exclusive_lock(self.lock_path)
+        try:
+            self.lock_fd = exclusive_lock(self.lock_path)
+        except OSError as exc:  # a link planted there (ELOOP), say
+            raise CheckpointError("cannot lock the checkpoint: %s" % exc) from None
         if self.lock_fd is None:
             raise CheckpointError("another reader uses the checkpoint %s: give each reader its "
                                   "own NXLOG_S3_CHECKPOINT" % self.path)
@@ -1535,11 +1539,11 @@ def _where(line):
 
 
 def _parsed_json(text):
-    """json.loads(TEXT), a third faster for what a batch line is (JSON and nothing around
-    it); anything else goes through json.loads itself, which also words the errors."""
+    """json.loads(TEXT), a third faster for what a batch line is (JSON, then its newline);
+    anything else goes through json.loads itself, which also words the errors."""
     try:
         value, end = _JSON_DECODER.raw_decode(text)
-        if end == len(text):
+        if end == len(text) or text[end:] == "\n":
             return value
     except ValueError:
         pass
@@ -1735,11 +1739,10 @@ class Decoder(object):
             line = self._bounded_read(stream.readline, budget, number)
             if not line:
                 return
-            line = line.rstrip(b"\n")
             if body_format != "jsonl":
-                yield {"raw_event": self._text(line.rstrip(b"\r"), key)}
-            elif line:
-                yield _json_fields(line, number)
+                yield {"raw_event": self._text(line.rstrip(b"\n").rstrip(b"\r"), key)}
+            elif line != b"\n":
+                yield _json_fields(line, number)  # with its newline: no copy of a long line
             else:
                 skipped = _skip_newlines(stream)
                 budget.take(skipped)

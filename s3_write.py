@@ -1060,11 +1060,14 @@ class Spool(object):
         """Makes sure the folder can be used, and takes it: no other writer may use it."""
         private_directory(self.folder, "SPOOL_DIR", self.log, own=True)
         lock = os.path.join(self.folder, ".lock")
-        fd = exclusive_lock(lock)
         deadline = self.clock.monotonic() + LOCK_WAIT
-        while fd is None and self.clock.monotonic() < deadline:
-            self.clock.sleep(0.05)  # a check or status may hold it for an instant
+        try:
             fd = exclusive_lock(lock)
+            while fd is None and self.clock.monotonic() < deadline:
+                self.clock.sleep(0.05)  # a check or status may hold it for an instant
+                fd = exclusive_lock(lock)
+        except OSError as exc:  # a link planted there (ELOOP), say
+            raise ConfigError("%s: cannot lock the spool %s: %s" % (SCRIPT, lock, exc)) from None
         if fd is None:
             raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
                               "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, self.where()))
