@@ -11,9 +11,9 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError, IncompleteReadError
-from hostile import HOSTILE, NEEDS_PYARROW, PARQUET, json_lines
 
 from helpers import BUCKET, ROOT, all_objects, checkpoint, poll, put, read_all
+from hostile import HOSTILE, NEEDS_PYARROW, PARQUET, json_lines
 from nxlog_stub import api
 
 SECOND = "web01/2026-03-01/10.00"

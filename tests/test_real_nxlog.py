@@ -1,14 +1,31 @@
 """Both conf/ files as they are (their defines fitted), and s3_write.py and s3_read.py, under
 a real NXLog CE 3.1.15 (tests/real_nxlog.py) against moto server on 127.0.0.1: a round trip,
-a start refused for a bad setting, and a stop while the spool is full that loses nothing."""
+a start refused for a bad setting, a stop while the spool is full that loses nothing; and a
+hostile bucket, object by object (tests/hostile.py) and generated (hypothesis), that NXLog
+survives while the reader reads on and names what it sets aside."""
 
 import itertools
+import json
 import os
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from helpers import ROOT
-from real_nxlog import fitted_conf
+from helpers import ROOT, as_nxlog_takes
+from hostile import (
+    HOSTILE,
+    JSON_LINES,
+    PARQUET,
+    deeply_nested,
+    empty_lines_bomb,
+    json_lines,
+    parquet_date_overflow,
+    parquet_dictionary_bomb,
+    truncated_gzip,
+)
+from real_nxlog import conf_text, fitted_conf
 
 _numbers = itertools.count(1)
 
@@ -96,3 +113,172 @@ def test_a_stop_while_the_spool_is_full_is_prompt_and_loses_nothing(moto_server,
     stored = sorted(client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
                     for key in keys_in(moto_server, bucket))
     assert stored == lines
+
+
+# ---- A hostile bucket under a real NXLog: it survives, reads on, and names what it sets aside
+
+READ_TO_JSON = """<Extension json>
+    Module  xm_json
+</Extension>
+<Input s3>
+    Module      im_python
+    PythonCode  %(root)s/s3_read.py
+</Input>
+<Output file>
+    Module  om_file
+    File    "%(out)s"
+    Exec    $copy_of_raw_event = $raw_event; to_json();
+</Output>
+<Route restore>
+    Path  s3 => file
+</Route>
+"""
+
+
+def start_reader(nxlog_process, folder, env):
+    """s3_read.py under a real NXLog, each event a JSON line in FOLDER/out.jsonl (every
+    field, as NXLog holds it)."""
+    conf = folder / "read.conf"
+    conf.write_text(conf_text(folder, READ_TO_JSON % {"root": ROOT,
+                                                      "out": folder / "out.jsonl"}))
+    return nxlog_process(conf, folder / "nxlog.log", env)
+
+
+def events_out(folder):
+    """The events NXLog wrote, less the fields it adds at post(). to_json() leaves out
+    raw_event, which the conf copies first."""
+    events = []
+    for line in lines_of(folder / "out.jsonl"):
+        try:
+            event = json.loads(line)
+        except ValueError:  # NXLog's to_json() gives up on an event of a MiB: raw_event
+            continue        # is written as it is
+        for name in ("EventReceivedTime", "SourceModuleName", "SourceModuleType"):
+            event.pop(name, None)
+        if "copy_of_raw_event" in event:
+            event["raw_event"] = event.pop("copy_of_raw_event")
+        events.append(event)
+    return events
+
+
+def set_aside(folder, server):
+    try:
+        saved = json.loads((folder / "lastkey.log").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return saved["servers"].get(server, {}).get("set_aside", {})
+
+
+def put_object(endpoint, bucket, key, body, metadata):
+    endpoint.client().put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_no_hostile_object_crashes_a_real_nxlog_nor_holds_back_the_next(
+        moto_server, bucket, tmp_path, nxlog_process, name):
+    body, metadata = HOSTILE[name][0]()
+    key = "web01/2026-03-01/10.00.01.1" + (".parquet" if metadata is PARQUET else ".jsonl.gz")
+    put_object(moto_server, bucket, "web01/2026-03-01/10.00.00.1.jsonl.gz",
+               *json_lines({"raw_event": "before"}))
+    put_object(moto_server, bucket, key, body, metadata)
+    put_object(moto_server, bucket, "web01/2026-03-01/10.00.02.1.jsonl.gz",
+               *json_lines({"raw_event": "after"}))
+    reader = start_reader(nxlog_process, tmp_path, nxlog_env(
+        moto_server.env, BUCKET=bucket, SERVER="web01", MAX_ATTEMPTS=1, POLL_INTERVAL=0.2))
+    reader.wait_for(lambda: {"raw_event": "after"} in events_out(tmp_path),
+                    what="the object after %s" % name)
+    assert reader.alive()
+    _, outcome, fields = HOSTILE[name]
+    named = [line for line in reader.log().splitlines()
+             if repr("s3://%s/%s" % (bucket, key)) in line]
+    assert (key in set_aside(tmp_path, "web01")) == (outcome == "set aside")
+    if outcome == "set aside":
+        assert any("set aside" in line for line in named), reader.log()
+    if fields is not None:
+        assert fields in events_out(tmp_path)
+        assert len(named) == 1 and "NXLog cannot take as it is" in named[0]
+    assert reader.stop() == 0
+
+
+NAMES = st.one_of(st.text(min_size=1, max_size=8),  # and names NXLog dies on, often
+                  st.text(st.sampled_from("a\x00\ud800\udc80"), min_size=1, max_size=4)).filter(
+    lambda name: name not in ("EventReceivedTime", "SourceModuleName", "SourceModuleType",
+                              "copy_of_raw_event"))  # NXLog sets these at post()
+VALUES = st.one_of(st.text(max_size=20), st.text(st.sampled_from("b\x00\udfff")),
+                   st.integers(), st.integers(min_value=2 ** 63),
+                   st.integers(max_value=-2 ** 63 - 1), st.booleans(), st.floats(),
+                   st.none(), st.lists(st.integers(), max_size=3))
+
+
+@st.composite
+def odd_events(draw):
+    """A batch of events with odd names and values, each marked, to be read whole."""
+    events = draw(st.lists(st.dictionaries(NAMES, VALUES, max_size=5), min_size=1,
+                           max_size=5))
+    return "odd events", [dict(event, marker="odd %d" % number)
+                          for number, event in enumerate(events)]
+
+
+def drawn_object(kind, drawn):
+    """(body, metadata, the marked events it must bring if it is read, or None)."""
+    if kind == "odd events":
+        body, metadata = json_lines(*drawn)
+        return body, metadata, drawn
+    if kind == "bytes":
+        body, metadata = drawn
+        return body, metadata, None
+    body, metadata = drawn()
+    return body, metadata, None
+
+
+HOSTILE_DRAWS = st.one_of(
+    odd_events(),
+    st.tuples(st.just("bytes"), st.tuples(st.binary(max_size=200), st.sampled_from(
+        [{}, JSON_LINES, PARQUET, {"nxlog-s3-compression": "zstd"}]))),
+    st.tuples(st.just("built"), st.sampled_from([
+        deeply_nested, truncated_gzip, parquet_date_overflow, parquet_dictionary_bomb,
+        empty_lines_bomb, lambda: deeply_nested(2000)])))
+
+
+def test_generated_hostile_objects_never_crash_a_real_nxlog_and_each_is_read_or_named(
+        moto_server, bucket, tmp_path, nxlog_process):
+    reader = start_reader(nxlog_process, tmp_path, nxlog_env(
+        moto_server.env, BUCKET=bucket, SERVER="*", MAX_ATTEMPTS=1, POLL_INTERVAL=0.2))
+    servers = itertools.count(1)
+
+    @hypothesis_settings(max_examples=15, deadline=None, database=None,
+                         suppress_health_check=list(HealthCheck))
+    @given(st.lists(HOSTILE_DRAWS, min_size=1, max_size=3))
+    def draw(hostile):
+        server = "h%d" % next(servers)
+        second = server + "/2026-03-01/10.00.%02d.1"
+        put_object(moto_server, bucket, second % 0 + ".jsonl.gz",
+                   *json_lines({"raw_event": "before " + server}))
+        keys = {}
+        for number, (kind, drawn) in enumerate(hostile, 1):
+            body, metadata, expected = drawn_object(kind, drawn)
+            keys[second % number] = expected
+            put_object(moto_server, bucket, second % number, body, metadata)
+        put_object(moto_server, bucket, second % (len(hostile) + 1) + ".jsonl.gz",
+                   *json_lines({"raw_event": "after " + server}))
+        reader.wait_for(lambda: {"raw_event": "after " + server} in events_out(tmp_path),
+                        what="the object after %s" % hostile)
+        aside, log, out = set_aside(tmp_path, server), reader.log(), events_out(tmp_path)
+        for key, expected in keys.items():
+            if key in aside:  # valid JSON lines are read, whatever their names and values
+                assert expected is None and repr("s3://%s/%s" % (bucket, key)) in log, key
+            elif expected is not None:
+                for event in expected:
+                    assert dict({"raw_event": ""}, **as_nxlog_takes(json_safe(event))) in \
+                        out, event
+    draw()
+    assert reader.alive()
+    assert reader.stop() == 0
+
+
+def json_safe(event):
+    """EVENT as the reader gives its fields to NXLog after JSON (which makes a pair of lone
+    surrogates one character): floats, nulls and lists become their text (str() in
+    set_field), as NXLog's om_file then writes them."""
+    return {name: value if isinstance(value, (str, int)) else str(value)
+            for name, value in json.loads(json.dumps(event)).items()}

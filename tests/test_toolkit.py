@@ -407,3 +407,75 @@ def test_a_margin_that_would_start_after_from_is_a_usage_error(command, margin):
                              "--margin=%s" % margin)
     assert status == 2
     assert "argument --margin: %r is not a number of seconds, 0 or more" % margin in err[-1]
+
+
+# ---- Hostile objects, in the commands (see also test_hostile_bucket.py) ----
+
+HOSTILE_FOR_COMMANDS = {  # key offset -> (body, metadata): each fails in its own way
+    33: (gzip.compress(b'{"raw_event": "deep", "x": ' + b"[" * 100000 + b"]" * 100000 +
+                       b"}\n"), JSON_LINES),
+    34: (gzip.compress(b'{"raw_event": "cut"}\n' * 50)[:40], JSON_LINES),
+    36: (b"x", {"nxlog-s3-format": "a format of the future"}),
+}
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_replay_and_a_deep_audit_name_each_hostile_object_go_on_and_exit_1(command, timeline):
+    for offset, (body, metadata) in HOSTILE_FOR_COMMANDS.items():
+        put(command.client, key_of(BASE + offset, 1), body, metadata, bucket=command.bucket)
+    status, out, err = command("s3_read", "replay", "--from", "2026-03-01T10:00:30Z",
+                               "--to", "2026-03-01T10:01:00Z")
+    assert status == 1
+    assert replayed(out) == ["at +30", "at +40", "at +50"]
+    status, out, _ = command("s3_read", "audit", "--deep", "--json")
+    assert status == 1
+    problems = {problem["key"]: problem for problem in json.loads("".join(out))["problems"]}
+    for offset in HOSTILE_FOR_COMMANDS:
+        key = key_of(BASE + offset, 1)
+        assert any(repr("s3://%s/%s" % (command.bucket, key)) in line for line in err), key
+        assert problems[key]["problem"] == "undecodable", problems
+    assert "nested too deep" in problems[key_of(BASE + 33, 1)]["why"]
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_audit_names_keys_at_the_top_of_the_bucket(command, timeline):
+    put(command.client, "stray-at-the-top.log", b"x", bucket=command.bucket)
+    status, out, _ = command("s3_read", "audit", "--json", env={"NXLOG_S3_SERVER": "*"})
+    assert status == 1
+    [problem] = json.loads("".join(out))["problems"]
+    assert (problem["key"], problem["problem"]) == ("stray-at-the-top.log", "off_scheme")
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+@pytest.mark.parametrize("name", ["audit", "replay"])
+def test_audit_and_replay_refuse_a_reversed_range_alike(command, name):
+    status, out, err = command("s3_read", name, "--from", "2026-03-01T10:01:00Z",
+                               "--to", "2026-03-01T10:00:00Z")
+    assert (status, out) == (2, [])
+    assert "--to 2026-03-01T10:00:00Z does not come after --from 2026-03-01T10:01:00Z" in \
+        err[-1]
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+@pytest.mark.parametrize("there", ["a file", "a link"])
+def test_replay_o_refuses_what_is_there_unless_forced_and_writes_a_new_0600_file(
+        command, timeline, tmp_path, there):
+    target = tmp_path / "precious"
+    target.write_text("kept")
+    os.chmod(str(target), 0o644)
+    out_file = tmp_path / "out.jsonl"
+    if there == "a file":
+        out_file.write_text("old")
+        os.chmod(str(out_file), 0o644)
+    else:
+        os.symlink(str(target), str(out_file))
+    arguments = ["replay", "--from", "2026-03-01T10:00:30Z", "--to", "2026-03-01T10:01:00Z",
+                 "-o", str(out_file)]
+    status, _, err = command("s3_read", *arguments)
+    assert status == 2 and "--force replaces it" in err[-1]
+    assert target.read_text() == "kept"
+    status, _, _ = command("s3_read", *arguments, "--force")
+    assert status == 0
+    assert not os.path.islink(str(out_file)) and target.read_text() == "kept"
+    assert stat.S_IMODE(os.stat(str(out_file)).st_mode) == 0o600
+    assert replayed(out_file.read_text().splitlines()) == ["at +30", "at +40", "at +50"]

@@ -16,6 +16,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+import nxlog_stub  # noqa: E402,F401  (registers the stub as `nxlog`)
 from hostile import (  # noqa: E402
     deeply_nested,
     empty_lines_bomb,
@@ -23,9 +26,6 @@ from hostile import (  # noqa: E402
     parquet_dictionary_bomb,
     parquet_huge_event,
 )
-from moto import mock_aws  # noqa: E402
-
-import nxlog_stub  # noqa: E402,F401  (registers the stub as `nxlog`)
 from nxlog_stub import api  # noqa: E402
 from nxlog_stub.runner import load_script  # noqa: E402
 
