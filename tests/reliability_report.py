@@ -19,12 +19,19 @@ import xml.etree.ElementTree as ElementTree
 from importlib import metadata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from hostile import HOSTILE  # noqa: E402
+
 SUITES = [("tests/test_reliability.py", "Scenarios: faults, outage, SIGKILL, full disk, clock, "
            "late objects, hostile keys"),
           ("tests/test_never_miss.py", "Never passed over in silence: each case"),
           ("tests/test_never_miss_generated.py", "Never passed over in silence, generated "
            "(hypothesis)"),
           ("tests/test_hostile.py", "Bad input, generated (hypothesis)"),
+          ("tests/test_hostile_bucket.py", "A hostile bucket, object by object, under the stub"),
+          ("tests/test_real_nxlog.py", "Under a real NXLog CE 3.1.15: the conf files, and a "
+           "hostile bucket, each case and generated"),
           ("tests/test_settings.py", "Bad configuration, every setting"),
           ("tests/test_security.py", "Security")]
 COLUMNS = [("scenario", "scenario"), ("side", "side"), ("events_in", "events in"),
@@ -73,7 +80,60 @@ def versions():
                      for name in ("boto3", "botocore", "moto", "hypothesis"))
 
 
-def document(rows, tests, code, seconds, soak):
+def bomb_figures():
+    """What tests/programs/bomb_rss.py measures: the bombs alone, then with one event just
+    under MAX_EVENT_BYTES (16 MiB) as well."""
+    figures = []
+    for extra in ([], ["--event", "15"]):
+        with tempfile.TemporaryDirectory() as work:
+            os.chmod(work, 0o700)
+            result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "programs",
+                                                                  "bomb_rss.py")] + extra,
+                                    cwd=work, capture_output=True, text=True, timeout=600)
+        figures.append(json.loads(result.stdout) if result.returncode == 0 else
+                       {"error": result.stderr[-500:]})
+    return figures
+
+
+def hostile_table(tests, bombs):
+    """Each case of tests/hostile.py: what the reader does, and whether the tests found it
+    so under the stub and under a real NXLog."""
+    def outcome(path, test, case):
+        name = "%s[%s]" % (test, case)
+        return next((result for found, result in tests.get(path, []) if found == name),
+                    "not run")
+    lines = ["| object in the bucket | what the reader does | under the stub | under a real "
+             "NXLog |", "| --- | --- | --- | --- |"]
+    for case, (_, what, fields) in sorted(HOSTILE.items()):
+        does = ("posts its events as NXLog can take them: %s; one warning names the object "
+                "and the field" % json.dumps(fields, ensure_ascii=True) if fields else
+                "reads it" if what == "read" else
+                "sets it aside: an error names it and why, `status` lists it")
+        lines.append("| %s | %s | %s | %s |" % (case, does, outcome(
+            "tests/test_hostile_bucket.py",
+            "test_a_hostile_object_is_read_as_nxlog_takes_it_or_set_aside_by_name", case),
+            outcome("tests/test_real_nxlog.py",
+                    "test_no_hostile_object_crashes_a_real_nxlog_nor_holds_back_the_next",
+                    case)))
+    lines += ["", "Each object lies between two good ones (and, under the stub, beside another "
+              "server's): the one after it comes, in the same call where time allows, and no "
+              "read_data call runs past MAX_SECONDS_PER_CALL + 1 s. Other failures (a GET "
+              "that answers 500 every time, a body cut short, a 404 after the listing, a "
+              "MemoryError, a RecursionError) set the object aside after MAX_ATTEMPTS while "
+              "every other is read; an S3 that fails every GET sets nothing aside. See the "
+              "tests below.", "", "Peak RSS of a reader process (the stub, moto in the same "
+              "process, pyarrow loaded) reading every bomb above (`tests/programs/"
+              "bomb_rss.py`):", ""]
+    for label, figure in zip(("the bombs", "the bombs and one event of 15 MiB"), bombs):
+        lines.append("- %s: %s" % (label, "%s MB at the peak, %s MB before reading; the "
+                                   "object after them read: %s; longest read_data call %s s"
+                                   % (figure["peak_rss_mb"], figure["rss_before_reading_mb"],
+                                      figure["after"], figure["longest_call_s"])
+                                   if "error" not in figure else "failed: " + figure["error"]))
+    return "\n".join(lines)
+
+
+def document(rows, tests, code, seconds, soak, bombs):
     failed = [name for results in tests.values() for name, outcome in results
               if outcome == "FAILED"]
     verdict = ("**All %d tests passed.**" % sum(len(results) for results in tests.values())
@@ -106,6 +166,10 @@ def document(rows, tests, code, seconds, soak):
         "",
         table(rows) if rows else "No scenario reported: see the test log.",
         "",
+        "## A hostile bucket",
+        "",
+        hostile_table(tests, bombs),
+        "",
         "## Every test of the suite",
         "",
     ]
@@ -132,9 +196,10 @@ def main():
             with open(results) as handle:
                 rows = [json.loads(line) for line in handle]
         tests = outcomes(junit) if os.path.exists(junit) else {}
+    bombs = bomb_figures()
     os.makedirs(os.path.dirname(arguments.output), exist_ok=True)
     with open(arguments.output, "w") as handle:
-        handle.write(document(rows, tests, code, seconds, arguments.soak))
+        handle.write(document(rows, tests, code, seconds, arguments.soak, bombs))
     print("wrote %s" % arguments.output)
     return code
 
