@@ -1837,6 +1837,8 @@ def _parquet_events(body, budget, max_event_bytes):
         _check_parquet_size(metadata, budget)
         source.seek(0)
         schema = metadata.schema.to_arrow_schema()
+        more = (schema.metadata or {}).get(MORE_FIELDS.encode())
+        more = more and more.decode("utf-8", "replace")
         texts = [field.name for field in schema if arrow.types.is_string(field.type) or
                  arrow.types.is_binary(field.type)]
         parquet = arrow.parquet.ParquetFile(source, metadata=metadata, read_dictionary=texts)
@@ -1850,10 +1852,18 @@ def _parquet_events(body, budget, max_event_bytes):
                 columns = [_parquet_column(arrow, name, column)
                            for name, column in zip(names, piece.columns)]
                 for values in zip(*columns):
-                    yield {name: value for name, value in zip(names, values)
-                           if value is not None}
+                    event = {name: value for name, value in zip(names, values)
+                             if value is not None}
+                    if more in event:  # the fields beyond the writer's PARQUET_COLUMNS
+                        event.update(_json_fields(event.pop(more).encode(
+                            "utf-8", "surrogatepass")))
+                    yield event
     except (arrow.ArrowException, OSError) as exc:
         raise UndecodableObject("not a Parquet file it can read: %s" % exc) from None
+
+
+MORE_FIELDS = "nxlog-s3-more-fields"  # Parquet schema metadata: the column holding, as a
+                                     # JSON object, the fields beyond the writer's columns
 
 
 def _check_parquet_size(metadata, budget):

@@ -116,6 +116,9 @@ CONTENT_TYPES = {"raw": "text/plain; charset=utf-8", "json": "application/json",
                  "parquet": "application/vnd.apache.parquet"}
 LINE_FORMATS = ("jsonl", "parquet")  # batches spooled as JSON lines (see Encoder)
 PARQUET_ROWS = 32768  # events per row group: what a Parquet batch holds in memory at a time
+PARQUET_COLUMNS = 256  # field names that get a column of their own in a Parquet batch; the
+                       # others of an event are kept together, as a JSON object, in one more
+MORE_FIELDS = "nxlog-s3-more-fields"  # the schema's metadata naming that column
 OLDEST_BOTOCORE = (1, 35, 16)  # the first that sends If-None-Match on PutObject
 MAX_KEY_CONFLICTS = 100  # taken keys in a row before a batch waits and tries again later
 REMEMBERED_SECONDS = 4096  # seconds whose last counter is kept in memory
@@ -1702,10 +1705,11 @@ def _rows(source):
 
 
 def _columns(source):
-    """{field name: kind} of every field in SOURCE, in the order first seen; a field seen
-    with two kinds of value is "text" (a string column its values are turned into), and a
-    string field is looked at once: no later value can make it anything else."""
-    kinds = collections.OrderedDict()
+    """{field name: kind} of the first PARQUET_COLUMNS field names in SOURCE, in the order
+    first seen, and whether it holds others; a field seen with two kinds of value is "text"
+    (a string column its values are turned into), and a string field is looked at once: no
+    later value can make it anything else."""
+    kinds, more = collections.OrderedDict(), False
     for row in _rows(source):
         for name, value in row.items():
             kind = kinds.get(name)
@@ -1713,9 +1717,28 @@ def _columns(source):
                 if kind == "string" and not isinstance(value, str):
                     kinds[name] = "text"
                 continue
+            if kind is None and len(kinds) == PARQUET_COLUMNS:
+                more = True
+                continue
             this = _kind(value)
             kinds[name] = this if kind is None or kind == this else "text"
-    return kinds
+    return kinds, more
+
+
+def _more_column(kinds):
+    """The name of the column for the fields beyond PARQUET_COLUMNS: none of KINDS'."""
+    name = "more_fields"
+    while name in kinds:
+        name += "_"
+    return name
+
+
+def _more_fields(row, kinds):
+    """ROW's fields that have no column of their own, as a JSON object (binary as base64
+    text, as in JSON lines), or None."""
+    more = {name: value["base64"] if isinstance(value, dict) else value
+            for name, value in row.items() if name not in kinds}
+    return json.dumps(more, separators=(",", ":")) if more else None
 
 
 PLAIN_KINDS = {"string", "int", "bool", "timestamp"}  # what Arrow's JSON reader can parse
@@ -1728,11 +1751,16 @@ def _write_parquet(source, target, compression):
     passes over SOURCE, the first for the columns, so that memory holds PARQUET_ROWS events
     at a time. Returns how many text values had a lone surrogate replaced."""
     arrow = parquet_library()
-    kinds = _columns(source) or {"raw_event": "string"}  # events with no field are rows too
+    kinds, more = _columns(source)
+    kinds = kinds or {"raw_event": "string"}  # events with no field are rows too
     types = _arrow_types(arrow)
-    schema = arrow.schema([(name, types["string" if kind == "text" else kind])
-                           for name, kind in kinds.items()])
-    if PLAIN_KINDS.issuperset(kinds.values()) and hasattr(arrow.json, "open_json"):
+    columns = [(name, types["string" if kind == "text" else kind])
+               for name, kind in kinds.items()]
+    more = _more_column(kinds) if more else None
+    schema = arrow.schema(columns + [(more, arrow.string())] if more else columns,
+                          metadata={MORE_FIELDS: more} if more else None)
+    if not more and PLAIN_KINDS.issuperset(kinds.values()) and \
+            hasattr(arrow.json, "open_json"):
         try:
             return _write_row_groups(arrow, target, schema, compression,
                                      _parsed_by_arrow(arrow, source, schema))
@@ -1740,7 +1768,7 @@ def _write_parquet(source, target, compression):
             target.seek(0)
             target.truncate()
     return _write_row_groups(arrow, target, schema, compression,
-                             _converted_here(arrow, source, kinds, schema))
+                             _converted_here(arrow, source, kinds, schema, more))
 
 
 def _write_row_groups(arrow, target, schema, compression, groups):
@@ -1776,9 +1804,10 @@ def _parsed_by_arrow(arrow, source, schema):
         yield arrow.Table.from_batches(waiting, schema), 0
 
 
-def _converted_here(arrow, source, kinds, schema):
+def _converted_here(arrow, source, kinds, schema, more=None):
     """SOURCE's events, PARQUET_ROWS at a time, decoded and converted in Python: binary and
-    text columns, and what Arrow's JSON reader refuses."""
+    text columns, what Arrow's JSON reader refuses, and with MORE the fields beyond
+    PARQUET_COLUMNS in that column."""
     source.seek(0)
     rows = _rows(source)
     while True:
@@ -1790,6 +1819,8 @@ def _converted_here(arrow, source, kinds, schema):
             values = [row.get(name) for row in group]
             convert = CONVERSIONS.get(kind)
             columns[name] = values if convert is None else list(map(convert, values))
+        if more:
+            columns[more] = [_more_fields(row, kinds) for row in group]
         replaced = 0
         try:
             table = arrow.Table.from_pydict(columns, schema=schema)

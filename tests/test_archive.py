@@ -370,3 +370,22 @@ def test_a_lone_surrogate_in_a_batch_of_plain_columns_is_stored_all_the_same(s3,
     rows = parquet_file(stored).read().to_pylist()
     assert [row["raw_event"] for row in rows] == ["event 0", "event 1", "lone \ufffd"]
     assert rows[0]["EventReceivedTime"].timestamp() == INSTANT
+
+
+def test_a_parquet_batch_of_many_distinct_names_keeps_every_field_in_bounded_columns(
+        s3, parquet, load):
+    writer = load("s3_write")
+    columns = writer.PARQUET_COLUMNS
+    wide = [dict({"field %d.%d" % (number, name): "value %d" % name for name in range(300)},
+                 raw_event="event %d" % number, Blob=memoryview(b"\x00\xff"), Big=2 ** 70)
+            for number in range(40)]  # 12,000 names: as many columns cost names x rows
+    send(writer, *wide)
+    drain(writer)
+    [(_, stored)] = all_objects(s3).items()
+    schema = parquet_file(stored).schema_arrow
+    assert len(schema.names) == columns + 1
+    assert schema.metadata[b"nxlog-s3-more-fields"] == schema.names[-1].encode()
+    _, posted = api.call_read_data(load("s3_read").read_data, api.input_module())
+    back = [{name: value for name, value in event.fields().items() if name not in (
+        "EventReceivedTime", "SourceModuleName", "SourceModuleType")} for event in posted]
+    assert back == [dict(fields, Blob="AP8=", Big=str(2 ** 70)) for fields in wide]
