@@ -811,6 +811,8 @@ def _marks_text(marks):
 
 
 def _marks(text):
+    """_marks_text's TEXT as marks; an older checkpoint's counters (1-3,7) as marks of any
+    suffix."""
     if not isinstance(text, str):
         raise ValueError("counters %r are not text such as 1-3,7@.jsonl.gz" % (text,))
     marks = set()
@@ -833,8 +835,7 @@ def _ranges(counters):
 
 
 def _counters(text):
-    if not isinstance(text, str):
-        raise ValueError("counters %r are not text such as 1-3,7" % (text,))
+    """"1-3,7" as {1, 2, 3, 7}."""
     counters = set()
     for run in filter(None, text.split(",")):
         first, _, last = run.partition("-")
@@ -902,7 +903,7 @@ class Position(object):
         if item.key in self.ids and self.ids[item.key] != identity(item):
             return False
         mark = _mark(item.counter, item.suffix)
-        return any(mark in marks or mark & ~31 in marks
+        return any(mark in marks or (mark & ~31) in marks
                    for marks in (self.read.get(item.second, ()),
                                  self.late.get(item.second, ())))
 
@@ -2293,6 +2294,8 @@ class Reader(object):
                 if not self._give_up_now(position, item.key, exc):
                     self.checkpoint.save()
                     continue
+                self._done_with(position, item, read=False)
+                continue
             self._done_with(position, item)
         return budget, False
 
@@ -2437,9 +2440,9 @@ class Reader(object):
         return attempt is not None and \
             0 <= self.clock.time() - attempt[1] < self.settings.POLL_INTERVAL
 
-    def _done_with(self, position, item):
-        """ITEM was read (or set aside, or is gone): recorded in the checkpoint, then kept,
-        moved or deleted as AFTER_READ says."""
+    def _done_with(self, position, item, read=True):
+        """ITEM was READ, or set aside: recorded in the checkpoint; once read, kept, moved or
+        deleted as AFTER_READ says (an object set aside stays where it is, for a person)."""
         position.attempts.pop(item.key, None)
         position.partial.pop(item.key, None)
         position.mark(item)
@@ -2451,7 +2454,7 @@ class Reader(object):
                              "the newest object to be the one before it" % (
                                  quoted(self.settings.BUCKET, item.key), ahead,
                                  self.settings.MAX_AHEAD))
-        if self.settings.AFTER_READ != "keep":
+        if read and self.settings.AFTER_READ != "keep":
             self.after_reads.append(self.fetcher.submit(self._after_read, item.key))
 
     def _wait_for_after_reads(self, deadline):

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError, IncompleteReadError
 
 from helpers import BUCKET, ROOT, all_objects, checkpoint, poll, put, read_all
-from hostile import HOSTILE, NEEDS_PYARROW, PARQUET, json_lines
+from hostile import HOSTILE, NEEDS_PYARROW, PARQUET, json_lines, truncated_gzip
 from nxlog_stub import api
 
 SECOND = "web01/2026-03-01/10.00"
@@ -271,3 +271,20 @@ def test_the_decoded_bytes_of_bombs_keep_the_readers_memory_under_200_mb(tmp_pat
     figures = json.loads(result.stdout)
     assert figures["peak_rss_mb"] < 200, figures
     assert figures["after"] is True, figures
+
+
+@pytest.mark.parametrize("after_read", ["delete", "move"])
+def test_an_object_set_aside_stays_where_it_is_whatever_after_read_says(s3, settings, load,
+                                                                       after_read):
+    settings(AFTER_READ=after_read, MOVE_PREFIX="read/", MAX_ATTEMPTS=1)
+    bad, good = "%s.00.1.jsonl.gz" % SECOND, "%s.01.1.jsonl.gz" % SECOND
+    put(s3, bad, *truncated_gzip())
+    put(s3, good, *json_lines({"raw_event": "good"}))
+    reader = load("s3_read")
+    assert read_all(reader) == ["good"]
+    for _ in range(100):  # the good one's delete runs in a fetch thread
+        if good not in all_objects(s3):
+            break
+        time.sleep(0.02)
+    assert bad in all_objects(s3) and good not in all_objects(s3)
+    assert "read/" + bad not in all_objects(s3)
