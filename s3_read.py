@@ -1758,7 +1758,8 @@ def _too_large(where, limit):
 def _parquet_column(arrow, name, column):
     """A Parquet column's values as fields take them: timestamps zoned as JSON lines hold
     them (made by Arrow, in C++), binary as base64 text (NXLog takes no binary field from
-    Python), types no writer of ours makes (dates, decimals) as Arrow's text of them."""
+    Python), types no writer of ours makes as Arrow's text of them (dates, decimals) or their
+    JSON (lists, structs)."""
     types = arrow.types
     if types.is_dictionary(column.type):
         column = column.dictionary_decode()
@@ -1771,6 +1772,9 @@ def _parquet_column(arrow, name, column):
                                           types.is_integer, types.is_boolean,
                                           types.is_floating, types.is_null)):
         return column.to_pylist()
+    if types.is_nested(column.type):  # lists, structs, maps: their JSON
+        return [None if value is None else json.dumps(value, default=str)
+                for value in column.to_pylist()]
     try:
         return arrow.compute.cast(column, arrow.string()).to_pylist()
     except (arrow.ArrowException, ValueError):

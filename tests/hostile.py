@@ -55,6 +55,35 @@ def parquet_date_overflow():
     return parquet_body(table), PARQUET
 
 
+def odd_parquet(kind, number):
+    """A Parquet batch with a column of KIND, a type no writer of ours makes, holding a value
+    made of NUMBER (dates beyond Python's, decimals, lists, structs, unsigned 64 bits...)."""
+    import decimal
+
+    import pyarrow
+    values = {
+        "date32": lambda: pyarrow.array([number % 2 ** 31], pyarrow.date32()),
+        "date64": lambda: pyarrow.array([number % 2 ** 63], pyarrow.date64()),
+        "time64": lambda: pyarrow.array([number % 86400000000], pyarrow.time64("us")),
+        "duration": lambda: pyarrow.array([number % 2 ** 63], pyarrow.duration("s")),
+        "decimal": lambda: pyarrow.array([decimal.Decimal(number % 10 ** 30) / 1000],
+                                         pyarrow.decimal128(38, 3)),
+        "uint64": lambda: pyarrow.array([number % 2 ** 64], pyarrow.uint64()),
+        "list": lambda: pyarrow.array([[number % 2 ** 63, -(number % 2 ** 63)]]),
+        "struct": lambda: pyarrow.array([{"a": number % 2 ** 63, "b": str(number)}]),
+        "large_string": lambda: pyarrow.array([str(number)], pyarrow.large_string()),
+        "float16": lambda: pyarrow.array([number % 60000], pyarrow.float32()).cast(
+            pyarrow.float16(), safe=False) if hasattr(pyarrow, "float16") else
+        pyarrow.array([1.5]),
+    }[kind]()
+    table = pyarrow.table({"raw_event": ["odd %s" % kind], "odd": values})
+    return parquet_body(table), PARQUET
+
+
+ODD_PARQUET_KINDS = ["date32", "date64", "time64", "duration", "decimal", "uint64", "list",
+                     "struct", "large_string", "float16"]
+
+
 @functools.lru_cache(maxsize=None)
 def parquet_dictionary_bomb(value_size=1 << 20, rows=4096):
     """A few hundred bytes whose one dictionary value, used by every row, makes ROWS times

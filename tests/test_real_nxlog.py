@@ -4,6 +4,7 @@ a start refused for a bad setting, a stop while the spool is full that loses not
 hostile bucket, object by object (tests/hostile.py) and generated (hypothesis), that NXLog
 survives while the reader reads on and names what it sets aside."""
 
+import functools
 import itertools
 import json
 import os
@@ -17,10 +18,12 @@ from helpers import ROOT, as_nxlog_takes
 from hostile import (
     HOSTILE,
     JSON_LINES,
+    ODD_PARQUET_KINDS,
     PARQUET,
     deeply_nested,
     empty_lines_bomb,
     json_lines,
+    odd_parquet,
     parquet_date_overflow,
     parquet_dictionary_bomb,
     truncated_gzip,
@@ -237,7 +240,10 @@ HOSTILE_DRAWS = st.one_of(
         [{}, JSON_LINES, PARQUET, {"nxlog-s3-compression": "zstd"}]))),
     st.tuples(st.just("built"), st.sampled_from([
         deeply_nested, truncated_gzip, parquet_date_overflow, parquet_dictionary_bomb,
-        empty_lines_bomb, lambda: deeply_nested(2000)])))
+        empty_lines_bomb, lambda: deeply_nested(2000)])),
+    st.tuples(st.just("built"), st.tuples(st.sampled_from(ODD_PARQUET_KINDS),
+                                          st.integers(0, 2 ** 70)).map(
+        lambda drawn: functools.partial(odd_parquet, *drawn))))
 
 
 def test_generated_hostile_objects_never_crash_a_real_nxlog_and_each_is_read_or_named(
