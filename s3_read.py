@@ -1815,16 +1815,19 @@ def _pieces(sizes):
         yield start, len(sizes) - start, total
 
 
-def _seekable(body):
-    """BODY (an object fetched whole, or streaming) as a file Parquet can seek in: a large
-    one is copied to a temporary file first, so that memory stays bounded."""
+def _arrow_source(arrow, body, keep):
+    """BODY (an object fetched whole, or streaming) as a file of Arrow's own, which Parquet
+    can seek in: its bytes, or a large one copied to a temporary file first (KEEP holds it),
+    so that memory stays bounded. Never a Python file: Arrow would call it from threads of
+    its own, which under NXLog's sub-interpreters can hang the call for good."""
     if isinstance(body, io.BytesIO):
-        return body
-    copy = tempfile.TemporaryFile()
+        return arrow.BufferReader(body.getvalue())
+    copy = tempfile.NamedTemporaryFile(prefix=".%s-parquet-" % SCRIPT)
+    keep.append(copy)
     for chunk in iter(lambda: body.read(1 << 20), b""):
         copy.write(chunk)
-    copy.seek(0)
-    return copy
+    copy.flush()
+    return arrow.memory_map(copy.name)
 
 
 def _parquet_events(body, budget, max_event_bytes):
@@ -1836,8 +1839,9 @@ def _parquet_events(body, budget, max_event_bytes):
     if arrow is None:
         raise UndecodableObject("it is Parquet: install the pyarrow package for the Python "
                                 "NXLog runs")
+    copies = []
     try:
-        source = _seekable(body)
+        source = _arrow_source(arrow, body, copies)
         metadata = arrow.parquet.ParquetFile(source).metadata
         _check_parquet_size(metadata, budget)
         source.seek(0)
@@ -1865,6 +1869,9 @@ def _parquet_events(body, budget, max_event_bytes):
                     yield event
     except (arrow.ArrowException, OSError) as exc:
         raise UndecodableObject("not a Parquet file it can read: %s" % exc) from None
+    finally:
+        for copy in copies:
+            copy.close()
 
 
 MORE_FIELDS = "nxlog-s3-more-fields"  # Parquet schema metadata: the column holding, as a
@@ -2056,9 +2063,12 @@ def _schedule(module, delay):
 
 # What NXLog's set_field cannot take (../shared/nxlog-python-api.md): a NUL or a lone
 # surrogate in a field name kills NXLog, a NUL in a value cuts it short, an integer beyond 64
-# bits raises. The reader escapes such text visibly (\u0000) and posts such integers as text.
+# bits raises, text of more than NXLOG_MAX_TEXT bytes (UTF-8) makes NXLog give up the call,
+# and the input with it, for good. The reader escapes such text visibly (\u0000), posts such
+# integers as text, and cuts text at NXLog's limit.
 NXLOG_UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")
 INT64_LIMIT = 2 ** 63
+NXLOG_MAX_TEXT = 1048576
 
 
 def _unsafe_text(text):
@@ -2070,61 +2080,79 @@ def _escaped(text):
     return NXLOG_UNSAFE_TEXT.sub(lambda match: "\\u%04x" % ord(match.group()), text)
 
 
-def _nxlog_value(value):
-    """VALUE as set_field keeps it whole, or None if it does already."""
-    kind = type(value)
-    if kind is str:
-        return _escaped(value) if _unsafe_text(value) else None
-    if kind is int and not -INT64_LIMIT <= value < INT64_LIMIT:
-        return str(value)
-    return None
+def _within_nxlog_limit(text):
+    """TEXT, or as much of it as NXLog takes (whole characters)."""
+    if len(text) <= NXLOG_MAX_TEXT // 4:
+        return text
+    encoded = text.encode("utf-8")
+    if len(encoded) <= NXLOG_MAX_TEXT:
+        return text
+    return encoded[:NXLOG_MAX_TEXT].decode("utf-8", "ignore")
+
+
+def _text_needs_care(text):
+    return _unsafe_text(text) or len(text) > NXLOG_MAX_TEXT // 4
+
+
+def _text_nxlog_takes(text):
+    """TEXT as NXLog takes it, and whether some of it had to be cut."""
+    escaped = _escaped(text) if _unsafe_text(text) else text
+    taken = _within_nxlog_limit(escaped)
+    return taken, taken is not escaped
 
 
 class FieldGuard(object):
     """Makes an event's fields what NXLog's set_field takes: a name it cannot take gets its
     NUL and lone surrogates escaped (and ~2, ~3... if another field has that name already),
     a value its NULs and lone surrogates escaped, an integer beyond 64 bits its decimal
-    text."""
+    text, text beyond NXLOG_MAX_TEXT bytes (no writer of ours stores such) cut there."""
 
     def __init__(self):
         self.safe_names = set()  # the names seen that NXLog takes as they are
 
     def guarded(self, fields):
-        """FIELDS, or a copy NXLog takes, and what was changed (names). Every event passes
-        here: the common case (a name seen before, ASCII text or a small integer) takes no
-        call."""
+        """FIELDS, or a copy NXLog takes; the names of the fields changed (None if none
+        was), and whether text was cut. Every event passes here: the common case (a name
+        seen before, short ASCII text, a small integer) takes no call."""
         changed, safe_names = None, self.safe_names
         for name, value in fields.items():
             if name not in safe_names:
-                if _unsafe_text(name):
+                if _text_needs_care(name):
                     changed = (changed or []) + [name]
                     continue
                 safe_names.add(name)
             kind = type(value)
             if kind is str:
-                if value.isascii() and "\x00" not in value:
+                if value.isascii() and "\x00" not in value and len(value) <= NXLOG_MAX_TEXT:
+                    continue
+                if not _text_needs_care(value):
                     continue
             elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
                 continue
-            if _nxlog_value(value) is not None:
-                changed = (changed or []) + [name]
+            changed = (changed or []) + [name]
         if changed is None:
-            return fields, None
-        return self._made_safe(fields), changed
+            return fields, None, False
+        safe, cut = self._made_safe(fields)
+        return safe, changed, cut
 
     @staticmethod
     def _made_safe(fields):
-        safe = {}
+        safe, cut = {}, False
         for name, value in fields.items():
-            if _unsafe_text(name):
-                name = base = _escaped(name)
+            if _text_needs_care(name):
+                name, name_cut = _text_nxlog_takes(name)
+                base, cut = name, cut or name_cut
                 for number in itertools.count(2):
                     if name not in fields and name not in safe:
                         break
                     name = "%s~%d" % (base, number)
-            value_made_safe = _nxlog_value(value)
-            safe[name] = value if value_made_safe is None else value_made_safe
-        return safe
+            if type(value) is str:
+                value, value_cut = _text_nxlog_takes(value)
+                cut |= value_cut
+            elif type(value) is int and not -INT64_LIMIT <= value < INT64_LIMIT:
+                value = str(value)
+            safe[name] = value
+        return safe, cut
 
 
 def _failure(exc):
@@ -2167,6 +2195,7 @@ class Reader(object):
                                self.log)
         self.decoder = Decoder(settings, self.log)
         self.field_guard = FieldGuard()
+        self.kept = set()  # keys whose events NXLog could not take whole: never removed
         self.served_at = 0  # when (clock.time) an object was last read whole
         self.rounds = {}  # server -> its Round under way
         self.late_due = {}  # server -> when (monotonic) its next re-listing is due
@@ -2351,10 +2380,12 @@ class Reader(object):
             for fields in self._events_to_post(position, key, future, deadline):
                 if fields is NOT_YET:
                     return False  # S3 is slow to send the rest: the next call goes on
-                fields, changed = guard(fields)
-                if changed and not self.open.warned:
+                fields, changed, cut = guard(fields)
+                if changed and (not self.open.warned or cut and key not in self.kept):
                     self.open.warned = True
-                    self._warn_changed(key, changed)
+                    self._warn_changed(key, changed, cut)
+                    if cut:
+                        self.kept.add(key)
                 event = new_event()
                 for name, value in fields.items():
                     event.set_field(name, value)
@@ -2378,12 +2409,15 @@ class Reader(object):
         self._close_open()
         return True
 
-    def _warn_changed(self, key, names):
+    def _warn_changed(self, key, names, cut):
         self.log.warning("%s holds what NXLog cannot take as it is, in the field%s %s (a NUL "
                          "or a lone surrogate, escaped as \\u0000; an integer beyond 64 bits, "
-                         "posted as text): its events are posted with those made safe"
+                         "posted as text%s): its events are posted with those made safe%s"
                          % (quoted(self.settings.BUCKET, key), "" if len(names) == 1 else "s",
-                            ", ".join(repr(name) for name in names)))
+                            ", ".join(repr(name[:100]) for name in names),
+                            "; text beyond NXLog's %d bytes a field, cut there" % NXLOG_MAX_TEXT
+                            if cut else "", ", and the object stays in the bucket whatever "
+                            "AFTER_READ says" if cut else ""))
 
     def _events_to_post(self, position, key, future, deadline):
         """The events of KEY not posted yet, until DEADLINE: where the last call stopped in
@@ -2446,7 +2480,8 @@ class Reader(object):
 
     def _done_with(self, position, item, read=True):
         """ITEM was READ, or set aside: recorded in the checkpoint; once read, kept, moved or
-        deleted as AFTER_READ says (an object set aside stays where it is, for a person)."""
+        deleted as AFTER_READ says (an object set aside, or one whose text NXLog could not
+        take whole, stays where it is, for a person)."""
         position.attempts.pop(item.key, None)
         position.partial.pop(item.key, None)
         position.mark(item)
@@ -2458,8 +2493,9 @@ class Reader(object):
                              "the newest object to be the one before it" % (
                                  quoted(self.settings.BUCKET, item.key), ahead,
                                  self.settings.MAX_AHEAD))
-        if read and self.settings.AFTER_READ != "keep":
+        if read and self.settings.AFTER_READ != "keep" and item.key not in self.kept:
             self.after_reads.append(self.fetcher.submit(self._after_read, item.key))
+        self.kept.discard(item.key)
 
     def _wait_for_after_reads(self, deadline):
         """AFTER_READ's deletes and moves run in the fetch threads: waited for until the

@@ -85,7 +85,14 @@ class Crash(BaseException):
     that no script's `except Exception` can hide it; the runner then dies of SIGSEGV too."""
 
 
+class CallAbandoned(BaseException):
+    """Where a real NXLog gives up the Python call it is in, at once and for good: nothing
+    after it runs (no `except`, no `finally`), and an input whose read_data it gave up is
+    never called again."""
+
+
 INT64 = range(-2 ** 63, 2 ** 63)  # what an NXLog integer field holds
+MAX_TEXT = 1048576  # bytes of UTF-8 that a string field holds
 SET_FIELD_ERROR = "<built-in function set_logdata_field> returned a result with an exception set"
 
 
@@ -218,8 +225,14 @@ class LogData(object):
 
     def set_field(self, name, value):
         """As NXLog's: a name it cannot take is a Crash; an integer beyond 64 bits is stored
-        as -1 and raises SystemError (both checked under NXLog CE 3.1.15)."""
+        as -1 and raises SystemError; text of more than MAX_TEXT bytes is logged and
+        abandons the call (all checked under NXLog CE 3.1.15)."""
         _check_name(name)
+        if type(value) is str and len(value) > MAX_TEXT // 4:
+            size = len(value.encode("utf-8", "surrogatepass"))
+            if size > MAX_TEXT:
+                log_error("oversized string (%d), limit is %d bytes" % (size, MAX_TEXT))
+                raise CallAbandoned("set_field(%r): text of %d bytes" % (name, size))
         if type(value) is int and value not in INT64:
             self._fields[name] = -1
             raise SystemError(SET_FIELD_ERROR)
@@ -262,12 +275,15 @@ _MISSING = object()
 def call_read_data(function, module):
     """One read_data call as NXLog makes it; returns (delay of the next call or None, events).
 
-    None means NXLog will not call again: nothing was scheduled, or the timer assertion
-    tripped. An exception is logged as NXLog logs it; a timer set before it still counts.
+    None means NXLog will not call again: nothing was scheduled, the timer assertion
+    tripped, or NXLog gave up the call (CallAbandoned). An exception is logged as NXLog
+    logs it; a timer set before it still counts.
     """
     module.timer = None
     try:
         function(module)
+    except CallAbandoned:
+        module.broken = True  # NXLog never calls it again
     except Exception:
         log_error("Python ERROR: %s" % traceback.format_exc().rstrip())
     delay = None if module.broken else module.timer

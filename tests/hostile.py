@@ -118,6 +118,9 @@ HOSTILE = {
         "read", {"raw_event": "hostile", "big": str(2 ** 70), "small": str(-2 ** 63 - 1)}),
     "a NUL in a value": (lambda: json_lines({"raw_event": "a\x00b"}),
                          "read", {"raw_event": "a\\u0000b"}),
+    "a field of 2 MiB (NXLog takes 1 MiB)": (
+        lambda: json_lines({"raw_event": "long", "text": "\u20ac" * (700 << 10)}),
+        "read", {"raw_event": "long", "text": "\u20ac" * 349525}),
     "JSON nested 100,000 deep": (deeply_nested, "set aside", None),
     "a gzip cut short": (truncated_gzip, "set aside", None),
     "64 MiB of empty lines in 65 KB": (empty_lines_bomb, "set aside", None),

@@ -262,14 +262,16 @@ def test_a_link_planted_at_the_checkpoint_or_its_lock_is_never_followed(s3, sett
     assert any(os.strerror(errno.ELOOP) in line for line in api.logged("ERROR"))
 
 
-def test_the_decoded_bytes_of_bombs_keep_the_readers_memory_under_200_mb(tmp_path):
+def test_reading_bombs_grows_the_readers_memory_by_less_than_150_mb_pyarrow_included(
+        tmp_path):
     pytest.importorskip("pyarrow", reason="the Parquet bombs need pyarrow")
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "programs",
                                                           "bomb_rss.py")],
                             capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout)
-    assert figures["peak_rss_mb"] < 200, figures
+    figures = json.loads(result.stdout)  # moto and the stub in the same process too: the
+    grown = figures["peak_rss_mb"] - figures["rss_before_reading_mb"]  # bound on NXLog's own
+    assert grown < 150, figures                                        # is in test_real_nxlog
     assert figures["after"] is True, figures
 
 
