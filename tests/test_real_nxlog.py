@@ -208,7 +208,7 @@ def test_no_hostile_object_crashes_a_real_nxlog_nor_holds_back_the_next(
 NAMES = st.one_of(st.text(min_size=1, max_size=8),  # and names NXLog dies on, often
                   st.text(st.sampled_from("a\x00\ud800\udc80"), min_size=1, max_size=4)).filter(
     lambda name: name not in ("EventReceivedTime", "SourceModuleName", "SourceModuleType",
-                              "copy_of_raw_event"))  # NXLog sets these at post()
+                              "copy_of_raw_event"))  # set at post(), and by the conf
 VALUES = st.one_of(st.text(max_size=20), st.text(st.sampled_from("b\x00\udfff")),
                    st.integers(), st.integers(min_value=2 ** 63),
                    st.integers(max_value=-2 ** 63 - 1), st.booleans(), st.floats(),
