@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from helpers import JSON_LINES, all_objects, batch, drain, gzip_bomb, read_all
+from helpers import BUCKET, JSON_LINES, all_objects, batch, drain, gzip_bomb, read_all
 from nxlog_stub import api
 
 GENERATED = hypothesis_settings(max_examples=40, deadline=None, database=None,
@@ -64,15 +64,21 @@ def test_any_event_is_taken_by_write_data_and_stored(s3, settings, load, mode):
 
 @pytest.mark.parametrize("mode", sorted(WRITER_MODES))
 @pytest.mark.parametrize("size", [0, 10 * 1024 * 1024], ids=["empty", "10MB"])
-def test_an_empty_and_a_10_mb_raw_event_come_back_whole(s3, settings, load, mode, size):
+def test_an_empty_and_a_10_mb_raw_event_are_stored_whole_and_posted_as_far_as_nxlog_takes(
+        s3, settings, load, mode, size):
     settings(ALLOW_PICKLE="true", **WRITER_MODES[mode])
     writer = load("s3_write")
     text = "".join(chr(32 + n % 90) for n in range(size))
     assert api.call_write_data(writer.write_data, api.new_event(api.output_module(), {
         "raw_event": text}))
     drain(writer)
-    _, posted = api.call_read_data(load("s3_read").read_data, api.input_module())
-    assert [event.get_field("raw_event") for event in posted] == [text]
+    reader = load("s3_read")
+    [key] = all_objects(s3)
+    stored = reader.instance.decoder.events(key, s3.get_object(Bucket=BUCKET, Key=key))
+    assert [fields["raw_event"] for fields in stored] == [text]
+    _, posted = api.call_read_data(reader.read_data, api.input_module())
+    assert [event.get_field("raw_event") for event in posted] == [text[:1 << 20]]  # NXLog's
+    assert key in all_objects(s3)                                                  # limit
 
 
 # ---- Hostile objects in the bucket ----

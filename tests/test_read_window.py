@@ -251,10 +251,12 @@ def test_a_decompression_bomb_is_set_aside_in_bounded_memory(s3, settings, load,
            "bomb?)" in api.logged("ERROR")[0]
 
 
-def test_max_event_bytes_0_reads_an_event_of_any_size(s3, settings, load):
+def test_max_event_bytes_0_reads_an_event_of_any_size_as_far_as_nxlog_takes_it(s3, settings,
+                                                                              load):
     settings(MAX_EVENT_BYTES=0)
-    put(s3, key_at("00.34", 1), gzip.compress(b"x" * (2 << 20)))
-    assert read_all(load("s3_read")) == ["x" * (2 << 20)]
+    put(s3, key_at("00.34", 1), gzip.compress(b"x" * (2 << 20)))  # 2,000 times smaller
+    assert read_all(load("s3_read")) == ["x" * (1 << 20)]  # NXLog's limit: the rest is cut
+    assert "text beyond NXLog's 1048576 bytes a field, cut there" in api.logged("WARNING")[0]
 
 
 def test_an_event_up_to_max_event_bytes_is_read(s3, settings, load):
