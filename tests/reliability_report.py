@@ -95,6 +95,13 @@ def bomb_figures():
     return figures
 
 
+def shortened(fields):
+    """FIELDS with each long text as its start and its length."""
+    return {name: "%s... (%d characters)" % (value[:8], len(value))
+            if isinstance(value, str) and len(value) > 60 else value
+            for name, value in fields.items()}
+
+
 def hostile_table(tests, bombs):
     """Each case of tests/hostile.py: what the reader does, and whether the tests found it
     so under the stub and under a real NXLog."""
@@ -106,7 +113,7 @@ def hostile_table(tests, bombs):
              "NXLog |", "| --- | --- | --- | --- |"]
     for case, (_, what, fields) in sorted(HOSTILE.items()):
         does = ("posts its events as NXLog can take them: %s; one warning names the object "
-                "and the field" % json.dumps(fields, ensure_ascii=True) if fields else
+                "and the field" % json.dumps(shortened(fields), ensure_ascii=True) if fields else
                 "reads it" if what == "read" else
                 "sets it aside: an error names it and why, `status` lists it")
         lines.append("| %s | %s | %s | %s |" % (case, does, outcome(
