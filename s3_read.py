@@ -2091,7 +2091,8 @@ def _within_nxlog_limit(text):
 
 
 def _text_needs_care(text):
-    return _unsafe_text(text) or len(text) > NXLOG_MAX_TEXT // 4
+    """Whether NXLog cannot take TEXT as it is (a long text that fits is not changed)."""
+    return _unsafe_text(text) or _within_nxlog_limit(text) is not text
 
 
 def _text_nxlog_takes(text):

@@ -290,3 +290,13 @@ def test_an_object_set_aside_stays_where_it_is_whatever_after_read_says(s3, sett
         time.sleep(0.02)
     assert bad in all_objects(s3) and good not in all_objects(s3)
     assert "read/" + bad not in all_objects(s3)
+
+
+def test_long_text_that_nxlog_takes_whole_is_posted_as_it_is_with_no_warning(s3, settings,
+                                                                              load):
+    long_name, long_text = "n" * 300000, "\u00e9" * 300000  # 600,000 bytes: under 1 MiB
+    put(s3, "%s.00.1.jsonl.gz" % SECOND, *json_lines({"raw_event": long_text, long_name: 1}))
+    _, posted = api.call_read_data(load("s3_read").read_data, api.input_module())
+    [event] = posted
+    assert (event.get_field("raw_event"), event.get_field(long_name)) == (long_text, 1)
+    assert api.logged("WARNING") == []
