@@ -1,6 +1,6 @@
 # make demo: the main job end to end against a local S3 (moto server on 127.0.0.1)
 # make test: ruff, then the whole test suite (Ceph's radosgw tests run where it is installed)
-# make scripts: writes the code both scripts share, from src/shared.py, into each
+# make scripts: writes s3_write.py and s3_read.py from the package nxlog_s3/ (ARCHITECTURE.md)
 # make reliability: regenerates docs/RELIABILITY.md; make soak: the same, ten times longer
 # make nxlog: a real NXLog CE from ../shared/nxlog/ (the tests run under it where it is), and
 #   boto3, zstandard and pyarrow for the system Python it embeds, in .nxlog-python/
@@ -42,9 +42,9 @@ nxlog: $(NXLOG_PYTHON)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/python demo.py
 
-# src/shared.py's shared block, written into both scripts (a test fails while they differ)
+# the two drop-in scripts, generated from nxlog_s3/ (a test fails while they differ from it)
 scripts:
-	$(PYTHON) src/embed.py
+	$(PYTHON) tools/amalgamate.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -343,7 +343,7 @@ def test_another_write_error_refuses_the_event_with_its_reason(s3, batching, loa
     assert "Input/output error: event refused" in api.logged("ERROR")[0]
 
 
-def test_a_manifest_the_full_disk_refuses_leaves_the_batch_open_until_it_can_close(
+def test_a_manifest_the_full_disk_refuses_leaves_the_batch_to_be_closed_again_losing_nothing(
         s3, batching, load, build):
     batching(BATCH_EVENTS=2)
     module = load("s3_write")
@@ -356,13 +356,14 @@ def test_a_manifest_the_full_disk_refuses_leaves_the_batch_open_until_it_can_clo
                 raise OSError(errno.ENOSPC, "No space left on device")
             module.Disk.write_atomically(self, path, data, sync)
     writer = build(module, disk=RefusingTwice())
-    send(writer, event("one"), event("two"))  # the close fails: the batch stays open
-    assert "cannot close the batch being filled" in api.logged("WARNING")[0]
-    send(writer, event("three"))  # the close fails again, then the next one works
-    send(writer, event("four"))
+    send(writer, event("one"), event("two"))  # the close fails: the batch waits to close
+    assert "cannot close a batch" in api.logged("WARNING")[0]
+    assert "closing is tried again" in api.logged("WARNING")[0]
+    send(writer, event("three"))  # the close is tried again; this event opens another
+    send(writer, event("four"))  # which closes in its turn
     drain(writer)
     assert sorted(lines_of(stored) for stored in all_objects(s3).values()) == [
-        ["one", "two", "three", "four"]]
+        ["one", "two"], ["three", "four"]]
 
 
 # ---- A full spool ----

@@ -1,0 +1,1 @@
+"""s3_read.py's parts, in the order the script holds them (tools/amalgamate.py)."""

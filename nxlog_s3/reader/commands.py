@@ -1,0 +1,145 @@
+"""What the reader's commands share: time ranges, servers, progress."""
+
+import argparse
+import collections
+import json
+import re
+import time
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from nxlog_s3.common.objects import instant, utc_text
+from nxlog_s3.common.runtime import NXLOG, SCRIPT, count
+from nxlog_s3.common.s3 import NO_CREDENTIALS, check_bucket
+from nxlog_s3.reader.listing import PAUSE
+from nxlog_s3.reader.reader import Reader
+
+RELATIVE_TIME = re.compile(r"^-([0-9]+)([smhd])$")
+TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+REPLAY_MARGIN = 3600  # seconds before --from in which a batch holding its events may be keyed
+EXIT_S3 = 69  # a command could not read S3 (sysexits' EX_UNAVAILABLE): stderr says why
+
+
+def command_time(text):
+    """A time on the command line (an epoch): ISO 8601 (2026-11-28T10:00:00Z, ...+09:00;
+    without a zone, this host's local time), now, or back from now (-90s, -15m, -2h, -1d)."""
+    relative = RELATIVE_TIME.match(text.strip())
+    if text.strip() == "now" or relative:
+        back = int(relative.group(1)) * TIME_UNITS[relative.group(2)] if relative else 0
+        return time.time() - back
+    epoch = instant(text.strip())
+    if epoch is None:
+        raise argparse.ArgumentTypeError(
+            "%r is not a time: use 2026-11-28T10:00:00Z, 2026-11-28T19:00:00+09:00, "
+            "2026-11-28 10:00 (this host's local time), now, or back from now: "
+            "--from=-15m, -2h, -1d" % text)
+    return epoch
+
+
+def _margin(text):
+    """--margin: seconds, 0 or more (fewer would start the listing after --from)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds, 0 or more" % text)
+    return value
+
+
+def _range_text(start, end):
+    return "%s to %s" % ("the first object" if start is None else utc_text(start),
+                         "the last" if end is None else utc_text(end))
+
+
+def _between(reader, server, start, end, report=None):
+    """The objects of SERVER keyed from START to before END (epochs; None: no bound), as
+    Listed in reading order; keys off the scheme reported (or given to REPORT)."""
+    start_after = None if start is None else "%s/%s" % (server,
+                                                        reader.checkpoint.seconds.text(start))
+    for item in reader.listing.listed(server, start_after, report=report):
+        if item is PAUSE:
+            continue
+        if end is not None and item.epoch >= end:
+            return
+        yield item
+
+
+def _in_order(fetcher, items, begin):
+    """(item, BEGIN(item)) for each of ITEMS in order, BEGIN starting the item's work in the
+    fetch threads (a future, or None), begun for twice as many items ahead as there are
+    threads."""
+    ahead = collections.deque()
+    for item in items:
+        ahead.append((item, begin(item)))
+        if len(ahead) > 2 * fetcher.settings.FETCH_THREADS:
+            yield ahead.popleft()
+    while ahead:
+        yield ahead.popleft()
+
+
+def _servers_to_read(reader, report=None):
+    """SERVER, or with * every server in the bucket (other first segments REPORTed)."""
+    if reader.settings.SERVER != "*":
+        return reader.settings.SERVER
+    return reader.listing.server_names(reader.listing.first_segments(), report)
+
+
+def _unreported(key, why):
+    """Keys off the scheme, for what reports none (a replay reads a range of the scheme)."""
+
+
+def _print_json(value):
+    print(json.dumps(value, sort_keys=True))
+
+
+def _s3_command(command):
+    """COMMAND(settings, arguments) run on a Reader: a missing bucket exits as NXLog's start
+    would, S3 failing midway with EXIT_S3, and the fetch threads end with it."""
+    def run(settings, arguments):
+        reader = Reader(settings)
+        try:
+            check_bucket(settings, reader.client, reader.log)
+            return command(reader, arguments)
+        except (BotoCoreError, ClientError) as exc:
+            reason = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else exc
+            NXLOG.log_error("%s: cannot read s3://%s/: %s" % (SCRIPT, settings.BUCKET, reason))
+            return EXIT_S3
+        finally:
+            reader.fetcher.stop()
+    return run
+
+
+# -- replay --
+
+class Progress(object):
+    """A progress bar on STREAM while it is a terminal: how far through START..END a replay
+    is, by key time; nothing at all when STREAM is a file or a pipe."""
+
+    EVERY = 0.2  # seconds between two redraws
+    WIDTH = 30
+
+    def __init__(self, stream, start, end, clock):
+        self.stream = stream if stream.isatty() else None
+        self.start, self.end, self.clock = start, end, clock
+        self.last = None
+
+    def show(self, epoch, events, last=False):
+        """Redraws the bar at key time EPOCH, EVENTS written: at most every EVERY seconds,
+        and for the LAST time at the end of the replay."""
+        if self.stream is None or (not last and self.last is not None and
+                                   self.clock.monotonic() - self.last < self.EVERY):
+            return
+        self.last = self.clock.monotonic()
+        done = 1.0 if last else min(1.0, max(0.0, (epoch - self.start) /
+                                              (self.end - self.start)))
+        self.stream.write("\r[%-*s] %3d%% %s, %s " % (self.WIDTH, "#" * int(done * self.WIDTH),
+                                                      done * 100, utc_text(epoch),
+                                                      count(events, "event")))
+        self.stream.flush()
+
+    def close(self, events):
+        if self.stream is not None:
+            self.show(self.end, events, last=True)
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,98 @@
+"""FieldGuard: fields made into what NXLog's set_field takes."""
+
+import itertools
+import re
+
+# What NXLog's set_field cannot take (../shared/nxlog-python-api.md): a NUL or a lone
+# surrogate in a field name kills NXLog, a NUL in a value cuts it short, an integer beyond 64
+# bits raises, text of more than NXLOG_MAX_TEXT bytes (UTF-8) makes NXLog give up the call,
+# and the input with it, for good. The reader escapes such text visibly (\u0000), posts such
+# integers as text, and cuts text at NXLog's limit.
+NXLOG_UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")
+INT64_LIMIT = 2 ** 63
+NXLOG_MAX_TEXT = 1048576
+
+
+def _unsafe_text(text):
+    return not (text.isascii() and "\x00" not in text) and \
+        NXLOG_UNSAFE_TEXT.search(text) is not None
+
+
+def _escaped(text):
+    return NXLOG_UNSAFE_TEXT.sub(lambda match: "\\u%04x" % ord(match.group()), text)
+
+
+def _within_nxlog_limit(text):
+    """TEXT, or as much of it as NXLog takes (whole characters)."""
+    if len(text) <= NXLOG_MAX_TEXT // 4:
+        return text
+    encoded = text.encode("utf-8")
+    if len(encoded) <= NXLOG_MAX_TEXT:
+        return text
+    return encoded[:NXLOG_MAX_TEXT].decode("utf-8", "ignore")
+
+
+def _text_needs_care(text):
+    """Whether NXLog cannot take TEXT as it is (a long text that fits is not changed)."""
+    return _unsafe_text(text) or _within_nxlog_limit(text) is not text
+
+
+def _text_nxlog_takes(text):
+    """TEXT as NXLog takes it, and whether some of it had to be cut."""
+    escaped = _escaped(text) if _unsafe_text(text) else text
+    taken = _within_nxlog_limit(escaped)
+    return taken, taken is not escaped
+
+
+class FieldGuard(object):
+    """Makes an event's fields what NXLog's set_field takes: a name it cannot take gets its
+    NUL and lone surrogates escaped (and ~2, ~3... if another field has that name already),
+    a value its NULs and lone surrogates escaped, an integer beyond 64 bits its decimal
+    text, text beyond NXLOG_MAX_TEXT bytes (no writer of ours stores such) cut there."""
+
+    def __init__(self):
+        self.safe_names = set()  # the names seen that NXLog takes as they are
+
+    def guarded(self, fields):
+        """FIELDS, or a copy NXLog takes; the names of the fields changed (None if none
+        was), and whether text was cut. Every event passes here: the common case (a name
+        seen before, short ASCII text, a small integer) takes no call."""
+        changed, safe_names = None, self.safe_names
+        for name, value in fields.items():
+            if name not in safe_names:
+                if _text_needs_care(name):
+                    changed = (changed or []) + [name]
+                    continue
+                safe_names.add(name)
+            kind = type(value)
+            if kind is str:
+                if value.isascii() and "\x00" not in value and len(value) <= NXLOG_MAX_TEXT:
+                    continue
+                if not _text_needs_care(value):
+                    continue
+            elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
+                continue
+            changed = (changed or []) + [name]
+        if changed is None:
+            return fields, None, False
+        safe, cut = self._made_safe(fields)
+        return safe, changed, cut
+
+    @staticmethod
+    def _made_safe(fields):
+        safe, cut = {}, False
+        for name, value in fields.items():
+            if _text_needs_care(name):
+                name, name_cut = _text_nxlog_takes(name)
+                base, cut = name, cut or name_cut
+                for number in itertools.count(2):
+                    if name not in fields and name not in safe:
+                        break
+                    name = "%s~%d" % (base, number)
+            if type(value) is str:
+                value, value_cut = _text_nxlog_takes(value)
+                cut |= value_cut
+            elif type(value) is int and not -INT64_LIMIT <= value < INT64_LIMIT:
+                value = str(value)
+            safe[name] = value
+        return safe, cut

@@ -1,0 +1,243 @@
+"""Listing a server's new objects in key order: pages, late keys and sweeps."""
+
+import calendar
+import concurrent.futures
+import email.utils
+import itertools
+
+from nxlog_s3.common.objects import SCHEME_KEY, _second_of, utc_text
+from nxlog_s3.common.runtime import SCRIPT
+from nxlog_s3.common.s3 import quoted
+from nxlog_s3.common.settings import _server
+from nxlog_s3.reader.position import Listed, _mark
+
+REPORTED_BY_NAME = 20  # keys not readable named one by one in a call; the others counted
+WAIT_STEP = 0.05  # seconds a listing waits for S3's next page before it lets the call see
+LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
+PAUSE = object()  # what a listing yields now and then, so that a long one can wait for the
+                  # next call instead of holding NXLog up
+WAITING = object()  # what a listing's pages yield while S3 has not sent the next one
+
+
+def _server_time(response, clock):
+    """S3's clock when it answered (its Date header), or this host's if it gave none."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return clock.time()
+
+
+def _counter_order(pair):
+    match = SCHEME_KEY.match(pair[0])
+    return int(match.group(3)) if match else -1
+
+
+class Listing(object):
+    """Which keys to read next, for a server: the window of a poll, the re-listing of the
+    horizon, the sweep of the whole prefix; keys that cannot be read are reported, once."""
+
+    def __init__(self, settings, client, checkpoint, fetcher, clock, log):
+        self.settings, self.client, self.checkpoint = settings, client, checkpoint
+        self.fetcher, self.clock, self.log = fetcher, clock, log
+        self.unreported = []  # (key, why) found not readable in this call, to be logged
+        self.known_servers = None  # with SERVER=*: what the last listing of them found
+        self.listing_servers = None  # the future of the listing of them under way
+
+    def pages(self, prefix, start_after, delimiter=None, dates=None):
+        """(key, size, when stored) of every object under PREFIX after START_AFTER, in S3's
+        (text) order, or with DELIMITER the common prefixes (size None), a page at a time.
+        S3's time at each page is appended to DATES, if given. The fetch threads ask S3 for
+        each page, one ahead; while it has not come, WAITING comes every WAIT_STEP seconds,
+        so that a slow S3 holds no read_data call past its time."""
+        pages = iter(self._paginate(prefix, start_after, delimiter))
+        coming = self.fetcher.submit(next, pages, None)
+        while True:
+            try:
+                page = coming.result(WAIT_STEP)
+            except concurrent.futures.TimeoutError:
+                yield WAITING
+                continue
+            if page is None:
+                return
+            coming = self.fetcher.submit(next, pages, None)
+            if dates is not None:
+                dates.append(_server_time(page, self.clock))
+            for item in page.get("CommonPrefixes", ()):
+                yield item["Prefix"], None, None, None
+            for item in page.get("Contents", ()):
+                yield item["Key"], item["Size"], calendar.timegm(
+                    item["LastModified"].utctimetuple()), item.get("ETag", "")
+
+    def _paginate(self, prefix, start_after=None, delimiter=None):
+        arguments = {"Bucket": self.settings.BUCKET, "Prefix": prefix,
+                     "PaginationConfig": {"PageSize": self.settings.MAXKEYS}}
+        if start_after:
+            arguments["StartAfter"] = start_after
+        if delimiter:
+            arguments["Delimiter"] = delimiter
+        return self.client.get_paginator("list_objects_v2").paginate(**arguments)
+
+    def keys_of(self, prefix):
+        return [entry[0] for entry in self.pages(prefix, None) if entry is not WAITING]
+
+    def servers(self, deadline):
+        """The servers to read: SERVER, or with * every first segment of a key, listed anew
+        at every call by a fetch thread and waited for until DEADLINE; while S3 is slower,
+        the servers the last listing found (None before the first)."""
+        if self.settings.SERVER != "*":
+            return self.settings.SERVER
+        if self.listing_servers is None:
+            self.listing_servers = self.fetcher.submit(self.first_segments)
+        concurrent.futures.wait([self.listing_servers],
+                                max(0.0, deadline - self.clock.monotonic()))
+        if self.listing_servers.done():
+            finished, self.listing_servers = self.listing_servers, None
+            self.known_servers = self.server_names(finished.result())
+        return self.known_servers
+
+    def first_segments(self):
+        """Every first segment of a key (with its '/'), and every key at the bucket's top
+        (no '/'): a fetch thread lists them."""
+        segments = []
+        for page in self._paginate("", delimiter="/"):
+            segments += [item["Prefix"] for item in page.get("CommonPrefixes", ())]
+            segments += [item["Key"] for item in page.get("Contents", ())]
+        return segments
+
+    def server_names(self, prefixes, report=None):
+        """The servers among first segments PREFIXES; the others reported (or given to
+        REPORT(key, why)), MOVE_PREFIX apart."""
+        names, report = [], report or self.report_other_key
+        for prefix in prefixes:
+            if not prefix.endswith("/"):
+                report(prefix, "it lies at the top of the bucket, under no server")
+            elif self.settings.MOVE_PREFIX != prefix:
+                try:
+                    names.append(_server(prefix[:-1]))
+                except ValueError:
+                    report(prefix, "its first segment is not a server name")
+        return names
+
+    def report_other_key(self, key, why):
+        """Notes, the first time, that KEY is not read and why, to be logged at the end of
+        the call (see flush_reports); True that time."""
+        if not self.checkpoint.first_sight_of_other_key(key):
+            return False
+        self.unreported.append((key, why))
+        return True
+
+    def flush_reports(self):
+        """Logs the keys found not readable in this call: REPORTED_BY_NAME of them one by
+        one, the others in a line that counts them, so that a bucket full of strays costs
+        a few lines a call."""
+        bucket, unreported, self.unreported = self.settings.BUCKET, self.unreported, []
+        for key, why in unreported[:REPORTED_BY_NAME]:
+            self.log.warning("%s is not read: %s" % (quoted(bucket, key), why))
+        if len(unreported) > REPORTED_BY_NAME:
+            more = unreported[REPORTED_BY_NAME:]
+            self.log.warning("%s more keys are not read, among them %s (%s): `%s audit` "
+                             "lists them all" % (len(more), quoted(bucket, more[0][0]),
+                                                 more[0][1], SCRIPT))
+
+    def listed(self, server, start_after, dates=None, report=None):
+        """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
+        sorted by counter once all of it was listed, even across two list pages (and while
+        S3 is slow to send the next). Keys off the scheme, or with a date or time that cannot
+        be, are reported once (or given to REPORT(key, why)) and passed. PAUSE comes after
+        every MAXKEYS keys or so, and while S3 has not sent the next page."""
+        group, second, listed = [], None, 0
+        for entry in itertools.chain(self.pages(server + "/", start_after, dates=dates),
+                                     [None]):
+            if entry is WAITING:
+                yield PAUSE  # the second being listed stays open until its end is seen
+                continue
+            this = None if entry is None else _second_of(entry[0])
+            if group and this != second:
+                listed += len(group)
+                if listed >= self.settings.MAXKEYS:
+                    listed = 0
+                    yield PAUSE
+                yield from self._scheme_items(sorted(group, key=_counter_order),
+                                              report or self.report_other_key)
+                group = []
+            if entry is not None:
+                group.append(entry)
+                second = this
+
+    def _scheme_items(self, group, report):
+        """GROUP's (key, size, when stored, ETag) as Listed, sorted by counter (two objects
+        of one counter, under two suffixes, are both read); keys that cannot be read
+        REPORTed, among them a second key of the same counter and suffix (.01 beside .1)."""
+        first_of_mark = {}
+        for key, size, modified, etag in group:
+            match = SCHEME_KEY.match(key)
+            if match is None:
+                report(key, "its key is not SERVER/YYYY-MM-DD/HH.MM.SS.N[.suffix]")
+                continue
+            mark = _mark(int(match.group(3)), match.group(4) or "")
+            if mark in first_of_mark:  # .01 beside .1
+                report(key, "its counter and suffix are those of %r, which is read: the "
+                       "reader tells objects apart by them" % first_of_mark[mark])
+                continue
+            first_of_mark[mark] = key
+            try:
+                epoch = self.checkpoint.seconds.epoch(match.group(2))
+            except ValueError:
+                report(key, "its date or time cannot be (%s)" % match.group(2))
+                continue
+            yield Listed(key, match.group(2), int(match.group(3)), match.group(4) or "", epoch,
+                         size, modified, etag)
+
+    def window(self, server, position):
+        """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the
+        newest one read on."""
+        for item in self.listed(server, position.start_after(server, position.window_start())):
+            if item is PAUSE or not position.done(item):
+                yield item
+
+    def late(self, server, position, sweep):
+        """What the re-listing reads: the objects of SERVER not read yet between LATE_HORIZON
+        and LOOKBACK behind the newest one read; those that fell behind the horizon since the
+        last sweep are reported, once. A SWEEP lists the whole prefix: what S3 stored behind
+        that since the last sweep landed too late for any listing to read it, and is
+        reported. The horizon moves on at a sweep only (at every re-listing if there are
+        none), so that nothing lands between what the sweeps and the re-listings look at."""
+        horizon, end, keep_from = position.horizon(), position.window_start(), \
+            position.keep_from()
+        dates = []
+        for item in self.listed(server, position.start_after(server, None if sweep
+                                                             else keep_from), dates):
+            if item is not PAUSE and item.epoch >= end:
+                break
+            if item is PAUSE or item.epoch >= horizon and not position.done(item):
+                yield item
+            elif item.epoch < keep_from:
+                self._report_landed_behind(position, item)
+            elif not position.done(item):
+                why = "it landed more than LATE_HORIZON=%d s behind the newest object read" \
+                    % self.settings.LATE_HORIZON
+                self.log.warning("%s is not read: %s; read it by hand, or raise "
+                                 "NXLOG_S3_LATE_HORIZON" % (
+                                     quoted(self.settings.BUCKET, item.key), why))
+                position.put_aside(item.key, why)
+                position.mark(item)
+        if sweep:
+            position.swept_at = dates[0] if dates else self.clock.time()
+        if sweep or not self.settings.SWEEP_INTERVAL:
+            position.finish_late(horizon)
+
+    def _report_landed_behind(self, position, item):
+        """A sweep came across ITEM behind the horizon: if S3 stored it after the last sweep,
+        no listing read it. (The first sweep cannot tell, and only notes the time.)"""
+        if position.swept_at is not None and \
+                item.modified >= position.swept_at - LANDING_MARGIN:
+            why = "S3 stored it at %s, more than LATE_HORIZON=%d s behind the newest object " \
+                "read" % (utc_text(item.modified), self.settings.LATE_HORIZON)
+            if self.report_other_key(item.key, why + "; read it by hand"):
+                position.put_aside(item.key, why)
+
+    def sweep_due(self, position):
+        every = self.settings.SWEEP_INTERVAL
+        return every > 0 and (position.swept_at is None or
+                              self.clock.time() >= position.swept_at + every)

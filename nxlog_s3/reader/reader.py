@@ -1,0 +1,443 @@
+"""Reader: one im_python instance, posting each object's events in key order."""
+
+import collections
+import concurrent.futures
+import io
+import itertools
+import os
+import traceback
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from nxlog_s3.common.files import private_directory
+from nxlog_s3.common.metrics import Metrics
+from nxlog_s3.common.runtime import Clock, Disk, Log
+from nxlog_s3.common.s3 import (
+    NO_CREDENTIALS,
+    check_bucket,
+    error_code,
+    new_client,
+    probe_client,
+    quoted,
+)
+from nxlog_s3.reader.checkpoint import Checkpoint, CheckpointError
+from nxlog_s3.reader.decode import DECODE_ERRORS, Decoder
+from nxlog_s3.reader.fetch import NOT_YET, Fetcher, OpenObject, Round, StreamedObject
+from nxlog_s3.reader.fields import NXLOG_MAX_TEXT, FieldGuard
+from nxlog_s3.reader.lines import DecodeBudget, UndecodableObject
+from nxlog_s3.reader.listing import PAUSE, Listing
+from nxlog_s3.reader.position import Seconds
+
+MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
+CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
+
+
+def _event_maker(module):
+    return getattr(module, "logdata_new", None) or module.new_logdata  # current, else legacy
+
+
+def _schedule(module, delay):
+    set_timer = getattr(module, "set_read_timer", None) or module.add_read_event
+    set_timer(delay)
+
+
+def _failure(exc):
+    """What went wrong with an object, for the log and `status`."""
+    if isinstance(exc, ClientError) and error_code(exc) in ("404", "NoSuchKey"):
+        return "S3 listed it, then answered 404 Not Found (deleted meanwhile, by a lifecycle " \
+            "rule, a person or another reader?)"
+    if isinstance(exc, (BotoCoreError, ClientError)):  # some are OSErrors too
+        return "S3 or the network failed: %s" % exc
+    if isinstance(exc, UndecodableObject):
+        return str(exc)
+    if isinstance(exc, DECODE_ERRORS):
+        return "cannot decompress it: %s" % exc
+    return "%s%s" % (type(exc).__name__, ": %s" % exc if str(exc) else "")
+
+
+def _problem(exc):
+    """What kind of lasting trouble EXC is, so that it is logged once a minute, not per poll."""
+    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+
+
+class Reader(object):
+    """One im_python instance: each read_data call posts the events of the next objects, in
+    key order, within a budget of objects and time, and saves the checkpoint after each.
+    Built from SETTINGS; CLIENT, CLOCK and DISK are passed in by tests, by default a client
+    from the standard AWS chain, the system's clock and the real file system."""
+
+    clock_every = CLOCK_EVERY
+    more_waiting_delay = MORE_WAITING_DELAY
+
+    def __init__(self, settings, client=None, clock=None, disk=None):
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.log = Log(self.clock)
+        self.client = client or new_client(settings, settings.FETCH_THREADS + 1)
+        self.checkpoint = Checkpoint(settings, Seconds(settings.KEY_TIME), self.clock,
+                                     self.log, disk or Disk())
+        self.fetcher = Fetcher(settings, self.client)
+        self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
+                               self.log)
+        self.decoder = Decoder(settings, self.log)
+        self.field_guard = FieldGuard()
+        self.kept = set()  # keys whose events NXLog could not take whole: never removed
+        self.served_at = 0  # when (clock.time) an object was last read whole
+        self.rounds = {}  # server -> its Round under way
+        self.late_due = {}  # server -> when (monotonic) its next re-listing is due
+        self.turn = 0  # the server the next call starts with: a busy one starves no other
+        self.open = None  # the OpenObject a call stopped in
+        self.after_reads = []  # futures of AFTER_READ's work not seen done yet
+        self.read = {}  # server -> [objects, events, bytes] read since the start
+        self.caught_up = {}  # server -> whether its last turn found nothing more to read
+        self.errors = collections.Counter()  # read_data calls that failed, by kind
+        self.metrics = Metrics(settings.METRICS_FILE, self.samples, self.clock,
+                               self.checkpoint.disk, self.log)
+
+    def start(self, probe=None):
+        """What NXLog's start of the module does: checks the checkpoint's folder and the
+        bucket (with PROBE, a client of one quick attempt by default). Raises ConfigError for
+        what can never work."""
+        self.metrics.check()
+        private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log)
+        check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        self.metrics.start()
+        self.log.info(self.describe())
+        return self
+
+    def check(self, probe=None):
+        """What start() checks, and whether the checkpoint can be taken up (a broken one is
+        logged as an error, as the first read_data would), changing nothing (a missing
+        folder is not made): what NXLog would log at start, and whether another reader uses
+        the checkpoint now."""
+        self.metrics.check()
+        private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log,
+                          make=False)
+        check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        try:
+            self.checkpoint.load(self.listing.keys_of, lock=False)
+        except (CheckpointError, BotoCoreError, ClientError) as exc:
+            self.log.error(str(exc))
+        finally:
+            self.fetcher.stop()
+        in_use = self.checkpoint.in_use()
+        return self.describe() + ("; a running reader uses the checkpoint now" if in_use
+                                  else "")
+
+    def describe(self):
+        settings = self.settings
+        return "reading s3://%s/ for %s, checkpoint %s" % (
+            settings.BUCKET, "every server" if settings.SERVER == "*" else
+            ", ".join(settings.SERVER), self.checkpoint.path)
+
+    def read_data(self, module):
+        """NXLog's read_data: schedules exactly one next call, whatever happens in this one."""
+        delay = self.settings.POLL_INTERVAL
+        every = "trying again every %s s" % delay
+        try:
+            if self.read_objects(module):
+                delay = self.more_waiting_delay
+        except CheckpointError as exc:
+            self.start_over()
+            self.errors["checkpoint"] += 1
+            self.log.limited("checkpoint", self.log.error, "%s (%s)" % (exc, every))
+        except (BotoCoreError, ClientError) as exc:
+            self.start_over()
+            self.errors[_problem(exc)] += 1
+            reason = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else exc
+            self.log.limited(_problem(exc), self.log.error, "cannot read s3://%s/ now: %s; %s"
+                             % (self.settings.BUCKET, reason, every))
+        except Exception:
+            self.start_over()
+            self.errors["unexpected"] += 1
+            self.log.limited("unexpected", self.log.error, "unexpected error, %s: %s"
+                             % (every, traceback.format_exc()))
+        finally:
+            _schedule(module, delay)
+
+    def read_objects(self, module):
+        """Posts the events of up to MAX_OBJECTS_PER_CALL new objects, for up to
+        MAX_SECONDS_PER_CALL; True if it stopped before every server had caught up."""
+        checkpoint = self.checkpoint
+        if not checkpoint.loaded:
+            checkpoint.load(self.listing.keys_of)
+        checkpoint.keep_lock()
+        if checkpoint.unsaved:
+            checkpoint.save()
+        deadline = self.clock.monotonic() + self.settings.MAX_SECONDS_PER_CALL
+        servers = self.listing.servers(deadline)
+        if servers is None:
+            return True  # S3 has not listed them yet: the next call looks again
+        budget = self.settings.MAX_OBJECTS_PER_CALL
+        try:
+            for index in range(len(servers)):
+                server = servers[(self.turn + index) % len(servers)]
+                budget, caught_up = self._read_server(module, server, budget, deadline)
+                self.caught_up[server] = caught_up
+                if not caught_up:
+                    self.turn = (self.turn + index + 1) % len(servers)
+                    return True
+            return False
+        finally:
+            self._wait_for_after_reads(deadline)
+            self.listing.flush_reports()
+
+    def _read_server(self, module, server, budget, deadline):
+        """Posts the events of up to BUDGET new objects of SERVER, until DEADLINE. Returns
+        what is left of the budget, and whether SERVER has caught up."""
+        position = self.checkpoint.position(server)
+        read = self.read.setdefault(server, [0, 0, 0])
+        while budget and self.clock.monotonic() <= deadline:
+            entry = self._next_entry(server, position, deadline)
+            if entry is None:
+                return budget, True
+            if entry is PAUSE:
+                return 0, False
+            item, future = entry
+            if future is None:  # a large object, its turn come
+                entry = item, self.fetcher.get(item)
+                item, future = entry
+            if not self._arrived(future, deadline):
+                self.rounds[server].again(entry)
+                return 0, False  # NXLog has its turn; the next call waits on for it
+            budget -= 1
+            try:
+                if not self._read_object(module, position, item.key, future, deadline, read):
+                    self.rounds[server].again(entry)
+                    self.checkpoint.save()
+                    return 0, False
+                read[0] += 1
+                read[2] += item.size
+                self.served_at = self.clock.time()
+            except Exception as exc:  # whatever an object makes happen is that object's alone
+                if not self._give_up_now(position, item.key, exc):
+                    self.checkpoint.save()
+                    continue
+                self._done_with(position, item, read=False)
+                continue
+            self._done_with(position, item)
+        return budget, False
+
+    def _arrived(self, future, deadline):
+        """Whether the object FUTURE fetches is here, waiting for it until DEADLINE at most:
+        a slow S3 holds no call longer than its time."""
+        concurrent.futures.wait([future], max(0.0, deadline - self.clock.monotonic()))
+        return future.done()
+
+    def _next_entry(self, server, position, deadline):
+        """The next object of SERVER to read, and its fetch: from the round under way, else
+        from a new pass over the window; once that is over, from a re-listing of the horizon
+        if one is due. None once SERVER has caught up; PAUSE if a long listing goes on at the
+        next call."""
+        while True:
+            if server not in self.rounds:
+                self.rounds[server] = self._round(position,
+                                                  self.listing.window(server, position))
+            entry = self.rounds[server].next(deadline, self.clock)
+            if entry is not None:
+                return entry
+            finished = self.rounds.pop(server)
+            if finished.late:
+                self.late_due[server] = self.clock.monotonic() + self.settings.LATE_INTERVAL
+                self.checkpoint.save()  # where the re-listing began, for the next one
+                return None
+            if position.newest is None or \
+                    self.late_due.get(server, 0) > self.clock.monotonic():
+                return None
+            self.rounds[server] = self._round(position, self.listing.late(
+                server, position, self.listing.sweep_due(position)), late=True)
+
+    def _round(self, position, items, late=False):
+        return Round((item for item in items
+                      if item is PAUSE or not self._tried_lately(position, item.key)),
+                     self.fetcher, late)
+
+    def _read_object(self, module, position, key, future, deadline, read):
+        """Posts the events of KEY (counted in READ[1]); False if the call's time ran out
+        inside it, where the next call goes on. Raises what stopped it (UndecodableObject,
+        botocore's errors, anything an object can make happen). How many of its events are
+        posted is kept in the checkpoint, so that neither the next call, nor a retry after
+        an error partway, nor a restarted reader posts one twice."""
+        posted = already = position.partial.get(key, 0)
+        new_event = _event_maker(module)
+        every = self.clock_every
+        guard = self.field_guard.guarded
+        try:
+            for fields in self._events_to_post(position, key, future, deadline):
+                if fields is NOT_YET:
+                    return False  # S3 is slow to send the rest: the next call goes on
+                fields, changed, cut = guard(fields)
+                if changed and (not self.open.warned or cut and key not in self.kept):
+                    self.open.warned = True
+                    self._warn_changed(key, changed, cut)
+                    if cut:
+                        self.kept.add(key)
+                event = new_event()
+                for name, value in fields.items():
+                    event.set_field(name, value)
+                event.post()
+                posted += 1
+                if posted % every == 0 and self.clock.monotonic() > deadline:
+                    return False
+        except (BotoCoreError, ClientError):  # S3 or the network (some are OSErrors too)
+            self._close_open()
+            raise
+        except DECODE_ERRORS as exc:
+            self._close_open()
+            raise UndecodableObject("cannot decompress it: %s" % exc) from None
+        except BaseException:
+            self._close_open()
+            raise
+        finally:
+            if posted > already:
+                position.partial[key] = posted
+                read[1] += posted - already
+        self._close_open()
+        return True
+
+    def _warn_changed(self, key, names, cut):
+        self.log.warning("%s holds what NXLog cannot take as it is, in the field%s %s (a NUL "
+                         "or a lone surrogate, escaped as \\u0000; an integer beyond 64 bits, "
+                         "posted as text%s): its events are posted with those made safe%s"
+                         % (quoted(self.settings.BUCKET, key), "" if len(names) == 1 else "s",
+                            ", ".join(repr(name[:100]) for name in names),
+                            "; text beyond NXLog's %d bytes a field, cut there" % NXLOG_MAX_TEXT
+                            if cut else "", ", and the object stays in the bucket whatever "
+                            "AFTER_READ says" if cut else ""))
+
+    def _events_to_post(self, position, key, future, deadline):
+        """The events of KEY not posted yet, until DEADLINE: where the last call stopped in
+        it, or from its GET past the events a crashed run had posted already."""
+        if self.open is None or self.open.key != key:
+            self._close_open()
+            self.open = self._opened(key, future.result(), position.partial.get(key, 0))
+        self.open.deadline = deadline
+        return self.open.events
+
+    def _opened(self, key, response, posted):
+        """KEY's object, its first POSTED events passed over."""
+        budget = DecodeBudget(self.settings, response.get("ContentLength", 0))
+
+        def decoded():
+            return itertools.islice(self.decoder.events(key, response, budget), posted,
+                                    None)
+        if isinstance(response["Body"], io.BytesIO):  # fetched whole
+            return OpenObject(key, response, decoded, budget)
+        return StreamedObject(key, response, decoded, budget, self.clock)
+
+    def _close_open(self):
+        if self.open is not None:
+            self.open.close()
+            self.open = None
+
+    def _give_up_now(self, position, key, exc):
+        """Counts a failed read of KEY (EXC, raised while it was fetched, decoded or posted);
+        True once it has failed MAX_ATTEMPTS times and is set aside (reported, marked as read,
+        left in the bucket). A failure of S3 or of the network counts only when S3 served
+        another object since KEY's last try: an S3 that fails every GET sets nothing aside,
+        an object that S3 alone cannot serve is."""
+        attempts = self.settings.MAX_ATTEMPTS
+        where, reason = quoted(self.settings.BUCKET, key), _failure(exc)
+        number, last = position.attempts.pop(key, [0, None])
+        if isinstance(exc, (BotoCoreError, ClientError)) and \
+                (last is None or self.served_at <= last):
+            position.attempts[key] = [number, self.clock.time()]
+            self.log.limited("get", self.log.error, "cannot read %s now: %s; it is tried again "
+                             "at a later poll (a failed attempt counts once S3 serves other "
+                             "objects)" % (where, reason))
+            return False
+        number += 1
+        if number >= attempts:
+            position.put_aside(key, "%d failed attempts: %s" % (number, reason))
+            self.log.error("set aside %s after %d failed attempts: %s; it stays in the bucket, "
+                           "the objects after it are read" % (where, number, reason))
+            return True
+        position.attempts[key] = [number, self.clock.time()]
+        self.log.warning("cannot read %s (attempt %d of %d): %s; it is tried again at a later "
+                         "poll" % (where, number, attempts, reason))
+        return False
+
+    def _tried_lately(self, position, key):
+        """Whether KEY failed less than POLL_INTERVAL ago: attempts are a poll apart (and a
+        clock set back does not hold them off)."""
+        attempt = position.attempts.get(key)
+        return attempt is not None and \
+            0 <= self.clock.time() - attempt[1] < self.settings.POLL_INTERVAL
+
+    def _done_with(self, position, item, read=True):
+        """ITEM was READ, or set aside: recorded in the checkpoint; once read, kept, moved or
+        deleted as AFTER_READ says (an object set aside, or one whose text NXLog could not
+        take whole, stays where it is, for a person)."""
+        position.attempts.pop(item.key, None)
+        position.partial.pop(item.key, None)
+        position.mark(item)
+        self.checkpoint.save()
+        ahead = item.epoch - self.clock.time()
+        if ahead > self.settings.MAX_AHEAD:
+            self.log.limited("ahead", self.log.warning, "%s is dated %d s ahead of this host's "
+                             "clock (more than MAX_AHEAD=%d): it was read, but the reader takes "
+                             "the newest object to be the one before it" % (
+                                 quoted(self.settings.BUCKET, item.key), ahead,
+                                 self.settings.MAX_AHEAD))
+        if read and self.settings.AFTER_READ != "keep" and item.key not in self.kept:
+            self.after_reads.append(self.fetcher.submit(self._after_read, item.key))
+        self.kept.discard(item.key)
+
+    def _wait_for_after_reads(self, deadline):
+        """AFTER_READ's deletes and moves run in the fetch threads: waited for until the
+        call's DEADLINE, and again at the next call for those not done by then."""
+        if self.after_reads:
+            concurrent.futures.wait(self.after_reads,
+                                    max(0.0, deadline - self.clock.monotonic()))
+            self.after_reads = [done for done in self.after_reads if not done.done()]
+
+    def _after_read(self, key):
+        settings = self.settings
+        try:
+            if settings.AFTER_READ == "move":
+                self.client.copy({"Bucket": settings.BUCKET, "Key": key}, settings.BUCKET,
+                                 settings.MOVE_PREFIX + key)
+            self.client.delete_object(Bucket=settings.BUCKET, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            self.log.warning("read %s, but could not %s it: %s; it stays where it is"
+                             % (quoted(settings.BUCKET, key), settings.AFTER_READ, exc))
+
+    def start_over(self):
+        """After an error: the next call lists again from the checkpoint."""
+        self.rounds.clear()
+        self._close_open()
+
+    def stop(self):
+        """Ends this instance as the end of its process would: the checkpoint is let go.
+        NXLog never calls it (it has no shutdown hook); tests and programs that embed the
+        script do."""
+        self.start_over()
+        self.fetcher.stop()
+        self.metrics.stop()
+        self.checkpoint.release()
+
+    def samples(self):
+        """The reader's metrics, for METRICS_FILE (see Metrics). A server's lag is 0 when
+        its last turn found nothing more to read, else the age of the newest object read."""
+        bucket, now, prefix = self.settings.BUCKET, self.clock.time(), "nxlog_s3_reader_"
+        samples = []
+        for server, position in sorted(self.checkpoint.positions.items()):
+            labels = {"bucket": bucket, "server": server}
+            objects, events, size = self.read.get(server, (0, 0, 0))
+            figures = [("objects_total", "counter", "objects read", objects),
+                       ("events_total", "counter", "events posted to NXLog", events),
+                       ("bytes_total", "counter", "bytes of the objects read, as stored",
+                        size),
+                       ("set_aside_objects", "gauge", "objects set aside (not read), as the "
+                        "checkpoint remembers them", len(position.set_aside))]
+            if position.newest is not None:
+                lag = 0 if self.caught_up.get(server) else max(0, now - position.newest)
+                figures += [("newest_read_timestamp_seconds", "gauge", "key time of the newest "
+                             "object read", position.newest),
+                            ("lag_seconds", "gauge", "0 once all is read, else how old the "
+                             "newest object read is", lag)]
+            samples += [(prefix + name, kind, summary, labels, value)
+                        for name, kind, summary, value in figures]
+        return samples + [(prefix + "errors_total", "counter", "read_data calls that failed, "
+                           "by kind", {"bucket": bucket, "kind": kind}, number)
+                          for kind, number in sorted(self.errors.items())]

@@ -1,0 +1,110 @@
+"""Events encoded as objects or batch lines: fields, zoned times, JSON, pickle."""
+
+import datetime
+import functools
+import json
+import pickle
+
+from nxlog_s3.common.objects import NXLOG_TIME, instant, json_value, raw_bytes
+
+
+def _event_epoch(received):
+    """EventReceivedTime (a local-time string in NXLog, zoned in a batch's lines) as seconds
+    since the epoch; None for a missing or unparsable value, or one before 1970."""
+    epoch = instant(received)
+    return epoch if epoch is not None and epoch >= 0 else None
+
+
+def _last_epoch(received, first):
+    """The time of a batch's last event (received at RECEIVED), for its metadata."""
+    epoch = _event_epoch(received)
+    return first if epoch is None else epoch
+
+
+def _field_names(event):
+    names = getattr(event, "field_names", None) or event.get_names  # current, else legacy API
+    return names()
+
+
+def _fields(event):
+    names = _field_names(event)
+    return dict(zip(names, map(event.get_field, names)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _zoned(text):
+    """An NXLog datetime field's text (this host's local time, with no zone) as ISO 8601 with
+    this host's offset at that time (2026-11-28T11:28:18+09:00); TEXT itself if it is no
+    such time."""
+    if not NXLOG_TIME.match(text):
+        return text
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").astimezone().isoformat()
+    except (ValueError, OverflowError, OSError):
+        return text
+
+
+def _zoned_fields(event):
+    """EVENT's fields, its datetime fields (EventReceivedTime, EventTime, ...: text in the
+    form NXLog gives them, 'YYYY-MM-DD HH:MM:SS') with their zone, so that whoever reads the
+    object alone can tell the instant."""
+    fields = _fields(event)
+    for name, value in fields.items():
+        if type(value) is str and len(value) == 19 and value[10] == " ":
+            fields[name] = _zoned(value)  # cached: a second's events share their times
+    return fields
+
+
+def _typed_json_value(value):
+    """JSON for binary fields in a batch spooled for Parquet, which keeps them binary: an
+    object, which no other field value is."""
+    return {"base64": json_value(value)}
+
+
+def _json_encoder(default=json_value):
+    """Compact JSON for event fields, the same as json.dumps gives. json.dumps builds a new
+    C encoder at every call, a third of its time for one event; this builds it once, with
+    the arguments json.encoder gives it (the public, slower way where there is no C one)."""
+    from json.encoder import c_make_encoder, encode_basestring_ascii
+    if c_make_encoder is None:
+        return json.JSONEncoder(default=default, separators=(",", ":")).encode
+    encode = c_make_encoder(None, default, encode_basestring_ascii, None, ":", ",", False,
+                            False, True)
+    return lambda fields: "".join(encode(fields, 0))
+
+
+def _pickle(fields):
+    binary = {name: bytes(value) if isinstance(value, memoryview) else value
+              for name, value in fields.items()}
+    return pickle.dumps(binary, protocol=2)
+
+
+class Encoder(object):
+    """An NXLog event as the object body holds it. A batch holds one JSON object per line.
+    One event per object holds FORMAT, except that raw falls back to json for an event
+    without raw_event, so that its fields are kept."""
+
+    def __init__(self, settings, log):
+        self.settings, self.log = settings, log
+        self.batching = settings.BATCHING  # read at every event: kept at hand
+        self.batch_format = settings.BODY_FORMAT
+        self.json_text = _json_encoder(_typed_json_value if self.batch_format == "parquet"
+                                       else json_value)
+
+    def json_bytes(self, fields):
+        return self.json_text(fields).encode()
+
+    def record(self, event):
+        """(body format, bytes) of EVENT."""
+        if self.batching:
+            return self.batch_format, (self.json_text(_zoned_fields(event)) + "\n").encode()
+        if self.settings.FORMAT == "raw":
+            raw_event = event.get_field("raw_event")
+            if raw_event is not None:
+                return "raw", raw_bytes(raw_event)
+            self.log.limited("no raw_event", self.log.warning, "an event without raw_event is "
+                             "stored as json, so that its fields are kept")
+            return "json", self.json_bytes(_zoned_fields(event))
+        if self.settings.FORMAT == "json":
+            return "json", self.json_bytes(_zoned_fields(event))
+        return "pickle", _pickle(_fields(event))
