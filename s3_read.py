@@ -392,8 +392,80 @@ class Settings(object):
         return {"ExpectedBucketOwner": owner} if owner else {}
 
 
+# ---- nxlog_s3/common/errors.py ------------------------------------------------------------------
+# One classification of what goes wrong, for every part and every command.
+
+MISSING, DENIED, PERMANENT, UNDECODABLE, TRANSIENT = (
+    "missing", "denied", "permanent", "undecodable", "transient")
+NEEDS_FIXING = (MISSING, DENIED, PERMANENT)  # kinds no retry mends: a person must act
+KIND_OF_CODE = dict(
+    [(code, MISSING) for code in ("404", "NoSuchKey", "NoSuchBucket")]
+    + [(code, DENIED) for code in ("403", "AccessDenied", "InvalidAccessKeyId",
+                                   "AllAccessDisabled", "SignatureDoesNotMatch",
+                                   "NoCredentialsError")]
+    + [(code, PERMANENT) for code in ("InvalidBucketName", "KMS.NotFoundException")])
+# What decompressing a body raises when its bytes are not what they claim to be.
+DECODE_ERRORS = (OSError, EOFError, zlib.error) + ((zstandard.ZstdError,) if zstandard else ())
+NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the host an "
+                  "instance role")
+
+
+class UndecodableObject(ValueError):
+    """An object whose bytes are not what its metadata or key says: it is set aside."""
+
+
+def is_s3_error(exc):
+    """Whether EXC came from S3 or the network (botocore's; some are OSErrors too)."""
+    return isinstance(exc, (BotoCoreError, ClientError))
+
+
+def error_code(exc):
+    """S3's error code (NoSuchKey, SlowDown, 503), else the exception's type name: what log
+    lines and metrics count problems by."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "")
+    return type(exc).__name__
+
+
+def kind_of_code(code):
+    """The kind (above) of an S3 error CODE that may pass (TRANSIENT) or not."""
+    return KIND_OF_CODE.get(code, TRANSIENT)
+
+
+def kind_of(exc):
+    """The kind (above) of EXC; None for what is neither S3's nor an object's (a bug)."""
+    if isinstance(exc, UndecodableObject):
+        return UNDECODABLE
+    if is_s3_error(exc):
+        return kind_of_code(error_code(exc))
+    if isinstance(exc, DECODE_ERRORS):
+        return UNDECODABLE
+    return None
+
+
+def error_text(exc):
+    """EXC as a log line says it: the credentials chain spelt out when there is none."""
+    return NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else str(exc)
+
+
+def object_failure(exc):
+    """What went wrong with one object, for the log, `status`, `audit` and `replay`."""
+    kind = kind_of(exc)
+    if kind == MISSING:
+        return "S3 listed it, then answered 404 Not Found (deleted meanwhile, by a lifecycle " \
+            "rule, a person or another reader?)"
+    if is_s3_error(exc):
+        return "S3 or the network failed: %s" % error_text(exc)
+    if isinstance(exc, UndecodableObject):
+        return str(exc)
+    if kind == UNDECODABLE:
+        return "cannot decompress it: %s" % exc
+    return "%s%s" % (type(exc).__name__, ": %s" % exc if str(exc) else "")
+
+
 # ---- nxlog_s3/common/s3.py ----------------------------------------------------------------------
-# The S3 client, the start-up bucket check, and what an S3 error means.
+# The S3 client, and the start-up check of the bucket.
 
 def new_client(settings, connections, attempts=None, timeout_cap=None):
     """An S3 client from the standard AWS chain, with botocore's retries and timeouts and a
@@ -408,11 +480,6 @@ def new_client(settings, connections, attempts=None, timeout_cap=None):
                                           verify=None if settings.TLS_VERIFY else False)
 
 
-NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                  "AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the host an "
-                  "instance role")
-
-
 def check_bucket(settings, client, log):
     """At start, one request. A bucket that does not exist can never work: ConfigError.
     What may pass by itself (no credentials yet at boot, S3 not answering) is logged, and
@@ -425,7 +492,7 @@ def check_bucket(settings, client, log):
     except NoCredentialsError:
         log.warning(NO_CREDENTIALS + "; trying again until there are")
     except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchBucket"):
+        if kind_of(exc) == MISSING:
             raise ConfigError("%s: the bucket %s does not exist (BUCKET, or NXLOG_S3_BUCKET); "
                               "this script never creates one" % (SCRIPT, settings.BUCKET)) from None
     except BotoCoreError as exc:
@@ -442,10 +509,6 @@ def quoted(bucket, key):
     """KEY's address as log lines show it: quoted, with control characters escaped, so that a
     key cannot forge a log line."""
     return repr("s3://%s/%s" % (bucket, key))
-
-
-def error_code(exc):
-    return exc.response.get("Error", {}).get("Code", "")
 
 
 # ---- nxlog_s3/common/files.py -------------------------------------------------------------------
@@ -1559,10 +1622,6 @@ class Listing(object):
 # ---- nxlog_s3/reader/lines.py -------------------------------------------------------------------
 # JSON lines and the budget every decoding works within: what an object may expand to.
 
-class UndecodableObject(ValueError):
-    """An object whose content cannot be turned into events; it stays in the bucket."""
-
-
 CHUNK_BYTES = 4 << 20  # ...or fewer, once they decoded from this many bytes...
 
 
@@ -1828,7 +1887,6 @@ class _RawBody(io.RawIOBase):
         return len(data)
 
 
-DECODE_ERRORS = (OSError, EOFError, zlib.error) + ((zstandard.ZstdError,) if zstandard else ())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -2234,25 +2292,6 @@ def _schedule(module, delay):
     set_timer(delay)
 
 
-def _failure(exc):
-    """What went wrong with an object, for the log and `status`."""
-    if isinstance(exc, ClientError) and error_code(exc) in ("404", "NoSuchKey"):
-        return "S3 listed it, then answered 404 Not Found (deleted meanwhile, by a lifecycle " \
-            "rule, a person or another reader?)"
-    if isinstance(exc, (BotoCoreError, ClientError)):  # some are OSErrors too
-        return "S3 or the network failed: %s" % exc
-    if isinstance(exc, UndecodableObject):
-        return str(exc)
-    if isinstance(exc, DECODE_ERRORS):
-        return "cannot decompress it: %s" % exc
-    return "%s%s" % (type(exc).__name__, ": %s" % exc if str(exc) else "")
-
-
-def _problem(exc):
-    """What kind of lasting trouble EXC is, so that it is logged once a minute, not per poll."""
-    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
-
-
 class Reader(object):
     """One im_python instance: each read_data call posts the events of the next objects, in
     key order, within a budget of objects and time, and saves the checkpoint after each.
@@ -2336,10 +2375,9 @@ class Reader(object):
             self.log.limited("checkpoint", self.log.error, "%s (%s)" % (exc, every))
         except (BotoCoreError, ClientError) as exc:
             self.start_over()
-            self.errors[_problem(exc)] += 1
-            reason = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else exc
-            self.log.limited(_problem(exc), self.log.error, "cannot read s3://%s/ now: %s; %s"
-                             % (self.settings.BUCKET, reason, every))
+            self.errors[error_code(exc)] += 1
+            self.log.limited(error_code(exc), self.log.error, "cannot read s3://%s/ now: %s; %s"
+                             % (self.settings.BUCKET, error_text(exc), every))
         except Exception:
             self.start_over()
             self.errors["unexpected"] += 1
@@ -2530,7 +2568,7 @@ class Reader(object):
         another object since KEY's last try: an S3 that fails every GET sets nothing aside,
         an object that S3 alone cannot serve is."""
         attempts = self.settings.MAX_ATTEMPTS
-        where, reason = quoted(self.settings.BUCKET, key), _failure(exc)
+        where, reason = quoted(self.settings.BUCKET, key), object_failure(exc)
         number, last = position.attempts.pop(key, [0, None])
         if isinstance(exc, (BotoCoreError, ClientError)) and \
                 (last is None or self.served_at <= last):
@@ -2727,8 +2765,8 @@ def _s3_command(command):
             check_bucket(settings, reader.client, reader.log)
             return command(reader, arguments)
         except (BotoCoreError, ClientError) as exc:
-            reason = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else exc
-            NXLOG.log_error("%s: cannot read s3://%s/: %s" % (SCRIPT, settings.BUCKET, reason))
+            NXLOG.log_error("%s: cannot read s3://%s/: %s" % (SCRIPT, settings.BUCKET,
+                                                              error_text(exc)))
             return EXIT_S3
         finally:
             reader.fetcher.stop()
@@ -2889,9 +2927,9 @@ class Replay(object):
             try:
                 response = (future or fetcher.get(item)).result()
             except Exception as exc:  # an object's failure is that object's alone
-                self._missed(item, "it was deleted while the replay ran" if isinstance(
-                    exc, ClientError) and error_code(exc) in ("404", "NoSuchKey") else
-                    "it cannot be fetched (%s)" % _failure(exc))
+                self._missed(item, "it was deleted while the replay ran"
+                             if kind_of(exc) == MISSING else
+                             "it cannot be fetched (%s)" % object_failure(exc))
                 continue
             self._write_events(item, response)
             progress.show(item.epoch, self.events)
@@ -2910,7 +2948,7 @@ class Replay(object):
                     self.output.write(self.line(fields))
                     self.events += 1
         except Exception as exc:  # an object's failure is that object's alone
-            self._missed(item, "it cannot be decoded (%s)" % _failure(exc))
+            self._missed(item, "it cannot be decoded (%s)" % object_failure(exc))
         finally:
             response["Body"].close()
 
@@ -3021,7 +3059,7 @@ class Audit(object):
                                                             settings), None
             response = self.reader.fetcher.stream(item.key)
         except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey"):
+            if kind_of(exc) == MISSING:
                 return None, None, None
             raise
         metadata = response.get("Metadata", {})
@@ -3029,7 +3067,7 @@ class Audit(object):
         try:
             events = sum(1 for _ in self.reader.decoder.events(item.key, response))
         except Exception as exc:  # whatever an object makes happen is that object's alone
-            return metadata, said, {"problem": "undecodable", "why": _failure(exc)}
+            return metadata, said, {"problem": "undecodable", "why": object_failure(exc)}
         finally:
             response["Body"].close()
         if said is not None and said != events:

@@ -94,6 +94,7 @@ import threading
 import time
 import traceback
 import uuid
+import zlib
 
 import boto3
 import botocore
@@ -379,8 +380,80 @@ class Settings(object):
         return {"ExpectedBucketOwner": owner} if owner else {}
 
 
+# ---- nxlog_s3/common/errors.py ------------------------------------------------------------------
+# One classification of what goes wrong, for every part and every command.
+
+MISSING, DENIED, PERMANENT, UNDECODABLE, TRANSIENT = (
+    "missing", "denied", "permanent", "undecodable", "transient")
+NEEDS_FIXING = (MISSING, DENIED, PERMANENT)  # kinds no retry mends: a person must act
+KIND_OF_CODE = dict(
+    [(code, MISSING) for code in ("404", "NoSuchKey", "NoSuchBucket")]
+    + [(code, DENIED) for code in ("403", "AccessDenied", "InvalidAccessKeyId",
+                                   "AllAccessDisabled", "SignatureDoesNotMatch",
+                                   "NoCredentialsError")]
+    + [(code, PERMANENT) for code in ("InvalidBucketName", "KMS.NotFoundException")])
+# What decompressing a body raises when its bytes are not what they claim to be.
+DECODE_ERRORS = (OSError, EOFError, zlib.error) + ((zstandard.ZstdError,) if zstandard else ())
+NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the host an "
+                  "instance role")
+
+
+class UndecodableObject(ValueError):
+    """An object whose bytes are not what its metadata or key says: it is set aside."""
+
+
+def is_s3_error(exc):
+    """Whether EXC came from S3 or the network (botocore's; some are OSErrors too)."""
+    return isinstance(exc, (BotoCoreError, ClientError))
+
+
+def error_code(exc):
+    """S3's error code (NoSuchKey, SlowDown, 503), else the exception's type name: what log
+    lines and metrics count problems by."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "")
+    return type(exc).__name__
+
+
+def kind_of_code(code):
+    """The kind (above) of an S3 error CODE that may pass (TRANSIENT) or not."""
+    return KIND_OF_CODE.get(code, TRANSIENT)
+
+
+def kind_of(exc):
+    """The kind (above) of EXC; None for what is neither S3's nor an object's (a bug)."""
+    if isinstance(exc, UndecodableObject):
+        return UNDECODABLE
+    if is_s3_error(exc):
+        return kind_of_code(error_code(exc))
+    if isinstance(exc, DECODE_ERRORS):
+        return UNDECODABLE
+    return None
+
+
+def error_text(exc):
+    """EXC as a log line says it: the credentials chain spelt out when there is none."""
+    return NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else str(exc)
+
+
+def object_failure(exc):
+    """What went wrong with one object, for the log, `status`, `audit` and `replay`."""
+    kind = kind_of(exc)
+    if kind == MISSING:
+        return "S3 listed it, then answered 404 Not Found (deleted meanwhile, by a lifecycle " \
+            "rule, a person or another reader?)"
+    if is_s3_error(exc):
+        return "S3 or the network failed: %s" % error_text(exc)
+    if isinstance(exc, UndecodableObject):
+        return str(exc)
+    if kind == UNDECODABLE:
+        return "cannot decompress it: %s" % exc
+    return "%s%s" % (type(exc).__name__, ": %s" % exc if str(exc) else "")
+
+
 # ---- nxlog_s3/common/s3.py ----------------------------------------------------------------------
-# The S3 client, the start-up bucket check, and what an S3 error means.
+# The S3 client, and the start-up check of the bucket.
 
 def new_client(settings, connections, attempts=None, timeout_cap=None):
     """An S3 client from the standard AWS chain, with botocore's retries and timeouts and a
@@ -395,11 +468,6 @@ def new_client(settings, connections, attempts=None, timeout_cap=None):
                                           verify=None if settings.TLS_VERIFY else False)
 
 
-NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                  "AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the host an "
-                  "instance role")
-
-
 def check_bucket(settings, client, log):
     """At start, one request. A bucket that does not exist can never work: ConfigError.
     What may pass by itself (no credentials yet at boot, S3 not answering) is logged, and
@@ -412,7 +480,7 @@ def check_bucket(settings, client, log):
     except NoCredentialsError:
         log.warning(NO_CREDENTIALS + "; trying again until there are")
     except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchBucket"):
+        if kind_of(exc) == MISSING:
             raise ConfigError("%s: the bucket %s does not exist (BUCKET, or NXLOG_S3_BUCKET); "
                               "this script never creates one" % (SCRIPT, settings.BUCKET)) from None
     except BotoCoreError as exc:
@@ -429,10 +497,6 @@ def quoted(bucket, key):
     """KEY's address as log lines show it: quoted, with control characters escaped, so that a
     key cannot forge a log line."""
     return repr("s3://%s/%s" % (bucket, key))
-
-
-def error_code(exc):
-    return exc.response.get("Error", {}).get("Code", "")
 
 
 # ---- nxlog_s3/common/files.py -------------------------------------------------------------------
@@ -1882,9 +1946,6 @@ IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfe
 # stores (Ceph's radosgw 16) ignore If-None-Match when a multipart upload completes.
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=5 * 1024 ** 3,
                                  multipart_chunksize=64 * 1024 * 1024, use_threads=False)
-PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
-                    "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException",
-                    "NoCredentialsError"}
 
 
 class TryLater(Exception):
@@ -1960,12 +2021,8 @@ class Uploader(object):
                     return sent
                 self.keys.assign_after_conflict(batch)
                 self.spool.save(batch)
-        except ClientError as exc:
-            raise TryLater(batch, exc, error_code(exc)) from None
-        except NoCredentialsError:
-            raise TryLater(batch, NO_CREDENTIALS, "NoCredentialsError") from None
-        except BotoCoreError as exc:
-            raise TryLater(batch, exc, type(exc).__name__) from None
+        except (BotoCoreError, ClientError) as exc:
+            raise TryLater(batch, error_text(exc), error_code(exc)) from None
         raise TryLater(batch, "%d keys in a row were taken by other writers"
                        % MAX_KEY_CONFLICTS, "conflicts")
 
@@ -1973,7 +2030,7 @@ class Uploader(object):
         batch, reason, code = problem.args
         with self.counts_lock:
             self.errors[code] += 1
-        permanent = code in PERMANENT_ERRORS
+        permanent = kind_of_code(code) in NEEDS_FIXING
         self.log.limited(code, self.log.error if permanent else self.log.warning,
                          "cannot store %s (%s) now: %s; %s" % (
                              quoted(self.settings.BUCKET, batch.key),

@@ -239,10 +239,14 @@ def test_stray_keys_are_named_a_few_a_call_and_the_checkpoint_stays_bounded(
         put(s3, "%s.00.x%04d" % (SECOND, number), "stray")
     put(s3, "%s.01.1" % SECOND, "read")  # the checkpoint is saved with each object read
     reader = load("s3_read")
-    for _ in range(3):
-        read_all(reader)
+    calls = 0
+    for _ in range(3):  # three passes, each until caught up (more calls on a busy machine)
+        delay = None
+        while delay != reader.instance.settings.POLL_INTERVAL:
+            delay, _ = poll(reader)
+            calls += 1
     warnings = api.logged("WARNING")
-    assert len(warnings) <= 3 * 21 + 5, len(warnings)
+    assert len(warnings) <= calls * 21 + 5, (len(warnings), calls)
     assert any("more keys are not read" in line for line in warnings)
     assert len(checkpoint(tmp_path)["other_keys"]) == 1000
 

@@ -27,7 +27,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "nxlog_s3"
 THIRD_PARTY = ("boto3", "botocore")  # what the scripts need besides the standard library
-COMMON = ["common/optional", "common/runtime", "common/settings", "common/s3", "common/files",
+COMMON = ["common/optional", "common/runtime", "common/settings", "common/errors",
+          "common/s3", "common/files",
           "common/objects", "common/metrics", "common/command"]
 SCRIPTS = {
     "s3_write.py": {

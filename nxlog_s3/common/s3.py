@@ -1,9 +1,10 @@
-"""The S3 client, the start-up bucket check, and what an S3 error means."""
+"""The S3 client, and the start-up check of the bucket."""
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from nxlog_s3.common.errors import MISSING, NO_CREDENTIALS, kind_of
 from nxlog_s3.common.runtime import SCRIPT
 from nxlog_s3.common.settings import ConfigError
 
@@ -21,11 +22,6 @@ def new_client(settings, connections, attempts=None, timeout_cap=None):
                                           verify=None if settings.TLS_VERIFY else False)
 
 
-NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                  "AWS_SECRET_ACCESS_KEY, for the user NXLog runs as, or give the host an "
-                  "instance role")
-
-
 def check_bucket(settings, client, log):
     """At start, one request. A bucket that does not exist can never work: ConfigError.
     What may pass by itself (no credentials yet at boot, S3 not answering) is logged, and
@@ -38,7 +34,7 @@ def check_bucket(settings, client, log):
     except NoCredentialsError:
         log.warning(NO_CREDENTIALS + "; trying again until there are")
     except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchBucket"):
+        if kind_of(exc) == MISSING:
             raise ConfigError("%s: the bucket %s does not exist (BUCKET, or NXLOG_S3_BUCKET); "
                               "this script never creates one" % (SCRIPT, settings.BUCKET)) from None
     except BotoCoreError as exc:
@@ -56,6 +52,3 @@ def quoted(bucket, key):
     key cannot forge a log line."""
     return repr("s3://%s/%s" % (bucket, key))
 
-
-def error_code(exc):
-    return exc.response.get("Error", {}).get("Code", "")

@@ -4,12 +4,11 @@ import functools
 
 from botocore.exceptions import ClientError
 
+from nxlog_s3.common.errors import MISSING, kind_of, object_failure
 from nxlog_s3.common.objects import METADATA_FORMAT, instant, utc_text
 from nxlog_s3.common.runtime import EXIT_WARNED, count
-from nxlog_s3.common.s3 import error_code
 from nxlog_s3.reader.commands import _between, _in_order, _print_json, _range_text, _servers_to_read
 from nxlog_s3.reader.position import _ranges
-from nxlog_s3.reader.reader import _failure
 from nxlog_s3.reader.replay import _reversed
 
 # -- audit --
@@ -66,7 +65,7 @@ class Audit(object):
                                                             settings), None
             response = self.reader.fetcher.stream(item.key)
         except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey"):
+            if kind_of(exc) == MISSING:
                 return None, None, None
             raise
         metadata = response.get("Metadata", {})
@@ -74,7 +73,7 @@ class Audit(object):
         try:
             events = sum(1 for _ in self.reader.decoder.events(item.key, response))
         except Exception as exc:  # whatever an object makes happen is that object's alone
-            return metadata, said, {"problem": "undecodable", "why": _failure(exc)}
+            return metadata, said, {"problem": "undecodable", "why": object_failure(exc)}
         finally:
             response["Body"].close()
         if said is not None and said != events:

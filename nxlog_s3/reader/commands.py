@@ -6,11 +6,12 @@ import json
 import re
 import time
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from nxlog_s3.common.errors import error_text
 from nxlog_s3.common.objects import instant, utc_text
 from nxlog_s3.common.runtime import NXLOG, SCRIPT, count
-from nxlog_s3.common.s3 import NO_CREDENTIALS, check_bucket
+from nxlog_s3.common.s3 import check_bucket
 from nxlog_s3.reader.listing import PAUSE
 from nxlog_s3.reader.reader import Reader
 
@@ -102,8 +103,8 @@ def _s3_command(command):
             check_bucket(settings, reader.client, reader.log)
             return command(reader, arguments)
         except (BotoCoreError, ClientError) as exc:
-            reason = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else exc
-            NXLOG.log_error("%s: cannot read s3://%s/: %s" % (SCRIPT, settings.BUCKET, reason))
+            NXLOG.log_error("%s: cannot read s3://%s/: %s" % (SCRIPT, settings.BUCKET,
+                                                              error_text(exc)))
             return EXIT_S3
         finally:
             reader.fetcher.stop()

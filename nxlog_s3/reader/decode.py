@@ -5,8 +5,8 @@ import gzip
 import io
 import pickle
 import re
-import zlib
 
+from nxlog_s3.common.errors import UndecodableObject
 from nxlog_s3.common.objects import (
     GZIP_MAGIC,
     METADATA_COMPRESSION,
@@ -17,7 +17,6 @@ from nxlog_s3.common.optional import zstandard
 from nxlog_s3.common.s3 import quoted
 from nxlog_s3.reader.lines import (
     DecodeBudget,
-    UndecodableObject,
     _json_fields,
     _nxlog_times,
     _skip_newlines,
@@ -45,7 +44,6 @@ class _RawBody(io.RawIOBase):
         return len(data)
 
 
-DECODE_ERRORS = (OSError, EOFError, zlib.error) + ((zstandard.ZstdError,) if zstandard else ())
 
 
 @functools.lru_cache(maxsize=4096)

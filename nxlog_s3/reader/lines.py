@@ -3,12 +3,8 @@
 import json
 import time
 
+from nxlog_s3.common.errors import UndecodableObject
 from nxlog_s3.common.objects import ZONED_TIME, instant
-
-
-class UndecodableObject(ValueError):
-    """An object whose content cannot be turned into events; it stays in the bucket."""
-
 
 CHUNK_BYTES = 4 << 20  # ...or fewer, once they decoded from this many bytes...
 

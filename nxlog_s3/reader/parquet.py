@@ -4,10 +4,11 @@ import io
 import json
 import tempfile
 
+from nxlog_s3.common.errors import UndecodableObject
 from nxlog_s3.common.objects import MORE_FIELDS, json_value
 from nxlog_s3.common.optional import parquet_library
 from nxlog_s3.common.runtime import SCRIPT
-from nxlog_s3.reader.lines import CHUNK_BYTES, UndecodableObject, _json_fields, _too_large
+from nxlog_s3.reader.lines import CHUNK_BYTES, _json_fields, _too_large
 
 
 def _parquet_column(arrow, name, column):

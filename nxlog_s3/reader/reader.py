@@ -7,24 +7,24 @@ import itertools
 import os
 import traceback
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from nxlog_s3.common.errors import (
+    DECODE_ERRORS,
+    UndecodableObject,
+    error_code,
+    error_text,
+    object_failure,
+)
 from nxlog_s3.common.files import private_directory
 from nxlog_s3.common.metrics import Metrics
 from nxlog_s3.common.runtime import Clock, Disk, Log
-from nxlog_s3.common.s3 import (
-    NO_CREDENTIALS,
-    check_bucket,
-    error_code,
-    new_client,
-    probe_client,
-    quoted,
-)
+from nxlog_s3.common.s3 import check_bucket, new_client, probe_client, quoted
 from nxlog_s3.reader.checkpoint import Checkpoint, CheckpointError
-from nxlog_s3.reader.decode import DECODE_ERRORS, Decoder
+from nxlog_s3.reader.decode import Decoder
 from nxlog_s3.reader.fetch import NOT_YET, Fetcher, OpenObject, Round, StreamedObject
 from nxlog_s3.reader.fields import NXLOG_MAX_TEXT, FieldGuard
-from nxlog_s3.reader.lines import DecodeBudget, UndecodableObject
+from nxlog_s3.reader.lines import DecodeBudget
 from nxlog_s3.reader.listing import PAUSE, Listing
 from nxlog_s3.reader.position import Seconds
 
@@ -39,25 +39,6 @@ def _event_maker(module):
 def _schedule(module, delay):
     set_timer = getattr(module, "set_read_timer", None) or module.add_read_event
     set_timer(delay)
-
-
-def _failure(exc):
-    """What went wrong with an object, for the log and `status`."""
-    if isinstance(exc, ClientError) and error_code(exc) in ("404", "NoSuchKey"):
-        return "S3 listed it, then answered 404 Not Found (deleted meanwhile, by a lifecycle " \
-            "rule, a person or another reader?)"
-    if isinstance(exc, (BotoCoreError, ClientError)):  # some are OSErrors too
-        return "S3 or the network failed: %s" % exc
-    if isinstance(exc, UndecodableObject):
-        return str(exc)
-    if isinstance(exc, DECODE_ERRORS):
-        return "cannot decompress it: %s" % exc
-    return "%s%s" % (type(exc).__name__, ": %s" % exc if str(exc) else "")
-
-
-def _problem(exc):
-    """What kind of lasting trouble EXC is, so that it is logged once a minute, not per poll."""
-    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
 class Reader(object):
@@ -143,10 +124,9 @@ class Reader(object):
             self.log.limited("checkpoint", self.log.error, "%s (%s)" % (exc, every))
         except (BotoCoreError, ClientError) as exc:
             self.start_over()
-            self.errors[_problem(exc)] += 1
-            reason = NO_CREDENTIALS if isinstance(exc, NoCredentialsError) else exc
-            self.log.limited(_problem(exc), self.log.error, "cannot read s3://%s/ now: %s; %s"
-                             % (self.settings.BUCKET, reason, every))
+            self.errors[error_code(exc)] += 1
+            self.log.limited(error_code(exc), self.log.error, "cannot read s3://%s/ now: %s; %s"
+                             % (self.settings.BUCKET, error_text(exc), every))
         except Exception:
             self.start_over()
             self.errors["unexpected"] += 1
@@ -337,7 +317,7 @@ class Reader(object):
         another object since KEY's last try: an S3 that fails every GET sets nothing aside,
         an object that S3 alone cannot serve is."""
         attempts = self.settings.MAX_ATTEMPTS
-        where, reason = quoted(self.settings.BUCKET, key), _failure(exc)
+        where, reason = quoted(self.settings.BUCKET, key), object_failure(exc)
         number, last = position.attempts.pop(key, [0, None])
         if isinstance(exc, (BotoCoreError, ClientError)) and \
                 (last is None or self.served_at <= last):

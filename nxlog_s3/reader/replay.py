@@ -5,16 +5,14 @@ import json
 import os
 import sys
 
-from botocore.exceptions import ClientError
-
+from nxlog_s3.common.errors import MISSING, kind_of, object_failure
 from nxlog_s3.common.files import NOFOLLOW
 from nxlog_s3.common.objects import instant, json_value, raw_bytes, utc_text
 from nxlog_s3.common.runtime import EXIT_WARNED, NXLOG, SCRIPT, count
-from nxlog_s3.common.s3 import error_code, quoted
+from nxlog_s3.common.s3 import quoted
 from nxlog_s3.reader.commands import Progress, _between, _in_order, _range_text, _unreported
 from nxlog_s3.reader.decode import Decoder
 from nxlog_s3.reader.listing import LANDING_MARGIN
-from nxlog_s3.reader.reader import _failure
 
 
 def _jsonl_line(fields):
@@ -54,9 +52,9 @@ class Replay(object):
             try:
                 response = (future or fetcher.get(item)).result()
             except Exception as exc:  # an object's failure is that object's alone
-                self._missed(item, "it was deleted while the replay ran" if isinstance(
-                    exc, ClientError) and error_code(exc) in ("404", "NoSuchKey") else
-                    "it cannot be fetched (%s)" % _failure(exc))
+                self._missed(item, "it was deleted while the replay ran"
+                             if kind_of(exc) == MISSING else
+                             "it cannot be fetched (%s)" % object_failure(exc))
                 continue
             self._write_events(item, response)
             progress.show(item.epoch, self.events)
@@ -75,7 +73,7 @@ class Replay(object):
                     self.output.write(self.line(fields))
                     self.events += 1
         except Exception as exc:  # an object's failure is that object's alone
-            self._missed(item, "it cannot be decoded (%s)" % _failure(exc))
+            self._missed(item, "it cannot be decoded (%s)" % object_failure(exc))
         finally:
             response["Body"].close()
 

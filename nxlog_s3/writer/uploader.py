@@ -8,13 +8,14 @@ import threading
 import traceback
 
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from nxlog_s3.common.errors import NEEDS_FIXING, error_code, error_text, kind_of_code
 from nxlog_s3.common.files import open_nofollow
 from nxlog_s3.common.objects import CONTENT_TYPES, OBJECT_VERSION
 from nxlog_s3.common.optional import zstandard
 from nxlog_s3.common.runtime import count
-from nxlog_s3.common.s3 import NO_CREDENTIALS, error_code, quoted
+from nxlog_s3.common.s3 import quoted
 from nxlog_s3.writer.parquet import _write_parquet
 from nxlog_s3.writer.spool import RETRY_DELAYS
 
@@ -24,9 +25,6 @@ IN_MEMORY_UPLOAD = 64 * 1024 * 1024  # larger batches stream through the transfe
 # stores (Ceph's radosgw 16) ignore If-None-Match when a multipart upload completes.
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=5 * 1024 ** 3,
                                  multipart_chunksize=64 * 1024 * 1024, use_threads=False)
-PERMANENT_ERRORS = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "AllAccessDisabled",
-                    "SignatureDoesNotMatch", "InvalidBucketName", "KMS.NotFoundException",
-                    "NoCredentialsError"}
 
 
 class TryLater(Exception):
@@ -102,12 +100,8 @@ class Uploader(object):
                     return sent
                 self.keys.assign_after_conflict(batch)
                 self.spool.save(batch)
-        except ClientError as exc:
-            raise TryLater(batch, exc, error_code(exc)) from None
-        except NoCredentialsError:
-            raise TryLater(batch, NO_CREDENTIALS, "NoCredentialsError") from None
-        except BotoCoreError as exc:
-            raise TryLater(batch, exc, type(exc).__name__) from None
+        except (BotoCoreError, ClientError) as exc:
+            raise TryLater(batch, error_text(exc), error_code(exc)) from None
         raise TryLater(batch, "%d keys in a row were taken by other writers"
                        % MAX_KEY_CONFLICTS, "conflicts")
 
@@ -115,7 +109,7 @@ class Uploader(object):
         batch, reason, code = problem.args
         with self.counts_lock:
             self.errors[code] += 1
-        permanent = code in PERMANENT_ERRORS
+        permanent = kind_of_code(code) in NEEDS_FIXING
         self.log.limited(code, self.log.error if permanent else self.log.warning,
                          "cannot store %s (%s) now: %s; %s" % (
                              quoted(self.settings.BUCKET, batch.key),
