@@ -193,12 +193,10 @@ class Clock(object):
 
 class Log(object):
     """NXLog's log, each line led by the script's name; a lasting problem at most once
-    every EVERY seconds, with a count of the times not logged."""
+    every EVERY seconds (by default a minute), with a count of the times not logged."""
 
-    EVERY = 60
-
-    def __init__(self, clock):
-        self.clock = clock
+    def __init__(self, clock, every=60):
+        self.clock, self.every = clock, every
         self.last = {}  # problem -> (when last logged, times since)
         self.lock = threading.Lock()
         self.problems = 0  # warnings and errors logged: a command's exit status tells
@@ -219,7 +217,7 @@ class Log(object):
         with self.lock:
             now = self.clock.monotonic()
             when, since = self.last.get(problem, (None, 0))
-            if when is not None and now - when < self.EVERY:
+            if when is not None and now - when < self.every:
                 self.last[problem] = (when, since + 1)
                 return
             self.last[problem] = (now, 0)
@@ -2023,10 +2021,8 @@ class Fetcher(object):
     WHOLE_OBJECT) whole and ahead, larger ones when their turn comes, as a response whose
     body streams. The threads also fetch the listings' pages and do AFTER_READ's work."""
 
-    whole_object = WHOLE_OBJECT
-
-    def __init__(self, settings, client):
-        self.settings, self.client = settings, client
+    def __init__(self, settings, client, whole_object=WHOLE_OBJECT):
+        self.settings, self.client, self.whole_object = settings, client, whole_object
         self.pool = None
 
     def ahead(self, item):
@@ -2295,20 +2291,22 @@ def _schedule(module, delay):
 class Reader(object):
     """One im_python instance: each read_data call posts the events of the next objects, in
     key order, within a budget of objects and time, and saves the checkpoint after each.
-    Built from SETTINGS; CLIENT, CLOCK and DISK are passed in by tests, by default a client
-    from the standard AWS chain, the system's clock and the real file system."""
+    Built from SETTINGS; tests pass in other collaborators: by default a CLIENT from the
+    standard AWS chain, the system's CLOCK, the real file system (DISK), NXLog's LOG, objects
+    up to WHOLE_OBJECT bytes fetched whole, and a look at the clock every CLOCK_EVERY events
+    inside an object."""
 
-    clock_every = CLOCK_EVERY
     more_waiting_delay = MORE_WAITING_DELAY
 
-    def __init__(self, settings, client=None, clock=None, disk=None):
-        self.settings = settings
+    def __init__(self, settings, client=None, clock=None, disk=None, log=None,
+                 whole_object=WHOLE_OBJECT, clock_every=CLOCK_EVERY):
+        self.settings, self.clock_every = settings, clock_every
         self.clock = clock or Clock()
-        self.log = Log(self.clock)
+        self.log = log or Log(self.clock)
         self.client = client or new_client(settings, settings.FETCH_THREADS + 1)
         self.checkpoint = Checkpoint(settings, Seconds(settings.KEY_TIME), self.clock,
                                      self.log, disk or Disk())
-        self.fetcher = Fetcher(settings, self.client)
+        self.fetcher = Fetcher(settings, self.client, whole_object)
         self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
                                self.log)
         self.decoder = Decoder(settings, self.log)

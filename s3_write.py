@@ -181,12 +181,10 @@ class Clock(object):
 
 class Log(object):
     """NXLog's log, each line led by the script's name; a lasting problem at most once
-    every EVERY seconds, with a count of the times not logged."""
+    every EVERY seconds (by default a minute), with a count of the times not logged."""
 
-    EVERY = 60
-
-    def __init__(self, clock):
-        self.clock = clock
+    def __init__(self, clock, every=60):
+        self.clock, self.every = clock, every
         self.last = {}  # problem -> (when last logged, times since)
         self.lock = threading.Lock()
         self.problems = 0  # warnings and errors logged: a command's exit status tells
@@ -207,7 +205,7 @@ class Log(object):
         with self.lock:
             now = self.clock.monotonic()
             when, since = self.last.get(problem, (None, 0))
-            if when is not None and now - when < self.EVERY:
+            if when is not None and now - when < self.every:
                 self.last[problem] = (when, since + 1)
                 return
             self.last[problem] = (now, 0)
@@ -1964,11 +1962,11 @@ class Uploader(object):
     named again. UPLOAD_THREADS threads run it; a batch S3 does not take now stays with its
     thread for the back-off (SLEEP, RETRY_DELAYS), so that no other tries it again at once."""
 
-    in_memory_upload = IN_MEMORY_UPLOAD
-    transfer_config = TRANSFER_CONFIG
 
-    def __init__(self, settings, spool, keys, client, clock, log, stopping):
+    def __init__(self, settings, spool, keys, client, clock, log, stopping,
+                 in_memory_upload=IN_MEMORY_UPLOAD, transfer_config=TRANSFER_CONFIG):
         self.settings, self.spool, self.keys, self.client = settings, spool, keys, client
+        self.in_memory_upload, self.transfer_config = in_memory_upload, transfer_config
         self.clock, self.log, self.stopping = clock, log, stopping
         self.counts_lock = threading.Lock()
         self.stored = [0, 0, 0]  # objects, events and bytes (as sent) S3 has stored
@@ -2125,13 +2123,16 @@ class Uploader(object):
 
 class Writer(object):
     """One om_python instance: the spool, the keys and the uploader threads, built from
-    SETTINGS. CLIENT, CLOCK and DISK are passed in by tests; by default a client from the
-    standard AWS chain, the system's clock and the real file system."""
+    SETTINGS. Tests pass in other collaborators: by default a CLIENT from the standard AWS
+    chain, the system's CLOCK, the real file system (DISK), NXLog's LOG, and batches up to
+    IN_MEMORY_UPLOAD bytes sent from memory (larger ones stream through the transfer
+    manager, with TRANSFER_CONFIG)."""
 
-    def __init__(self, settings, client=None, clock=None, disk=None):
+    def __init__(self, settings, client=None, clock=None, disk=None, log=None,
+                 in_memory_upload=IN_MEMORY_UPLOAD, transfer_config=TRANSFER_CONFIG):
         self.settings = settings
         self.clock = clock or Clock()
-        self.log = Log(self.clock)
+        self.log = log or Log(self.clock)
         self.client = client or new_client(settings, settings.UPLOAD_THREADS)
         self.keys = Keys(settings, self.client, self.clock, self.log)
         self.encoder = Encoder(settings, self.log)
@@ -2142,7 +2143,7 @@ class Writer(object):
         self.spool = Spool(settings, files, self.keys, self.clock, self.log, disk,
                            self.stopping)
         self.uploader = Uploader(settings, self.spool, self.keys, self.client, self.clock,
-                                 self.log, self.stopping)
+                                 self.log, self.stopping, in_memory_upload, transfer_config)
         self.metrics = Metrics(settings.METRICS_FILE, self.samples, self.clock, disk or Disk(),
                                self.log)
         self.threads = []

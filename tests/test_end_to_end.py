@@ -94,7 +94,7 @@ def test_the_scripts_run_on_the_oldest_python_nxlog_may_embed(moto_server, tmp_p
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_large_batch_streamed_by_the_transfer_manager_overwrites_nothing(
-        request, server, settings, load, monkeypatch):
+        request, server, settings, build, monkeypatch):
     endpoint = request.getfixturevalue(server)
     bucket = endpoint.new_bucket("nxlog-large-%d" % next(_bucket_numbers))
     for name, value in endpoint.env.items():
@@ -103,9 +103,8 @@ def test_a_large_batch_streamed_by_the_transfer_manager_overwrites_nothing(
              KEY_TIME="local")
     key = "web01/2026-03-01/10.00.07.1.jsonl"  # the key of the writer's batch
     endpoint.client().put_object(Bucket=bucket, Key=key, Body=b"someone else's")
-    writer = load("s3_write")
     # this 6 MiB batch streams from a temporary file:
-    writer.instance.uploader.in_memory_upload = 1024 * 1024
+    writer = build("s3_write", in_memory_upload=1024 * 1024)
     big = "z" * (100 * 1024)
     for n in range(62):
         event = api.new_event(api.output_module(), {"raw_event": "%02d %s" % (n, big),

@@ -182,14 +182,13 @@ def test_an_object_that_fails_is_tried_again_then_set_aside(s3, settings, load, 
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["fetched whole", "streamed"])
-def test_an_object_failing_partway_is_retried_past_the_events_it_posted(s3, settings, load,
+def test_an_object_failing_partway_is_retried_past_the_events_it_posted(s3, settings, load, build,
                                                                           tmp_path, streamed):
     settings(MAX_ATTEMPTS=2, POLL_INTERVAL=0.05)
     body = gzip.decompress(batch("one", "two")) + b"{broken\n" + gzip.decompress(batch("four"))
     put(s3, key_at("00.34", 1), gzip.compress(body), JSON_LINES)
-    reader = load("s3_read")
-    if streamed:  # decoded by a thread of its own: the error comes across to read_data
-        reader.instance.fetcher.whole_object = 10
+    # streamed: decoded by a thread of its own, the error comes across to read_data
+    reader = build("s3_read", whole_object=10) if streamed else load("s3_read")
     assert poll(reader)[1] == ["one", "two"]
     assert checkpoint(tmp_path)["servers"]["web01"]["partial"] == {key_at("00.34", 1): 2}
     time.sleep(0.06)
@@ -199,13 +198,12 @@ def test_an_object_failing_partway_is_retried_past_the_events_it_posted(s3, sett
 
 
 def test_a_streamed_object_cut_short_posts_what_came_once_and_is_set_aside(s3, settings,
-                                                                          load):
+                                                                          build):
     settings(MAX_ATTEMPTS=1, POLL_INTERVAL=0.05)
     whole = batch(*["line %04d" % n for n in range(2000)])
     put(s3, key_at("00.34", 1), whole[:len(whole) // 2], JSON_LINES)  # a truncated gzip
     put(s3, key_at("00.34", 2), batch("after it"), JSON_LINES)
-    reader = load("s3_read")
-    reader.instance.fetcher.whole_object = 10
+    reader = build("s3_read", whole_object=10)
     posted = read_all(reader)
     assert posted[-1] == "after it"
     before = posted[:-1]
@@ -289,8 +287,9 @@ def test_a_403_on_one_key_does_not_stop_the_others(s3, settings, load):
     assert "AccessDenied" in api.logged("ERROR")[0]
 
 
-def test_a_large_batch_is_streamed_and_every_line_posted(s3, reader):
-    reader.instance.fetcher.whole_object = 1000
+def test_a_large_batch_is_streamed_and_every_line_posted(s3, settings, build):
+    settings(POLL_INTERVAL=5, LOOKBACK=60)
+    reader = build("s3_read", whole_object=1000)
     texts = ["line %05d %s" % (n, "x" * 50) for n in range(2000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
     assert read_all(reader) == texts
@@ -309,10 +308,9 @@ def busy_nxlog():
 
 
 def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goes_on(
-        s3, settings, load, tmp_path):
+        s3, settings, build, tmp_path):
     settings(MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
-    reader = load("s3_read")
-    reader.instance.fetcher.whole_object, reader.instance.clock_every = 1000, 100
+    reader = build("s3_read", whole_object=1000, clock_every=100)
     texts = ["line %05d" % n for n in range(3000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
     posted, calls, module, stopped_inside = [], 0, busy_nxlog(), []
@@ -320,7 +318,7 @@ def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goe
         delay, events = poll(reader, module)
         posted += events
         calls += 1
-        if delay == reader.instance.settings.POLL_INTERVAL:
+        if delay == reader.settings.POLL_INTERVAL:
             break
         if (tmp_path / "lastkey.log").exists():  # S3 may be slow to list it at first
             partial = checkpoint(tmp_path)["servers"]["web01"]["partial"]
@@ -330,20 +328,18 @@ def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goe
     assert stopped_inside and calls > 2
 
 
-def test_a_restart_inside_a_large_object_posts_none_of_its_events_twice(s3, settings, load,
+def test_a_restart_inside_a_large_object_posts_none_of_its_events_twice(s3, settings, build,
                                                                         tmp_path):
     settings(MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
-    first = load("s3_read")
-    first.instance.fetcher.whole_object, first.instance.clock_every = 1000, 100
+    first = build("s3_read", whole_object=1000, clock_every=100)
     texts = ["line %05d" % n for n in range(3000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
     before, module = [], busy_nxlog()
     while not before:  # until a call stopped inside the object; the process then dies
         delay, before = poll(first, module)
-    assert delay == first.instance.more_waiting_delay and len(before) < 3000
+    assert delay == first.more_waiting_delay and len(before) < 3000
     first.stop()
-    second = load("s3_read")
-    second.instance.fetcher.whole_object = 1000
+    second = build("s3_read", whole_object=1000)
     assert before + read_all(second) == texts
 
 
@@ -473,12 +469,11 @@ def test_a_slow_list_page_holds_no_call_past_its_time_and_the_second_stays_in_or
 
 
 def test_a_large_object_streaming_slowly_holds_no_call_past_its_time_and_loses_nothing(
-        s3, settings, load, tmp_path):
+        s3, settings, build, tmp_path):
     settings(MAX_SECONDS_PER_CALL=0.2, POLL_INTERVAL=5)
     texts = ["line %05d" % n for n in range(3000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
-    reader = load("s3_read")
-    reader.instance.fetcher.whole_object = 1000  # this object streams as it is posted
+    reader = build("s3_read", whole_object=1000)  # this object streams as it is posted
 
     class Stalling(object):
         """A body whose second read comes 1.5 s late, as from a slow S3."""
@@ -497,14 +492,14 @@ def test_a_large_object_streaming_slowly_holds_no_call_past_its_time_and_loses_n
 
     def stall(parsed, **kwargs):
         parsed["Body"] = Stalling(parsed["Body"])
-    reader.instance.client.meta.events.register("after-call.s3.GetObject", stall)
+    reader.client.meta.events.register("after-call.s3.GetObject", stall)
     posted, slowest = [], 0.0
     for _ in range(200):
         started = time.monotonic()
         delay, events = poll(reader)
         slowest = max(slowest, time.monotonic() - started)
         posted += events
-        if delay == reader.instance.settings.POLL_INTERVAL:
+        if delay == reader.settings.POLL_INTERVAL:
             break
     assert slowest < 1.0  # no call waited out the stalled read
     assert posted == texts

@@ -75,7 +75,7 @@ ACCESS_KEY = "AKIAPLANTEDKEY000000"
 
 
 def test_no_credential_appears_in_any_log_line_whatever_fails(moto_server, settings, load,
-                                                              monkeypatch):
+                                                              build, monkeypatch):
     """Every kind of failure, with planted credentials; then no line may hold them."""
     bucket = moto_server.new_bucket("nxlog-secrets")
     port = int(moto_server.url.rsplit(":", 1)[1])
@@ -86,9 +86,10 @@ def test_no_credential_appears_in_any_log_line_whatever_fails(moto_server, setti
         monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
         settings(BUCKET=bucket, BATCH_EVENTS=2, BATCH_AGE=0.1, RETRY_ATTEMPTS=1,
                  READ_TIMEOUT=0.5, CONNECT_TIMEOUT=0.5, POLL_INTERVAL=0.01, MAX_ATTEMPTS=1)
-        writer, reader = load("s3_write"), load("s3_read")
+        scripts = load("s3_write"), load("s3_read")
         # every failure logged, not one a minute:
-        writer.instance.log.EVERY = reader.instance.log.EVERY = 0
+        writer, reader = (build(script, log=script.Log(script.Clock(), every=0))
+                          for script in scripts)
         for number in range(4):
             api.call_write_data(writer.write_data, api.new_event(api.output_module(), {
                 "raw_event": "e%d" % number}))

@@ -455,15 +455,13 @@ def test_expected_bucket_owner_is_sent_with_every_upload(s3, settings, load):
     (8 * 1024 * 1024, [("PutObject", "*")]),
 ])
 def test_a_large_batch_goes_through_the_transfer_manager_conditionally(
-        s3, batching, load, multipart_threshold, requests):
+        s3, batching, build, multipart_threshold, requests):
     batching(BATCH_EVENTS=100, BATCH_BYTES=6 * 1024 * 1024, COMPRESSION="none")
-    writer = load("s3_write")
-    writer.instance.uploader.in_memory_upload = 1024 * 1024
-    writer.instance.uploader.transfer_config = TransferConfig(
+    writer = build("s3_write", in_memory_upload=1024 * 1024, transfer_config=TransferConfig(
         multipart_threshold=multipart_threshold, multipart_chunksize=5 * 1024 * 1024,
-        use_threads=False)
+        use_threads=False))
     sent = []
-    writer.instance.client.meta.events.register(
+    writer.client.meta.events.register(
         "before-call.s3", lambda params, model, **kwargs: sent.append(
             (model.name, params["headers"].get("If-None-Match"))))
     big = "y" * (100 * 1024)

@@ -54,12 +54,10 @@ class Clock(object):
 
 class Log(object):
     """NXLog's log, each line led by the script's name; a lasting problem at most once
-    every EVERY seconds, with a count of the times not logged."""
+    every EVERY seconds (by default a minute), with a count of the times not logged."""
 
-    EVERY = 60
-
-    def __init__(self, clock):
-        self.clock = clock
+    def __init__(self, clock, every=60):
+        self.clock, self.every = clock, every
         self.last = {}  # problem -> (when last logged, times since)
         self.lock = threading.Lock()
         self.problems = 0  # warnings and errors logged: a command's exit status tells
@@ -80,7 +78,7 @@ class Log(object):
         with self.lock:
             now = self.clock.monotonic()
             when, since = self.last.get(problem, (None, 0))
-            if when is not None and now - when < self.EVERY:
+            if when is not None and now - when < self.every:
                 self.last[problem] = (when, since + 1)
                 return
             self.last[problem] = (now, 0)

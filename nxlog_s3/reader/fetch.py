@@ -20,10 +20,8 @@ class Fetcher(object):
     WHOLE_OBJECT) whole and ahead, larger ones when their turn comes, as a response whose
     body streams. The threads also fetch the listings' pages and do AFTER_READ's work."""
 
-    whole_object = WHOLE_OBJECT
-
-    def __init__(self, settings, client):
-        self.settings, self.client = settings, client
+    def __init__(self, settings, client, whole_object=WHOLE_OBJECT):
+        self.settings, self.client, self.whole_object = settings, client, whole_object
         self.pool = None
 
     def ahead(self, item):

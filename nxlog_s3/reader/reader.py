@@ -22,7 +22,7 @@ from nxlog_s3.common.runtime import Clock, Disk, Log
 from nxlog_s3.common.s3 import check_bucket, new_client, probe_client, quoted
 from nxlog_s3.reader.checkpoint import Checkpoint, CheckpointError
 from nxlog_s3.reader.decode import Decoder
-from nxlog_s3.reader.fetch import NOT_YET, Fetcher, OpenObject, Round, StreamedObject
+from nxlog_s3.reader.fetch import NOT_YET, WHOLE_OBJECT, Fetcher, OpenObject, Round, StreamedObject
 from nxlog_s3.reader.fields import NXLOG_MAX_TEXT, FieldGuard
 from nxlog_s3.reader.lines import DecodeBudget
 from nxlog_s3.reader.listing import PAUSE, Listing
@@ -44,20 +44,22 @@ def _schedule(module, delay):
 class Reader(object):
     """One im_python instance: each read_data call posts the events of the next objects, in
     key order, within a budget of objects and time, and saves the checkpoint after each.
-    Built from SETTINGS; CLIENT, CLOCK and DISK are passed in by tests, by default a client
-    from the standard AWS chain, the system's clock and the real file system."""
+    Built from SETTINGS; tests pass in other collaborators: by default a CLIENT from the
+    standard AWS chain, the system's CLOCK, the real file system (DISK), NXLog's LOG, objects
+    up to WHOLE_OBJECT bytes fetched whole, and a look at the clock every CLOCK_EVERY events
+    inside an object."""
 
-    clock_every = CLOCK_EVERY
     more_waiting_delay = MORE_WAITING_DELAY
 
-    def __init__(self, settings, client=None, clock=None, disk=None):
-        self.settings = settings
+    def __init__(self, settings, client=None, clock=None, disk=None, log=None,
+                 whole_object=WHOLE_OBJECT, clock_every=CLOCK_EVERY):
+        self.settings, self.clock_every = settings, clock_every
         self.clock = clock or Clock()
-        self.log = Log(self.clock)
+        self.log = log or Log(self.clock)
         self.client = client or new_client(settings, settings.FETCH_THREADS + 1)
         self.checkpoint = Checkpoint(settings, Seconds(settings.KEY_TIME), self.clock,
                                      self.log, disk or Disk())
-        self.fetcher = Fetcher(settings, self.client)
+        self.fetcher = Fetcher(settings, self.client, whole_object)
         self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
                                self.log)
         self.decoder = Decoder(settings, self.log)

@@ -43,11 +43,11 @@ class Uploader(object):
     named again. UPLOAD_THREADS threads run it; a batch S3 does not take now stays with its
     thread for the back-off (SLEEP, RETRY_DELAYS), so that no other tries it again at once."""
 
-    in_memory_upload = IN_MEMORY_UPLOAD
-    transfer_config = TRANSFER_CONFIG
 
-    def __init__(self, settings, spool, keys, client, clock, log, stopping):
+    def __init__(self, settings, spool, keys, client, clock, log, stopping,
+                 in_memory_upload=IN_MEMORY_UPLOAD, transfer_config=TRANSFER_CONFIG):
         self.settings, self.spool, self.keys, self.client = settings, spool, keys, client
+        self.in_memory_upload, self.transfer_config = in_memory_upload, transfer_config
         self.clock, self.log, self.stopping = clock, log, stopping
         self.counts_lock = threading.Lock()
         self.stored = [0, 0, 0]  # objects, events and bytes (as sent) S3 has stored

@@ -9,18 +9,21 @@ from nxlog_s3.writer.encode import Encoder
 from nxlog_s3.writer.keys import Keys
 from nxlog_s3.writer.spool import Spool
 from nxlog_s3.writer.spool_files import SpoolFiles
-from nxlog_s3.writer.uploader import Uploader
+from nxlog_s3.writer.uploader import IN_MEMORY_UPLOAD, TRANSFER_CONFIG, Uploader
 
 
 class Writer(object):
     """One om_python instance: the spool, the keys and the uploader threads, built from
-    SETTINGS. CLIENT, CLOCK and DISK are passed in by tests; by default a client from the
-    standard AWS chain, the system's clock and the real file system."""
+    SETTINGS. Tests pass in other collaborators: by default a CLIENT from the standard AWS
+    chain, the system's CLOCK, the real file system (DISK), NXLog's LOG, and batches up to
+    IN_MEMORY_UPLOAD bytes sent from memory (larger ones stream through the transfer
+    manager, with TRANSFER_CONFIG)."""
 
-    def __init__(self, settings, client=None, clock=None, disk=None):
+    def __init__(self, settings, client=None, clock=None, disk=None, log=None,
+                 in_memory_upload=IN_MEMORY_UPLOAD, transfer_config=TRANSFER_CONFIG):
         self.settings = settings
         self.clock = clock or Clock()
-        self.log = Log(self.clock)
+        self.log = log or Log(self.clock)
         self.client = client or new_client(settings, settings.UPLOAD_THREADS)
         self.keys = Keys(settings, self.client, self.clock, self.log)
         self.encoder = Encoder(settings, self.log)
@@ -31,7 +34,7 @@ class Writer(object):
         self.spool = Spool(settings, files, self.keys, self.clock, self.log, disk,
                            self.stopping)
         self.uploader = Uploader(settings, self.spool, self.keys, self.client, self.clock,
-                                 self.log, self.stopping)
+                                 self.log, self.stopping, in_memory_upload, transfer_config)
         self.metrics = Metrics(settings.METRICS_FILE, self.samples, self.clock, disk or Disk(),
                                self.log)
         self.threads = []
