@@ -1,5 +1,6 @@
 # make demo: the main job end to end against a local S3 (moto server on 127.0.0.1)
-# make test: ruff, then the whole test suite (Ceph's radosgw tests run where it is installed)
+# make test: ruff, then every test but the reliability scenarios (radosgw's where installed)
+# make unit: the parts of nxlog_s3/ alone, in seconds
 # make scripts: writes s3_write.py and s3_read.py from the package nxlog_s3/ (ARCHITECTURE.md)
 # make reliability: regenerates docs/RELIABILITY.md; make soak: the same, ten times longer
 # make nxlog: a real NXLog CE from ../shared/nxlog/ (the tests run under it where it is), and
@@ -18,7 +19,7 @@ SHARED ?= ../shared
 SYSTEM_PYTHON ?= /usr/bin/python3
 NXLOG_PYTHON := .nxlog-python
 
-.PHONY: demo test lint scripts reliability soak clean nxlog
+.PHONY: demo test unit lint scripts reliability soak clean nxlog
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +50,14 @@ scripts:
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
+# every test but the reliability scenarios (make reliability runs those, and CI runs both)
 test: lint $(OLDEST)
 	OLDEST_PYTHON=$(if $(OLDEST),$(CURDIR)/.venv38/bin/python) $(BIN)/python -m pytest \
-	    -n 2
+	    -n 2 -m "not reliability"
+
+# the parts alone: no S3, no script loaded (tests/unit/)
+unit: $(BIN)/.installed
+	$(BIN)/python -m pytest -q tests/unit
 
 # docs/RELIABILITY.md, from the reliability, bad-input, configuration and security tests
 reliability: $(BIN)/.installed

@@ -585,11 +585,18 @@ def lock_held(path):
 # The object format, for the writer, the reader and the commands alike: the key scheme, the
 # suffixes, the metadata names and the times in keys and fields.
 
-METADATA_FORMAT = "nxlog-s3-format"
-METADATA_COMPRESSION = "nxlog-s3-compression"
+# The object's metadata (x-amz-meta-*), as s3_write.py writes it and the reader, audit and
+# replay read it.
+METADATA_VERSION = "nxlog-s3-version"  # OBJECT_VERSION: the layout of these entries
+METADATA_FORMAT = "nxlog-s3-format"  # raw, json, pickle, jsonl or parquet
+METADATA_COMPRESSION = "nxlog-s3-compression"  # none, gzip or zstd
+METADATA_EVENTS = "nxlog-s3-events"  # how many events the object holds
+METADATA_FIRST = "nxlog-s3-first"  # its first event's time, UTC (utc_text)
+METADATA_LAST = "nxlog-s3-last"  # its last event's time, UTC
+METADATA_BATCH = "nxlog-s3-batch"  # the batch's id: an upload retried is known by it
 METADATA_TIMES = "nxlog-s3-times"  # zoned: datetime fields are ISO 8601 with their offset
 GZIP_MAGIC = b"\x1f\x8b"
-SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"
+SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"  # a key's second, after SERVER/ (KEY_TIME: UTC or local)
 
 
 def utc_text(epoch):
@@ -2272,6 +2279,48 @@ class FieldGuard(object):
         return safe, cut
 
 
+# ---- nxlog_s3/reader/after_read.py --------------------------------------------------------------
+# AFTER_READ: what becomes of an object once read (kept, deleted, or moved).
+
+class AfterRead(object):
+    """Deletes or moves each object read, as AFTER_READ says, in the FETCHER's threads; an
+    object whose text NXLog could not take whole is kept (see keep)."""
+
+    def __init__(self, settings, client, fetcher, clock, log):
+        self.settings, self.client, self.fetcher = settings, client, fetcher
+        self.clock, self.log = clock, log
+        self.kept = set()  # keys whose events NXLog could not take whole: never removed
+        self.pending = []  # futures of the work not seen done yet
+
+    def keep(self, key):
+        """KEY stays where it is, whatever AFTER_READ says: a person should see it."""
+        self.kept.add(key)
+
+    def done_with(self, key, read):
+        """KEY was READ (else set aside, and left where it is): deleted or moved."""
+        if read and self.settings.AFTER_READ != "keep" and key not in self.kept:
+            self.pending.append(self.fetcher.submit(self._after_read, key))
+        self.kept.discard(key)
+
+    def wait(self, deadline):
+        """The work under way, waited for until the call's DEADLINE (monotonic), and again
+        at the next call for what was not done by then."""
+        if self.pending:
+            concurrent.futures.wait(self.pending, max(0.0, deadline - self.clock.monotonic()))
+            self.pending = [done for done in self.pending if not done.done()]
+
+    def _after_read(self, key):
+        settings = self.settings
+        try:
+            if settings.AFTER_READ == "move":
+                self.client.copy({"Bucket": settings.BUCKET, "Key": key}, settings.BUCKET,
+                                 settings.MOVE_PREFIX + key)
+            self.client.delete_object(Bucket=settings.BUCKET, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            self.log.warning("read %s, but could not %s it: %s; it stays where it is"
+                             % (quoted(settings.BUCKET, key), settings.AFTER_READ, exc))
+
+
 # ---- nxlog_s3/reader/reader.py ------------------------------------------------------------------
 # Reader: one im_python instance, posting each object's events in key order.
 
@@ -2310,14 +2359,13 @@ class Reader(object):
         self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
                                self.log)
         self.decoder = Decoder(settings, self.log)
+        self.after_read = AfterRead(settings, self.client, self.fetcher, self.clock, self.log)
         self.field_guard = FieldGuard()
-        self.kept = set()  # keys whose events NXLog could not take whole: never removed
         self.served_at = 0  # when (clock.time) an object was last read whole
         self.rounds = {}  # server -> its Round under way
         self.late_due = {}  # server -> when (monotonic) its next re-listing is due
         self.turn = 0  # the server the next call starts with: a busy one starves no other
         self.open = None  # the OpenObject a call stopped in
-        self.after_reads = []  # futures of AFTER_READ's work not seen done yet
         self.read = {}  # server -> [objects, events, bytes] read since the start
         self.caught_up = {}  # server -> whether its last turn found nothing more to read
         self.errors = collections.Counter()  # read_data calls that failed, by kind
@@ -2408,7 +2456,7 @@ class Reader(object):
                     return True
             return False
         finally:
-            self._wait_for_after_reads(deadline)
+            self.after_read.wait(deadline)
             self.listing.flush_reports()
 
     def _read_server(self, module, server, budget, deadline):
@@ -2496,11 +2544,11 @@ class Reader(object):
                 if fields is NOT_YET:
                     return False  # S3 is slow to send the rest: the next call goes on
                 fields, changed, cut = guard(fields)
-                if changed and (not self.open.warned or cut and key not in self.kept):
+                if changed and (not self.open.warned or cut and key not in self.after_read.kept):
                     self.open.warned = True
                     self._warn_changed(key, changed, cut)
                     if cut:
-                        self.kept.add(key)
+                        self.after_read.keep(key)
                 event = new_event()
                 for name, value in fields.items():
                     event.set_field(name, value)
@@ -2608,28 +2656,7 @@ class Reader(object):
                              "the newest object to be the one before it" % (
                                  quoted(self.settings.BUCKET, item.key), ahead,
                                  self.settings.MAX_AHEAD))
-        if read and self.settings.AFTER_READ != "keep" and item.key not in self.kept:
-            self.after_reads.append(self.fetcher.submit(self._after_read, item.key))
-        self.kept.discard(item.key)
-
-    def _wait_for_after_reads(self, deadline):
-        """AFTER_READ's deletes and moves run in the fetch threads: waited for until the
-        call's DEADLINE, and again at the next call for those not done by then."""
-        if self.after_reads:
-            concurrent.futures.wait(self.after_reads,
-                                    max(0.0, deadline - self.clock.monotonic()))
-            self.after_reads = [done for done in self.after_reads if not done.done()]
-
-    def _after_read(self, key):
-        settings = self.settings
-        try:
-            if settings.AFTER_READ == "move":
-                self.client.copy({"Bucket": settings.BUCKET, "Key": key}, settings.BUCKET,
-                                 settings.MOVE_PREFIX + key)
-            self.client.delete_object(Bucket=settings.BUCKET, Key=key)
-        except (BotoCoreError, ClientError) as exc:
-            self.log.warning("read %s, but could not %s it: %s; it stays where it is"
-                             % (quoted(settings.BUCKET, key), settings.AFTER_READ, exc))
+        self.after_read.done_with(item.key, read)
 
     def start_over(self):
         """After an error: the next call lists again from the checkpoint."""
@@ -3037,7 +3064,7 @@ class Audit(object):
             self._count(server, item, events)
             if problem is not None:
                 self.problems.append(dict(problem, key=item.key))
-            batch = metadata.get("nxlog-s3-batch")
+            batch = metadata.get(METADATA_BATCH)
             if batch is not None and batch in batches:
                 self.problems.append({"problem": "duplicate", "key": item.key, "why": "it holds "
                                       "the batch %s, stored before as %r" % (batch,
@@ -3110,9 +3137,9 @@ def _events_in(metadata, settings):
     """The events an object holds, as its metadata says; None if it cannot say (a batch
     without the count, an object of another tool read with RAW_LINES). The old scripts'
     objects, with no metadata, hold one each."""
-    if "nxlog-s3-events" in metadata:
+    if METADATA_EVENTS in metadata:
         try:
-            return int(metadata["nxlog-s3-events"])
+            return int(metadata[METADATA_EVENTS])
         except ValueError:
             return None
     batch = metadata.get(METADATA_FORMAT) in ("jsonl", "parquet")

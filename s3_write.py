@@ -573,11 +573,18 @@ def lock_held(path):
 # The object format, for the writer, the reader and the commands alike: the key scheme, the
 # suffixes, the metadata names and the times in keys and fields.
 
-METADATA_FORMAT = "nxlog-s3-format"
-METADATA_COMPRESSION = "nxlog-s3-compression"
+# The object's metadata (x-amz-meta-*), as s3_write.py writes it and the reader, audit and
+# replay read it.
+METADATA_VERSION = "nxlog-s3-version"  # OBJECT_VERSION: the layout of these entries
+METADATA_FORMAT = "nxlog-s3-format"  # raw, json, pickle, jsonl or parquet
+METADATA_COMPRESSION = "nxlog-s3-compression"  # none, gzip or zstd
+METADATA_EVENTS = "nxlog-s3-events"  # how many events the object holds
+METADATA_FIRST = "nxlog-s3-first"  # its first event's time, UTC (utc_text)
+METADATA_LAST = "nxlog-s3-last"  # its last event's time, UTC
+METADATA_BATCH = "nxlog-s3-batch"  # the batch's id: an upload retried is known by it
 METADATA_TIMES = "nxlog-s3-times"  # zoned: datetime fields are ISO 8601 with their offset
 GZIP_MAGIC = b"\x1f\x8b"
-SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"
+SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"  # a key's second, after SERVER/ (KEY_TIME: UTC or local)
 
 
 def utc_text(epoch):
@@ -1008,7 +1015,7 @@ class Keys(object):
     def second(self, epoch):
         local = self.settings.KEY_TIME == "local"
         stamp = time.localtime(epoch) if local else time.gmtime(epoch)
-        return "%s/%s" % (self.settings.SERVER, time.strftime("%Y-%m-%d/%H.%M.%S", stamp))
+        return "%s/%s" % (self.settings.SERVER, time.strftime(SECOND_FORMAT, stamp))
 
     def assign(self, batch, after=0):
         """Gives BATCH its key, SECOND.N past AFTER. Its time is its first event's, but never
@@ -2052,7 +2059,7 @@ class Uploader(object):
         """Whether the object at BATCH's key is BATCH itself, stored by an earlier attempt."""
         head = self.client.head_object(Bucket=self.settings.BUCKET, Key=batch.key,
                                        **self.settings.owner())
-        return head.get("Metadata", {}).get("nxlog-s3-batch") == batch.id
+        return head.get("Metadata", {}).get(METADATA_BATCH) == batch.id
 
     def _put(self, batch):
         """Uploads BATCH to its key, only if that key is free (If-None-Match: *); the bytes
@@ -2076,10 +2083,10 @@ class Uploader(object):
         """Content-Type, Content-Encoding, metadata and the object options for BATCH."""
         settings = self.settings
         arguments = {"ContentType": CONTENT_TYPES[batch.format], "Metadata": {
-            "nxlog-s3-version": OBJECT_VERSION, "nxlog-s3-format": batch.format,
-            "nxlog-s3-compression": settings.COMPRESSION, "nxlog-s3-events": str(batch.events),
-            "nxlog-s3-first": batch.first, "nxlog-s3-last": batch.last,
-            "nxlog-s3-batch": batch.id, "nxlog-s3-times": "zoned"}}
+            METADATA_VERSION: OBJECT_VERSION, METADATA_FORMAT: batch.format,
+            METADATA_COMPRESSION: settings.COMPRESSION, METADATA_EVENTS: str(batch.events),
+            METADATA_FIRST: batch.first, METADATA_LAST: batch.last, METADATA_BATCH: batch.id,
+            METADATA_TIMES: "zoned"}}
         if settings.COMPRESSION != "none":
             arguments["ContentEncoding"] = settings.COMPRESSION
         if settings.STORAGE_CLASS:

@@ -6,11 +6,18 @@ import datetime
 import re
 import time
 
-METADATA_FORMAT = "nxlog-s3-format"
-METADATA_COMPRESSION = "nxlog-s3-compression"
+# The object's metadata (x-amz-meta-*), as s3_write.py writes it and the reader, audit and
+# replay read it.
+METADATA_VERSION = "nxlog-s3-version"  # OBJECT_VERSION: the layout of these entries
+METADATA_FORMAT = "nxlog-s3-format"  # raw, json, pickle, jsonl or parquet
+METADATA_COMPRESSION = "nxlog-s3-compression"  # none, gzip or zstd
+METADATA_EVENTS = "nxlog-s3-events"  # how many events the object holds
+METADATA_FIRST = "nxlog-s3-first"  # its first event's time, UTC (utc_text)
+METADATA_LAST = "nxlog-s3-last"  # its last event's time, UTC
+METADATA_BATCH = "nxlog-s3-batch"  # the batch's id: an upload retried is known by it
 METADATA_TIMES = "nxlog-s3-times"  # zoned: datetime fields are ISO 8601 with their offset
 GZIP_MAGIC = b"\x1f\x8b"
-SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"
+SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"  # a key's second, after SERVER/ (KEY_TIME: UTC or local)
 
 
 def utc_text(epoch):

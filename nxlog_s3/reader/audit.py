@@ -5,7 +5,13 @@ import functools
 from botocore.exceptions import ClientError
 
 from nxlog_s3.common.errors import MISSING, kind_of, object_failure
-from nxlog_s3.common.objects import METADATA_FORMAT, instant, utc_text
+from nxlog_s3.common.objects import (
+    METADATA_BATCH,
+    METADATA_EVENTS,
+    METADATA_FORMAT,
+    instant,
+    utc_text,
+)
 from nxlog_s3.common.runtime import EXIT_WARNED, count
 from nxlog_s3.reader.commands import _between, _in_order, _print_json, _range_text, _servers_to_read
 from nxlog_s3.reader.position import _ranges
@@ -45,7 +51,7 @@ class Audit(object):
             self._count(server, item, events)
             if problem is not None:
                 self.problems.append(dict(problem, key=item.key))
-            batch = metadata.get("nxlog-s3-batch")
+            batch = metadata.get(METADATA_BATCH)
             if batch is not None and batch in batches:
                 self.problems.append({"problem": "duplicate", "key": item.key, "why": "it holds "
                                       "the batch %s, stored before as %r" % (batch,
@@ -118,9 +124,9 @@ def _events_in(metadata, settings):
     """The events an object holds, as its metadata says; None if it cannot say (a batch
     without the count, an object of another tool read with RAW_LINES). The old scripts'
     objects, with no metadata, hold one each."""
-    if "nxlog-s3-events" in metadata:
+    if METADATA_EVENTS in metadata:
         try:
-            return int(metadata["nxlog-s3-events"])
+            return int(metadata[METADATA_EVENTS])
         except ValueError:
             return None
     batch = metadata.get(METADATA_FORMAT) in ("jsonl", "parquet")

@@ -20,6 +20,7 @@ from nxlog_s3.common.files import private_directory
 from nxlog_s3.common.metrics import Metrics
 from nxlog_s3.common.runtime import Clock, Disk, Log
 from nxlog_s3.common.s3 import check_bucket, new_client, probe_client, quoted
+from nxlog_s3.reader.after_read import AfterRead
 from nxlog_s3.reader.checkpoint import Checkpoint, CheckpointError
 from nxlog_s3.reader.decode import Decoder
 from nxlog_s3.reader.fetch import NOT_YET, WHOLE_OBJECT, Fetcher, OpenObject, Round, StreamedObject
@@ -63,14 +64,13 @@ class Reader(object):
         self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
                                self.log)
         self.decoder = Decoder(settings, self.log)
+        self.after_read = AfterRead(settings, self.client, self.fetcher, self.clock, self.log)
         self.field_guard = FieldGuard()
-        self.kept = set()  # keys whose events NXLog could not take whole: never removed
         self.served_at = 0  # when (clock.time) an object was last read whole
         self.rounds = {}  # server -> its Round under way
         self.late_due = {}  # server -> when (monotonic) its next re-listing is due
         self.turn = 0  # the server the next call starts with: a busy one starves no other
         self.open = None  # the OpenObject a call stopped in
-        self.after_reads = []  # futures of AFTER_READ's work not seen done yet
         self.read = {}  # server -> [objects, events, bytes] read since the start
         self.caught_up = {}  # server -> whether its last turn found nothing more to read
         self.errors = collections.Counter()  # read_data calls that failed, by kind
@@ -161,7 +161,7 @@ class Reader(object):
                     return True
             return False
         finally:
-            self._wait_for_after_reads(deadline)
+            self.after_read.wait(deadline)
             self.listing.flush_reports()
 
     def _read_server(self, module, server, budget, deadline):
@@ -249,11 +249,11 @@ class Reader(object):
                 if fields is NOT_YET:
                     return False  # S3 is slow to send the rest: the next call goes on
                 fields, changed, cut = guard(fields)
-                if changed and (not self.open.warned or cut and key not in self.kept):
+                if changed and (not self.open.warned or cut and key not in self.after_read.kept):
                     self.open.warned = True
                     self._warn_changed(key, changed, cut)
                     if cut:
-                        self.kept.add(key)
+                        self.after_read.keep(key)
                 event = new_event()
                 for name, value in fields.items():
                     event.set_field(name, value)
@@ -361,28 +361,7 @@ class Reader(object):
                              "the newest object to be the one before it" % (
                                  quoted(self.settings.BUCKET, item.key), ahead,
                                  self.settings.MAX_AHEAD))
-        if read and self.settings.AFTER_READ != "keep" and item.key not in self.kept:
-            self.after_reads.append(self.fetcher.submit(self._after_read, item.key))
-        self.kept.discard(item.key)
-
-    def _wait_for_after_reads(self, deadline):
-        """AFTER_READ's deletes and moves run in the fetch threads: waited for until the
-        call's DEADLINE, and again at the next call for those not done by then."""
-        if self.after_reads:
-            concurrent.futures.wait(self.after_reads,
-                                    max(0.0, deadline - self.clock.monotonic()))
-            self.after_reads = [done for done in self.after_reads if not done.done()]
-
-    def _after_read(self, key):
-        settings = self.settings
-        try:
-            if settings.AFTER_READ == "move":
-                self.client.copy({"Bucket": settings.BUCKET, "Key": key}, settings.BUCKET,
-                                 settings.MOVE_PREFIX + key)
-            self.client.delete_object(Bucket=settings.BUCKET, Key=key)
-        except (BotoCoreError, ClientError) as exc:
-            self.log.warning("read %s, but could not %s it: %s; it stays where it is"
-                             % (quoted(settings.BUCKET, key), settings.AFTER_READ, exc))
+        self.after_read.done_with(item.key, read)
 
     def start_over(self):
         """After an error: the next call lists again from the checkpoint."""

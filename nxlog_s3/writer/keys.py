@@ -5,7 +5,13 @@ import os
 import threading
 import time
 
-from nxlog_s3.common.objects import COMPRESSION_SUFFIXES, FORMAT_SUFFIXES, SCHEME_KEY, utc_text
+from nxlog_s3.common.objects import (
+    COMPRESSION_SUFFIXES,
+    FORMAT_SUFFIXES,
+    SCHEME_KEY,
+    SECOND_FORMAT,
+    utc_text,
+)
 from nxlog_s3.writer.encode import _event_epoch
 
 REMEMBERED_SECONDS = 4096  # seconds whose last counter is kept in memory
@@ -43,7 +49,7 @@ class Keys(object):
     def second(self, epoch):
         local = self.settings.KEY_TIME == "local"
         stamp = time.localtime(epoch) if local else time.gmtime(epoch)
-        return "%s/%s" % (self.settings.SERVER, time.strftime("%Y-%m-%d/%H.%M.%S", stamp))
+        return "%s/%s" % (self.settings.SERVER, time.strftime(SECOND_FORMAT, stamp))
 
     def assign(self, batch, after=0):
         """Gives BATCH its key, SECOND.N past AFTER. Its time is its first event's, but never

@@ -12,7 +12,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nxlog_s3.common.errors import NEEDS_FIXING, error_code, error_text, kind_of_code
 from nxlog_s3.common.files import open_nofollow
-from nxlog_s3.common.objects import CONTENT_TYPES, OBJECT_VERSION
+from nxlog_s3.common.objects import (
+    CONTENT_TYPES,
+    METADATA_BATCH,
+    METADATA_COMPRESSION,
+    METADATA_EVENTS,
+    METADATA_FIRST,
+    METADATA_FORMAT,
+    METADATA_LAST,
+    METADATA_TIMES,
+    METADATA_VERSION,
+    OBJECT_VERSION,
+)
 from nxlog_s3.common.optional import zstandard
 from nxlog_s3.common.runtime import count
 from nxlog_s3.common.s3 import quoted
@@ -133,7 +144,7 @@ class Uploader(object):
         """Whether the object at BATCH's key is BATCH itself, stored by an earlier attempt."""
         head = self.client.head_object(Bucket=self.settings.BUCKET, Key=batch.key,
                                        **self.settings.owner())
-        return head.get("Metadata", {}).get("nxlog-s3-batch") == batch.id
+        return head.get("Metadata", {}).get(METADATA_BATCH) == batch.id
 
     def _put(self, batch):
         """Uploads BATCH to its key, only if that key is free (If-None-Match: *); the bytes
@@ -157,10 +168,10 @@ class Uploader(object):
         """Content-Type, Content-Encoding, metadata and the object options for BATCH."""
         settings = self.settings
         arguments = {"ContentType": CONTENT_TYPES[batch.format], "Metadata": {
-            "nxlog-s3-version": OBJECT_VERSION, "nxlog-s3-format": batch.format,
-            "nxlog-s3-compression": settings.COMPRESSION, "nxlog-s3-events": str(batch.events),
-            "nxlog-s3-first": batch.first, "nxlog-s3-last": batch.last,
-            "nxlog-s3-batch": batch.id, "nxlog-s3-times": "zoned"}}
+            METADATA_VERSION: OBJECT_VERSION, METADATA_FORMAT: batch.format,
+            METADATA_COMPRESSION: settings.COMPRESSION, METADATA_EVENTS: str(batch.events),
+            METADATA_FIRST: batch.first, METADATA_LAST: batch.last, METADATA_BATCH: batch.id,
+            METADATA_TIMES: "zoned"}}
         if settings.COMPRESSION != "none":
             arguments["ContentEncoding"] = settings.COMPRESSION
         if settings.STORAGE_CLASS:
