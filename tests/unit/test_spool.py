@@ -1,0 +1,121 @@
+"""writer/spool_files.py and writer/spool.py: the spool's files, and the flow through it,
+each built alone on a temporary folder, with no S3."""
+
+import json
+import os
+import threading
+
+import pytest
+
+from nxlog_s3.common.runtime import Disk
+from nxlog_s3.writer.keys import Keys
+from nxlog_s3.writer.spool import Spool
+from nxlog_s3.writer.spool_files import SpoolFiles, spool_status
+from parts import writer_settings
+
+EPOCH = 1_772_359_200  # 2026-03-01 10:00:00 UTC
+
+
+def line(text):
+    return (json.dumps({"raw_event": text, "EventReceivedTime": "2026-03-01 10:00:00"})
+            + "\n").encode()
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return writer_settings(SPOOL_DIR=tmp_path / "spool", BATCH_EVENTS=3, BATCH_AGE=60,
+                           SERVER="web01")
+
+
+def files_of(settings, clock, log, disk):
+    return SpoolFiles(settings.SPOOL_DIR, clock, log, disk, durable=True)
+
+
+def spool_of(settings, clock, log, disk):
+    keys = Keys(settings, None, clock, log)
+    spool = Spool(settings, files_of(settings, clock, log, disk), keys, clock, log, disk,
+                  threading.Event())
+    spool.open()
+    spool.recover()
+    return spool
+
+
+def test_a_full_batch_is_closed_with_its_key_and_handed_to_the_uploader(settings, clock, log,
+                                                                       disk):
+    spool = spool_of(settings, clock, log, disk)
+    for text in ("one", "two", "three"):
+        spool.append("jsonl", line(text), "2026-03-01 10:00:00")
+    batch = spool.next_batch(timeout=0)
+    assert (batch.events, batch.key) == (3, "web01/2026-03-01/10.00.00.1.jsonl.gz")
+    assert open(batch.path("data"), "rb").read() == line("one") + line("two") + line("three")
+    assert json.loads(open(batch.path("json")).read())["key"] == batch.key
+
+
+def test_a_batch_is_closed_once_batch_age_has_passed_on_the_clock(settings, clock, log, disk):
+    spool = spool_of(settings, clock, log, disk)
+    spool.append("jsonl", line("one"), "2026-03-01 10:00:00")
+    assert spool.next_batch(timeout=0) is None
+    clock.now += 60
+    assert spool.next_batch(timeout=0).events == 1
+
+
+def test_no_fsync_runs_while_the_spools_lock_is_held(settings, clock, log):
+    held = []
+
+    class Watching(Disk):
+        def fsync(self, fd):
+            free = spool.lock.acquire(blocking=False)  # the lock is not reentrant
+            if free:
+                spool.lock.release()
+            held.append(not free)
+            Disk.fsync(fd)
+    spool = spool_of(settings, clock, log, Watching())
+    for text in ("one", "two", "three", "four"):  # the fourth waits for BATCH_AGE
+        spool.append("jsonl", line(text), "2026-03-01 10:00:00")
+    clock.now += 60
+    assert spool.next_batch(timeout=0) is not None and spool.next_batch(timeout=0) is not None
+    assert held and not any(held)
+
+
+def test_recovery_closes_a_torn_batch_at_its_last_whole_line(settings, clock, log, disk):
+    os.makedirs(settings.SPOOL_DIR, mode=0o700)
+    torn = os.path.join(settings.SPOOL_DIR, "000000000007-%d.jsonl.open" % EPOCH)
+    with open(torn, "wb") as handle:
+        handle.write(line("whole") + line("torn")[:10])
+    spool = spool_of(settings, clock, log, disk)
+    batch = spool.next_batch(timeout=0)
+    assert (batch.seq, batch.events) == (7, 1)
+    assert open(batch.path("data"), "rb").read() == line("whole")
+    assert spool.next_seq == 8
+
+
+def test_recovery_sets_a_damaged_manifest_aside_and_keeps_its_files(settings, clock, log,
+                                                                    disk):
+    os.makedirs(settings.SPOOL_DIR, mode=0o700)
+    for name, data in (("000000000003.json", b"{not json"), ("000000000003.data", b"x\n")):
+        with open(os.path.join(settings.SPOOL_DIR, name), "wb") as handle:
+            handle.write(data)
+    spool = spool_of(settings, clock, log, disk)
+    assert spool.next_batch(timeout=0) is None
+    assert sorted(os.listdir(os.path.join(settings.SPOOL_DIR, "damaged"))) == [
+        "000000000003.data", "000000000003.json"]
+
+
+def test_status_reads_what_the_spool_holds_without_taking_it(settings, clock, log, disk):
+    spool = spool_of(settings, clock, log, disk)
+    for text in ("one", "two", "three", "four"):
+        spool.append("jsonl", line(text), "2026-03-01 10:00:00")
+    status = spool_status(settings.SPOOL_DIR, EPOCH + 30)
+    assert (status["closed_batches"], status["events"], status["in_use"]) == (1, 4, True)
+    assert status["open_batch"]["events"] == 1
+    assert (status["oldest_event"], status["oldest_event_age"]) == ("2026-03-01T10:00:00Z", 30)
+
+
+def test_a_batch_stored_leaves_its_manifest_as_the_last_stored(settings, clock, log, disk):
+    spool = spool_of(settings, clock, log, disk)
+    for text in ("one", "two", "three"):
+        spool.append("jsonl", line(text), "2026-03-01 10:00:00")
+    batch = spool.next_batch(timeout=0)
+    spool.remove(batch)
+    assert spool.pending() == 0
+    assert spool_status(settings.SPOOL_DIR, EPOCH)["last_stored"]["key"] == batch.key
