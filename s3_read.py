@@ -1389,15 +1389,50 @@ def _compact(data):
     return json.dumps(data, separators=(",", ":")).encode()
 
 
+# ---- nxlog_s3/reader/deadline.py ----------------------------------------------------------------
+# Deadline: a read_data call's time limit, one object passed down to every part that may wait (a
+# listing's next page, an object's fetch, a streamed object's next events).
+
+class TimeUp(Exception):
+    """The call's time is up before what it waits for came."""
+
+
+class Deadline(object):
+    """SECONDS from now on CLOCK's monotonic time; None: no limit (a command, which may
+    wait as long as S3 takes)."""
+
+    def __init__(self, clock, seconds=None):
+        self.clock = clock
+        self.at = None if seconds is None else clock.monotonic() + seconds
+
+    def left(self):
+        """Seconds left, 0 once passed; None for no limit (a timeout of None waits)."""
+        return None if self.at is None else max(0.0, self.at - self.clock.monotonic())
+
+    def passed(self):
+        return self.at is not None and self.clock.monotonic() > self.at
+
+    def check(self):
+        """Raises TimeUp once the deadline has passed."""
+        if self.passed():
+            raise TimeUp()
+
+    def now_or_never(self):
+        """A deadline that has passed already: what waits nothing, as when there is other
+        work at hand."""
+        return Deadline(self.clock, -1.0)
+
+    def wait(self, futures):
+        """Waits for FUTURES until the deadline at most; whether all of them are done."""
+        done, pending = concurrent.futures.wait(futures, self.left())
+        return not pending
+
+
 # ---- nxlog_s3/reader/listing.py -----------------------------------------------------------------
 # Listing a server's new objects in key order: pages, late keys and sweeps.
 
 REPORTED_BY_NAME = 20  # keys not readable named one by one in a call; the others counted
-WAIT_STEP = 0.05  # seconds a listing waits for S3's next page before it lets the call see
 LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
-PAUSE = object()  # what a listing yields now and then, so that a long one can wait for the
-                  # next call instead of holding NXLog up
-WAITING = object()  # what a listing's pages yield while S3 has not sent the next one
 
 
 def _server_time(response, clock):
@@ -1425,31 +1460,6 @@ class Listing(object):
         self.known_servers = None  # with SERVER=*: what the last listing of them found
         self.listing_servers = None  # the future of the listing of them under way
 
-    def pages(self, prefix, start_after, delimiter=None, dates=None):
-        """(key, size, when stored) of every object under PREFIX after START_AFTER, in S3's
-        (text) order, or with DELIMITER the common prefixes (size None), a page at a time.
-        S3's time at each page is appended to DATES, if given. The fetch threads ask S3 for
-        each page, one ahead; while it has not come, WAITING comes every WAIT_STEP seconds,
-        so that a slow S3 holds no read_data call past its time."""
-        pages = iter(self._paginate(prefix, start_after, delimiter))
-        coming = self.fetcher.submit(next, pages, None)
-        while True:
-            try:
-                page = coming.result(WAIT_STEP)
-            except concurrent.futures.TimeoutError:
-                yield WAITING
-                continue
-            if page is None:
-                return
-            coming = self.fetcher.submit(next, pages, None)
-            if dates is not None:
-                dates.append(_server_time(page, self.clock))
-            for item in page.get("CommonPrefixes", ()):
-                yield item["Prefix"], None, None, None
-            for item in page.get("Contents", ()):
-                yield item["Key"], item["Size"], calendar.timegm(
-                    item["LastModified"].utctimetuple()), item.get("ETag", "")
-
     def _paginate(self, prefix, start_after=None, delimiter=None):
         arguments = {"Bucket": self.settings.BUCKET, "Prefix": prefix,
                      "PaginationConfig": {"PageSize": self.settings.MAXKEYS}}
@@ -1460,7 +1470,11 @@ class Listing(object):
         return self.client.get_paginator("list_objects_v2").paginate(**arguments)
 
     def keys_of(self, prefix):
-        return [entry[0] for entry in self.pages(prefix, None) if entry is not WAITING]
+        """Every key under PREFIX, however long S3 takes."""
+        pages, keys, unbounded = Pages(self, prefix, None), [], Deadline(self.clock)
+        for entries in iter(lambda: pages.next(unbounded), None):
+            keys += [entry[0] for entry in entries]
+        return keys
 
     def servers(self, deadline):
         """The servers to read: SERVER, or with * every first segment of a key, listed anew
@@ -1470,9 +1484,7 @@ class Listing(object):
             return self.settings.SERVER
         if self.listing_servers is None:
             self.listing_servers = self.fetcher.submit(self.first_segments)
-        concurrent.futures.wait([self.listing_servers],
-                                max(0.0, deadline - self.clock.monotonic()))
-        if self.listing_servers.done():
+        if deadline.wait([self.listing_servers]):
             finished, self.listing_servers = self.listing_servers, None
             self.known_servers = self.server_names(finished.result())
         return self.known_servers
@@ -1521,31 +1533,6 @@ class Listing(object):
                              "lists them all" % (len(more), quoted(bucket, more[0][0]),
                                                  more[0][1], SCRIPT))
 
-    def listed(self, server, start_after, dates=None, report=None):
-        """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
-        sorted by counter once all of it was listed, even across two list pages (and while
-        S3 is slow to send the next). Keys off the scheme, or with a date or time that cannot
-        be, are reported once (or given to REPORT(key, why)) and passed. PAUSE comes after
-        every MAXKEYS keys or so, and while S3 has not sent the next page."""
-        group, second, listed = [], None, 0
-        for entry in itertools.chain(self.pages(server + "/", start_after, dates=dates),
-                                     [None]):
-            if entry is WAITING:
-                yield PAUSE  # the second being listed stays open until its end is seen
-                continue
-            this = None if entry is None else _second_of(entry[0])
-            if group and this != second:
-                listed += len(group)
-                if listed >= self.settings.MAXKEYS:
-                    listed = 0
-                    yield PAUSE
-                yield from self._scheme_items(sorted(group, key=_counter_order),
-                                              report or self.report_other_key)
-                group = []
-            if entry is not None:
-                group.append(entry)
-                second = this
-
     def _scheme_items(self, group, report):
         """GROUP's (key, size, when stored, ETag) as Listed, sorted by counter (two objects
         of one counter, under two suffixes, are both read); keys that cannot be read
@@ -1573,40 +1560,12 @@ class Listing(object):
     def window(self, server, position):
         """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the
         newest one read on."""
-        for item in self.listed(server, position.start_after(server, position.window_start())):
-            if item is PAUSE or not position.done(item):
-                yield item
+        return ListingPass(self, server, position.start_after(server, position.window_start()),
+                           keep=lambda item: not position.done(item))
 
     def late(self, server, position, sweep):
-        """What the re-listing reads: the objects of SERVER not read yet between LATE_HORIZON
-        and LOOKBACK behind the newest one read; those that fell behind the horizon since the
-        last sweep are reported, once. A SWEEP lists the whole prefix: what S3 stored behind
-        that since the last sweep landed too late for any listing to read it, and is
-        reported. The horizon moves on at a sweep only (at every re-listing if there are
-        none), so that nothing lands between what the sweeps and the re-listings look at."""
-        horizon, end, keep_from = position.horizon(), position.window_start(), \
-            position.keep_from()
-        dates = []
-        for item in self.listed(server, position.start_after(server, None if sweep
-                                                             else keep_from), dates):
-            if item is not PAUSE and item.epoch >= end:
-                break
-            if item is PAUSE or item.epoch >= horizon and not position.done(item):
-                yield item
-            elif item.epoch < keep_from:
-                self._report_landed_behind(position, item)
-            elif not position.done(item):
-                why = "it landed more than LATE_HORIZON=%d s behind the newest object read" \
-                    % self.settings.LATE_HORIZON
-                self.log.warning("%s is not read: %s; read it by hand, or raise "
-                                 "NXLOG_S3_LATE_HORIZON" % (
-                                     quoted(self.settings.BUCKET, item.key), why))
-                position.put_aside(item.key, why)
-                position.mark(item)
-        if sweep:
-            position.swept_at = dates[0] if dates else self.clock.time()
-        if sweep or not self.settings.SWEEP_INTERVAL:
-            position.finish_late(horizon)
+        """What the re-listing reads (see LatePass), a SWEEP listing the whole prefix."""
+        return LatePass(self, server, position, sweep)
 
     def _report_landed_behind(self, position, item):
         """A sweep came across ITEM behind the horizon: if S3 stored it after the last sweep,
@@ -1622,6 +1581,130 @@ class Listing(object):
         every = self.settings.SWEEP_INTERVAL
         return every > 0 and (position.swept_at is None or
                               self.clock.time() >= position.swept_at + every)
+
+
+class Pages(object):
+    """The pages of one listing of PREFIX after START_AFTER (with DELIMITER, its common
+    prefixes), each asked of S3 by a fetch thread one page ahead. S3's time at each page is
+    appended to DATES, if given."""
+
+    def __init__(self, listing, prefix, start_after, delimiter=None, dates=None):
+        self.fetcher, self.clock, self.dates = listing.fetcher, listing.clock, dates
+        self.pages = iter(listing._paginate(prefix, start_after, delimiter))
+        self.coming = self.fetcher.submit(next, self.pages, None)
+
+    def next(self, deadline):
+        """The next page's (key, size, when stored, ETag) entries (a common prefix: size
+        None); None once the listing is over. TimeUp if S3 has not sent it by DEADLINE: it
+        is waited for again at the next call."""
+        try:
+            page = self.coming.result(deadline.left())
+        except concurrent.futures.TimeoutError:
+            raise TimeUp() from None
+        if page is None:
+            return None
+        self.coming = self.fetcher.submit(next, self.pages, None)
+        if self.dates is not None:
+            self.dates.append(_server_time(page, self.clock))
+        return [(item["Prefix"], None, None, None) for item in page.get("CommonPrefixes", ())] \
+            + [(item["Key"], item["Size"], calendar.timegm(item["LastModified"].utctimetuple()),
+                item.get("ETag", "")) for item in page.get("Contents", ())]
+
+
+class ListingPass(object):
+    """The objects of SERVER after START_AFTER as Listed, in reading order, those KEEP(item)
+    is true for: a second is sorted by counter once all of it was listed, even across two
+    pages. Keys off the scheme, or with a date or time that cannot be, are reported once (or
+    given to REPORT(key, why)) and passed. A pass may take several calls: it keeps its place."""
+
+    def __init__(self, listing, server, start_after, dates=None, report=None, keep=None):
+        self.listing, self.report = listing, report or listing.report_other_key
+        self.keep = keep or (lambda item: True)
+        self.pages = Pages(listing, server + "/", start_after, dates=dates)
+        self.group, self.second = [], None  # the keys of the second being listed
+        self.ready = collections.deque()  # objects of the seconds listed whole
+        self.over = False
+
+    def next(self, deadline):
+        """The next object; None once the listing is over. TimeUp if S3 has not sent the
+        next page by DEADLINE, or DEADLINE passed over a page that held nothing to read."""
+        while not self.ready:
+            if self.over:
+                return None
+            entries = self.pages.next(deadline)
+            if entries is None:
+                self._second_listed()
+                self.over = True
+                continue
+            for entry in entries:
+                this = _second_of(entry[0])
+                if self.group and this != self.second:
+                    self._second_listed()
+                self.group.append(entry)
+                self.second = this
+            if not self.ready:
+                deadline.check()
+        return self.ready.popleft()
+
+    def _second_listed(self):
+        items = self.listing._scheme_items(sorted(self.group, key=_counter_order), self.report)
+        self.ready.extend(item for item in items if self.keep(item))
+        self.group = []
+
+
+class LatePass(object):
+    """What the re-listing reads: the objects of SERVER not read yet between LATE_HORIZON
+    and LOOKBACK behind the newest one read; those that fell behind the horizon since the
+    last sweep are reported, once. A SWEEP lists the whole prefix: what S3 stored behind
+    that since the last sweep landed too late for any listing to read it, and is reported.
+    The horizon moves on at a sweep only (at every re-listing if there are none), so that
+    nothing lands between what the sweeps and the re-listings look at."""
+
+    def __init__(self, listing, server, position, sweep):
+        self.listing, self.position, self.sweep = listing, position, sweep
+        self.horizon, self.end = position.horizon(), position.window_start()
+        self.keep_from = position.keep_from()
+        self.dates = []
+        self.items = ListingPass(listing, server, position.start_after(
+            server, None if sweep else self.keep_from), self.dates, keep=self._read)
+        self.over = False
+
+    def next(self, deadline):
+        """The next object to read; None once the pass is over. TimeUp as ListingPass."""
+        if self.over:
+            return None
+        item = self.items.next(deadline)
+        if item is None or item.epoch >= self.end:
+            self._finish()
+            return None
+        return item
+
+    def _read(self, item):
+        """Whether ITEM is read; one behind the horizon is reported or set aside."""
+        position, settings = self.position, self.listing.settings
+        if item.epoch >= self.end:
+            return True  # where the pass ends (see next)
+        if item.epoch >= self.horizon:
+            return not position.done(item)
+        if item.epoch < self.keep_from:
+            self.listing._report_landed_behind(position, item)
+        elif not position.done(item):
+            why = "it landed more than LATE_HORIZON=%d s behind the newest object read" \
+                % settings.LATE_HORIZON
+            self.listing.log.warning("%s is not read: %s; read it by hand, or raise "
+                                     "NXLOG_S3_LATE_HORIZON" % (
+                                         quoted(settings.BUCKET, item.key), why))
+            position.put_aside(item.key, why)
+            position.mark(item)
+        return False
+
+    def _finish(self):
+        self.over = True
+        if self.sweep:
+            self.position.swept_at = self.dates[0] if self.dates else \
+                self.listing.clock.time()
+        if self.sweep or not self.listing.settings.SWEEP_INTERVAL:
+            self.position.finish_late(self.horizon)
 
 
 # ---- nxlog_s3/reader/lines.py -------------------------------------------------------------------
@@ -2063,31 +2146,35 @@ class Fetcher(object):
 
 
 class Round(object):
-    """One pass over a server's new objects (ITEMS, Listed in reading order, and PAUSE now
-    and then), which may take several calls: the listing goes on where the last call
-    stopped, and the small objects fetched ahead (FETCH_THREADS of them) wait for their
-    turn. LATE tells a re-listing of the horizon from a poll's pass over the window."""
+    """One pass over a server's new objects (ITEMS: a listing pass, whose next(deadline)
+    gives them in reading order), which may take several calls: the listing goes on where
+    the last call stopped, and the small objects fetched ahead (FETCH_THREADS of them) wait
+    for their turn. Objects SKIP(item) is true for are passed over. LATE tells a re-listing
+    of the horizon from a poll's pass over the window."""
 
-    def __init__(self, items, fetcher, late=False):
+    def __init__(self, items, fetcher, late=False, skip=None):
         self.items, self.fetcher, self.late = items, fetcher, late
+        self.skip = skip or (lambda item: False)
         self.over = False  # the listing came to its end
         self.ahead = collections.deque()  # (item, future, or None for a large object)
 
-    def next(self, deadline, clock):
-        """The next (item, future) in key order; PAUSE if the listing is still going after
-        DEADLINE with nothing to read yet; None once the pass is over."""
+    def next(self, deadline):
+        """The next (item, future) in key order; None once the pass is over. TimeUp if the
+        listing is still going at DEADLINE with nothing to read yet."""
         while not self.over and len(self.ahead) <= self.fetcher.settings.FETCH_THREADS:
-            item = next(self.items, None)
+            try:  # with objects at hand, a page not here yet is not waited for
+                item = self.items.next(deadline.now_or_never() if self.ahead else deadline)
+            except TimeUp:
+                if self.ahead:
+                    break
+                raise
             if item is None:
                 self.over = True
-            elif item is PAUSE:
-                if self.ahead or clock.monotonic() > deadline:
-                    break  # objects to read now, or the call's time is up
-            else:
+            elif not self.skip(item):
                 self.ahead.append((item, self.fetcher.ahead(item)))
         if self.ahead:
             return self.ahead.popleft()
-        return None if self.over else PAUSE
+        return None
 
     def again(self, entry):
         """ENTRY's object is not done yet: it comes first in the next call."""
@@ -2104,7 +2191,7 @@ class OpenObject(object):
     def __init__(self, key, response, decoded, budget):
         self.key, self.response, self.budget = key, response, budget
         self.events = decoded()
-        self.deadline = None  # when the call posting its events must end
+        self.deadline = None  # the Deadline of the call posting its events
         self.warned = False  # whether a warning named what NXLog could not take in it
 
     def close(self):
@@ -2120,19 +2207,20 @@ class _Failed(object):
 
 
 _END = object()
-NOT_YET = object()  # what a StreamedObject's events give when none came by the deadline
 
 
 class StreamedObject(OpenObject):
     """An object too large to fetch whole: a thread of its own decodes it as its body
     streams, STREAMED_AHEAD chunks ahead of read_data at most (a chunk: STREAMED_CHUNK
     events, or fewer decoded from CHUNK_BYTES as BUDGET counts them), so that a slow S3
-    holds that thread, not NXLog, and memory stays bounded. Its events give NOT_YET when
-    none came by the call's deadline; an error comes where it happened, after the events
-    before it."""
+    holds that thread, not NXLog, and memory stays bounded. Its events raise TimeUp when
+    none came by the call's deadline (the next call goes on there); an error comes where it
+    happened, after the events before it."""
 
-    def __init__(self, key, response, decoded, budget, clock):
-        OpenObject.__init__(self, key, response, lambda: self._ready(clock), budget)
+    def __init__(self, key, response, decoded, budget):
+        OpenObject.__init__(self, key, response, lambda: self, budget)
+        self.chunk = iter(())  # the events handed over and not posted yet
+        self.ended = False
         self.queue = queue.Queue(STREAMED_AHEAD)
         self.stopped = threading.Event()
         threading.Thread(target=self._decode, args=(decoded,), daemon=True,
@@ -2163,18 +2251,25 @@ class StreamedObject(OpenObject):
                 continue
         return False
 
-    def _ready(self, clock):
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        """The next event decoded; TimeUp if none came by the deadline (it keeps its place:
+        no event is lost), StopIteration at the end."""
         while True:
+            for fields in self.chunk:
+                return fields
+            if self.ended:
+                raise StopIteration
             try:
-                value = self.queue.get(timeout=max(0.0, self.deadline - clock.monotonic()))
+                value = self.queue.get(timeout=self.deadline.left())
             except queue.Empty:
-                yield NOT_YET
-                continue
-            if value is _END:
-                return
+                raise TimeUp() from None
             if isinstance(value, _Failed):
                 raise value.exc
-            yield from value
+            self.ended = value is _END
+            self.chunk = iter(() if self.ended else value)
 
     def close(self):
         self.stopped.set()
@@ -2286,9 +2381,8 @@ class AfterRead(object):
     """Deletes or moves each object read, as AFTER_READ says, in the FETCHER's threads; an
     object whose text NXLog could not take whole is kept (see keep)."""
 
-    def __init__(self, settings, client, fetcher, clock, log):
-        self.settings, self.client, self.fetcher = settings, client, fetcher
-        self.clock, self.log = clock, log
+    def __init__(self, settings, client, fetcher, log):
+        self.settings, self.client, self.fetcher, self.log = settings, client, fetcher, log
         self.kept = set()  # keys whose events NXLog could not take whole: never removed
         self.pending = []  # futures of the work not seen done yet
 
@@ -2303,10 +2397,10 @@ class AfterRead(object):
         self.kept.discard(key)
 
     def wait(self, deadline):
-        """The work under way, waited for until the call's DEADLINE (monotonic), and again
-        at the next call for what was not done by then."""
+        """The work under way, waited for until the call's DEADLINE, and again at the next
+        call for what was not done by then."""
         if self.pending:
-            concurrent.futures.wait(self.pending, max(0.0, deadline - self.clock.monotonic()))
+            deadline.wait(self.pending)
             self.pending = [done for done in self.pending if not done.done()]
 
     def _after_read(self, key):
@@ -2359,7 +2453,7 @@ class Reader(object):
         self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
                                self.log)
         self.decoder = Decoder(settings, self.log)
-        self.after_read = AfterRead(settings, self.client, self.fetcher, self.clock, self.log)
+        self.after_read = AfterRead(settings, self.client, self.fetcher, self.log)
         self.field_guard = FieldGuard()
         self.served_at = 0  # when (clock.time) an object was last read whole
         self.rounds = {}  # server -> its Round under way
@@ -2441,7 +2535,7 @@ class Reader(object):
         checkpoint.keep_lock()
         if checkpoint.unsaved:
             checkpoint.save()
-        deadline = self.clock.monotonic() + self.settings.MAX_SECONDS_PER_CALL
+        deadline = Deadline(self.clock, self.settings.MAX_SECONDS_PER_CALL)
         servers = self.listing.servers(deadline)
         if servers is None:
             return True  # S3 has not listed them yet: the next call looks again
@@ -2464,17 +2558,18 @@ class Reader(object):
         what is left of the budget, and whether SERVER has caught up."""
         position = self.checkpoint.position(server)
         read = self.read.setdefault(server, [0, 0, 0])
-        while budget and self.clock.monotonic() <= deadline:
-            entry = self._next_entry(server, position, deadline)
+        while budget and not deadline.passed():
+            try:
+                entry = self._next_entry(server, position, deadline)
+            except TimeUp:  # a long listing goes on at the next call
+                return 0, False
             if entry is None:
                 return budget, True
-            if entry is PAUSE:
-                return 0, False
             item, future = entry
             if future is None:  # a large object, its turn come
                 entry = item, self.fetcher.get(item)
                 item, future = entry
-            if not self._arrived(future, deadline):
+            if not deadline.wait([future]):
                 self.rounds[server].again(entry)
                 return 0, False  # NXLog has its turn; the next call waits on for it
             budget -= 1
@@ -2495,22 +2590,16 @@ class Reader(object):
             self._done_with(position, item)
         return budget, False
 
-    def _arrived(self, future, deadline):
-        """Whether the object FUTURE fetches is here, waiting for it until DEADLINE at most:
-        a slow S3 holds no call longer than its time."""
-        concurrent.futures.wait([future], max(0.0, deadline - self.clock.monotonic()))
-        return future.done()
-
     def _next_entry(self, server, position, deadline):
         """The next object of SERVER to read, and its fetch: from the round under way, else
         from a new pass over the window; once that is over, from a re-listing of the horizon
-        if one is due. None once SERVER has caught up; PAUSE if a long listing goes on at the
-        next call."""
+        if one is due. None once SERVER has caught up; TimeUp if a long listing goes on at
+        the next call."""
         while True:
             if server not in self.rounds:
                 self.rounds[server] = self._round(position,
                                                   self.listing.window(server, position))
-            entry = self.rounds[server].next(deadline, self.clock)
+            entry = self.rounds[server].next(deadline)
             if entry is not None:
                 return entry
             finished = self.rounds.pop(server)
@@ -2525,9 +2614,8 @@ class Reader(object):
                 server, position, self.listing.sweep_due(position)), late=True)
 
     def _round(self, position, items, late=False):
-        return Round((item for item in items
-                      if item is PAUSE or not self._tried_lately(position, item.key)),
-                     self.fetcher, late)
+        return Round(items, self.fetcher, late,
+                     skip=lambda item: self._tried_lately(position, item.key))
 
     def _read_object(self, module, position, key, future, deadline, read):
         """Posts the events of KEY (counted in READ[1]); False if the call's time ran out
@@ -2541,8 +2629,6 @@ class Reader(object):
         guard = self.field_guard.guarded
         try:
             for fields in self._events_to_post(position, key, future, deadline):
-                if fields is NOT_YET:
-                    return False  # S3 is slow to send the rest: the next call goes on
                 fields, changed, cut = guard(fields)
                 if changed and (not self.open.warned or cut and key not in self.after_read.kept):
                     self.open.warned = True
@@ -2554,8 +2640,10 @@ class Reader(object):
                     event.set_field(name, value)
                 event.post()
                 posted += 1
-                if posted % every == 0 and self.clock.monotonic() > deadline:
+                if posted % every == 0 and deadline.passed():
                     return False
+        except TimeUp:  # S3 is slow to send the rest: the next call goes on
+            return False
         except (BotoCoreError, ClientError):  # S3 or the network (some are OSErrors too)
             self._close_open()
             raise
@@ -2600,7 +2688,7 @@ class Reader(object):
                                     None)
         if isinstance(response["Body"], io.BytesIO):  # fetched whole
             return OpenObject(key, response, decoded, budget)
-        return StreamedObject(key, response, decoded, budget, self.clock)
+        return StreamedObject(key, response, decoded, budget)
 
     def _close_open(self):
         if self.open is not None:
@@ -2745,9 +2833,9 @@ def _between(reader, server, start, end, report=None):
     Listed in reading order; keys off the scheme reported (or given to REPORT)."""
     start_after = None if start is None else "%s/%s" % (server,
                                                         reader.checkpoint.seconds.text(start))
-    for item in reader.listing.listed(server, start_after, report=report):
-        if item is PAUSE:
-            continue
+    listed, unbounded = ListingPass(reader.listing, server, start_after, report=report), \
+        Deadline(reader.clock)
+    for item in iter(lambda: listed.next(unbounded), None):
         if end is not None and item.epoch >= end:
             return
         yield item

@@ -45,9 +45,11 @@ def keys_in(endpoint, bucket):
 
 
 def lines_of(path):
+    """PATH's lines, split at newlines only: an event's text may hold what splitlines()
+    also splits at (U+0085, U+2028), and NXLog writes it as it is."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read().splitlines()
+            return [line for line in handle.read().split("\n") if line]
     except FileNotFoundError:
         return []
 

@@ -41,7 +41,8 @@ SCRIPTS = {
     "s3_read.py": {
         "defaults": "reader/defaults",
         "modules": COMMON + ["reader/settings", "reader/position", "reader/checkpoint",
-                             "reader/listing", "reader/lines", "reader/parquet", "reader/decode",
+                             "reader/deadline", "reader/listing", "reader/lines",
+                             "reader/parquet", "reader/decode",
                              "reader/fetch", "reader/fields", "reader/after_read",
                              "reader/reader",
                              "reader/commands", "reader/status", "reader/replay", "reader/audit",

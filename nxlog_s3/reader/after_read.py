@@ -1,7 +1,5 @@
 """AFTER_READ: what becomes of an object once read (kept, deleted, or moved)."""
 
-import concurrent.futures
-
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nxlog_s3.common.s3 import quoted
@@ -11,9 +9,8 @@ class AfterRead(object):
     """Deletes or moves each object read, as AFTER_READ says, in the FETCHER's threads; an
     object whose text NXLog could not take whole is kept (see keep)."""
 
-    def __init__(self, settings, client, fetcher, clock, log):
-        self.settings, self.client, self.fetcher = settings, client, fetcher
-        self.clock, self.log = clock, log
+    def __init__(self, settings, client, fetcher, log):
+        self.settings, self.client, self.fetcher, self.log = settings, client, fetcher, log
         self.kept = set()  # keys whose events NXLog could not take whole: never removed
         self.pending = []  # futures of the work not seen done yet
 
@@ -28,10 +25,10 @@ class AfterRead(object):
         self.kept.discard(key)
 
     def wait(self, deadline):
-        """The work under way, waited for until the call's DEADLINE (monotonic), and again
-        at the next call for what was not done by then."""
+        """The work under way, waited for until the call's DEADLINE, and again at the next
+        call for what was not done by then."""
         if self.pending:
-            concurrent.futures.wait(self.pending, max(0.0, deadline - self.clock.monotonic()))
+            deadline.wait(self.pending)
             self.pending = [done for done in self.pending if not done.done()]
 
     def _after_read(self, key):

@@ -12,7 +12,8 @@ from nxlog_s3.common.errors import error_text
 from nxlog_s3.common.objects import instant, utc_text
 from nxlog_s3.common.runtime import NXLOG, SCRIPT, count
 from nxlog_s3.common.s3 import check_bucket
-from nxlog_s3.reader.listing import PAUSE
+from nxlog_s3.reader.deadline import Deadline
+from nxlog_s3.reader.listing import ListingPass
 from nxlog_s3.reader.reader import Reader
 
 RELATIVE_TIME = re.compile(r"^-([0-9]+)([smhd])$")
@@ -58,9 +59,9 @@ def _between(reader, server, start, end, report=None):
     Listed in reading order; keys off the scheme reported (or given to REPORT)."""
     start_after = None if start is None else "%s/%s" % (server,
                                                         reader.checkpoint.seconds.text(start))
-    for item in reader.listing.listed(server, start_after, report=report):
-        if item is PAUSE:
-            continue
+    listed, unbounded = ListingPass(reader.listing, server, start_after, report=report), \
+        Deadline(reader.clock)
+    for item in iter(lambda: listed.next(unbounded), None):
         if end is not None and item.epoch >= end:
             return
         yield item

@@ -7,8 +7,8 @@ import queue
 import threading
 
 from nxlog_s3.common.runtime import SCRIPT
+from nxlog_s3.reader.deadline import TimeUp
 from nxlog_s3.reader.lines import CHUNK_BYTES
-from nxlog_s3.reader.listing import PAUSE
 
 WHOLE_OBJECT = 8 * 1024 * 1024  # objects up to this size are fetched ahead, whole, by the
 STREAMED_CHUNK = 1024  # events an object's decoding thread hands read_data at a time...
@@ -55,31 +55,35 @@ class Fetcher(object):
 
 
 class Round(object):
-    """One pass over a server's new objects (ITEMS, Listed in reading order, and PAUSE now
-    and then), which may take several calls: the listing goes on where the last call
-    stopped, and the small objects fetched ahead (FETCH_THREADS of them) wait for their
-    turn. LATE tells a re-listing of the horizon from a poll's pass over the window."""
+    """One pass over a server's new objects (ITEMS: a listing pass, whose next(deadline)
+    gives them in reading order), which may take several calls: the listing goes on where
+    the last call stopped, and the small objects fetched ahead (FETCH_THREADS of them) wait
+    for their turn. Objects SKIP(item) is true for are passed over. LATE tells a re-listing
+    of the horizon from a poll's pass over the window."""
 
-    def __init__(self, items, fetcher, late=False):
+    def __init__(self, items, fetcher, late=False, skip=None):
         self.items, self.fetcher, self.late = items, fetcher, late
+        self.skip = skip or (lambda item: False)
         self.over = False  # the listing came to its end
         self.ahead = collections.deque()  # (item, future, or None for a large object)
 
-    def next(self, deadline, clock):
-        """The next (item, future) in key order; PAUSE if the listing is still going after
-        DEADLINE with nothing to read yet; None once the pass is over."""
+    def next(self, deadline):
+        """The next (item, future) in key order; None once the pass is over. TimeUp if the
+        listing is still going at DEADLINE with nothing to read yet."""
         while not self.over and len(self.ahead) <= self.fetcher.settings.FETCH_THREADS:
-            item = next(self.items, None)
+            try:  # with objects at hand, a page not here yet is not waited for
+                item = self.items.next(deadline.now_or_never() if self.ahead else deadline)
+            except TimeUp:
+                if self.ahead:
+                    break
+                raise
             if item is None:
                 self.over = True
-            elif item is PAUSE:
-                if self.ahead or clock.monotonic() > deadline:
-                    break  # objects to read now, or the call's time is up
-            else:
+            elif not self.skip(item):
                 self.ahead.append((item, self.fetcher.ahead(item)))
         if self.ahead:
             return self.ahead.popleft()
-        return None if self.over else PAUSE
+        return None
 
     def again(self, entry):
         """ENTRY's object is not done yet: it comes first in the next call."""
@@ -96,7 +100,7 @@ class OpenObject(object):
     def __init__(self, key, response, decoded, budget):
         self.key, self.response, self.budget = key, response, budget
         self.events = decoded()
-        self.deadline = None  # when the call posting its events must end
+        self.deadline = None  # the Deadline of the call posting its events
         self.warned = False  # whether a warning named what NXLog could not take in it
 
     def close(self):
@@ -112,19 +116,20 @@ class _Failed(object):
 
 
 _END = object()
-NOT_YET = object()  # what a StreamedObject's events give when none came by the deadline
 
 
 class StreamedObject(OpenObject):
     """An object too large to fetch whole: a thread of its own decodes it as its body
     streams, STREAMED_AHEAD chunks ahead of read_data at most (a chunk: STREAMED_CHUNK
     events, or fewer decoded from CHUNK_BYTES as BUDGET counts them), so that a slow S3
-    holds that thread, not NXLog, and memory stays bounded. Its events give NOT_YET when
-    none came by the call's deadline; an error comes where it happened, after the events
-    before it."""
+    holds that thread, not NXLog, and memory stays bounded. Its events raise TimeUp when
+    none came by the call's deadline (the next call goes on there); an error comes where it
+    happened, after the events before it."""
 
-    def __init__(self, key, response, decoded, budget, clock):
-        OpenObject.__init__(self, key, response, lambda: self._ready(clock), budget)
+    def __init__(self, key, response, decoded, budget):
+        OpenObject.__init__(self, key, response, lambda: self, budget)
+        self.chunk = iter(())  # the events handed over and not posted yet
+        self.ended = False
         self.queue = queue.Queue(STREAMED_AHEAD)
         self.stopped = threading.Event()
         threading.Thread(target=self._decode, args=(decoded,), daemon=True,
@@ -155,18 +160,25 @@ class StreamedObject(OpenObject):
                 continue
         return False
 
-    def _ready(self, clock):
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        """The next event decoded; TimeUp if none came by the deadline (it keeps its place:
+        no event is lost), StopIteration at the end."""
         while True:
+            for fields in self.chunk:
+                return fields
+            if self.ended:
+                raise StopIteration
             try:
-                value = self.queue.get(timeout=max(0.0, self.deadline - clock.monotonic()))
+                value = self.queue.get(timeout=self.deadline.left())
             except queue.Empty:
-                yield NOT_YET
-                continue
-            if value is _END:
-                return
+                raise TimeUp() from None
             if isinstance(value, _Failed):
                 raise value.exc
-            yield from value
+            self.ended = value is _END
+            self.chunk = iter(() if self.ended else value)
 
     def close(self):
         self.stopped.set()

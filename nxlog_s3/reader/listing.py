@@ -1,22 +1,19 @@
 """Listing a server's new objects in key order: pages, late keys and sweeps."""
 
 import calendar
+import collections
 import concurrent.futures
 import email.utils
-import itertools
 
 from nxlog_s3.common.objects import SCHEME_KEY, _second_of, utc_text
 from nxlog_s3.common.runtime import SCRIPT
 from nxlog_s3.common.s3 import quoted
 from nxlog_s3.common.settings import _server
+from nxlog_s3.reader.deadline import Deadline, TimeUp
 from nxlog_s3.reader.position import Listed, _mark
 
 REPORTED_BY_NAME = 20  # keys not readable named one by one in a call; the others counted
-WAIT_STEP = 0.05  # seconds a listing waits for S3's next page before it lets the call see
 LANDING_MARGIN = 300  # seconds a sweep looks before the last one: clocks and slow uploads
-PAUSE = object()  # what a listing yields now and then, so that a long one can wait for the
-                  # next call instead of holding NXLog up
-WAITING = object()  # what a listing's pages yield while S3 has not sent the next one
 
 
 def _server_time(response, clock):
@@ -44,31 +41,6 @@ class Listing(object):
         self.known_servers = None  # with SERVER=*: what the last listing of them found
         self.listing_servers = None  # the future of the listing of them under way
 
-    def pages(self, prefix, start_after, delimiter=None, dates=None):
-        """(key, size, when stored) of every object under PREFIX after START_AFTER, in S3's
-        (text) order, or with DELIMITER the common prefixes (size None), a page at a time.
-        S3's time at each page is appended to DATES, if given. The fetch threads ask S3 for
-        each page, one ahead; while it has not come, WAITING comes every WAIT_STEP seconds,
-        so that a slow S3 holds no read_data call past its time."""
-        pages = iter(self._paginate(prefix, start_after, delimiter))
-        coming = self.fetcher.submit(next, pages, None)
-        while True:
-            try:
-                page = coming.result(WAIT_STEP)
-            except concurrent.futures.TimeoutError:
-                yield WAITING
-                continue
-            if page is None:
-                return
-            coming = self.fetcher.submit(next, pages, None)
-            if dates is not None:
-                dates.append(_server_time(page, self.clock))
-            for item in page.get("CommonPrefixes", ()):
-                yield item["Prefix"], None, None, None
-            for item in page.get("Contents", ()):
-                yield item["Key"], item["Size"], calendar.timegm(
-                    item["LastModified"].utctimetuple()), item.get("ETag", "")
-
     def _paginate(self, prefix, start_after=None, delimiter=None):
         arguments = {"Bucket": self.settings.BUCKET, "Prefix": prefix,
                      "PaginationConfig": {"PageSize": self.settings.MAXKEYS}}
@@ -79,7 +51,11 @@ class Listing(object):
         return self.client.get_paginator("list_objects_v2").paginate(**arguments)
 
     def keys_of(self, prefix):
-        return [entry[0] for entry in self.pages(prefix, None) if entry is not WAITING]
+        """Every key under PREFIX, however long S3 takes."""
+        pages, keys, unbounded = Pages(self, prefix, None), [], Deadline(self.clock)
+        for entries in iter(lambda: pages.next(unbounded), None):
+            keys += [entry[0] for entry in entries]
+        return keys
 
     def servers(self, deadline):
         """The servers to read: SERVER, or with * every first segment of a key, listed anew
@@ -89,9 +65,7 @@ class Listing(object):
             return self.settings.SERVER
         if self.listing_servers is None:
             self.listing_servers = self.fetcher.submit(self.first_segments)
-        concurrent.futures.wait([self.listing_servers],
-                                max(0.0, deadline - self.clock.monotonic()))
-        if self.listing_servers.done():
+        if deadline.wait([self.listing_servers]):
             finished, self.listing_servers = self.listing_servers, None
             self.known_servers = self.server_names(finished.result())
         return self.known_servers
@@ -140,31 +114,6 @@ class Listing(object):
                              "lists them all" % (len(more), quoted(bucket, more[0][0]),
                                                  more[0][1], SCRIPT))
 
-    def listed(self, server, start_after, dates=None, report=None):
-        """The objects of SERVER after START_AFTER as Listed, in reading order: a second is
-        sorted by counter once all of it was listed, even across two list pages (and while
-        S3 is slow to send the next). Keys off the scheme, or with a date or time that cannot
-        be, are reported once (or given to REPORT(key, why)) and passed. PAUSE comes after
-        every MAXKEYS keys or so, and while S3 has not sent the next page."""
-        group, second, listed = [], None, 0
-        for entry in itertools.chain(self.pages(server + "/", start_after, dates=dates),
-                                     [None]):
-            if entry is WAITING:
-                yield PAUSE  # the second being listed stays open until its end is seen
-                continue
-            this = None if entry is None else _second_of(entry[0])
-            if group and this != second:
-                listed += len(group)
-                if listed >= self.settings.MAXKEYS:
-                    listed = 0
-                    yield PAUSE
-                yield from self._scheme_items(sorted(group, key=_counter_order),
-                                              report or self.report_other_key)
-                group = []
-            if entry is not None:
-                group.append(entry)
-                second = this
-
     def _scheme_items(self, group, report):
         """GROUP's (key, size, when stored, ETag) as Listed, sorted by counter (two objects
         of one counter, under two suffixes, are both read); keys that cannot be read
@@ -192,40 +141,12 @@ class Listing(object):
     def window(self, server, position):
         """What a poll reads: the objects of SERVER not read yet, from LOOKBACK behind the
         newest one read on."""
-        for item in self.listed(server, position.start_after(server, position.window_start())):
-            if item is PAUSE or not position.done(item):
-                yield item
+        return ListingPass(self, server, position.start_after(server, position.window_start()),
+                           keep=lambda item: not position.done(item))
 
     def late(self, server, position, sweep):
-        """What the re-listing reads: the objects of SERVER not read yet between LATE_HORIZON
-        and LOOKBACK behind the newest one read; those that fell behind the horizon since the
-        last sweep are reported, once. A SWEEP lists the whole prefix: what S3 stored behind
-        that since the last sweep landed too late for any listing to read it, and is
-        reported. The horizon moves on at a sweep only (at every re-listing if there are
-        none), so that nothing lands between what the sweeps and the re-listings look at."""
-        horizon, end, keep_from = position.horizon(), position.window_start(), \
-            position.keep_from()
-        dates = []
-        for item in self.listed(server, position.start_after(server, None if sweep
-                                                             else keep_from), dates):
-            if item is not PAUSE and item.epoch >= end:
-                break
-            if item is PAUSE or item.epoch >= horizon and not position.done(item):
-                yield item
-            elif item.epoch < keep_from:
-                self._report_landed_behind(position, item)
-            elif not position.done(item):
-                why = "it landed more than LATE_HORIZON=%d s behind the newest object read" \
-                    % self.settings.LATE_HORIZON
-                self.log.warning("%s is not read: %s; read it by hand, or raise "
-                                 "NXLOG_S3_LATE_HORIZON" % (
-                                     quoted(self.settings.BUCKET, item.key), why))
-                position.put_aside(item.key, why)
-                position.mark(item)
-        if sweep:
-            position.swept_at = dates[0] if dates else self.clock.time()
-        if sweep or not self.settings.SWEEP_INTERVAL:
-            position.finish_late(horizon)
+        """What the re-listing reads (see LatePass), a SWEEP listing the whole prefix."""
+        return LatePass(self, server, position, sweep)
 
     def _report_landed_behind(self, position, item):
         """A sweep came across ITEM behind the horizon: if S3 stored it after the last sweep,
@@ -241,3 +162,127 @@ class Listing(object):
         every = self.settings.SWEEP_INTERVAL
         return every > 0 and (position.swept_at is None or
                               self.clock.time() >= position.swept_at + every)
+
+
+class Pages(object):
+    """The pages of one listing of PREFIX after START_AFTER (with DELIMITER, its common
+    prefixes), each asked of S3 by a fetch thread one page ahead. S3's time at each page is
+    appended to DATES, if given."""
+
+    def __init__(self, listing, prefix, start_after, delimiter=None, dates=None):
+        self.fetcher, self.clock, self.dates = listing.fetcher, listing.clock, dates
+        self.pages = iter(listing._paginate(prefix, start_after, delimiter))
+        self.coming = self.fetcher.submit(next, self.pages, None)
+
+    def next(self, deadline):
+        """The next page's (key, size, when stored, ETag) entries (a common prefix: size
+        None); None once the listing is over. TimeUp if S3 has not sent it by DEADLINE: it
+        is waited for again at the next call."""
+        try:
+            page = self.coming.result(deadline.left())
+        except concurrent.futures.TimeoutError:
+            raise TimeUp() from None
+        if page is None:
+            return None
+        self.coming = self.fetcher.submit(next, self.pages, None)
+        if self.dates is not None:
+            self.dates.append(_server_time(page, self.clock))
+        return [(item["Prefix"], None, None, None) for item in page.get("CommonPrefixes", ())] \
+            + [(item["Key"], item["Size"], calendar.timegm(item["LastModified"].utctimetuple()),
+                item.get("ETag", "")) for item in page.get("Contents", ())]
+
+
+class ListingPass(object):
+    """The objects of SERVER after START_AFTER as Listed, in reading order, those KEEP(item)
+    is true for: a second is sorted by counter once all of it was listed, even across two
+    pages. Keys off the scheme, or with a date or time that cannot be, are reported once (or
+    given to REPORT(key, why)) and passed. A pass may take several calls: it keeps its place."""
+
+    def __init__(self, listing, server, start_after, dates=None, report=None, keep=None):
+        self.listing, self.report = listing, report or listing.report_other_key
+        self.keep = keep or (lambda item: True)
+        self.pages = Pages(listing, server + "/", start_after, dates=dates)
+        self.group, self.second = [], None  # the keys of the second being listed
+        self.ready = collections.deque()  # objects of the seconds listed whole
+        self.over = False
+
+    def next(self, deadline):
+        """The next object; None once the listing is over. TimeUp if S3 has not sent the
+        next page by DEADLINE, or DEADLINE passed over a page that held nothing to read."""
+        while not self.ready:
+            if self.over:
+                return None
+            entries = self.pages.next(deadline)
+            if entries is None:
+                self._second_listed()
+                self.over = True
+                continue
+            for entry in entries:
+                this = _second_of(entry[0])
+                if self.group and this != self.second:
+                    self._second_listed()
+                self.group.append(entry)
+                self.second = this
+            if not self.ready:
+                deadline.check()
+        return self.ready.popleft()
+
+    def _second_listed(self):
+        items = self.listing._scheme_items(sorted(self.group, key=_counter_order), self.report)
+        self.ready.extend(item for item in items if self.keep(item))
+        self.group = []
+
+
+class LatePass(object):
+    """What the re-listing reads: the objects of SERVER not read yet between LATE_HORIZON
+    and LOOKBACK behind the newest one read; those that fell behind the horizon since the
+    last sweep are reported, once. A SWEEP lists the whole prefix: what S3 stored behind
+    that since the last sweep landed too late for any listing to read it, and is reported.
+    The horizon moves on at a sweep only (at every re-listing if there are none), so that
+    nothing lands between what the sweeps and the re-listings look at."""
+
+    def __init__(self, listing, server, position, sweep):
+        self.listing, self.position, self.sweep = listing, position, sweep
+        self.horizon, self.end = position.horizon(), position.window_start()
+        self.keep_from = position.keep_from()
+        self.dates = []
+        self.items = ListingPass(listing, server, position.start_after(
+            server, None if sweep else self.keep_from), self.dates, keep=self._read)
+        self.over = False
+
+    def next(self, deadline):
+        """The next object to read; None once the pass is over. TimeUp as ListingPass."""
+        if self.over:
+            return None
+        item = self.items.next(deadline)
+        if item is None or item.epoch >= self.end:
+            self._finish()
+            return None
+        return item
+
+    def _read(self, item):
+        """Whether ITEM is read; one behind the horizon is reported or set aside."""
+        position, settings = self.position, self.listing.settings
+        if item.epoch >= self.end:
+            return True  # where the pass ends (see next)
+        if item.epoch >= self.horizon:
+            return not position.done(item)
+        if item.epoch < self.keep_from:
+            self.listing._report_landed_behind(position, item)
+        elif not position.done(item):
+            why = "it landed more than LATE_HORIZON=%d s behind the newest object read" \
+                % settings.LATE_HORIZON
+            self.listing.log.warning("%s is not read: %s; read it by hand, or raise "
+                                     "NXLOG_S3_LATE_HORIZON" % (
+                                         quoted(settings.BUCKET, item.key), why))
+            position.put_aside(item.key, why)
+            position.mark(item)
+        return False
+
+    def _finish(self):
+        self.over = True
+        if self.sweep:
+            self.position.swept_at = self.dates[0] if self.dates else \
+                self.listing.clock.time()
+        if self.sweep or not self.listing.settings.SWEEP_INTERVAL:
+            self.position.finish_late(self.horizon)

@@ -1,7 +1,6 @@
 """Reader: one im_python instance, posting each object's events in key order."""
 
 import collections
-import concurrent.futures
 import io
 import itertools
 import os
@@ -22,11 +21,12 @@ from nxlog_s3.common.runtime import Clock, Disk, Log
 from nxlog_s3.common.s3 import check_bucket, new_client, probe_client, quoted
 from nxlog_s3.reader.after_read import AfterRead
 from nxlog_s3.reader.checkpoint import Checkpoint, CheckpointError
+from nxlog_s3.reader.deadline import Deadline, TimeUp
 from nxlog_s3.reader.decode import Decoder
-from nxlog_s3.reader.fetch import NOT_YET, WHOLE_OBJECT, Fetcher, OpenObject, Round, StreamedObject
+from nxlog_s3.reader.fetch import WHOLE_OBJECT, Fetcher, OpenObject, Round, StreamedObject
 from nxlog_s3.reader.fields import NXLOG_MAX_TEXT, FieldGuard
 from nxlog_s3.reader.lines import DecodeBudget
-from nxlog_s3.reader.listing import PAUSE, Listing
+from nxlog_s3.reader.listing import Listing
 from nxlog_s3.reader.position import Seconds
 
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
@@ -64,7 +64,7 @@ class Reader(object):
         self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
                                self.log)
         self.decoder = Decoder(settings, self.log)
-        self.after_read = AfterRead(settings, self.client, self.fetcher, self.clock, self.log)
+        self.after_read = AfterRead(settings, self.client, self.fetcher, self.log)
         self.field_guard = FieldGuard()
         self.served_at = 0  # when (clock.time) an object was last read whole
         self.rounds = {}  # server -> its Round under way
@@ -146,7 +146,7 @@ class Reader(object):
         checkpoint.keep_lock()
         if checkpoint.unsaved:
             checkpoint.save()
-        deadline = self.clock.monotonic() + self.settings.MAX_SECONDS_PER_CALL
+        deadline = Deadline(self.clock, self.settings.MAX_SECONDS_PER_CALL)
         servers = self.listing.servers(deadline)
         if servers is None:
             return True  # S3 has not listed them yet: the next call looks again
@@ -169,17 +169,18 @@ class Reader(object):
         what is left of the budget, and whether SERVER has caught up."""
         position = self.checkpoint.position(server)
         read = self.read.setdefault(server, [0, 0, 0])
-        while budget and self.clock.monotonic() <= deadline:
-            entry = self._next_entry(server, position, deadline)
+        while budget and not deadline.passed():
+            try:
+                entry = self._next_entry(server, position, deadline)
+            except TimeUp:  # a long listing goes on at the next call
+                return 0, False
             if entry is None:
                 return budget, True
-            if entry is PAUSE:
-                return 0, False
             item, future = entry
             if future is None:  # a large object, its turn come
                 entry = item, self.fetcher.get(item)
                 item, future = entry
-            if not self._arrived(future, deadline):
+            if not deadline.wait([future]):
                 self.rounds[server].again(entry)
                 return 0, False  # NXLog has its turn; the next call waits on for it
             budget -= 1
@@ -200,22 +201,16 @@ class Reader(object):
             self._done_with(position, item)
         return budget, False
 
-    def _arrived(self, future, deadline):
-        """Whether the object FUTURE fetches is here, waiting for it until DEADLINE at most:
-        a slow S3 holds no call longer than its time."""
-        concurrent.futures.wait([future], max(0.0, deadline - self.clock.monotonic()))
-        return future.done()
-
     def _next_entry(self, server, position, deadline):
         """The next object of SERVER to read, and its fetch: from the round under way, else
         from a new pass over the window; once that is over, from a re-listing of the horizon
-        if one is due. None once SERVER has caught up; PAUSE if a long listing goes on at the
-        next call."""
+        if one is due. None once SERVER has caught up; TimeUp if a long listing goes on at
+        the next call."""
         while True:
             if server not in self.rounds:
                 self.rounds[server] = self._round(position,
                                                   self.listing.window(server, position))
-            entry = self.rounds[server].next(deadline, self.clock)
+            entry = self.rounds[server].next(deadline)
             if entry is not None:
                 return entry
             finished = self.rounds.pop(server)
@@ -230,9 +225,8 @@ class Reader(object):
                 server, position, self.listing.sweep_due(position)), late=True)
 
     def _round(self, position, items, late=False):
-        return Round((item for item in items
-                      if item is PAUSE or not self._tried_lately(position, item.key)),
-                     self.fetcher, late)
+        return Round(items, self.fetcher, late,
+                     skip=lambda item: self._tried_lately(position, item.key))
 
     def _read_object(self, module, position, key, future, deadline, read):
         """Posts the events of KEY (counted in READ[1]); False if the call's time ran out
@@ -246,8 +240,6 @@ class Reader(object):
         guard = self.field_guard.guarded
         try:
             for fields in self._events_to_post(position, key, future, deadline):
-                if fields is NOT_YET:
-                    return False  # S3 is slow to send the rest: the next call goes on
                 fields, changed, cut = guard(fields)
                 if changed and (not self.open.warned or cut and key not in self.after_read.kept):
                     self.open.warned = True
@@ -259,8 +251,10 @@ class Reader(object):
                     event.set_field(name, value)
                 event.post()
                 posted += 1
-                if posted % every == 0 and self.clock.monotonic() > deadline:
+                if posted % every == 0 and deadline.passed():
                     return False
+        except TimeUp:  # S3 is slow to send the rest: the next call goes on
+            return False
         except (BotoCoreError, ClientError):  # S3 or the network (some are OSErrors too)
             self._close_open()
             raise
@@ -305,7 +299,7 @@ class Reader(object):
                                     None)
         if isinstance(response["Body"], io.BytesIO):  # fetched whole
             return OpenObject(key, response, decoded, budget)
-        return StreamedObject(key, response, decoded, budget, self.clock)
+        return StreamedObject(key, response, decoded, budget)
 
     def _close_open(self):
         if self.open is not None:
