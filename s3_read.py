@@ -2150,11 +2150,13 @@ class Round(object):
     gives them in reading order), which may take several calls: the listing goes on where
     the last call stopped, and the small objects fetched ahead (FETCH_THREADS of them) wait
     for their turn. Objects SKIP(item) is true for are passed over. LATE tells a re-listing
-    of the horizon from a poll's pass over the window."""
+    of the horizon from a poll's pass over the window. BEGIN(item) starts an object's work
+    ahead: by default the fetch of a small object (see Fetcher.ahead)."""
 
-    def __init__(self, items, fetcher, late=False, skip=None):
+    def __init__(self, items, fetcher, late=False, skip=None, begin=None):
         self.items, self.fetcher, self.late = items, fetcher, late
         self.skip = skip or (lambda item: False)
+        self.begin = begin or fetcher.ahead
         self.over = False  # the listing came to its end
         self.ahead = collections.deque()  # (item, future, or None for a large object)
 
@@ -2171,7 +2173,7 @@ class Round(object):
             if item is None:
                 self.over = True
             elif not self.skip(item):
-                self.ahead.append((item, self.fetcher.ahead(item)))
+                self.ahead.append((item, self.begin(item)))
         if self.ahead:
             return self.ahead.popleft()
         return None
@@ -2274,6 +2276,33 @@ class StreamedObject(OpenObject):
     def close(self):
         self.stopped.set()
         OpenObject.close(self)
+
+
+# ---- nxlog_s3/reader/parts.py -------------------------------------------------------------------
+# Parts: what reads the bucket, built once from the settings, for the reader and for the commands
+# alike (`status`, `audit` and `replay` build no Reader).
+
+class Parts(object):
+    """The S3 CLIENT (by default from the standard AWS chain), the CLOCK, the LOG, the
+    checkpoint (on DISK; not taken until loaded), the fetcher (objects up to WHOLE_OBJECT
+    bytes fetched whole), the listing and the decoder, passed to one another."""
+
+    def __init__(self, settings, client=None, clock=None, disk=None, log=None,
+                 whole_object=WHOLE_OBJECT):
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.log = log or Log(self.clock)
+        self.client = client or new_client(settings, settings.FETCH_THREADS + 1)
+        self.checkpoint = Checkpoint(settings, Seconds(settings.KEY_TIME), self.clock,
+                                     self.log, disk or Disk())
+        self.fetcher = Fetcher(settings, self.client, whole_object)
+        self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
+                               self.log)
+        self.decoder = Decoder(settings, self.log)
+
+    def stop(self):
+        """Ends the fetch threads."""
+        self.fetcher.stop()
 
 
 # ---- nxlog_s3/reader/fields.py ------------------------------------------------------------------
@@ -2444,15 +2473,11 @@ class Reader(object):
     def __init__(self, settings, client=None, clock=None, disk=None, log=None,
                  whole_object=WHOLE_OBJECT, clock_every=CLOCK_EVERY):
         self.settings, self.clock_every = settings, clock_every
-        self.clock = clock or Clock()
-        self.log = log or Log(self.clock)
-        self.client = client or new_client(settings, settings.FETCH_THREADS + 1)
-        self.checkpoint = Checkpoint(settings, Seconds(settings.KEY_TIME), self.clock,
-                                     self.log, disk or Disk())
-        self.fetcher = Fetcher(settings, self.client, whole_object)
-        self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
-                               self.log)
-        self.decoder = Decoder(settings, self.log)
+        parts = Parts(settings, client, clock, disk, log, whole_object)
+        self.clock, self.log, self.client = parts.clock, parts.log, parts.client
+        self.checkpoint, self.fetcher, self.listing = (parts.checkpoint, parts.fetcher,
+                                                       parts.listing)
+        self.decoder = parts.decoder
         self.after_read = AfterRead(settings, self.client, self.fetcher, self.log)
         self.field_guard = FieldGuard()
         self.served_at = 0  # when (clock.time) an object was last read whole
@@ -2828,37 +2853,40 @@ def _range_text(start, end):
                          "the last" if end is None else utc_text(end))
 
 
-def _between(reader, server, start, end, report=None):
-    """The objects of SERVER keyed from START to before END (epochs; None: no bound), as
-    Listed in reading order; keys off the scheme reported (or given to REPORT)."""
-    start_after = None if start is None else "%s/%s" % (server,
-                                                        reader.checkpoint.seconds.text(start))
-    listed, unbounded = ListingPass(reader.listing, server, start_after, report=report), \
-        Deadline(reader.clock)
-    for item in iter(lambda: listed.next(unbounded), None):
-        if end is not None and item.epoch >= end:
-            return
-        yield item
+class Between(object):
+    """The objects of SERVER keyed from START to before END (epochs; None: no bound) that
+    KEEP(item) is true for, as Listed in reading order, however long S3 takes: a listing
+    pass (see ListingPass) for the PARTS of a command. Keys off the scheme are reported (or
+    given to REPORT)."""
+
+    def __init__(self, parts, server, start, end, report=None, keep=None):
+        start_after = None if start is None else "%s/%s" % (
+            server, parts.checkpoint.seconds.text(start))
+        self.items = ListingPass(parts.listing, server, start_after, report=report, keep=keep)
+        self.end, self.unbounded = end, Deadline(parts.clock)
+
+    def next(self, deadline):
+        item = self.items.next(deadline)
+        return None if item is None or self.end is not None and item.epoch >= self.end \
+            else item
+
+    def __iter__(self):
+        return iter(lambda: self.next(self.unbounded), None)
 
 
-def _in_order(fetcher, items, begin):
-    """(item, BEGIN(item)) for each of ITEMS in order, BEGIN starting the item's work in the
-    fetch threads (a future, or None), begun for twice as many items ahead as there are
-    threads."""
-    ahead = collections.deque()
-    for item in items:
-        ahead.append((item, begin(item)))
-        if len(ahead) > 2 * fetcher.settings.FETCH_THREADS:
-            yield ahead.popleft()
-    while ahead:
-        yield ahead.popleft()
+def in_order(parts, items, begin=None):
+    """(item, BEGIN(item)) for each of ITEMS (a listing pass) in order, as the reader takes
+    them (see Round): BEGIN starts an item's work in the fetch threads (by default a small
+    object's fetch), FETCH_THREADS items ahead."""
+    work, unbounded = Round(items, parts.fetcher, begin=begin), Deadline(parts.clock)
+    return iter(lambda: work.next(unbounded), None)
 
 
-def _servers_to_read(reader, report=None):
+def _servers_to_read(parts, report=None):
     """SERVER, or with * every server in the bucket (other first segments REPORTed)."""
-    if reader.settings.SERVER != "*":
-        return reader.settings.SERVER
-    return reader.listing.server_names(reader.listing.first_segments(), report)
+    if parts.settings.SERVER != "*":
+        return parts.settings.SERVER
+    return parts.listing.server_names(parts.listing.first_segments(), report)
 
 
 def _unreported(key, why):
@@ -2870,19 +2898,20 @@ def _print_json(value):
 
 
 def _s3_command(command):
-    """COMMAND(settings, arguments) run on a Reader: a missing bucket exits as NXLog's start
-    would, S3 failing midway with EXIT_S3, and the fetch threads end with it."""
+    """COMMAND(parts, arguments) run on the reader's Parts, built from the settings: a
+    missing bucket exits as NXLog's start would, S3 failing midway with EXIT_S3, and the
+    fetch threads end with it."""
     def run(settings, arguments):
-        reader = Reader(settings)
+        parts = Parts(settings)
         try:
-            check_bucket(settings, reader.client, reader.log)
-            return command(reader, arguments)
+            check_bucket(settings, parts.client, parts.log)
+            return command(parts, arguments)
         except (BotoCoreError, ClientError) as exc:
             NXLOG.log_error("%s: cannot read s3://%s/: %s" % (SCRIPT, settings.BUCKET,
                                                               error_text(exc)))
             return EXIT_S3
         finally:
-            reader.fetcher.stop()
+            parts.stop()
     return run
 
 
@@ -2926,26 +2955,26 @@ class Progress(object):
 
 # -- status --
 
-def reader_status(reader):
+def reader_status(parts):
     """Where the reader is, from its checkpoint (read, not taken: a running reader may hold
     it), and per server how far behind the newest key in the bucket that is."""
-    checkpoint = reader.checkpoint
-    checkpoint.load(reader.listing.keys_of, lock=False)
-    servers = _servers_to_read(reader, report=_unreported)
-    if reader.settings.SERVER == "*":
+    checkpoint = parts.checkpoint
+    checkpoint.load(parts.listing.keys_of, lock=False)
+    servers = _servers_to_read(parts, report=_unreported)
+    if parts.settings.SERVER == "*":
         servers = sorted(set(servers) | set(checkpoint.positions))
-    return {"bucket": reader.settings.BUCKET, "checkpoint": checkpoint.path,
+    return {"bucket": parts.settings.BUCKET, "checkpoint": checkpoint.path,
             "in_use": checkpoint.in_use(), "off_scheme_keys": list(checkpoint.other_keys),
-            "servers": [_server_status(reader, server) for server in servers]}
+            "servers": [_server_status(parts, server) for server in servers]}
 
 
-def _server_status(reader, server):
-    position = reader.checkpoint.positions.get(server)
+def _server_status(parts, server):
+    position = parts.checkpoint.positions.get(server)
     newest_read = None if position is None else position.newest
     newest, waiting = None, 0
-    horizon = reader.clock.time() + reader.settings.MAX_AHEAD
+    horizon = parts.clock.time() + parts.settings.MAX_AHEAD
     start = None if position is None else position.window_start()
-    for item in _between(reader, server, start, None, report=_unreported):
+    for item in Between(parts, server, start, None, report=_unreported):
         if position is None or not position.done(item):
             waiting += 1
         if item.epoch <= horizon and (newest is None or item.epoch > newest[0]):
@@ -2963,12 +2992,13 @@ def _server_status(reader, server):
     return status
 
 
-def _status_command(reader, arguments):
-    """`status`: the reader's position and lag per server, and what it set aside."""
+def _status_command(parts, arguments):
+    """`status`: the reader's position and lag per server, and what it set aside (PARTS:
+    what reads the bucket)."""
     try:
-        status = reader_status(reader)
+        status = reader_status(parts)
     except CheckpointError as exc:
-        reader.log.error(str(exc))
+        parts.log.error(str(exc))
         return EXIT_WARNED
     if arguments.json:
         _print_json(status)
@@ -3025,18 +3055,18 @@ class Replay(object):
     stored before START (less LANDING_MARGIN) passed over. An object that cannot be decoded,
     or is deleted meanwhile, is named in a warning and counted in MISSED."""
 
-    def __init__(self, reader, server, start, end, margin, line, output):
-        self.reader, self.server, self.start, self.end = reader, server, start, end
+    def __init__(self, parts, server, start, end, margin, line, output):
+        self.parts, self.server, self.start, self.end = parts, server, start, end
         self.margin, self.line, self.output = margin, line, output
-        self.decoder = Decoder(reader.settings, reader.log, nxlog_times=False)
+        self.decoder = Decoder(parts.settings, parts.log, nxlog_times=False)
         self.events = self.objects = self.missed = 0
 
     def run(self, progress):
-        items = (item for item in _between(self.reader, self.server, self.start - self.margin,
-                                           self.end, report=_unreported)
-                 if item.epoch >= self.start or item.modified >= self.start - LANDING_MARGIN)
-        fetcher = self.reader.fetcher
-        for item, future in _in_order(fetcher, items, fetcher.ahead):
+        items = Between(self.parts, self.server, self.start - self.margin, self.end,
+                        report=_unreported, keep=lambda item: item.epoch >= self.start or
+                        item.modified >= self.start - LANDING_MARGIN)
+        fetcher = self.parts.fetcher
+        for item, future in in_order(self.parts, items):
             try:
                 response = (future or fetcher.get(item)).result()
             except Exception as exc:  # an object's failure is that object's alone
@@ -3049,8 +3079,8 @@ class Replay(object):
 
     def _missed(self, item, why):
         self.missed += 1
-        self.reader.log.warning("%s: %s; its events are not in the replay" % (
-            quoted(self.reader.settings.BUCKET, item.key), why))
+        self.parts.log.warning("%s: %s; its events are not in the replay" % (
+            quoted(self.parts.settings.BUCKET, item.key), why))
 
     def _write_events(self, item, response):
         self.objects += 1
@@ -3066,9 +3096,9 @@ class Replay(object):
             response["Body"].close()
 
 
-def _replay_command(reader, arguments):
+def _replay_command(parts, arguments):
     """`replay`: one server's events of a time range, on stdout or in a file."""
-    servers = reader.settings.SERVER
+    servers = parts.settings.SERVER
     if servers == "*" or len(servers) != 1:
         NXLOG.log_error("%s: replay reads one server: give --server NAME" % SCRIPT)
         return 2
@@ -3082,9 +3112,9 @@ def _replay_command(reader, arguments):
             SCRIPT, arguments.output, exc, "; --force replaces it" if
             exc.errno in (errno.EEXIST, errno.ELOOP) else ""))
         return 2
-    replay = Replay(reader, servers[0], arguments.start, arguments.end, arguments.margin,
+    replay = Replay(parts, servers[0], arguments.start, arguments.end, arguments.margin,
                     {"jsonl": _jsonl_line, "raw": _raw_line}[arguments.format], output)
-    progress = Progress(sys.stderr, arguments.start, arguments.end, reader.clock)
+    progress = Progress(sys.stderr, arguments.start, arguments.end, parts.clock)
     try:
         replay.run(progress)
     finally:
@@ -3092,7 +3122,7 @@ def _replay_command(reader, arguments):
         output.flush()
         if arguments.output:
             output.close()
-    reader.log.info("replayed %s of %s from %s, %s" % (
+    parts.log.info("replayed %s of %s from %s, %s" % (
         count(replay.events, "event"), servers[0], count(replay.objects, "object"),
         _range_text(arguments.start, arguments.end)))
     return EXIT_WARNED if replay.missed else 0
@@ -3127,8 +3157,8 @@ class Audit(object):
     of events than their metadata says). Without DEEP, it reads the listing and each
     object's metadata (a HEAD request), no body."""
 
-    def __init__(self, reader, deep):
-        self.reader, self.deep = reader, deep
+    def __init__(self, parts, deep):
+        self.parts, self.deep = parts, deep
         self.days = {}  # server -> day -> {"objects", "events", "bytes", "unknown_events"}
         self.problems = []
 
@@ -3138,10 +3168,9 @@ class Audit(object):
     def server(self, server, start, end):
         batches = {}  # batch id -> the first key it was found under
         second, counters = None, set()
-        items = _between(self.reader, server, start, end, self.off_scheme)
-        fetcher = self.reader.fetcher
-        for item, future in _in_order(fetcher, items,
-                                      functools.partial(fetcher.submit, self._look_at)):
+        items = Between(self.parts, server, start, end, self.off_scheme)
+        for item, future in in_order(self.parts, items, functools.partial(
+                self.parts.fetcher.submit, self._look_at)):
             if item.second != second:
                 self._check_counters(server, second, counters)
                 second, counters = item.second, set()
@@ -3164,13 +3193,13 @@ class Audit(object):
     def _look_at(self, item):
         """In a fetch thread: ITEM's (metadata, events, problem); metadata None if it is
         gone. Events come from the metadata, or with DEEP from decoding the object."""
-        settings = self.reader.settings
+        settings = self.parts.settings
         try:
             if not self.deep:
-                head = self.reader.client.head_object(Bucket=settings.BUCKET, Key=item.key)
+                head = self.parts.client.head_object(Bucket=settings.BUCKET, Key=item.key)
                 return head.get("Metadata", {}), _events_in(head.get("Metadata", {}),
                                                             settings), None
-            response = self.reader.fetcher.stream(item.key)
+            response = self.parts.fetcher.stream(item.key)
         except ClientError as exc:
             if kind_of(exc) == MISSING:
                 return None, None, None
@@ -3178,7 +3207,7 @@ class Audit(object):
         metadata = response.get("Metadata", {})
         said = _events_in(metadata, settings)
         try:
-            events = sum(1 for _ in self.reader.decoder.events(item.key, response))
+            events = sum(1 for _ in self.parts.decoder.events(item.key, response))
         except Exception as exc:  # whatever an object makes happen is that object's alone
             return metadata, said, {"problem": "undecodable", "why": object_failure(exc)}
         finally:
@@ -3238,15 +3267,15 @@ PROBLEM_NAMES = {"missing": "missing", "duplicate": "stored twice", "off_scheme"
                  "off the scheme", "undecodable": "undecodable", "miscounted": "miscounted"}
 
 
-def _audit_command(reader, arguments):
+def _audit_command(parts, arguments):
     """`audit`: per server and day what the bucket holds, and every problem found; exits
     EXIT_WARNED when there is one."""
     if _reversed(arguments):
         return 2
-    audit = Audit(reader, arguments.deep)
-    for server in _servers_to_read(reader, audit.off_scheme):
+    audit = Audit(parts, arguments.deep)
+    for server in _servers_to_read(parts, audit.off_scheme):
         audit.server(server, arguments.start, arguments.end)
-    result = {"bucket": reader.settings.BUCKET, "deep": arguments.deep,
+    result = {"bucket": parts.settings.BUCKET, "deep": arguments.deep,
               "from": None if arguments.start is None else utc_text(arguments.start),
               "to": None if arguments.end is None else utc_text(arguments.end),
               "servers": audit.days, "problems": audit.problems}

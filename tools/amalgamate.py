@@ -43,7 +43,7 @@ SCRIPTS = {
         "modules": COMMON + ["reader/settings", "reader/position", "reader/checkpoint",
                              "reader/deadline", "reader/listing", "reader/lines",
                              "reader/parquet", "reader/decode",
-                             "reader/fetch", "reader/fields", "reader/after_read",
+                             "reader/fetch", "reader/parts", "reader/fields", "reader/after_read",
                              "reader/reader",
                              "reader/commands", "reader/status", "reader/replay", "reader/audit",
                              "reader/cli"],

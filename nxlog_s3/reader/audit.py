@@ -13,7 +13,7 @@ from nxlog_s3.common.objects import (
     utc_text,
 )
 from nxlog_s3.common.runtime import EXIT_WARNED, count
-from nxlog_s3.reader.commands import _between, _in_order, _print_json, _range_text, _servers_to_read
+from nxlog_s3.reader.commands import Between, _print_json, _range_text, _servers_to_read, in_order
 from nxlog_s3.reader.position import _ranges
 from nxlog_s3.reader.replay import _reversed
 
@@ -26,8 +26,8 @@ class Audit(object):
     of events than their metadata says). Without DEEP, it reads the listing and each
     object's metadata (a HEAD request), no body."""
 
-    def __init__(self, reader, deep):
-        self.reader, self.deep = reader, deep
+    def __init__(self, parts, deep):
+        self.parts, self.deep = parts, deep
         self.days = {}  # server -> day -> {"objects", "events", "bytes", "unknown_events"}
         self.problems = []
 
@@ -37,10 +37,9 @@ class Audit(object):
     def server(self, server, start, end):
         batches = {}  # batch id -> the first key it was found under
         second, counters = None, set()
-        items = _between(self.reader, server, start, end, self.off_scheme)
-        fetcher = self.reader.fetcher
-        for item, future in _in_order(fetcher, items,
-                                      functools.partial(fetcher.submit, self._look_at)):
+        items = Between(self.parts, server, start, end, self.off_scheme)
+        for item, future in in_order(self.parts, items, functools.partial(
+                self.parts.fetcher.submit, self._look_at)):
             if item.second != second:
                 self._check_counters(server, second, counters)
                 second, counters = item.second, set()
@@ -63,13 +62,13 @@ class Audit(object):
     def _look_at(self, item):
         """In a fetch thread: ITEM's (metadata, events, problem); metadata None if it is
         gone. Events come from the metadata, or with DEEP from decoding the object."""
-        settings = self.reader.settings
+        settings = self.parts.settings
         try:
             if not self.deep:
-                head = self.reader.client.head_object(Bucket=settings.BUCKET, Key=item.key)
+                head = self.parts.client.head_object(Bucket=settings.BUCKET, Key=item.key)
                 return head.get("Metadata", {}), _events_in(head.get("Metadata", {}),
                                                             settings), None
-            response = self.reader.fetcher.stream(item.key)
+            response = self.parts.fetcher.stream(item.key)
         except ClientError as exc:
             if kind_of(exc) == MISSING:
                 return None, None, None
@@ -77,7 +76,7 @@ class Audit(object):
         metadata = response.get("Metadata", {})
         said = _events_in(metadata, settings)
         try:
-            events = sum(1 for _ in self.reader.decoder.events(item.key, response))
+            events = sum(1 for _ in self.parts.decoder.events(item.key, response))
         except Exception as exc:  # whatever an object makes happen is that object's alone
             return metadata, said, {"problem": "undecodable", "why": object_failure(exc)}
         finally:
@@ -137,15 +136,15 @@ PROBLEM_NAMES = {"missing": "missing", "duplicate": "stored twice", "off_scheme"
                  "off the scheme", "undecodable": "undecodable", "miscounted": "miscounted"}
 
 
-def _audit_command(reader, arguments):
+def _audit_command(parts, arguments):
     """`audit`: per server and day what the bucket holds, and every problem found; exits
     EXIT_WARNED when there is one."""
     if _reversed(arguments):
         return 2
-    audit = Audit(reader, arguments.deep)
-    for server in _servers_to_read(reader, audit.off_scheme):
+    audit = Audit(parts, arguments.deep)
+    for server in _servers_to_read(parts, audit.off_scheme):
         audit.server(server, arguments.start, arguments.end)
-    result = {"bucket": reader.settings.BUCKET, "deep": arguments.deep,
+    result = {"bucket": parts.settings.BUCKET, "deep": arguments.deep,
               "from": None if arguments.start is None else utc_text(arguments.start),
               "to": None if arguments.end is None else utc_text(arguments.end),
               "servers": audit.days, "problems": audit.problems}

@@ -1,7 +1,6 @@
 """What the reader's commands share: time ranges, servers, progress."""
 
 import argparse
-import collections
 import json
 import re
 import time
@@ -13,8 +12,9 @@ from nxlog_s3.common.objects import instant, utc_text
 from nxlog_s3.common.runtime import NXLOG, SCRIPT, count
 from nxlog_s3.common.s3 import check_bucket
 from nxlog_s3.reader.deadline import Deadline
+from nxlog_s3.reader.fetch import Round
 from nxlog_s3.reader.listing import ListingPass
-from nxlog_s3.reader.reader import Reader
+from nxlog_s3.reader.parts import Parts
 
 RELATIVE_TIME = re.compile(r"^-([0-9]+)([smhd])$")
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -54,37 +54,40 @@ def _range_text(start, end):
                          "the last" if end is None else utc_text(end))
 
 
-def _between(reader, server, start, end, report=None):
-    """The objects of SERVER keyed from START to before END (epochs; None: no bound), as
-    Listed in reading order; keys off the scheme reported (or given to REPORT)."""
-    start_after = None if start is None else "%s/%s" % (server,
-                                                        reader.checkpoint.seconds.text(start))
-    listed, unbounded = ListingPass(reader.listing, server, start_after, report=report), \
-        Deadline(reader.clock)
-    for item in iter(lambda: listed.next(unbounded), None):
-        if end is not None and item.epoch >= end:
-            return
-        yield item
+class Between(object):
+    """The objects of SERVER keyed from START to before END (epochs; None: no bound) that
+    KEEP(item) is true for, as Listed in reading order, however long S3 takes: a listing
+    pass (see ListingPass) for the PARTS of a command. Keys off the scheme are reported (or
+    given to REPORT)."""
+
+    def __init__(self, parts, server, start, end, report=None, keep=None):
+        start_after = None if start is None else "%s/%s" % (
+            server, parts.checkpoint.seconds.text(start))
+        self.items = ListingPass(parts.listing, server, start_after, report=report, keep=keep)
+        self.end, self.unbounded = end, Deadline(parts.clock)
+
+    def next(self, deadline):
+        item = self.items.next(deadline)
+        return None if item is None or self.end is not None and item.epoch >= self.end \
+            else item
+
+    def __iter__(self):
+        return iter(lambda: self.next(self.unbounded), None)
 
 
-def _in_order(fetcher, items, begin):
-    """(item, BEGIN(item)) for each of ITEMS in order, BEGIN starting the item's work in the
-    fetch threads (a future, or None), begun for twice as many items ahead as there are
-    threads."""
-    ahead = collections.deque()
-    for item in items:
-        ahead.append((item, begin(item)))
-        if len(ahead) > 2 * fetcher.settings.FETCH_THREADS:
-            yield ahead.popleft()
-    while ahead:
-        yield ahead.popleft()
+def in_order(parts, items, begin=None):
+    """(item, BEGIN(item)) for each of ITEMS (a listing pass) in order, as the reader takes
+    them (see Round): BEGIN starts an item's work in the fetch threads (by default a small
+    object's fetch), FETCH_THREADS items ahead."""
+    work, unbounded = Round(items, parts.fetcher, begin=begin), Deadline(parts.clock)
+    return iter(lambda: work.next(unbounded), None)
 
 
-def _servers_to_read(reader, report=None):
+def _servers_to_read(parts, report=None):
     """SERVER, or with * every server in the bucket (other first segments REPORTed)."""
-    if reader.settings.SERVER != "*":
-        return reader.settings.SERVER
-    return reader.listing.server_names(reader.listing.first_segments(), report)
+    if parts.settings.SERVER != "*":
+        return parts.settings.SERVER
+    return parts.listing.server_names(parts.listing.first_segments(), report)
 
 
 def _unreported(key, why):
@@ -96,19 +99,20 @@ def _print_json(value):
 
 
 def _s3_command(command):
-    """COMMAND(settings, arguments) run on a Reader: a missing bucket exits as NXLog's start
-    would, S3 failing midway with EXIT_S3, and the fetch threads end with it."""
+    """COMMAND(parts, arguments) run on the reader's Parts, built from the settings: a
+    missing bucket exits as NXLog's start would, S3 failing midway with EXIT_S3, and the
+    fetch threads end with it."""
     def run(settings, arguments):
-        reader = Reader(settings)
+        parts = Parts(settings)
         try:
-            check_bucket(settings, reader.client, reader.log)
-            return command(reader, arguments)
+            check_bucket(settings, parts.client, parts.log)
+            return command(parts, arguments)
         except (BotoCoreError, ClientError) as exc:
             NXLOG.log_error("%s: cannot read s3://%s/: %s" % (SCRIPT, settings.BUCKET,
                                                               error_text(exc)))
             return EXIT_S3
         finally:
-            reader.fetcher.stop()
+            parts.stop()
     return run
 
 

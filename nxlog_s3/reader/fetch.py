@@ -59,11 +59,13 @@ class Round(object):
     gives them in reading order), which may take several calls: the listing goes on where
     the last call stopped, and the small objects fetched ahead (FETCH_THREADS of them) wait
     for their turn. Objects SKIP(item) is true for are passed over. LATE tells a re-listing
-    of the horizon from a poll's pass over the window."""
+    of the horizon from a poll's pass over the window. BEGIN(item) starts an object's work
+    ahead: by default the fetch of a small object (see Fetcher.ahead)."""
 
-    def __init__(self, items, fetcher, late=False, skip=None):
+    def __init__(self, items, fetcher, late=False, skip=None, begin=None):
         self.items, self.fetcher, self.late = items, fetcher, late
         self.skip = skip or (lambda item: False)
+        self.begin = begin or fetcher.ahead
         self.over = False  # the listing came to its end
         self.ahead = collections.deque()  # (item, future, or None for a large object)
 
@@ -80,7 +82,7 @@ class Round(object):
             if item is None:
                 self.over = True
             elif not self.skip(item):
-                self.ahead.append((item, self.fetcher.ahead(item)))
+                self.ahead.append((item, self.begin(item)))
         if self.ahead:
             return self.ahead.popleft()
         return None

@@ -17,17 +17,14 @@ from nxlog_s3.common.errors import (
 )
 from nxlog_s3.common.files import private_directory
 from nxlog_s3.common.metrics import Metrics
-from nxlog_s3.common.runtime import Clock, Disk, Log
-from nxlog_s3.common.s3 import check_bucket, new_client, probe_client, quoted
+from nxlog_s3.common.s3 import check_bucket, probe_client, quoted
 from nxlog_s3.reader.after_read import AfterRead
-from nxlog_s3.reader.checkpoint import Checkpoint, CheckpointError
+from nxlog_s3.reader.checkpoint import CheckpointError
 from nxlog_s3.reader.deadline import Deadline, TimeUp
-from nxlog_s3.reader.decode import Decoder
-from nxlog_s3.reader.fetch import WHOLE_OBJECT, Fetcher, OpenObject, Round, StreamedObject
+from nxlog_s3.reader.fetch import WHOLE_OBJECT, OpenObject, Round, StreamedObject
 from nxlog_s3.reader.fields import NXLOG_MAX_TEXT, FieldGuard
 from nxlog_s3.reader.lines import DecodeBudget
-from nxlog_s3.reader.listing import Listing
-from nxlog_s3.reader.position import Seconds
+from nxlog_s3.reader.parts import Parts
 
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
@@ -55,15 +52,11 @@ class Reader(object):
     def __init__(self, settings, client=None, clock=None, disk=None, log=None,
                  whole_object=WHOLE_OBJECT, clock_every=CLOCK_EVERY):
         self.settings, self.clock_every = settings, clock_every
-        self.clock = clock or Clock()
-        self.log = log or Log(self.clock)
-        self.client = client or new_client(settings, settings.FETCH_THREADS + 1)
-        self.checkpoint = Checkpoint(settings, Seconds(settings.KEY_TIME), self.clock,
-                                     self.log, disk or Disk())
-        self.fetcher = Fetcher(settings, self.client, whole_object)
-        self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
-                               self.log)
-        self.decoder = Decoder(settings, self.log)
+        parts = Parts(settings, client, clock, disk, log, whole_object)
+        self.clock, self.log, self.client = parts.clock, parts.log, parts.client
+        self.checkpoint, self.fetcher, self.listing = (parts.checkpoint, parts.fetcher,
+                                                       parts.listing)
+        self.decoder = parts.decoder
         self.after_read = AfterRead(settings, self.client, self.fetcher, self.log)
         self.field_guard = FieldGuard()
         self.served_at = 0  # when (clock.time) an object was last read whole

@@ -10,7 +10,7 @@ from nxlog_s3.common.files import NOFOLLOW
 from nxlog_s3.common.objects import instant, json_value, raw_bytes, utc_text
 from nxlog_s3.common.runtime import EXIT_WARNED, NXLOG, SCRIPT, count
 from nxlog_s3.common.s3 import quoted
-from nxlog_s3.reader.commands import Progress, _between, _in_order, _range_text, _unreported
+from nxlog_s3.reader.commands import Between, Progress, _range_text, _unreported, in_order
 from nxlog_s3.reader.decode import Decoder
 from nxlog_s3.reader.listing import LANDING_MARGIN
 
@@ -37,18 +37,18 @@ class Replay(object):
     stored before START (less LANDING_MARGIN) passed over. An object that cannot be decoded,
     or is deleted meanwhile, is named in a warning and counted in MISSED."""
 
-    def __init__(self, reader, server, start, end, margin, line, output):
-        self.reader, self.server, self.start, self.end = reader, server, start, end
+    def __init__(self, parts, server, start, end, margin, line, output):
+        self.parts, self.server, self.start, self.end = parts, server, start, end
         self.margin, self.line, self.output = margin, line, output
-        self.decoder = Decoder(reader.settings, reader.log, nxlog_times=False)
+        self.decoder = Decoder(parts.settings, parts.log, nxlog_times=False)
         self.events = self.objects = self.missed = 0
 
     def run(self, progress):
-        items = (item for item in _between(self.reader, self.server, self.start - self.margin,
-                                           self.end, report=_unreported)
-                 if item.epoch >= self.start or item.modified >= self.start - LANDING_MARGIN)
-        fetcher = self.reader.fetcher
-        for item, future in _in_order(fetcher, items, fetcher.ahead):
+        items = Between(self.parts, self.server, self.start - self.margin, self.end,
+                        report=_unreported, keep=lambda item: item.epoch >= self.start or
+                        item.modified >= self.start - LANDING_MARGIN)
+        fetcher = self.parts.fetcher
+        for item, future in in_order(self.parts, items):
             try:
                 response = (future or fetcher.get(item)).result()
             except Exception as exc:  # an object's failure is that object's alone
@@ -61,8 +61,8 @@ class Replay(object):
 
     def _missed(self, item, why):
         self.missed += 1
-        self.reader.log.warning("%s: %s; its events are not in the replay" % (
-            quoted(self.reader.settings.BUCKET, item.key), why))
+        self.parts.log.warning("%s: %s; its events are not in the replay" % (
+            quoted(self.parts.settings.BUCKET, item.key), why))
 
     def _write_events(self, item, response):
         self.objects += 1
@@ -78,9 +78,9 @@ class Replay(object):
             response["Body"].close()
 
 
-def _replay_command(reader, arguments):
+def _replay_command(parts, arguments):
     """`replay`: one server's events of a time range, on stdout or in a file."""
-    servers = reader.settings.SERVER
+    servers = parts.settings.SERVER
     if servers == "*" or len(servers) != 1:
         NXLOG.log_error("%s: replay reads one server: give --server NAME" % SCRIPT)
         return 2
@@ -94,9 +94,9 @@ def _replay_command(reader, arguments):
             SCRIPT, arguments.output, exc, "; --force replaces it" if
             exc.errno in (errno.EEXIST, errno.ELOOP) else ""))
         return 2
-    replay = Replay(reader, servers[0], arguments.start, arguments.end, arguments.margin,
+    replay = Replay(parts, servers[0], arguments.start, arguments.end, arguments.margin,
                     {"jsonl": _jsonl_line, "raw": _raw_line}[arguments.format], output)
-    progress = Progress(sys.stderr, arguments.start, arguments.end, reader.clock)
+    progress = Progress(sys.stderr, arguments.start, arguments.end, parts.clock)
     try:
         replay.run(progress)
     finally:
@@ -104,7 +104,7 @@ def _replay_command(reader, arguments):
         output.flush()
         if arguments.output:
             output.close()
-    reader.log.info("replayed %s of %s from %s, %s" % (
+    parts.log.info("replayed %s of %s from %s, %s" % (
         count(replay.events, "event"), servers[0], count(replay.objects, "object"),
         _range_text(arguments.start, arguments.end)))
     return EXIT_WARNED if replay.missed else 0

@@ -3,30 +3,30 @@
 from nxlog_s3.common.objects import utc_text
 from nxlog_s3.common.runtime import EXIT_WARNED, count
 from nxlog_s3.reader.checkpoint import CheckpointError
-from nxlog_s3.reader.commands import _between, _print_json, _servers_to_read, _unreported
+from nxlog_s3.reader.commands import Between, _print_json, _servers_to_read, _unreported
 
 # -- status --
 
-def reader_status(reader):
+def reader_status(parts):
     """Where the reader is, from its checkpoint (read, not taken: a running reader may hold
     it), and per server how far behind the newest key in the bucket that is."""
-    checkpoint = reader.checkpoint
-    checkpoint.load(reader.listing.keys_of, lock=False)
-    servers = _servers_to_read(reader, report=_unreported)
-    if reader.settings.SERVER == "*":
+    checkpoint = parts.checkpoint
+    checkpoint.load(parts.listing.keys_of, lock=False)
+    servers = _servers_to_read(parts, report=_unreported)
+    if parts.settings.SERVER == "*":
         servers = sorted(set(servers) | set(checkpoint.positions))
-    return {"bucket": reader.settings.BUCKET, "checkpoint": checkpoint.path,
+    return {"bucket": parts.settings.BUCKET, "checkpoint": checkpoint.path,
             "in_use": checkpoint.in_use(), "off_scheme_keys": list(checkpoint.other_keys),
-            "servers": [_server_status(reader, server) for server in servers]}
+            "servers": [_server_status(parts, server) for server in servers]}
 
 
-def _server_status(reader, server):
-    position = reader.checkpoint.positions.get(server)
+def _server_status(parts, server):
+    position = parts.checkpoint.positions.get(server)
     newest_read = None if position is None else position.newest
     newest, waiting = None, 0
-    horizon = reader.clock.time() + reader.settings.MAX_AHEAD
+    horizon = parts.clock.time() + parts.settings.MAX_AHEAD
     start = None if position is None else position.window_start()
-    for item in _between(reader, server, start, None, report=_unreported):
+    for item in Between(parts, server, start, None, report=_unreported):
         if position is None or not position.done(item):
             waiting += 1
         if item.epoch <= horizon and (newest is None or item.epoch > newest[0]):
@@ -44,12 +44,13 @@ def _server_status(reader, server):
     return status
 
 
-def _status_command(reader, arguments):
-    """`status`: the reader's position and lag per server, and what it set aside."""
+def _status_command(parts, arguments):
+    """`status`: the reader's position and lag per server, and what it set aside (PARTS:
+    what reads the bucket)."""
     try:
-        status = reader_status(reader)
+        status = reader_status(parts)
     except CheckpointError as exc:
-        reader.log.error(str(exc))
+        parts.log.error(str(exc))
         return EXIT_WARNED
     if arguments.json:
         _print_json(status)
