@@ -33,6 +33,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# The folder of the script measured: this checkout's, or another's (bench/compare.py).
+SCRIPTS = os.environ.get("BENCH_SCRIPTS") or ROOT
 
 from common import add_endpoint_options, emulate_round_trip, endpoint, peak_rss_mb, sample_lines  # noqa: E402
 
@@ -136,7 +138,7 @@ def read_with_s3_read(bucket, checkpoint):
     import nxlog_stub  # noqa: F401
     from nxlog_stub import api
     from nxlog_stub.runner import load_script
-    reader = load_script(os.path.join(ROOT, "s3_read.py"), "s3")
+    reader = load_script(os.path.join(SCRIPTS, "s3_read.py"), "s3")
     requests = count_requests(emulate_round_trip(reader.instance.client))
     module, events = api.input_module("s3"), [0]
 

@@ -32,6 +32,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# The folder of the script measured: this checkout's, or another's (bench/compare.py).
+SCRIPTS = os.environ.get("BENCH_SCRIPTS") or ROOT
 
 from common import add_endpoint_options, emulate_round_trip, endpoint, peak_rss_mb, sample_lines  # noqa: E402
 
@@ -75,7 +77,7 @@ def run_writer(count, bucket):
     import nxlog_stub  # noqa: F401
     from nxlog_stub import api
     from nxlog_stub.runner import load_script
-    writer = load_script(os.path.join(ROOT, "s3_write.py"), "s3")
+    writer = load_script(os.path.join(SCRIPTS, "s3_write.py"), "s3")
     puts = []
     emulate_round_trip(writer.instance.client).meta.events.register(
         "before-call.s3", lambda model, **kwargs: puts.append(1)
@@ -116,7 +118,7 @@ def run_age(count, bucket):
     import nxlog_stub  # noqa: F401
     from nxlog_stub import api
     from nxlog_stub.runner import load_script
-    writer = load_script(os.path.join(ROOT, "s3_write.py"), "s3")
+    writer = load_script(os.path.join(SCRIPTS, "s3_write.py"), "s3")
     emulate_round_trip(writer.instance.client)
     client = boto3.client("s3")
     for event in events(count):

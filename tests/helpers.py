@@ -135,6 +135,27 @@ class FastClock(object):
         (interrupt.wait if interrupt is not None else time.sleep)(seconds / self.rate)
 
 
+class SteppedClock(object):
+    """The real clock, put forward by what a test stepped it on: a wait the scripts measure
+    (POLL_INTERVAL between two tries of an object) passes at once, and the test waits for
+    no wall-clock time. Its sleeps are real."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def step(self, seconds):
+        self.offset += seconds
+
+    def time(self):
+        return time.time() + self.offset
+
+    def monotonic(self):
+        return time.monotonic() + self.offset
+
+    def sleep(self, seconds, interrupt=None):
+        (interrupt.wait if interrupt is not None else time.sleep)(seconds)
+
+
 def drain(writer, seconds=15):
     """Waits until WRITER's spool is empty: every event it took is in S3."""
     spool = instance_of(writer).spool

@@ -12,7 +12,18 @@ import time
 import pytest
 from botocore.exceptions import ClientError, IncompleteReadError
 
-from helpers import BUCKET, ROOT, all_objects, checkpoint, poll, put, read_all
+from helpers import (
+    BUCKET,
+    ROOT,
+    SteppedClock,
+    all_objects,
+    checkpoint,
+    instance_of,
+    poll,
+    put,
+    read_all,
+    wait_for,
+)
 from hostile import HOSTILE, NEEDS_PYARROW, PARQUET, json_lines, truncated_gzip
 from nxlog_stub import api
 
@@ -122,7 +133,8 @@ def fail_get_of(reader, key, make_error):
     def fail(params, **kwargs):
         if params.get("Key") == key:
             raise make_error()
-    reader.instance.client.meta.events.register("provide-client-params.s3.GetObject", fail)
+    instance_of(reader).client.meta.events.register("provide-client-params.s3.GetObject",
+                                                    fail)
 
 
 def server_error():
@@ -141,22 +153,23 @@ def not_found():
     ids=["500 every time", "a body cut short", "404 after the listing", "MemoryError",
          "RecursionError"])
 def test_an_object_that_always_fails_is_set_aside_by_name_and_every_other_is_read(
-        s3, settings, load, tmp_path, make_error):
-    settings(SERVER="web01,web02", MAX_ATTEMPTS=2, POLL_INTERVAL=0.05)
+        s3, settings, build, tmp_path, make_error):
+    settings(SERVER="web01,web02", MAX_ATTEMPTS=2, POLL_INTERVAL=5)
     bad = "%s.01.1.jsonl.gz" % SECOND
     for key, text in (("%s.00.1.jsonl.gz" % SECOND, "before"), (bad, "bad"),
                       ("%s.02.1.jsonl.gz" % SECOND, "after"),
                       ("web02/2026-03-01/10.00.00.1.jsonl.gz", "web02")):
         put(s3, key, *json_lines({"raw_event": text}))
-    reader = load("s3_read")
+    clock = SteppedClock()
+    reader = build("s3_read", clock=clock)
     if make_error in (MemoryError, RecursionError):
-        events = reader.instance.decoder.events
+        events = reader.decoder.events
 
         def failing(key, response, budget=None):
             if key == bad:
                 raise make_error()
             return events(key, response, budget)
-        reader.instance.decoder.events = failing
+        reader.decoder.events = failing
     else:
         fail_get_of(reader, bad, make_error)
     posted = read_all(reader)
@@ -164,7 +177,7 @@ def test_an_object_that_always_fails_is_set_aside_by_name_and_every_other_is_rea
     for poll_number in range(1, 21):  # a poll apart (POLL_INTERVAL), while S3 serves others
         if bad in checkpoint(tmp_path)["servers"]["web01"]["set_aside"]:
             break
-        time.sleep(0.05)
+        clock.step(5)
         put(s3, "web02/2026-03-01/10.00.%02d.1.jsonl.gz" % poll_number,
             *json_lines({"raw_event": "more"}))
         read_all(reader)
@@ -172,22 +185,22 @@ def test_an_object_that_always_fails_is_set_aside_by_name_and_every_other_is_rea
     assert any("set aside" in line for line in named(bad))
 
 
-def test_an_s3_that_fails_every_get_sets_nothing_aside(s3, settings, load, tmp_path):
-    settings(MAX_ATTEMPTS=1, POLL_INTERVAL=0.01)
+def test_an_s3_that_fails_every_get_sets_nothing_aside(s3, settings, build, tmp_path):
+    settings(MAX_ATTEMPTS=1, POLL_INTERVAL=5)
     keys = ["%s.0%d.1.jsonl.gz" % (SECOND, n) for n in range(3)]
     for key in keys:
         put(s3, key, *json_lines({"raw_event": key}))
-    reader = load("s3_read")
+    clock = SteppedClock()
+    reader = build("s3_read", clock=clock)
 
     def fail(params, **kwargs):
         raise server_error()
-    reader.instance.client.meta.events.register("provide-client-params.s3.GetObject", fail)
+    reader.client.meta.events.register("provide-client-params.s3.GetObject", fail)
     for _ in range(5):
         poll(reader)
-        time.sleep(0.02)
+        clock.step(5)  # a poll later
     assert checkpoint(tmp_path)["servers"]["web01"]["set_aside"] == {}
-    reader.instance.client.meta.events.unregister("provide-client-params.s3.GetObject", fail)
-    time.sleep(0.02)
+    reader.client.meta.events.unregister("provide-client-params.s3.GetObject", fail)
     assert read_all(reader) == keys
 
 
@@ -201,10 +214,7 @@ def test_a_key_stored_anew_after_the_reader_removed_it_is_read(s3, settings, loa
     put(s3, key, *json_lines({"raw_event": "writer A"}))
     reader = load("s3_read")
     assert read_all(reader) == ["writer A"]
-    for _ in range(100):  # the delete runs in a fetch thread
-        if key not in all_objects(s3):
-            break
-        time.sleep(0.02)
+    wait_for(lambda: key not in all_objects(s3), what="the delete, in a fetch thread")
     put(s3, key, *json_lines({"raw_event": "writer B, same second"}))  # the key is free
     assert read_all(reader) == ["writer B, same second"]
 
@@ -217,8 +227,8 @@ def test_a_server_that_appears_after_a_start_at_now_reader_started_is_read_from_
     reader = load("s3_read")
     started = time.time()
     assert read_all(reader) == []
-    time.sleep(1.1)  # the new server's first batch is keyed at its first event, after that
-    first_event = time.strftime("%Y-%m-%d/%H.%M.%S", time.gmtime(started + 1))
+    # the new server's first batch is keyed at its first event, after the reader started
+    first_event = time.strftime("%Y-%m-%d/%H.%M.%S", time.gmtime(started + 2))
     put(s3, "web09/%s.1.jsonl.gz" % first_event, *json_lines({"raw_event": "new server"}))
     assert read_all(reader) == ["new server"]
 
@@ -288,10 +298,8 @@ def test_an_object_set_aside_stays_where_it_is_whatever_after_read_says(s3, sett
     put(s3, good, *json_lines({"raw_event": "good"}))
     reader = load("s3_read")
     assert read_all(reader) == ["good"]
-    for _ in range(100):  # the good one's delete runs in a fetch thread
-        if good not in all_objects(s3):
-            break
-        time.sleep(0.02)
+    wait_for(lambda: good not in all_objects(s3), what="the good one's delete, in a fetch "
+             "thread")
     assert bad in all_objects(s3) and good not in all_objects(s3)
     assert "read/" + bad not in all_objects(s3)
 

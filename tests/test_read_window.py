@@ -13,6 +13,7 @@ from botocore.exceptions import ReadTimeoutError
 from helpers import (
     BUCKET,
     JSON_LINES,
+    SteppedClock,
     batch,
     checkpoint,
     gzip_bomb,
@@ -162,36 +163,38 @@ def test_a_busy_server_does_not_starve_the_others(s3, settings, load):
 
 # ---- Objects that cannot be read ----
 
-def test_an_object_that_fails_is_tried_again_then_set_aside(s3, settings, load, tmp_path):
-    settings(MAX_ATTEMPTS=3, POLL_INTERVAL=0.05)
+def test_an_object_that_fails_is_tried_again_then_set_aside(s3, settings, build, tmp_path):
+    settings(MAX_ATTEMPTS=3, POLL_INTERVAL=5)
     put(s3, key_at("00.34", 1), b"{broken", {"nxlog-s3-format": "json"})
     put(s3, key_at("00.34", 2), "after it")
-    reader = load("s3_read")
+    clock = SteppedClock()
+    reader = build("s3_read", clock=clock)
     assert poll(reader)[1] == ["after it"]
     assert "(attempt 1 of 3)" in api.logged("WARNING")[0]
     assert checkpoint(tmp_path)["servers"]["web01"]["attempts"][key_at("00.34", 1)][0] == 1
     for _ in range(2):
-        time.sleep(0.06)
+        clock.step(5)  # a poll later
         assert poll(reader)[1] == []
     assert "(attempt 2 of 3)" in api.logged("WARNING")[1]
     assert "set aside 's3://%s/%s' after 3 failed attempts" % (BUCKET, key_at("00.34", 1)) in \
         api.logged("ERROR")[0]
     assert checkpoint(tmp_path)["servers"]["web01"]["attempts"] == {}
-    time.sleep(0.06)
+    clock.step(5)
     assert poll(reader)[1] == []  # set aside for good
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["fetched whole", "streamed"])
-def test_an_object_failing_partway_is_retried_past_the_events_it_posted(s3, settings, load, build,
+def test_an_object_failing_partway_is_retried_past_the_events_it_posted(s3, settings, build,
                                                                           tmp_path, streamed):
-    settings(MAX_ATTEMPTS=2, POLL_INTERVAL=0.05)
+    settings(MAX_ATTEMPTS=2, POLL_INTERVAL=5)
     body = gzip.decompress(batch("one", "two")) + b"{broken\n" + gzip.decompress(batch("four"))
     put(s3, key_at("00.34", 1), gzip.compress(body), JSON_LINES)
     # streamed: decoded by a thread of its own, the error comes across to read_data
-    reader = build("s3_read", whole_object=10) if streamed else load("s3_read")
+    clock = SteppedClock()
+    reader = build("s3_read", clock=clock, whole_object=10 if streamed else 8 << 20)
     assert poll(reader)[1] == ["one", "two"]
     assert checkpoint(tmp_path)["servers"]["web01"]["partial"] == {key_at("00.34", 1): 2}
-    time.sleep(0.06)
+    clock.step(5)  # a poll later
     assert poll(reader)[1] == []  # the retry fails at the same line, posting nothing again
     assert "invalid JSON in line 3" in api.logged("ERROR")[0]
     assert checkpoint(tmp_path)["servers"]["web01"]["partial"] == {}
@@ -213,22 +216,22 @@ def test_a_streamed_object_cut_short_posts_what_came_once_and_is_set_aside(s3, s
 
 
 def test_a_network_error_inside_an_object_is_no_failed_attempt_and_the_next_poll_reads_it(
-        s3, settings, load, monkeypatch):
-    settings(MAX_ATTEMPTS=1, POLL_INTERVAL=0.05)
+        s3, settings, build, monkeypatch):
+    settings(MAX_ATTEMPTS=1, POLL_INTERVAL=5)
     put(s3, key_at("00.34", 1), batch("one", "two"), JSON_LINES)
-    reader = load("s3_read")
+    clock = SteppedClock()
+    reader = build("s3_read", clock=clock)
     failures = iter([1])
 
     def time_out_once(params, **kwargs):
         if next(failures, None):
             raise ReadTimeoutError(endpoint_url="http://127.0.0.1/" + params["Key"])
-    reader.instance.client.meta.events.register("provide-client-params.s3.GetObject",
-                                                time_out_once)
+    reader.client.meta.events.register("provide-client-params.s3.GetObject", time_out_once)
     assert poll(reader)[1] == []
     assert "cannot read %r now: S3 or the network failed: Read timeout on endpoint URL" % (
         "s3://%s/%s" % (BUCKET, key_at("00.34", 1))) in api.logged("ERROR")[0]
     assert api.logged("WARNING") == []  # no attempt counted: MAX_ATTEMPTS=1 would set it aside
-    time.sleep(0.05)  # the next poll (POLL_INTERVAL) tries it again
+    clock.step(5)  # the next poll (POLL_INTERVAL) tries it again
     assert read_all(reader) == ["one", "two"]
 
 
@@ -295,13 +298,14 @@ def test_a_large_batch_is_streamed_and_every_line_posted(s3, settings, build):
     assert read_all(reader) == texts
 
 
-def busy_nxlog():
-    """An input module whose NXLog takes 0.1 ms over each event posted, so that 3,000 events
-    take more than two calls of MAX_SECONDS_PER_CALL=0.01 on any machine."""
+def busy_nxlog(clock):
+    """An input module whose NXLog takes 0.1 ms of CLOCK's time over each event posted, so
+    that 3,000 events take more than two calls of MAX_SECONDS_PER_CALL=0.01, whatever the
+    machine's speed."""
     module = api.input_module("s3")
 
     def take(event):
-        time.sleep(0.0001)
+        clock.step(0.0001)
         module.posted.append(event)
     module.deliver = take
     return module
@@ -310,10 +314,11 @@ def busy_nxlog():
 def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goes_on(
         s3, settings, build, tmp_path):
     settings(MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
-    reader = build("s3_read", whole_object=1000, clock_every=100)
+    clock = SteppedClock()
+    reader = build("s3_read", clock=clock, whole_object=1000, clock_every=100)
     texts = ["line %05d" % n for n in range(3000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
-    posted, calls, module, stopped_inside = [], 0, busy_nxlog(), []
+    posted, calls, module, stopped_inside = [], 0, busy_nxlog(clock), []
     while True:
         delay, events = poll(reader, module)
         posted += events
@@ -321,7 +326,7 @@ def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goe
         if delay == reader.settings.POLL_INTERVAL:
             break
         if (tmp_path / "lastkey.log").exists():  # S3 may be slow to list it at first
-            partial = checkpoint(tmp_path)["servers"]["web01"]["partial"]
+            partial = checkpoint(tmp_path)["servers"].get("web01", {}).get("partial", {})
             if 0 < partial.get(key_at("00.34", 1), 0) < 3000:
                 stopped_inside.append(partial[key_at("00.34", 1)])
     assert posted == texts
@@ -331,10 +336,11 @@ def test_a_call_stops_inside_a_large_object_when_its_time_is_up_and_the_next_goe
 def test_a_restart_inside_a_large_object_posts_none_of_its_events_twice(s3, settings, build,
                                                                         tmp_path):
     settings(MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
-    first = build("s3_read", whole_object=1000, clock_every=100)
+    clock = SteppedClock()
+    first = build("s3_read", clock=clock, whole_object=1000, clock_every=100)
     texts = ["line %05d" % n for n in range(3000)]
     put(s3, key_at("00.34", 1), batch(*texts), JSON_LINES)
-    before, module = [], busy_nxlog()
+    before, module = [], busy_nxlog(clock)
     while not before:  # until a call stopped inside the object; the process then dies
         delay, before = poll(first, module)
     assert delay == first.more_waiting_delay and len(before) < 3000
