@@ -90,6 +90,14 @@ class Module(object):
                               if number not in drop).strip("\n")
 
     def _add_import(self, node):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+            [alias.name for alias in node.names]
+        if any(name.split(".")[0] == PACKAGE for name in names) and not (
+                isinstance(node, ast.ImportFrom) and node.module.count(".") == 2):
+            raise AmalgamationError("%s, line %d: import names from a module of the package "
+                                    "(from %s.<part>.<module> import name): in one file "
+                                    "there is no module to import" % (self.path, node.lineno,
+                                                                      PACKAGE))
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGE + "."):
             source = node.module[len(PACKAGE) + 1:].replace(".", "/")
             self.local.append((source, [alias.name for alias in node.names]))

@@ -72,6 +72,14 @@ def test_an_import_of_a_name_the_module_does_not_define_is_refused():
         amalgamate.checked([first, second])
 
 
+@pytest.mark.parametrize("line", ["import nxlog_s3.common.a", "from nxlog_s3 import common",
+                                  "from nxlog_s3.common import a"])
+def test_a_module_of_the_package_imported_as_a_module_is_refused(line):
+    with pytest.raises(amalgamate.AmalgamationError, match="import names from a module"):
+        amalgamate.checked([module("common/a", '"""A."""\nLIMIT = 1\n'),
+                            module("common/b", '"""B."""\n%s\n' % line)])
+
+
 def test_the_imports_are_gathered_once_standard_library_first():
     first = module("common/a", '"""A."""\nimport os\nimport boto3\nfrom os import path\n')
     second = module("common/b", '"""B."""\nimport os\nimport json\n'
