@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import boto3
@@ -98,8 +99,46 @@ def clean_nxlog(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.chdir(tmp_path)
+    before = set(threading.enumerate())
     yield
     api.set_flavour(api.CURRENT)
+    _end_threads_left(before)
+    api.clear_logs()
+
+
+SCRIPT_THREADS = ("s3_write", "s3_read", "test background")  # what a test's end must end
+
+
+def _end_threads_left(before):
+    """Waits for the threads of the scripts (and of `background`) that the test started and
+    its fixtures have stopped; one still running fails the test that left it, rather than
+    logging into the next tests."""
+    left = [thread for thread in threading.enumerate() if thread not in before and
+            thread.name.startswith(SCRIPT_THREADS)]
+    for thread in left:
+        thread.join(10)
+    running = [thread.name for thread in left if thread.is_alive()]
+    if running:
+        pytest.fail("threads still running after the test: %s (a script loaded without the "
+                    "load or build fixture, or a thread without `background`?)" % running)
+
+
+@pytest.fixture
+def background():
+    """background(function, *args): FUNCTION(stop, *args) in a thread of its own; at the end
+    of the test, passed or failed, STOP (a threading.Event) is set and the thread joined."""
+    stop, started = threading.Event(), []
+
+    def start(function, *args):
+        thread = threading.Thread(target=function, args=(stop,) + args,
+                                  name="test background", daemon=True)
+        thread.start()
+        started.append(thread)
+        return thread
+    yield start
+    stop.set()
+    for thread in started:
+        thread.join(30)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
@@ -177,10 +176,11 @@ class Posted(object):
         assert delay is not None, "the input stopped: %s" % api.logged("ERROR")
         return delay
 
-    def until(self, count, seconds):
-        """Polls as NXLog would until COUNT events are posted and the reader caught up."""
+    def until(self, count, seconds, stop=None):
+        """Polls as NXLog would until COUNT events are posted and the reader caught up (or
+        STOP is set: the test ended)."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop and stop.is_set()):
             delay = self.poll()
             caught_up = delay == instance_of(self.reader).settings.POLL_INTERVAL
             if len(self.numbers) >= count and caught_up:
@@ -216,8 +216,8 @@ def test_a_fifth_of_requests_failing_loses_nothing_and_stores_nothing_twice(rig,
     assert all(setup.proxy.counts[kind] for kind in FAULTS), setup.proxy.counts
 
 
-def test_the_endpoint_down_for_a_minute_midway_loses_nothing(rig, build, report, settings,
-                                                            events):
+def test_the_endpoint_down_for_a_minute_midway_loses_nothing(rig, build, background, report,
+                                                            settings, events):
     """The writer ships and the reader reads at the same time; S3 goes away for OUTAGE
     seconds in the middle and comes back: both resume by themselves. The minute passes on
     the scripts' clock, twenty times as fast as the real one, and so do their back-offs;
@@ -227,8 +227,7 @@ def test_the_endpoint_down_for_a_minute_midway_loses_nothing(rig, build, report,
     clock = FastClock(rate=20)
     writer = build("s3_write", clock=clock)
     posted = Posted(build("s3_read", clock=clock))
-    reading = threading.Thread(target=posted.until, args=(events, 600))
-    reading.start()
+    reading = background(lambda stop: posted.until(events, 600, stop))
     ship(writer, range(events // 2))
     down_at = clock.monotonic()
     setup.proxy.outage(OUTAGE, clock)
