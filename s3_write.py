@@ -1513,15 +1513,17 @@ class Spool(object):
         """Writes the records held, oldest first, retrying a full disk until DEADLINE; what
         is still held then is written at the next call, or when an upload frees room.
         CALLING: for write_data, whose event (the last held) is refused if the disk fails
-        otherwise; the events before it were taken, and stay held."""
-        delay = 0.01
+        otherwise; the events before it were taken, and stay held. Not CALLING (an upload
+        freed room), no fsync runs under the lock: with FSYNC=event, the duplicate of each
+        file written is returned, for the caller to fsync once it has let the lock go."""
+        delay, written = 0.01, set()
         while self.held:
             try:
-                self._write_event(*self.held[0])
+                self._write_event(*self.held[0], sync=calling)
             except OSError as exc:
                 if not self._worth_waiting(exc):
                     if not calling:
-                        return
+                        break
                     self.held.pop()  # this call's event: refused, NXLog logs why
                     self._refuse(exc)
                 self.log.limited("disk full", self.log.warning, "the disk of the spool %s is "
@@ -1531,12 +1533,14 @@ class Spool(object):
                                      self.where(), exc.strerror, MAX_CALL_WAIT,
                                      count(len(self.held), "event")))
                 if self.clock.monotonic() + delay > deadline:
-                    return
+                    break
                 self.lock.wait(delay)
                 delay = min(delay * 2, 1.0)
                 continue
+            written.add(self.open_fd)
             self.held.popleft()
             self._detach_if_full()
+        return [os.dup(fd) for fd in written] if self.fsync_event and not calling else []
 
     def _detach_if_full(self):
         if self.open_events >= self.batch_events or self.open_bytes >= self.batch_bytes:
@@ -1553,13 +1557,13 @@ class Spool(object):
                             "so far" % (self.where(), exc.strerror, self.dropped))
         raise SpoolFull("cannot write to the spool %s: %s: event refused" % (self.where(), exc))
 
-    def _write_event(self, body_format, record, received):
+    def _write_event(self, body_format, record, received, sync=True):
         if self.open_fd is not None and self.open_format != body_format:
             self._detach_open()
         if self.open_fd is None:
             self._open(body_format, self.keys.key_time(received))
         self._write_whole(record)
-        if self.fsync_event:
+        if self.fsync_event and sync:
             self.disk.fsync(self.open_fd)
         self.open_events += 1
         self.open_bytes += len(record)
@@ -1693,6 +1697,7 @@ class Spool(object):
         """S3 has BATCH: its files go, and so does what write_data may be waiting for (the
         events held while the disk was full are written now). The manifest of the batch with
         the latest key time becomes LAST_STORED."""
+        unsynced = []
         try:
             with self.lock:
                 latest = batch.key_epoch >= self.last_stored_epoch
@@ -1704,9 +1709,14 @@ class Spool(object):
                 self.uploading.discard(batch.seq)
                 self.bytes -= batch.bytes
                 if self.held:
-                    self._write_held(deadline=0)
+                    unsynced = self._write_held(deadline=0)
                 self.lock.notify_all()
         finally:
+            for fd in unsynced:  # the events held, made durable with the lock let go
+                try:
+                    self.disk.fsync(fd)
+                finally:
+                    os.close(fd)
             self._close_detached()
 
     def wake(self):

@@ -1,6 +1,7 @@
 """writer/spool_files.py and writer/spool.py: the spool's files, and the flow through it,
 each built alone on a temporary folder, with no S3."""
 
+import errno
 import json
 import os
 import threading
@@ -11,7 +12,7 @@ from nxlog_s3.common.runtime import Disk
 from nxlog_s3.writer.keys import Keys
 from nxlog_s3.writer.spool import Spool
 from nxlog_s3.writer.spool_files import SpoolFiles, spool_status
-from parts import writer_settings
+from parts import StillClock, writer_settings
 
 EPOCH = 1_772_359_200  # 2026-03-01 10:00:00 UTC
 
@@ -119,3 +120,43 @@ def test_a_batch_stored_leaves_its_manifest_as_the_last_stored(settings, clock, 
     spool.remove(batch)
     assert spool.pending() == 0
     assert spool_status(settings.SPOOL_DIR, EPOCH)["last_stored"]["key"] == batch.key
+
+
+class TickingClock(StillClock):
+    """A clock that moves a tenth of a second at each look: a wait bounded by it ends."""
+
+    def monotonic(self):
+        self.now += 0.1
+        return self.now
+
+
+def test_events_held_through_a_full_disk_are_fsynced_with_the_lock_let_go(tmp_path, log):
+    settings = writer_settings(SPOOL_DIR=tmp_path / "spool", BATCH_EVENTS=1, FSYNC="event",
+                               SERVER="web01")
+    fsyncs = []
+
+    class FullThenNot(Disk):
+        full = False
+
+        def write(self, fd, data):
+            if self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return Disk.write(fd, data)
+
+        def fsync(self, fd):
+            free = spool.lock.acquire(blocking=False)
+            if free:
+                spool.lock.release()
+            fsyncs.append((phase[0], not free))
+            Disk.fsync(fd)
+    disk, phase = FullThenNot(), ["write_data"]
+    spool = spool_of(settings, TickingClock(), log, disk)
+    spool.append("jsonl", line("one"), "2026-03-01 10:00:00")
+    disk.full = True
+    spool.append("jsonl", line("two"), "2026-03-01 10:00:00")  # held in memory
+    assert len(spool.held) == 1
+    disk.full, phase[0] = False, "upload"
+    spool.remove(spool.next_batch(timeout=0))  # room: the held event is written now
+    assert not spool.held and spool.pending() == 1
+    from_upload = [held for where, held in fsyncs if where == "upload"]
+    assert from_upload and not any(from_upload)
