@@ -62,7 +62,7 @@ BANNER = """\
 # code, edit the module named by the `# ---- {package}/...` line above it and run
 # `make scripts` (tools/amalgamate.py): ARCHITECTURE.md says which part does what.
 """
-MARKER = "# ---- %s " % PACKAGE
+MARKER = "# ---- %s/" % PACKAGE  # what starts the line before each module
 
 
 class AmalgamationError(Exception):
@@ -86,8 +86,13 @@ class Module(object):
                 drop.update(range(node.lineno - 1, node.end_lineno))
             else:
                 self.defined.extend(_names_defined(node))
-        self.body = "\n".join(line for number, line in enumerate(lines)
-                              if number not in drop).strip("\n")
+        kept = [number for number in range(len(lines)) if number not in drop]
+        while kept and not lines[kept[0]]:
+            kept.pop(0)
+        while kept and not lines[kept[-1]]:
+            kept.pop()
+        self.body = "\n".join(lines[number] for number in kept)
+        self.body_lines = [number + 1 for number in kept]  # each body line's in the module
 
     def _add_import(self, node):
         names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
@@ -212,7 +217,7 @@ def closing_lines(spec):
 
 def section(module):
     summary = module.docstring.strip().split("\n\n")[0].replace("\n", " ")
-    marker = "%s%s/%s.py " % ("# ---- ", PACKAGE, module.name)
+    marker = "%s%s.py " % (MARKER, module.name)
     lines = [marker + "-" * max(3, 99 - len(marker))]
     lines += ["# " + line for line in _wrapped(summary, 98)]
     return "\n".join(lines) + "\n\n" + module.body + "\n"
@@ -242,12 +247,34 @@ def render(name):
     return SCRIPT_LINE.sub(SCRIPT_NAMED_AFTER_FILE, text)
 
 
+def locate(name, line):
+    """(module path, line) in the package of line LINE of the script NAME, as a traceback in
+    NXLog's log gives it; None for a line written by this tool (banner, imports, closing)."""
+    lines = render(name).split("\n")
+    markers = [number for number, text in enumerate(lines[:line]) if text.startswith(MARKER)]
+    if not markers:
+        return None
+    module = read_module(lines[markers[-1]][len(MARKER):].split(".py ")[0])
+    body = markers[-1] + 1
+    while lines[body].startswith("# "):  # the module's summary
+        body += 1
+    offset = line - 1 - (body + 1)  # after one blank line
+    if not 0 <= offset < len(module.body_lines):
+        return None
+    return module.path, module.body_lines[offset]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Write s3_write.py and s3_read.py from the "
                                      "package %s/." % PACKAGE)
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a "
                         "committed script differs from what would be written")
+    parser.add_argument("--where", metavar="SCRIPT:LINE", help="write nothing; say which "
+                        "module and line of the package a line of a script comes from (a "
+                        "traceback's, e.g. s3_read.py:1234)")
     arguments = parser.parse_args(argv)
+    if arguments.where:
+        return _where(arguments.where)
     stale = []
     for name in SCRIPTS:
         try:
@@ -269,6 +296,22 @@ def main(argv=None):
         sys.stderr.write("amalgamate: %s differ from the package: run `make scripts`\n"
                          % " and ".join(stale))
         return 1
+    return 0
+
+
+def _where(place):
+    name, _, line = place.rpartition(":")
+    name = os.path.basename(name)
+    if name not in SCRIPTS or not line.isdigit():
+        sys.stderr.write("amalgamate: --where takes SCRIPT:LINE, SCRIPT one of %s\n"
+                         % ", ".join(SCRIPTS))
+        return 2
+    found = locate(name, int(line))
+    if found is None:
+        print("%s:%s is written by tools/amalgamate.py itself (banner, imports or closing "
+              "lines)" % (name, line))
+    else:
+        print("%s:%d" % found)
     return 0
 
 

@@ -96,8 +96,7 @@ def test_the_packages_own_imports_are_dropped_and_the_rest_kept():
 
 @pytest.mark.parametrize("name", MODULES)
 def test_no_module_is_over_about_400_lines(name):
-    with open(os.path.join(ROOT, "nxlog_s3", name + ".py"), encoding="utf-8") as handle:
-        assert len(handle.read().splitlines()) <= 420, name
+    assert len(module_text(name).splitlines()) <= 420, name
 
 
 IMPORT_ALL = """
@@ -128,3 +127,32 @@ def test_a_script_imported_outside_nxlog_starts_nothing(script):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, cwd=ROOT)
     assert (result.returncode, result.stdout.strip()) == (0, "False"), result.stderr
+
+
+def first_definition(text):
+    """The first top-level `def` or `class` line of TEXT, and its number (from 1)."""
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.startswith(("def ", "class ")):
+            return line, number
+    return None, None
+
+
+def module_text(name):
+    with open(os.path.join(ROOT, "nxlog_s3", name + ".py"), encoding="utf-8") as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize("script, name", [
+    (script, name) for script in sorted(amalgamate.SCRIPTS)
+    for name in amalgamate.SCRIPTS[script]["modules"]
+    if first_definition(module_text(name))[0] is not None])  # writer/cli: a table only
+def test_a_line_of_a_script_is_traced_back_to_its_module_and_line(script, name):
+    line, in_module = first_definition(module_text(name))
+    in_script = amalgamate.render(script).split("\n").index(line) + 1
+    assert amalgamate.locate(script, in_script) == ("nxlog_s3/%s.py" % name, in_module)
+
+
+def test_the_lines_the_tool_writes_itself_lead_to_no_module():
+    assert amalgamate.locate("s3_read.py", 1) is None  # the banner
+    assert amalgamate.locate("s3_read.py", len(amalgamate.render("s3_read.py").split("\n"))
+                             - 2) is None  # the closing lines
