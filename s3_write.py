@@ -1651,8 +1651,9 @@ class Spool(object):
                 continue
             with self.lock:
                 del self.closing[batch.seq]
+                younger = self.closed and next(reversed(self.closed)) > batch.seq
                 self.closed[batch.seq] = batch
-                if next(iter(self.closed)) > batch.seq:  # closed after a younger batch
+                if younger:  # closed after a younger batch: oldest first all the same
                     self.closed = collections.OrderedDict(sorted(self.closed.items()))
                 self.lock.notify_all()
         return not refused

@@ -160,3 +160,33 @@ def test_events_held_through_a_full_disk_are_fsynced_with_the_lock_let_go(tmp_pa
     assert not spool.held and spool.pending() == 1
     from_upload = [held for where, held in fsyncs if where == "upload"]
     assert from_upload and not any(from_upload)
+
+
+def test_a_batch_closed_after_a_younger_one_is_still_uploaded_first(tmp_path, clock, log):
+    settings = writer_settings(SPOOL_DIR=tmp_path / "spool", BATCH_EVENTS=1, FSYNC="batch",
+                               SERVER="web01")
+    closing_held, let_go = threading.Event(), threading.Event()
+
+    class SlowOnce(Disk):
+        hold = False
+
+        def fsync(self, fd):
+            if self.hold:  # the close of e1's batch takes its time
+                self.hold = False
+                closing_held.set()
+                let_go.wait(10)
+            Disk.fsync(fd)
+    disk = SlowOnce()
+    spool = spool_of(settings, clock, log, disk)
+    spool.append("jsonl", line("e0"), "2026-03-01 10:00:00")
+    first = spool.next_batch(timeout=0)  # being uploaded
+    disk.hold = True
+    slow = threading.Thread(target=spool.append, args=("jsonl", line("e1"),
+                                                       "2026-03-01 10:00:00"))
+    slow.start()
+    assert closing_held.wait(10)
+    spool.append("jsonl", line("e2"), "2026-03-01 10:00:00")  # closed before e1's batch
+    let_go.set()
+    slow.join(10)
+    assert [first.seq, spool.next_batch(timeout=0).seq, spool.next_batch(timeout=0).seq] == \
+        [1, 2, 3]
