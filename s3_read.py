@@ -818,7 +818,7 @@ def _move_prefix(text):
 
 
 class ReaderSettings(Settings):
-    """The settings at the top of this file, parsed; also SEAL_EVERY, the seconds of key
+    """The settings at the top of s3_read.py, parsed; also SEAL_EVERY, the seconds of key
     time between two rewrites of the checkpoint's .late file."""
 
     SPEC = (

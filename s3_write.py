@@ -820,7 +820,7 @@ def _check_botocore(version):
 
 
 class WriterSettings(Settings):
-    """The settings at the top of this file, parsed; also what follows from them: BATCHING,
+    """The settings at the top of s3_write.py, parsed; also what follows from them: BATCHING,
     BODY_FORMAT (what a batch's body holds) and COMPRESSION with auto resolved."""
 
     SPEC = (
@@ -987,7 +987,7 @@ class Keys(object):
     """Names batches: SERVER/YYYY-MM-DD/HH.MM.SS.N, the second of a batch's first event
     (this host's clock for a time it cannot trust), never before a key it gave already, and
     N past every counter it gave (or, after a conflict, found) in that second. What it must
-    remember across restarts is in the manifests of the spool (see Spool)."""
+    remember across restarts is in the manifests of the spool (see SpoolFiles)."""
 
     def __init__(self, settings, client, clock, log):
         self.settings, self.client, self.clock, self.log = settings, client, clock, log
@@ -1140,8 +1140,9 @@ class Recovered(object):
 
 
 class SpoolFiles(object):
-    """The files of the spool FOLDER (see the layout above). It keeps no count of events or
-    batches: that is Spool's. DURABLE: fsync manifests (FSYNC is not os)."""
+    """The files of the spool FOLDER, laid out as this module's docstring says. It keeps no
+    count of events or batches: that is Spool's. DURABLE: fsync manifests (FSYNC is not
+    os)."""
 
     def __init__(self, folder, clock, log, disk, durable):
         self.folder, self.clock, self.log, self.disk = folder, clock, log, disk
@@ -1293,8 +1294,9 @@ class SpoolFiles(object):
 
     def close(self, batch, fd, sync):
         """Closes the open file FD of BATCH (its key assigned): fsync if SYNC, manifest
-        first, then the rename (see the layout above). If the manifest cannot be written
-        (a full disk), FD stays open and nothing changed: it can be tried again."""
+        first, then the rename (so that a crash leaves no batch unnamed). If the manifest
+        cannot be written (a full disk), FD stays open and nothing changed: it can be tried
+        again."""
         if sync:
             self.disk.fsync(fd)
         self.save(batch)

@@ -21,7 +21,7 @@ class Keys(object):
     """Names batches: SERVER/YYYY-MM-DD/HH.MM.SS.N, the second of a batch's first event
     (this host's clock for a time it cannot trust), never before a key it gave already, and
     N past every counter it gave (or, after a conflict, found) in that second. What it must
-    remember across restarts is in the manifests of the spool (see Spool)."""
+    remember across restarts is in the manifests of the spool (see SpoolFiles)."""
 
     def __init__(self, settings, client, clock, log):
         self.settings, self.client, self.clock, self.log = settings, client, clock, log

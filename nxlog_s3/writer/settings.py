@@ -48,7 +48,7 @@ def _check_botocore(version):
 
 
 class WriterSettings(Settings):
-    """The settings at the top of this file, parsed; also what follows from them: BATCHING,
+    """The settings at the top of s3_write.py, parsed; also what follows from them: BATCHING,
     BODY_FORMAT (what a batch's body holds) and COMPRESSION with auto resolved."""
 
     SPEC = (

@@ -85,8 +85,9 @@ class Recovered(object):
 
 
 class SpoolFiles(object):
-    """The files of the spool FOLDER (see the layout above). It keeps no count of events or
-    batches: that is Spool's. DURABLE: fsync manifests (FSYNC is not os)."""
+    """The files of the spool FOLDER, laid out as this module's docstring says. It keeps no
+    count of events or batches: that is Spool's. DURABLE: fsync manifests (FSYNC is not
+    os)."""
 
     def __init__(self, folder, clock, log, disk, durable):
         self.folder, self.clock, self.log, self.disk = folder, clock, log, disk
@@ -238,8 +239,9 @@ class SpoolFiles(object):
 
     def close(self, batch, fd, sync):
         """Closes the open file FD of BATCH (its key assigned): fsync if SYNC, manifest
-        first, then the rename (see the layout above). If the manifest cannot be written
-        (a full disk), FD stays open and nothing changed: it can be tried again."""
+        first, then the rename (so that a crash leaves no batch unnamed). If the manifest
+        cannot be written (a full disk), FD stays open and nothing changed: it can be tried
+        again."""
         if sync:
             self.disk.fsync(fd)
         self.save(batch)
