@@ -614,6 +614,24 @@ SCHEME_KEY = re.compile(
     r"((?:%s)(?:%s)?)?$" % ("|".join(re.escape(suffix) for suffix in FORMAT_SUFFIXES.values()),
                             "|".join(re.escape(suffix) for suffix in
                                      COMPRESSION_SUFFIXES.values() if suffix)))
+
+
+def second_prefix(server, second):
+    """SERVER/YYYY-MM-DD/HH.MM.SS: what the keys of SERVER's objects of one SECOND (as
+    SECOND_FORMAT writes it) start with."""
+    return "%s/%s" % (server, second)
+
+
+def scheme_key(second_prefix, counter, suffix=""):
+    """The key of the scheme: SECOND_PREFIX.COUNTER, then SUFFIX (.jsonl.gz, or none)."""
+    return "%s.%d%s" % (second_prefix, counter, suffix)
+
+
+def key_second(match):
+    """SERVER/YYYY-MM-DD/HH.MM.SS of a key SCHEME_KEY matched."""
+    return second_prefix(match.group(1), match.group(2))
+
+
 NXLOG_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
 ZONED_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:"
                         r"[0-9]{2}$")
@@ -981,7 +999,7 @@ class Position(object):
         """A key before every object at or after EPOCH (and the floor): where a listing
         starts; None for the beginning."""
         starts = [start for start in (self.floor, epoch) if start is not None]
-        return "%s/%s" % (server, self.rules.seconds.text(max(starts))) if starts else None
+        return second_prefix(server, self.rules.seconds.text(max(starts))) if starts else None
 
     def window_start(self):
         return None if self.newest is None else self.newest - self.rules.settings.LOOKBACK
@@ -1309,7 +1327,7 @@ class Checkpoint(object):
             raise ValueError("its key %r is not under %s/" % (
                 last_key, "/, ".join(self.settings.SERVER)))
         counters = {int(SCHEME_KEY.match(key).group(3)) for key in keys_of_second(
-            "%s/%s." % (server, second)) if key <= last_key and SCHEME_KEY.match(key)}
+            second_prefix(server, second) + ".") if key <= last_key and SCHEME_KEY.match(key)}
         self._read_up_to(server, second, counters | {int(match.group(3))})
 
     def in_use(self):
@@ -2860,7 +2878,7 @@ class Between(object):
     given to REPORT)."""
 
     def __init__(self, parts, server, start, end, report=None, keep=None):
-        start_after = None if start is None else "%s/%s" % (
+        start_after = None if start is None else second_prefix(
             server, parts.checkpoint.seconds.text(start))
         self.items = ListingPass(parts.listing, server, start_after, report=report, keep=keep)
         self.end, self.unbounded = end, Deadline(parts.clock)
@@ -3233,7 +3251,7 @@ class Audit(object):
         missing = _gaps(counters)
         if missing:
             self.problems.append({
-                "problem": "missing", "key": "%s/%s.%s" % (server, second, missing),
+                "problem": "missing", "key": "%s.%s" % (second_prefix(server, second), missing),
                 "why": "that second holds the counters %s: the others were deleted, or never "
                        "stored" % _ranges(counters)})
 

@@ -602,6 +602,24 @@ SCHEME_KEY = re.compile(
     r"((?:%s)(?:%s)?)?$" % ("|".join(re.escape(suffix) for suffix in FORMAT_SUFFIXES.values()),
                             "|".join(re.escape(suffix) for suffix in
                                      COMPRESSION_SUFFIXES.values() if suffix)))
+
+
+def second_prefix(server, second):
+    """SERVER/YYYY-MM-DD/HH.MM.SS: what the keys of SERVER's objects of one SECOND (as
+    SECOND_FORMAT writes it) start with."""
+    return "%s/%s" % (server, second)
+
+
+def scheme_key(second_prefix, counter, suffix=""):
+    """The key of the scheme: SECOND_PREFIX.COUNTER, then SUFFIX (.jsonl.gz, or none)."""
+    return "%s.%d%s" % (second_prefix, counter, suffix)
+
+
+def key_second(match):
+    """SERVER/YYYY-MM-DD/HH.MM.SS of a key SCHEME_KEY matched."""
+    return second_prefix(match.group(1), match.group(2))
+
+
 NXLOG_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
 ZONED_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:"
                         r"[0-9]{2}$")
@@ -1015,7 +1033,7 @@ class Keys(object):
     def second(self, epoch):
         local = self.settings.KEY_TIME == "local"
         stamp = time.localtime(epoch) if local else time.gmtime(epoch)
-        return "%s/%s" % (self.settings.SERVER, time.strftime(SECOND_FORMAT, stamp))
+        return second_prefix(self.settings.SERVER, time.strftime(SECOND_FORMAT, stamp))
 
     def assign(self, batch, after=0):
         """Gives BATCH its key, SECOND.N past AFTER. Its time is its first event's, but never
@@ -1029,7 +1047,7 @@ class Keys(object):
             second = self.second(batch.key_epoch)
             counter = max(self.last_counter.get(second, 0), after) + 1
             self._taken(second, counter)
-            batch.key = "%s.%d%s" % (second, counter, self.suffix(batch.format))
+            batch.key = scheme_key(second, counter, self.suffix(batch.format))
 
     def _taken(self, second, counter):
         """COUNTER of SECOND is taken: the next key of SECOND comes after it."""
@@ -1060,7 +1078,7 @@ class Keys(object):
         for page in pages:
             for item in page.get("Contents", ()):
                 match = SCHEME_KEY.match(item["Key"])
-                if match and "%s/%s" % match.group(1, 2) == second:
+                if match and key_second(match) == second:
                     highest = max(highest, int(match.group(3)))
         return highest
 
@@ -1080,7 +1098,7 @@ class Keys(object):
             self.newest_epoch = max(self.newest_epoch, batch.key_epoch)
             match = SCHEME_KEY.match(batch.key or "")
             if match:  # no later key of its second takes its counter, under any suffix
-                self._taken("%s/%s" % match.group(1, 2), int(match.group(3)))
+                self._taken(key_second(match), int(match.group(3)))
 
 
 # ---- nxlog_s3/writer/spool_files.py -------------------------------------------------------------

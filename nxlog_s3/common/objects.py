@@ -35,6 +35,24 @@ SCHEME_KEY = re.compile(
     r"((?:%s)(?:%s)?)?$" % ("|".join(re.escape(suffix) for suffix in FORMAT_SUFFIXES.values()),
                             "|".join(re.escape(suffix) for suffix in
                                      COMPRESSION_SUFFIXES.values() if suffix)))
+
+
+def second_prefix(server, second):
+    """SERVER/YYYY-MM-DD/HH.MM.SS: what the keys of SERVER's objects of one SECOND (as
+    SECOND_FORMAT writes it) start with."""
+    return "%s/%s" % (server, second)
+
+
+def scheme_key(second_prefix, counter, suffix=""):
+    """The key of the scheme: SECOND_PREFIX.COUNTER, then SUFFIX (.jsonl.gz, or none)."""
+    return "%s.%d%s" % (second_prefix, counter, suffix)
+
+
+def key_second(match):
+    """SERVER/YYYY-MM-DD/HH.MM.SS of a key SCHEME_KEY matched."""
+    return second_prefix(match.group(1), match.group(2))
+
+
 NXLOG_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
 ZONED_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:"
                         r"[0-9]{2}$")

@@ -10,6 +10,7 @@ from nxlog_s3.common.objects import (
     METADATA_EVENTS,
     METADATA_FORMAT,
     instant,
+    second_prefix,
     utc_text,
 )
 from nxlog_s3.common.runtime import EXIT_WARNED, count
@@ -102,7 +103,7 @@ class Audit(object):
         missing = _gaps(counters)
         if missing:
             self.problems.append({
-                "problem": "missing", "key": "%s/%s.%s" % (server, second, missing),
+                "problem": "missing", "key": "%s.%s" % (second_prefix(server, second), missing),
                 "why": "that second holds the counters %s: the others were deleted, or never "
                        "stored" % _ranges(counters)})
 

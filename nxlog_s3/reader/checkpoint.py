@@ -5,7 +5,7 @@ import os
 import re
 
 from nxlog_s3.common.files import exclusive_lock, lock_held, open_nofollow
-from nxlog_s3.common.objects import SCHEME_KEY, utc_text
+from nxlog_s3.common.objects import SCHEME_KEY, second_prefix, utc_text
 from nxlog_s3.reader.position import Position, _mapping, _utc_time
 
 CHECKPOINT_VERSION = 3  # 3: the horizon's seconds in CHECKPOINT.late
@@ -150,7 +150,7 @@ class Checkpoint(object):
             raise ValueError("its key %r is not under %s/" % (
                 last_key, "/, ".join(self.settings.SERVER)))
         counters = {int(SCHEME_KEY.match(key).group(3)) for key in keys_of_second(
-            "%s/%s." % (server, second)) if key <= last_key and SCHEME_KEY.match(key)}
+            second_prefix(server, second) + ".") if key <= last_key and SCHEME_KEY.match(key)}
         self._read_up_to(server, second, counters | {int(match.group(3))})
 
     def in_use(self):

@@ -8,7 +8,7 @@ import time
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nxlog_s3.common.errors import error_text
-from nxlog_s3.common.objects import instant, utc_text
+from nxlog_s3.common.objects import instant, second_prefix, utc_text
 from nxlog_s3.common.runtime import NXLOG, SCRIPT, count
 from nxlog_s3.common.s3 import check_bucket
 from nxlog_s3.reader.deadline import Deadline
@@ -61,7 +61,7 @@ class Between(object):
     given to REPORT)."""
 
     def __init__(self, parts, server, start, end, report=None, keep=None):
-        start_after = None if start is None else "%s/%s" % (
+        start_after = None if start is None else second_prefix(
             server, parts.checkpoint.seconds.text(start))
         self.items = ListingPass(parts.listing, server, start_after, report=report, keep=keep)
         self.end, self.unbounded = end, Deadline(parts.clock)

@@ -12,6 +12,7 @@ from nxlog_s3.common.objects import (
     FORMAT_SUFFIXES,
     SECOND_FORMAT,
     _second_of,
+    second_prefix,
     utc_text,
 )
 
@@ -136,7 +137,7 @@ class Position(object):
         """A key before every object at or after EPOCH (and the floor): where a listing
         starts; None for the beginning."""
         starts = [start for start in (self.floor, epoch) if start is not None]
-        return "%s/%s" % (server, self.rules.seconds.text(max(starts))) if starts else None
+        return second_prefix(server, self.rules.seconds.text(max(starts))) if starts else None
 
     def window_start(self):
         return None if self.newest is None else self.newest - self.rules.settings.LOOKBACK

@@ -10,6 +10,9 @@ from nxlog_s3.common.objects import (
     FORMAT_SUFFIXES,
     SCHEME_KEY,
     SECOND_FORMAT,
+    key_second,
+    scheme_key,
+    second_prefix,
     utc_text,
 )
 from nxlog_s3.writer.encode import _event_epoch
@@ -49,7 +52,7 @@ class Keys(object):
     def second(self, epoch):
         local = self.settings.KEY_TIME == "local"
         stamp = time.localtime(epoch) if local else time.gmtime(epoch)
-        return "%s/%s" % (self.settings.SERVER, time.strftime(SECOND_FORMAT, stamp))
+        return second_prefix(self.settings.SERVER, time.strftime(SECOND_FORMAT, stamp))
 
     def assign(self, batch, after=0):
         """Gives BATCH its key, SECOND.N past AFTER. Its time is its first event's, but never
@@ -63,7 +66,7 @@ class Keys(object):
             second = self.second(batch.key_epoch)
             counter = max(self.last_counter.get(second, 0), after) + 1
             self._taken(second, counter)
-            batch.key = "%s.%d%s" % (second, counter, self.suffix(batch.format))
+            batch.key = scheme_key(second, counter, self.suffix(batch.format))
 
     def _taken(self, second, counter):
         """COUNTER of SECOND is taken: the next key of SECOND comes after it."""
@@ -94,7 +97,7 @@ class Keys(object):
         for page in pages:
             for item in page.get("Contents", ()):
                 match = SCHEME_KEY.match(item["Key"])
-                if match and "%s/%s" % match.group(1, 2) == second:
+                if match and key_second(match) == second:
                     highest = max(highest, int(match.group(3)))
         return highest
 
@@ -114,4 +117,4 @@ class Keys(object):
             self.newest_epoch = max(self.newest_epoch, batch.key_epoch)
             match = SCHEME_KEY.match(batch.key or "")
             if match:  # no later key of its second takes its counter, under any suffix
-                self._taken("%s/%s" % match.group(1, 2), int(match.group(3)))
+                self._taken(key_second(match), int(match.group(3)))
