@@ -1528,6 +1528,7 @@ class Spool(object):
         finally:
             if self.closing:  # a batch this call filled (read unlocked: only a hint)
                 self._close_detached()
+                self._wait_for_closes()
 
     def _write_held(self, deadline, calling=False):
         """Writes the records held, oldest first, retrying a full disk until DEADLINE; what
@@ -1650,6 +1651,18 @@ class Spool(object):
         self.open_fd = self.open_since = None
         self.open_events = self.open_bytes = 0
 
+    def _wait_for_closes(self):
+        """Waits, MAX_CALL_WAIT at most, while another thread closes a batch (one this call
+        filled, its close taken over by an uploader thread): write_data returns once the
+        batches it filled are closed, fsync included, as when it closes them itself."""
+        deadline = self.clock.monotonic() + MAX_CALL_WAIT
+        with self.lock:
+            while any(fd is None for _, fd in self.closing.values()):
+                left = deadline - self.clock.monotonic()
+                if left <= 0:
+                    return
+                self.lock.wait(left)
+
     def _close_detached(self):
         """Closes the batches taken off the open file; one the disk refuses (full) stays
         to be closed again. False if one did."""
@@ -1668,6 +1681,7 @@ class Spool(object):
                                  % (self.where(), exc))
                 with self.lock:
                     self.closing[batch.seq] = (batch, fd)
+                    self.lock.notify_all()
                 continue
             with self.lock:
                 del self.closing[batch.seq]

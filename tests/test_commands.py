@@ -123,6 +123,8 @@ def test_status_shows_what_waits_and_the_last_upload_error_while_the_writer_runs
     for text in ("one", "two", "three"):
         writer_event(writer, text)
     wait_for(lambda: os.path.exists("s3_write.spool/.last-error.json"), what="an upload error")
+    wait_for(lambda: not [name for name in os.listdir("s3_write.spool") if name.endswith(
+        ".open")], what="the last batch closed (by write_data, or an uploader thread)")
     status, out, err = command("s3_write", "status", "--json")
     assert (status, err) == (0, [])
     [line] = out

@@ -357,6 +357,8 @@ def test_a_manifest_the_full_disk_refuses_leaves_the_batch_to_be_closed_again_lo
             module.Disk.write_atomically(self, path, data, sync)
     writer = build(module, disk=RefusingTwice())
     send(writer, event("one"), event("two"))  # the close fails: the batch waits to close
+    # (closed by write_data, or by an uploader thread that took the close over)
+    wait_for(lambda: api.logged("WARNING"), what="the refused close logged")
     assert "cannot close a batch" in api.logged("WARNING")[0]
     assert "closing is tried again" in api.logged("WARNING")[0]
     send(writer, event("three"))  # the close is tried again; this event opens another

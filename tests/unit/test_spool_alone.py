@@ -123,10 +123,14 @@ def test_a_batch_stored_leaves_its_manifest_as_the_last_stored(settings, clock, 
 
 
 class TickingClock(StillClock):
-    """A clock that moves a tenth of a second at each look: a wait bounded by it ends."""
+    """A clock that moves STEP seconds at each look: a wait bounded by it ends."""
+
+    def __init__(self, step=0.1):
+        StillClock.__init__(self)
+        self.step = step
 
     def monotonic(self):
-        self.now += 0.1
+        self.now += self.step
         return self.now
 
 
@@ -162,7 +166,7 @@ def test_events_held_through_a_full_disk_are_fsynced_with_the_lock_let_go(tmp_pa
     assert from_upload and not any(from_upload)
 
 
-def test_a_batch_closed_after_a_younger_one_is_still_uploaded_first(tmp_path, clock, log):
+def test_a_batch_closed_after_a_younger_one_is_still_uploaded_first(tmp_path, log):
     settings = writer_settings(SPOOL_DIR=tmp_path / "spool", BATCH_EVENTS=1, FSYNC="batch",
                                SERVER="web01")
     closing_held, let_go = threading.Event(), threading.Event()
@@ -176,7 +180,8 @@ def test_a_batch_closed_after_a_younger_one_is_still_uploaded_first(tmp_path, cl
                 closing_held.set()
                 let_go.wait(10)
             Disk.fsync(fd)
-    disk = SlowOnce()
+    # a second a look: write_data's wait (MAX_CALL_WAIT) for the close held up ends at once
+    disk, clock = SlowOnce(), TickingClock(step=1.0)
     spool = spool_of(settings, clock, log, disk)
     spool.append("jsonl", line("e0"), "2026-03-01 10:00:00")
     first = spool.next_batch(timeout=0)  # being uploaded
