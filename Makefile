@@ -53,7 +53,7 @@ lint: $(BIN)/.installed
 # every test but the reliability scenarios (make reliability runs those, and CI runs both)
 test: lint $(OLDEST)
 	OLDEST_PYTHON=$(if $(OLDEST),$(CURDIR)/.venv38/bin/python) $(BIN)/python -m pytest \
-	    -n 2 -m "not reliability"
+	    -n 2 -m "not reliability" --durations=10
 
 # the parts alone: no S3, no script loaded (tests/unit/)
 unit: $(BIN)/.installed

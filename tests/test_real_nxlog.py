@@ -251,12 +251,13 @@ HOSTILE_DRAWS = st.one_of(
 
 
 def test_generated_hostile_objects_never_crash_a_real_nxlog_and_each_is_read_or_named(
-        moto_server, bucket, tmp_path, nxlog_process):
+        moto_server, bucket, tmp_path, nxlog_process, soak):
     reader = start_reader(nxlog_process, tmp_path, nxlog_env(
         moto_server.env, BUCKET=bucket, SERVER="*", MAX_ATTEMPTS=1, POLL_INTERVAL=0.2))
     servers = itertools.count(1)
 
-    @hypothesis_settings(max_examples=15, deadline=None, database=None,
+    # each example costs a few seconds of a real NXLog: make soak draws many more
+    @hypothesis_settings(max_examples=60 if soak else 10, deadline=None, database=None,
                          suppress_health_check=list(HealthCheck))
     @given(st.lists(HOSTILE_DRAWS, min_size=1, max_size=3))
     def draw(hostile):
