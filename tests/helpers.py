@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 import zlib
 
 import boto3
@@ -273,7 +274,12 @@ class Endpoint(object):
             "AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
             region_name="us-east-1")
 
-    def new_bucket(self, name):
+    def new_bucket(self, prefix):
+        """A new, empty bucket, named PREFIX and a random suffix: S3 in us-east-1 (and moto)
+        answers a create of a bucket one owns already with success, and a name that came
+        back (a port number, a counter of another process) would hand a test another test's
+        objects."""
+        name = "%s-%s" % (prefix, uuid.uuid4().hex[:12])
         self.client().create_bucket(Bucket=name)
         return name
 
