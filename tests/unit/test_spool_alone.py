@@ -41,6 +41,14 @@ def spool_of(settings, clock, log, disk):
     return spool
 
 
+def lock_is_held(spool):
+    """Whether SPOOL's lock is held now, by this thread or another (it is not reentrant)."""
+    free = spool.lock.acquire(blocking=False)
+    if free:
+        spool.lock.release()
+    return not free
+
+
 def test_a_full_batch_is_closed_with_its_key_and_handed_to_the_uploader(settings, clock, log,
                                                                        disk):
     spool = spool_of(settings, clock, log, disk)
@@ -65,10 +73,7 @@ def test_no_fsync_runs_while_the_spools_lock_is_held(settings, clock, log):
 
     class Watching(Disk):
         def fsync(self, fd):
-            free = spool.lock.acquire(blocking=False)  # the lock is not reentrant
-            if free:
-                spool.lock.release()
-            held.append(not free)
+            held.append(lock_is_held(spool))
             Disk.fsync(fd)
     spool = spool_of(settings, clock, log, Watching())
     for text in ("one", "two", "three", "four"):  # the fourth waits for BATCH_AGE
@@ -148,10 +153,7 @@ def test_events_held_through_a_full_disk_are_fsynced_with_the_lock_let_go(tmp_pa
             return Disk.write(fd, data)
 
         def fsync(self, fd):
-            free = spool.lock.acquire(blocking=False)
-            if free:
-                spool.lock.release()
-            fsyncs.append((phase[0], not free))
+            fsyncs.append((phase[0], lock_is_held(spool)))
             Disk.fsync(fd)
     disk, phase = FullThenNot(), ["write_data"]
     spool = spool_of(settings, TickingClock(), log, disk)
