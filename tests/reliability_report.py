@@ -31,7 +31,8 @@ SUITES = [("tests/test_reliability.py", "Scenarios: faults, outage, SIGKILL, ful
           ("tests/test_hostile.py", "Bad input, generated (hypothesis)"),
           ("tests/test_hostile_bucket.py", "A hostile bucket, object by object, under the stub"),
           ("tests/test_real_nxlog.py", "Under a real NXLog CE 3.1.15: a hostile bucket, each "
-           "case and generated, and the reader's memory under the bombs"),
+           "case and generated, the reader's memory under the bombs, and stops while the "
+           "scripts' threads are busy"),
           ("tests/test_settings.py", "Bad configuration, every setting"),
           ("tests/test_security.py", "Security")]
 COLUMNS = [("scenario", "scenario"), ("side", "side"), ("events_in", "events in"),
@@ -44,7 +45,8 @@ COLUMNS = [("scenario", "scenario"), ("side", "side"), ("events_in", "events in"
 NOT_IN_THE_REPORT = ["tests/test_real_nxlog.py::" + name for name in (
     "test_both_conf_files_move_every_line_once_and_in_order",
     "test_a_bad_setting_keeps_nxlog_from_starting",
-    "test_a_stop_while_the_spool_is_full_is_prompt_and_loses_nothing")]
+    "test_a_stop_while_the_spool_is_full_is_prompt_and_loses_nothing",
+    "test_a_stop_ends_the_scripts_threads_before_nxlog_clears_its_interpreter")]
 
 
 def run_suite(soak, results, junit):

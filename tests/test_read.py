@@ -262,8 +262,12 @@ def test_an_unexpected_error_still_reschedules(s3, reader, build):
     assert "ZeroDivisionError" in api.logged("ERROR")[0]
 
 
-def test_read_event_is_the_old_name_of_read_data(reader):
-    assert reader.read_event is reader.read_data
+def test_read_event_is_the_old_name_of_read_data(s3, reader):
+    """A configuration that says `Call read_event` reads as one that says nothing."""
+    put(s3, SECOND + ".1", "old name")
+    delay, events = api.call_read_data(reader.read_event, api.input_module())
+    assert [event.get_field("raw_event") for event in events] == ["old name"]
+    assert delay is not None
 
 
 def test_the_legacy_api_names_work_too(s3, settings, load):

@@ -1,8 +1,9 @@
 """Both conf/ files as they are (their defines fitted), and s3_write.py and s3_read.py, under
 a real NXLog CE 3.1.15 (tests/real_nxlog.py) against moto server on 127.0.0.1: a round trip,
-a start refused for a bad setting, a stop while the spool is full that loses nothing; and a
-hostile bucket, object by object (tests/hostile.py) and generated (hypothesis), that NXLog
-survives while the reader reads on and names what it sets aside."""
+a start refused for a bad setting, a stop while the spool is full that loses nothing, stops
+that end the scripts' threads before NXLog clears their interpreter; and a hostile bucket,
+object by object (tests/hostile.py) and generated (hypothesis), that NXLog survives while the
+reader reads on and names what it sets aside."""
 
 import functools
 import itertools
@@ -110,6 +111,7 @@ def test_a_stop_while_the_spool_is_full_is_prompt_and_loses_nothing(moto_server,
                         nxlog_env(down, **settings), LOGFILE=tmp_path / "app.log")
     writer.wait_for(lambda: "is full (SPOOL_MAX_BYTES=1000" in writer.log(), what="a full spool")
     assert writer.stop(timeout=15) == 0
+    assert "NXLog stops: the script's threads ended" in writer.log(), writer.log()
     again = start_conf(nxlog_process, "s3-write.conf", tmp_path / "write",
                        nxlog_env(moto_server.env, **settings), LOGFILE=tmp_path / "app.log")
     again.wait_for(lambda: len(keys_in(moto_server, bucket)) >= len(lines),
@@ -119,6 +121,81 @@ def test_a_stop_while_the_spool_is_full_is_prompt_and_loses_nothing(moto_server,
     stored = sorted(client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
                     for key in keys_in(moto_server, bucket))
     assert stored == lines
+
+
+STOPS = 8  # with a plain write_data, tests/programs/busy_threads.py crashed NXLog within two
+           # stops in each of 4 runs
+
+
+BUSY_THREADS = """<Input file>
+    Module          im_file
+    File            "%(log)s"
+    SavePos         FALSE
+    ReadFromLast    FALSE
+</Input>
+<Output busy>
+    Module      om_python
+    PythonCode  %(root)s/tests/programs/busy_threads.py
+</Output>
+<Route busy>
+    Path  file => busy
+</Route>
+"""
+
+
+def test_a_stop_ends_the_scripts_threads_before_nxlog_clears_its_interpreter(tmp_path,
+                                                                            nxlog_process):
+    """NXLog clears and deletes a script's interpreter at its stop, threads or not; a thread
+    that wakes after that kills NXLog. common/host.py's EntryPoint, released by NXLog before
+    that, ends the threads first: a script whose eight threads wake every 0.1 ms is stopped
+    STOPS times, and NXLog exits 0 each time."""
+    (tmp_path / "app.log").write_text("".join("line %d\n" % number for number in range(100)))
+    conf = tmp_path / "busy.conf"
+    conf.write_text(conf_text(tmp_path, BUSY_THREADS % {"log": tmp_path / "app.log",
+                                                        "root": ROOT}))
+    for _ in range(STOPS):
+        nxlog = nxlog_process(conf, tmp_path / "nxlog.log", {"NXLOG_S3_TEST_ENTRY": "host"})
+        nxlog.wait_for(lambda nxlog=nxlog: "the first event came" in nxlog.log(),
+                       what="the first write_data call (it arms the entry point)")
+        assert nxlog.stop(timeout=20) == 0, nxlog.log()
+        assert "NXLog stops: the script's threads ended" in nxlog.log(), nxlog.log()
+        os.remove(str(tmp_path / "nxlog.log"))
+
+
+@pytest.mark.reliability
+def test_nxlog_stops_cleanly_while_the_scripts_threads_are_busy(moto_server, bucket, tmp_path,
+                                                                 nxlog_process):
+    """NXLog clears a script's interpreter at its stop whether or not the script's threads
+    live, and one that wakes after that kills NXLog (SIGSEGV, about one stop in two before
+    common/host.py). Each stop here comes while the writer's uploads retry against an
+    endpoint that refuses them, and while the reader polls and fetches: NXLog exits 0 every
+    time, having ended the threads first."""
+    lines = ["line %03d %s" % (number, "x" * 60) for number in range(60)]
+    (tmp_path / "app.log").write_text("".join(line + "\n" for line in lines))
+    settings = dict(BUCKET=bucket, SERVER="web01")
+    first = start_conf(nxlog_process, "s3-write.conf", tmp_path / "first",
+                       nxlog_env(moto_server.env, **settings), LOGFILE=tmp_path / "app.log")
+    first.wait_for(lambda: len(keys_in(moto_server, bucket)) == len(lines),
+                   what="an object for each line, for the readers to fetch")
+    assert first.stop() == 0
+    down = dict(moto_server.env, AWS_ENDPOINT_URL="http://127.0.0.1:9")  # nothing listens
+    for turn in range(STOPS):
+        folder = tmp_path / ("turn-%d" % turn)
+        writer = start_conf(nxlog_process, "s3-write.conf", folder / "write",
+                            nxlog_env(down, BATCH_EVENTS=5, METRICS_FILE=folder / "write.prom",
+                                      **settings),
+                            LOGFILE=tmp_path / "app.log")
+        reader = start_conf(nxlog_process, "s3-read.conf", folder / "read",
+                            nxlog_env(moto_server.env, POLL_INTERVAL=0.05,
+                                      METRICS_FILE=folder / "read.prom", **settings),
+                            OUTFILE=folder / "out.log")
+        writer.wait_for(lambda log=writer.log: "cannot store" in log(),
+                        what="an upload failing")
+        reader.wait_for(lambda log=reader.log: "started" in log(),
+                        what="the reader's start (it fetches every object: a new checkpoint)")
+        for nxlog in (writer, reader):
+            assert nxlog.stop(timeout=20) == 0, nxlog.log()
+            assert "NXLog stops: the script's threads ended" in nxlog.log(), nxlog.log()
 
 
 # ---- A hostile bucket under a real NXLog: it survives, reads on, and names what it sets aside

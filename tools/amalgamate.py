@@ -27,8 +27,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "nxlog_s3"
 THIRD_PARTY = ("boto3", "botocore")  # what the scripts need besides the standard library
-COMMON = ["common/optional", "common/runtime", "common/settings", "common/errors",
-          "common/s3", "common/files",
+COMMON = ["common/optional", "common/runtime", "common/host", "common/settings",
+          "common/errors", "common/s3", "common/files",
           "common/objects", "common/metrics", "common/command"]
 SCRIPTS = {
     "s3_write.py": {
@@ -48,8 +48,7 @@ SCRIPTS = {
                              "reader/commands", "reader/status", "reader/replay", "reader/audit",
                              "reader/cli"],
         "start": ("Reader", "ReaderSettings", "im_python", ("read_data",)),
-        "aliases": [("read_event", "read_data",
-                     "the old scripts' name, for configurations that say `Call read_event`")],
+        "aliases": [("read_event", "read_data", "the old scripts' name: `Call read_event`")],
     },
 }
 SETTINGS_START, SETTINGS_END = "# ---- Settings ", "# ---- End of settings "
@@ -209,9 +208,13 @@ def closing_lines(spec):
              "if nxlog is not None:  # loaded by NXLog's %s: start" % loader,
              "    instance = start_under_nxlog(%s, %s, globals(), __file__)"
              % (kind, settings_kind)]
-    lines += ["    %s = instance.%s" % (call, call) for call in calls]
-    lines += ["    %s = %s  # %s" % alias for alias in spec.get("aliases", ())]
     lines.append("    stop = instance.stop")
+    lines.append("    # what NXLog calls: %s; its release at NXLog's stop ends the threads "
+                 "(common/host.py)" % ", ".join(call for call in calls))
+    lines.append("    __getattr__ = entry_points({")
+    lines += ["        \"%s\": instance.%s," % (call, call) for call in calls]
+    lines += ["        \"%s\": instance.%s,  # %s" % alias for alias in spec.get("aliases", ())]
+    lines.append("    }, stop, instance.log)")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,124 @@
+"""The function NXLog calls (write_data, read_data), whose release at NXLog's stop ends the
+script's threads before NXLog clears the script's interpreter.
+
+NXLog has no shutdown hook, and at its stop it clears and deletes the script's interpreter
+(libnxpython.c, nx_python_finalize) whether or not the script's threads live: a thread that
+wakes after that takes a thread state NXLog freed, and NXLog dies of SIGSEGV (exit status
+139, about one stop in two with busy threads). The one thing NXLog lets go of before, in the
+script's own interpreter and with its lock held, is the function it calls: EntryPoint is
+that function, and its release is the stop.
+
+NXLog CE takes the function with a new reference, then adds one of its own, and gives back
+one at its stop (nx_python_init_iomodule; om_python_shutdown, im_python_shutdown): left so,
+it would never be released. At its first call EntryPoint counts the references its caller
+holds; where the caller is NXLog's C code (libpynxlog is loaded) holding exactly those two,
+it gives one back, so that NXLog's stop releases it. Any other caller (the stub, a program,
+a later NXLog that holds one reference) is left as it is.
+"""
+
+import sys
+import threading
+import time
+import types
+
+from nxlog_s3.common.optional import nxlog
+from nxlog_s3.common.runtime import SCRIPT
+
+try:
+    import ctypes
+except ImportError:  # a Python built without it: the stop stays as NXLog makes it
+    ctypes = None
+
+NXLOG_REFERENCES = 2  # NXLog CE's: PyObject_GetAttrString's and its own Py_INCREF
+STOP_WAIT = 10.0  # seconds NXLog's stop waits for the script's threads: an upload or fetch
+                  # in flight ends by then against any S3 that answers
+
+
+def references_of_a_call():
+    """What a call from C adds to the count of references to the object called, as its
+    __call__ sees it (its own `self`, getrefcount's argument): measured, not assumed, since
+    Python versions differ. map() is a caller from C that holds one reference."""
+    seen = []
+
+    class Probe(object):
+        def __call__(self, _):
+            seen.append(sys.getrefcount(self))
+
+    list(map(Probe(), (None,)))
+    return seen[0] - 1
+
+
+def called_by_nxlog():
+    """Whether NXLog's own wrapper (nxlog with its C library, libpynxlog) is loaded: only
+    then is the caller NXLog's C code, whose references count as NXLOG_REFERENCES."""
+    return isinstance(getattr(nxlog, "libpynxlog", None), types.ModuleType)
+
+
+class EntryPoint(object):
+    """CALL (write_data, read_data) as NXLog calls it; ON_RELEASE() runs once NXLog lets it
+    go at its stop (see the module's docstring)."""
+
+    def __init__(self, call, on_release):
+        self.call, self.on_release = call, on_release
+        self.first = True
+        self.armed = False
+
+    def __call__(self, argument):
+        if self.first:
+            self.first = False
+            held = sys.getrefcount(self) - references_of_a_call()  # as a statement of its
+            self._arm(held)  # own: inside self._arm(...)'s arguments, self is counted once more
+        return self.call(argument)
+
+    def _arm(self, held):
+        """Gives back the reference NXLog CE never does, where HELD (the references the
+        caller holds) are NXLog's: its stop then releases this object."""
+        if held == NXLOG_REFERENCES and called_by_nxlog() and ctypes is not None:
+            ctypes.pythonapi.Py_DecRef(ctypes.py_object(self))
+            self.armed = True
+
+    def __del__(self):
+        if self.armed:
+            self.armed = False
+            self.on_release()
+
+
+def script_threads():
+    """The threads the script started (each is named after it), but the calling one."""
+    return [thread for thread in threading.enumerate()
+            if thread.name.startswith(SCRIPT) and thread is not threading.current_thread()]
+
+
+def stop_before_nxlog_clears(stop, log, wait=STOP_WAIT):
+    """STOP() (the writer's or reader's), then every thread of the script ended, within WAIT
+    seconds: NXLog clears the interpreter once this returns."""
+    started = time.monotonic()
+    stopping = threading.Thread(target=stop, daemon=True, name="%s stop" % SCRIPT)
+    stopping.start()
+    for thread in [stopping] + script_threads():
+        thread.join(max(0.0, started + wait - time.monotonic()))
+    running = sorted(thread.name for thread in script_threads() if thread.is_alive())
+    if running:
+        log.warning("NXLog stops, and %s still run%s after %g s (waiting for S3): NXLog may "
+                    "crash as it clears the interpreter; nothing is lost, the next start "
+                    "goes on from the spool or checkpoint"
+                    % (", ".join(running), "s" if len(running) == 1 else "", wait))
+    else:
+        log.info("NXLog stops: the script's threads ended in %.1f s"
+                 % (time.monotonic() - started))
+
+
+def entry_points(calls, stop, log):
+    """A module's __getattr__ (PEP 562) giving NXLog, for each name of CALLS (a dict of
+    functions), an EntryPoint that stops the script (see stop_before_nxlog_clears) when
+    NXLog lets it go. A new one each time: NXLog takes its function once, and none but
+    NXLog may hold it."""
+    def release():
+        stop_before_nxlog_clears(stop, log)
+
+    def module_attribute(name):
+        if name in calls:
+            return EntryPoint(calls[name], release)
+        raise AttributeError("module %r has no attribute %r" % (SCRIPT, name))
+
+    return module_attribute
