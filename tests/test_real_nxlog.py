@@ -123,6 +123,30 @@ def test_a_stop_while_the_spool_is_full_is_prompt_and_loses_nothing(moto_server,
     assert stored == lines
 
 
+def test_a_writer_of_parquet_batches_starts_and_stores_them(moto_server, bucket, tmp_path,
+                                                           nxlog_process):
+    """pyarrow's import, made in NXLog's own thread, waited for good in PyGILState_Ensure
+    (the main interpreter's state, not the script's): NXLog hung at its start with
+    FORMAT=parquet. common/optional.py imports it in a thread of the script's own."""
+    import pyarrow.parquet
+    lines = ["line %03d" % number for number in range(60)]
+    (tmp_path / "app.log").write_text("".join(line + "\n" for line in lines))
+    writer = start_conf(nxlog_process, "s3-write.conf", tmp_path / "write",
+                        nxlog_env(moto_server.env, BUCKET=bucket, SERVER="web01",
+                                  FORMAT="parquet", BATCH_EVENTS=1000, BATCH_AGE=1),
+                        LOGFILE=tmp_path / "app.log")
+    writer.wait_for(lambda: keys_in(moto_server, bucket), timeout=30, what="a Parquet batch")
+    assert writer.stop() == 0
+    client = moto_server.client()
+    stored = []
+    for key in keys_in(moto_server, bucket):
+        assert key.endswith(".parquet")
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        stored += pyarrow.parquet.read_table(pyarrow.BufferReader(body)).column(
+            "raw_event").to_pylist()
+    assert sorted(stored) == lines
+
+
 STOPS = 8  # with a plain write_data, tests/programs/busy_threads.py crashed NXLog within two
            # stops in each of 4 runs
 
