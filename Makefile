@@ -3,6 +3,7 @@
 # make unit: the parts of nxlog_s3/ alone, in seconds
 # make scripts: writes s3_write.py and s3_read.py from the package nxlog_s3/ (ARCHITECTURE.md)
 # make reliability: regenerates docs/RELIABILITY.md; make soak: the same, ten times longer
+# make bench: every mode under a real NXLog in one run (bench/nxlog_bench.py; README)
 # make nxlog: a real NXLog CE from ../shared/nxlog/ (the tests run under it where it is), and
 #   boto3, zstandard and pyarrow for the system Python it embeds, in .nxlog-python/
 PYTHON ?= python3
@@ -19,7 +20,7 @@ SHARED ?= ../shared
 SYSTEM_PYTHON ?= /usr/bin/python3
 NXLOG_PYTHON := .nxlog-python
 
-.PHONY: demo test unit lint scripts reliability soak clean nxlog
+.PHONY: demo test unit lint scripts reliability soak clean nxlog bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,9 @@ $(NXLOG_PYTHON)/.installed:
 
 nxlog: $(NXLOG_PYTHON)/.installed
 	bash $(SHARED)/nxlog/build.sh
+
+bench: $(BIN)/.installed nxlog
+	$(BIN)/python bench/nxlog_bench.py
 
 demo: $(BIN)/.installed
 	$(BIN)/python demo.py

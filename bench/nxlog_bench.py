@@ -1,0 +1,310 @@
+"""Benchmark under a real NXLog CE: every mode in one run, so that the ratios hold on a
+noisy machine (make bench).
+
+    .venv/bin/python bench/nxlog_bench.py [--events 500000] [--single-events 5000] [--json]
+
+Needs a real NXLog (`make nxlog` builds one from ../shared/nxlog/) and starts moto server on
+127.0.0.1. Each mode is a process of NXLog's own, timed from its start ("started" in its log)
+until its last event is where the mode takes it: in S3 (every event counted by the objects'
+metadata), or written by the output. Lines of about 130 bytes, as im_file reads them:
+
+  writer side, from a file of --events lines (one object per event: --single-events)
+  - im_file -> om_file: NXLog's ceiling;
+  - im_file -> om_python whose write_data reads two fields and counts;
+  - floor: every field -> one JSON line -> os.write() (bench/nxlog/floor_write.py);
+  - s3_write.py, gzip JSON lines with zoned times, batches of up to 100,000 events;
+  - s3_write.py, Parquet batches; s3_write.py, one object per event;
+  reader side, into om_file, from the batches the writer stored
+  - im_python that only makes and posts events: NXLog's ceiling for a Python input;
+  - plain reader: a GET, gunzip, json.loads a line, set_field each field, post;
+  - s3_read.py from the gzip JSON-line batches, and from the Parquet ones.
+
+Prints events/s and peak RSS (the NXLog process's) per mode, and the ratios the project is
+held to: s3_write.py over the floor, s3_read.py over the plain reader. --json prints one
+JSON object instead. Messages go to stderr. moto server shares the two cores with NXLog.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.join(ROOT, "bench", "nxlog")
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+# The folder of the scripts measured: this checkout's, or another's.
+SCRIPTS = os.environ.get("BENCH_SCRIPTS") or ROOT
+
+from common import sample_lines, start_moto  # noqa: E402
+
+from real_nxlog import BINARY, PYTHONPATH, SYSTEM_PATH, conf_text, missing  # noqa: E402
+
+LINE_BYTES = 130
+EVENTS_METADATA = "nxlog-s3-events"
+FILE_INPUT = """<Input source>
+    Module          im_file
+    File            "%(log)s"
+    SavePos         FALSE
+    ReadFromLast    FALSE
+</Input>
+"""
+FILE_OUTPUT = """<Output sink>
+    Module  om_file
+    File    "%(out)s"
+</Output>
+"""
+PYTHON_OUTPUT = """<Output sink>
+    Module      om_python
+    PythonCode  %(code)s
+</Output>
+"""
+PYTHON_INPUT = """<Input source>
+    Module      im_python
+    PythonCode  %(code)s
+</Input>
+"""
+ROUTE = """<Route bench>
+    Path  source => sink
+</Route>
+"""
+
+
+def writer_mode(code):
+    return FILE_INPUT + PYTHON_OUTPUT + ROUTE, code
+
+
+def reader_mode(code):
+    return PYTHON_INPUT + FILE_OUTPUT + ROUTE, code
+
+
+# name: (side, configuration, PythonCode, settings for the scripts, where the events end)
+MODES = [
+    ("im_file -> om_file", "writer", FILE_INPUT + FILE_OUTPUT + ROUTE, None, {}, "lines"),
+    ("im_file -> om_python: two fields, a count", "writer",
+     *writer_mode(os.path.join(HERE, "count_write.py")), {}, "done"),
+    ("floor: every field -> JSON line -> os.write", "writer",
+     *writer_mode(os.path.join(HERE, "floor_write.py")), {}, "done"),
+    ("s3_write.py: gzip JSON lines", "writer", *writer_mode(os.path.join(SCRIPTS, "s3_write.py")),
+     {"SERVER": "jsonl", "FORMAT": "json", "BATCH_EVENTS": 100000, "BATCH_AGE": 1}, "s3"),
+    ("s3_write.py: Parquet", "writer", *writer_mode(os.path.join(SCRIPTS, "s3_write.py")),
+     {"SERVER": "parquet", "FORMAT": "parquet", "BATCH_EVENTS": 100000, "BATCH_AGE": 1}, "s3"),
+    ("s3_write.py: one object per event", "single",
+     *writer_mode(os.path.join(SCRIPTS, "s3_write.py")), {"SERVER": "single"}, "s3"),
+    ("im_python -> om_file: make and post", "reader",
+     *reader_mode(os.path.join(HERE, "post_read.py")), {}, "lines"),
+    ("plain reader: json.loads, set_field, post", "reader",
+     *reader_mode(os.path.join(HERE, "plain_read.py")), {"SERVER": "jsonl"}, "lines"),
+    ("s3_read.py: gzip JSON lines", "reader", *reader_mode(os.path.join(SCRIPTS, "s3_read.py")),
+     {"SERVER": "jsonl"}, "lines"),
+    ("s3_read.py: Parquet", "reader", *reader_mode(os.path.join(SCRIPTS, "s3_read.py")),
+     {"SERVER": "parquet"}, "lines"),
+]
+RATIOS = [("s3_write.py: gzip JSON lines", "floor: every field -> JSON line -> os.write", 0.9),
+          ("s3_write.py: Parquet", "floor: every field -> JSON line -> os.write", None),
+          ("s3_read.py: gzip JSON lines", "plain reader: json.loads, set_field, post", 1.3),
+          ("s3_read.py: Parquet", "plain reader: json.loads, set_field, post", None)]
+
+
+def say(message):
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def write_lines(path, count):
+    """COUNT access-log lines of about LINE_BYTES bytes each into PATH."""
+    lines = [line[:LINE_BYTES] for line in sample_lines()]
+    with open(path, "w") as handle:
+        for number in range(count):
+            handle.write(lines[number % len(lines)] + "\n")
+
+
+class LineCounter(object):
+    """How many lines a growing file holds, reading only what was added since the last
+    look."""
+
+    def __init__(self, path):
+        self.path, self.offset, self.lines = path, 0, 0
+
+    def __call__(self):
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                added = handle.read()
+        except FileNotFoundError:
+            return 0
+        self.offset += len(added)
+        self.lines += added.count(b"\n")
+        return self.lines
+
+
+class StoredEvents(object):
+    """How many events S3 holds under PREFIX: one an object, or with BATCHES, the count in
+    each object's metadata."""
+
+    def __init__(self, client, bucket, prefix, batches):
+        self.client, self.bucket, self.prefix, self.batches = client, bucket, prefix, batches
+        self.events = {}
+
+    def __call__(self):
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", ()):
+                if item["Key"] not in self.events:
+                    self.events[item["Key"]] = self._events_in(item["Key"])
+        return sum(self.events.values())
+
+    def _events_in(self, key):
+        if not self.batches:
+            return 1
+        metadata = self.client.head_object(Bucket=self.bucket, Key=key)["Metadata"]
+        return int(metadata[EVENTS_METADATA])
+
+
+class NXLogRun(object):
+    """One NXLog process running BODY from FOLDER, with ENV on a clean environment."""
+
+    def __init__(self, folder, body, env):
+        os.makedirs(folder)
+        self.log_file = os.path.join(folder, "nxlog.log")
+        self.conf = os.path.join(folder, "bench.conf")
+        with open(self.conf, "w") as handle:
+            handle.write(conf_text(folder, body))
+        self.env = dict(env, PATH=SYSTEM_PATH, PYTHONPATH=PYTHONPATH, LANG="C.UTF-8")
+        self.process = subprocess.Popen([BINARY, "-f", "-c", self.conf], env=self.env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def log(self):
+        try:
+            with open(self.log_file, errors="replace") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_for(self, condition, what, timeout=300, every=0.02):
+        """Waits until CONDITION() is true; the time.time() it was seen true."""
+        end = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None:
+                raise SystemExit("NXLog ended (exit status %s) before %s:\n%s"
+                                 % (self.process.returncode, what, self.log()[-3000:]))
+            if time.monotonic() > end:
+                raise SystemExit("%s did not come within %d s:\n%s"
+                                 % (what, timeout, self.log()[-3000:]))
+            time.sleep(every)
+        return time.time()
+
+    def stop(self):
+        """SIGTERM; NXLog's peak RSS in MB (its rusage, taken as it is reaped)."""
+        self.process.send_signal(signal.SIGTERM)
+        _, status, usage = os.wait4(self.process.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        if self.process.returncode != 0:
+            raise SystemExit("NXLog's stop ended with exit status %d:\n%s"
+                             % (self.process.returncode, self.log()[-3000:]))
+        return usage.ru_maxrss / 1024.0
+
+
+def measure(number, mode, counts, work, s3_env, client, bucket):
+    name, side, body, code, settings, end = mode
+    folder = os.path.join(work, "mode-%d" % number)
+    count = counts[side]
+    out, done = os.path.join(folder, "out.log"), os.path.join(folder, "done")
+    env = dict(s3_env, BENCH_EVENTS=str(count), BENCH_DONE=done, BENCH_OUT=out,
+               BENCH_BUCKET=bucket, BENCH_PREFIX=settings.get("SERVER", "") + "/",
+               **{"NXLOG_S3_" + key: str(value) for key, value in
+                  dict(settings, BUCKET=bucket,
+                       SPOOL_DIR=os.path.join(folder, "spool"),
+                       CHECKPOINT=os.path.join(folder, "checkpoint")).items()})
+    log = os.path.join(work, "%s.log" % side)
+    nxlog = NXLogRun(folder, body % {"log": log, "out": out, "code": code}, env)
+    started = nxlog.wait_for(lambda: " started" in nxlog.log(), "its start", every=0.005)
+    if " ERROR " in nxlog.log():
+        raise SystemExit("NXLog logged an error at its start:\n%s" % nxlog.log())
+    if end == "lines":
+        lines = LineCounter(out)
+        ended = nxlog.wait_for(lambda: lines() >= count, "%d lines out" % count)
+    elif end == "done":
+        nxlog.wait_for(lambda: os.path.exists(done) and os.path.getsize(done), "the last event")
+        with open(done) as handle:
+            ended = float(handle.read())
+    else:
+        batches = "BATCH_EVENTS" in settings
+        stored = StoredEvents(client, bucket, settings["SERVER"] + "/", batches)
+        ended = nxlog.wait_for(lambda: stored() >= count, "%d events in S3" % count,
+                               every=0.1 if batches else 0.5)  # a LIST is 1,000 keys
+    rss = nxlog.stop()
+    seconds = ended - started
+    return {"mode": name, "events": count, "seconds": round(seconds, 3),
+            "events_per_second": round(count / seconds), "peak_rss_mb": round(rss, 1)}
+
+
+def ratios(results):
+    by_name = {result["mode"]: result for result in results}
+    return [{"mode": mode, "over": over, "target": target,
+             "ratio": round(by_name[mode]["events_per_second"] /
+                            by_name[over]["events_per_second"], 2)}
+            for mode, over, target in RATIOS if mode in by_name and over in by_name]
+
+
+def print_table(results, figures):
+    print("%-46s %9s %9s %10s %9s" % ("mode", "events", "seconds", "events/s", "peak RSS"))
+    for result in results:
+        print("%-46s %9d %9.2f %10d %6.0f MB" % (result["mode"], result["events"],
+                                                 result["seconds"],
+                                                 result["events_per_second"],
+                                                 result["peak_rss_mb"]))
+    print()
+    for figure in figures:
+        print("%s over %s: %.2f%s" % (figure["mode"], figure["over"], figure["ratio"],
+                                      " (target: at least %g)" % figure["target"]
+                                      if figure["target"] else ""))
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--events", type=int, default=500000,
+                        help="lines for every mode but one object per event")
+    parser.add_argument("--single-events", type=int, default=5000,
+                        help="lines for s3_write.py's one object per event")
+    parser.add_argument("--json", action="store_true", help="one JSON object, for programs")
+    args = parser.parse_args()
+    reason = missing()
+    if reason:
+        parser.exit(2, "nxlog_bench: %s\n" % reason)
+    server, url = start_moto()
+    s3_env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "bench",
+              "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    client = boto3.client("s3", endpoint_url=url, aws_access_key_id="bench",
+                          aws_secret_access_key="bench", region_name="us-east-1")
+    bucket = "nxlog-bench-%d" % os.getpid()
+    client.create_bucket(Bucket=bucket)
+    counts = {"writer": args.events, "single": args.single_events, "reader": args.events}
+    results = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="nxlog-bench-") as work:
+            write_lines(os.path.join(work, "writer.log"), args.events)
+            write_lines(os.path.join(work, "single.log"), args.single_events)
+            for number, mode in enumerate(MODES):
+                results.append(measure(number, mode, counts, work, s3_env, client, bucket))
+                say("measured %s" % json.dumps(results[-1]))
+    finally:
+        server.terminate()
+        server.wait()
+    figures = ratios(results)
+    if args.json:
+        print(json.dumps({"nxlog": BINARY, "results": results, "ratios": figures}))
+    else:
+        print_table(results, figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
