@@ -94,6 +94,7 @@ import email.utils
 import errno
 import functools
 import gzip
+import importlib.machinery
 import io
 import itertools
 import json
@@ -108,7 +109,6 @@ import tempfile
 import threading
 import time
 import traceback
-import types
 import zlib
 
 import boto3
@@ -315,9 +315,11 @@ def references_of_a_call():
 
 
 def called_by_nxlog():
-    """Whether NXLog's own wrapper (nxlog with its C library, libpynxlog) is loaded: only
-    then is the caller NXLog's C code, whose references count as NXLOG_REFERENCES."""
-    return isinstance(getattr(nxlog, "libpynxlog", None), types.ModuleType)
+    """Whether NXLog's own `nxlog` is loaded, with its C library (libpynxlog, an extension
+    module; the stub's stand-in is none): only then is the caller NXLog's C code, whose
+    references count as NXLOG_REFERENCES."""
+    loader = getattr(getattr(nxlog, "libpynxlog", None), "__loader__", None)
+    return isinstance(loader, importlib.machinery.ExtensionFileLoader)
 
 
 class EntryPoint(object):
@@ -388,6 +390,57 @@ def entry_points(calls, stop, log):
         raise AttributeError("module %r has no attribute %r" % (SCRIPT, name))
 
     return module_attribute
+
+
+# ---- nxlog_s3/common/events.py ------------------------------------------------------------------
+# An event's fields read from NXLog, and events posted to it: by NXLog CE's C library (libpynxlog)
+# where it is loaded, else by the methods of NXLog's API.
+
+LIBRARY = getattr(nxlog, "libpynxlog", None)  # NXLog CE's C calls, or None
+
+
+def _fields_by_methods(event):
+    names = getattr(event, "field_names", None) or event.get_names  # current, else legacy
+    names = names()
+    return dict(zip(names, map(event.get_field, names)))
+
+
+def event_fields(event):
+    """EVENT's fields (an om_python event), as a dict."""
+    try:
+        c_module, c_logdata = event.module.c_module, event.c_logdata
+    except AttributeError:
+        return _fields_by_methods(event)
+    if LIBRARY is None:
+        return _fields_by_methods(event)
+    get = LIBRARY.get_logdata_field
+    return {name: get(c_module, c_logdata, name)
+            for name in LIBRARY.get_logdata_field_names(c_module, c_logdata)}
+
+
+def _post_by_library(library, c_module, fields):
+    c_logdata = library.logdata_new()
+    set_field = library.set_logdata_field
+    for name, value in fields.items():
+        set_field(c_module, c_logdata, name, value)
+    library.post_logdata(c_module, c_logdata)
+
+
+def _post_by_methods(new_event, fields):
+    event = new_event()
+    for name, value in fields.items():
+        event.set_field(name, value)
+    event.post()
+
+
+def poster(module):
+    """post(fields): a new event of FIELDS (a dict NXLog takes as it is) posted by MODULE,
+    the im_python module read_data was given."""
+    c_module = getattr(module, "c_module", None)
+    if LIBRARY is not None and c_module is not None:
+        return functools.partial(_post_by_library, LIBRARY, c_module)
+    new_event = getattr(module, "logdata_new", None) or module.new_logdata  # current, legacy
+    return functools.partial(_post_by_methods, new_event)
 
 
 # ---- nxlog_s3/common/settings.py ----------------------------------------------------------------
@@ -1884,10 +1937,12 @@ def _json_fields(body, line=None):
     return fields
 
 
+@functools.lru_cache(maxsize=4096)
 def _nxlog_time(zoned):
     """A zoned time (2026-11-28T11:28:18+09:00) as NXLog gives a datetime field to Python:
     the same instant in this host's local time, with no zone (2026-11-28 11:28:18 in Tokyo,
-    2026-11-28 02:28:18 in London); ZONED itself if it is no such time."""
+    2026-11-28 02:28:18 in London); ZONED itself if it is no such time. Cached: the events
+    of a second share their times."""
     epoch = instant(zoned)
     return zoned if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
@@ -2587,10 +2642,6 @@ MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
 
 
-def _event_maker(module):
-    return getattr(module, "logdata_new", None) or module.new_logdata  # current, else legacy
-
-
 def _schedule(module, delay):
     set_timer = getattr(module, "set_read_timer", None) or module.add_read_event
     set_timer(delay)
@@ -2785,7 +2836,7 @@ class Reader(object):
         posted is kept in the checkpoint, so that neither the next call, nor a retry after
         an error partway, nor a restarted reader posts one twice."""
         posted = already = position.partial.get(key, 0)
-        new_event = _event_maker(module)
+        post = poster(module)
         every = self.clock_every
         guard = self.field_guard.guarded
         try:
@@ -2796,10 +2847,7 @@ class Reader(object):
                     self._warn_changed(key, changed, cut)
                     if cut:
                         self.after_read.keep(key)
-                event = new_event()
-                for name, value in fields.items():
-                    event.set_field(name, value)
-                event.post()
+                post(fields)
                 posted += 1
                 if posted % every == 0 and deadline.passed():
                     return False

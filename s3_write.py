@@ -80,6 +80,7 @@ import datetime
 import errno
 import functools
 import gzip
+import importlib.machinery
 import io
 import itertools
 import json
@@ -93,7 +94,6 @@ import tempfile
 import threading
 import time
 import traceback
-import types
 import uuid
 import zlib
 
@@ -303,9 +303,11 @@ def references_of_a_call():
 
 
 def called_by_nxlog():
-    """Whether NXLog's own wrapper (nxlog with its C library, libpynxlog) is loaded: only
-    then is the caller NXLog's C code, whose references count as NXLOG_REFERENCES."""
-    return isinstance(getattr(nxlog, "libpynxlog", None), types.ModuleType)
+    """Whether NXLog's own `nxlog` is loaded, with its C library (libpynxlog, an extension
+    module; the stub's stand-in is none): only then is the caller NXLog's C code, whose
+    references count as NXLOG_REFERENCES."""
+    loader = getattr(getattr(nxlog, "libpynxlog", None), "__loader__", None)
+    return isinstance(loader, importlib.machinery.ExtensionFileLoader)
 
 
 class EntryPoint(object):
@@ -376,6 +378,57 @@ def entry_points(calls, stop, log):
         raise AttributeError("module %r has no attribute %r" % (SCRIPT, name))
 
     return module_attribute
+
+
+# ---- nxlog_s3/common/events.py ------------------------------------------------------------------
+# An event's fields read from NXLog, and events posted to it: by NXLog CE's C library (libpynxlog)
+# where it is loaded, else by the methods of NXLog's API.
+
+LIBRARY = getattr(nxlog, "libpynxlog", None)  # NXLog CE's C calls, or None
+
+
+def _fields_by_methods(event):
+    names = getattr(event, "field_names", None) or event.get_names  # current, else legacy
+    names = names()
+    return dict(zip(names, map(event.get_field, names)))
+
+
+def event_fields(event):
+    """EVENT's fields (an om_python event), as a dict."""
+    try:
+        c_module, c_logdata = event.module.c_module, event.c_logdata
+    except AttributeError:
+        return _fields_by_methods(event)
+    if LIBRARY is None:
+        return _fields_by_methods(event)
+    get = LIBRARY.get_logdata_field
+    return {name: get(c_module, c_logdata, name)
+            for name in LIBRARY.get_logdata_field_names(c_module, c_logdata)}
+
+
+def _post_by_library(library, c_module, fields):
+    c_logdata = library.logdata_new()
+    set_field = library.set_logdata_field
+    for name, value in fields.items():
+        set_field(c_module, c_logdata, name, value)
+    library.post_logdata(c_module, c_logdata)
+
+
+def _post_by_methods(new_event, fields):
+    event = new_event()
+    for name, value in fields.items():
+        event.set_field(name, value)
+    event.post()
+
+
+def poster(module):
+    """post(fields): a new event of FIELDS (a dict NXLog takes as it is) posted by MODULE,
+    the im_python module read_data was given."""
+    c_module = getattr(module, "c_module", None)
+    if LIBRARY is not None and c_module is not None:
+        return functools.partial(_post_by_library, LIBRARY, c_module)
+    new_event = getattr(module, "logdata_new", None) or module.new_logdata  # current, legacy
+    return functools.partial(_post_by_methods, new_event)
 
 
 # ---- nxlog_s3/common/settings.py ----------------------------------------------------------------
@@ -1024,16 +1077,6 @@ def _last_epoch(received, first):
     return first if epoch is None else epoch
 
 
-def _field_names(event):
-    names = getattr(event, "field_names", None) or event.get_names  # current, else legacy API
-    return names()
-
-
-def _fields(event):
-    names = _field_names(event)
-    return dict(zip(names, map(event.get_field, names)))
-
-
 @functools.lru_cache(maxsize=4096)
 def _zoned(text):
     """An NXLog datetime field's text (this host's local time, with no zone) as ISO 8601 with
@@ -1047,11 +1090,10 @@ def _zoned(text):
         return text
 
 
-def _zoned_fields(event):
-    """EVENT's fields, its datetime fields (EventReceivedTime, EventTime, ...: text in the
-    form NXLog gives them, 'YYYY-MM-DD HH:MM:SS') with their zone, so that whoever reads the
-    object alone can tell the instant."""
-    fields = _fields(event)
+def _zone_times(fields):
+    """Gives FIELDS' datetime fields (EventReceivedTime, EventTime, ...: text in the form
+    NXLog gives them, 'YYYY-MM-DD HH:MM:SS') their zone, so that whoever reads the object
+    alone can tell the instant."""
     for name, value in fields.items():
         if type(value) is str and len(value) == 19 and value[10] == " ":
             fields[name] = _zoned(value)  # cached: a second's events share their times
@@ -1095,22 +1137,26 @@ class Encoder(object):
                                        else json_value)
 
     def json_bytes(self, fields):
-        return self.json_text(fields).encode()
+        return self.json_text(_zone_times(fields)).encode()
 
     def record(self, event):
-        """(body format, bytes) of EVENT."""
+        """(body format, bytes, EventReceivedTime as NXLog gives it) of EVENT."""
         if self.batching:
-            return self.batch_format, (self.json_text(_zoned_fields(event)) + "\n").encode()
+            fields = event_fields(event)
+            received = fields.get("EventReceivedTime")
+            return self.batch_format, (self.json_text(_zone_times(fields)) + "\n").encode(), \
+                received
         if self.settings.FORMAT == "raw":
             raw_event = event.get_field("raw_event")
             if raw_event is not None:
-                return "raw", raw_bytes(raw_event)
+                return "raw", raw_bytes(raw_event), event.get_field("EventReceivedTime")
             self.log.limited("no raw_event", self.log.warning, "an event without raw_event is "
                              "stored as json, so that its fields are kept")
-            return "json", self.json_bytes(_zoned_fields(event))
-        if self.settings.FORMAT == "json":
-            return "json", self.json_bytes(_zoned_fields(event))
-        return "pickle", _pickle(_fields(event))
+        fields = event_fields(event)
+        received = fields.get("EventReceivedTime")
+        if self.settings.FORMAT == "pickle":
+            return "pickle", _pickle(fields), received
+        return "json", self.json_bytes(fields), received
 
 
 # ---- nxlog_s3/writer/keys.py --------------------------------------------------------------------
@@ -2357,8 +2403,7 @@ class Writer(object):
     def write_data(self, event):
         """NXLog's write_data: returns once the event is in the spool on disk, within about
         MAX_CALL_WAIT whatever happens."""
-        body_format, record = self.record(event)
-        self.append(body_format, record, event.get_field("EventReceivedTime"))
+        self.append(*self.record(event))
 
     def stop(self):
         """Ends this instance as the end of its process would, open batch left as it is.

@@ -14,6 +14,7 @@ import datetime
 import threading
 import time
 import traceback
+import types
 
 CURRENT = "current"
 LEGACY = "legacy"
@@ -158,6 +159,12 @@ class Module(object):
         self._name = name
         self._data = {}
 
+    @property
+    def c_module(self):
+        """What NXLog's wrapper passes to its C library (libpynxlog) for this module: in the
+        stub, the module itself."""
+        return self
+
     def __getitem__(self, key):
         return self._data[key]
 
@@ -201,10 +208,12 @@ class InputModule(Module):
 
 
 class LegacyInputModule(InputModule):
-    """The older input API: `new_logdata` and `add_read_event` instead of the current names."""
+    """The older input API: `new_logdata` and `add_read_event` instead of the current names,
+    and no C library underneath."""
 
     logdata_new = _no_attribute("logdata_new")
     set_read_timer = _no_attribute("set_read_timer")
+    c_module = _no_attribute("c_module")
 
     def new_logdata(self):
         return LegacyLogData(self, {"raw_event": ""})
@@ -245,6 +254,12 @@ class LogData(object):
     def field_names(self):
         return list(self._fields)
 
+    @property
+    def c_logdata(self):
+        """What NXLog's wrapper passes to its C library for this event: in the stub, the
+        event itself."""
+        return self
+
     def post(self):
         if not isinstance(self.module, InputModule):
             log_error("Trying to post logdata from non-input module")
@@ -264,12 +279,29 @@ class LogData(object):
 
 class LegacyLogData(LogData):
     field_names = _no_attribute("field_names")
+    c_logdata = _no_attribute("c_logdata")
 
     def get_names(self):
         return list(self._fields)
 
 
 _MISSING = object()
+
+
+def _post_logdata(c_module, c_logdata):
+    c_logdata.module = c_module
+    c_logdata.post()
+
+
+# NXLog CE's C library under its `nxlog` wrapper (nxlog.libpynxlog), which the scripts call
+# directly (nxlog_s3/common/events.py): each call does what the wrapper's method does. A
+# namespace, not a module: nxlog_s3/common/host.py tells NXLog's own by its loader.
+LIBPYNXLOG = types.SimpleNamespace(
+    get_logdata_field=lambda c_module, c_logdata, name: c_logdata.get_field(name),
+    get_logdata_field_names=lambda c_module, c_logdata: c_logdata.field_names(),
+    set_logdata_field=lambda c_module, c_logdata, name, value: c_logdata.set_field(name, value),
+    logdata_new=lambda: LogData(None, {"raw_event": ""}),
+    post_logdata=_post_logdata)
 
 
 def call_read_data(function, module):

@@ -9,11 +9,37 @@ import pytest
 from nxlog_stub import api
 
 
-def test_the_nxlog_module_offers_only_the_four_log_functions():
+def test_the_nxlog_module_offers_the_four_log_functions_and_the_c_library():
     public = sorted(name for name in dir(nxlog) if not name.startswith("_"))
-    assert public == ["log_debug", "log_error", "log_info", "log_warning"]
+    assert public == ["libpynxlog", "log_debug", "log_error", "log_info", "log_warning"]
     nxlog.log_info("through the module scripts import")
     assert api.logged("INFO") == ["through the module scripts import"]
+
+
+def test_the_c_library_reads_and_posts_events_as_the_wrappers_methods_do():
+    """NXLog CE's wrapper calls libpynxlog with the module's c_module and the event's
+    c_logdata; the scripts make those calls themselves (nxlog_s3/common/events.py)."""
+    library, module = nxlog.libpynxlog, api.input_module("in")
+    event = library.logdata_new()
+    assert library.set_logdata_field(module.c_module, event, "n", 7)
+    library.post_logdata(module.c_module, event)
+    [posted] = module.take_posted()
+    names = library.get_logdata_field_names(module.c_module, posted.c_logdata)
+    assert names == posted.field_names() and "n" in names
+    assert library.get_logdata_field(module.c_module, posted.c_logdata, "n") == 7
+    assert posted.get_field("SourceModuleName") == "in"
+
+
+def test_the_legacy_api_has_no_c_library_underneath():
+    api.set_flavour(api.LEGACY)
+    try:
+        module = api.input_module("in")
+        with pytest.raises(AttributeError):
+            module.c_module
+        with pytest.raises(AttributeError):
+            module.new_logdata().c_logdata
+    finally:
+        api.set_flavour(api.CURRENT)
 
 
 @pytest.mark.parametrize("function, level", [

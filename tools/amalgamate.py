@@ -27,9 +27,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "nxlog_s3"
 THIRD_PARTY = ("boto3", "botocore")  # what the scripts need besides the standard library
-COMMON = ["common/optional", "common/runtime", "common/host", "common/settings",
-          "common/errors", "common/s3", "common/files",
-          "common/objects", "common/metrics", "common/command"]
+COMMON = ["common/optional", "common/runtime", "common/host", "common/events",
+          "common/settings", "common/errors", "common/s3", "common/files", "common/objects",
+          "common/metrics", "common/command"]
 SCRIPTS = {
     "s3_write.py": {
         "defaults": "writer/defaults",

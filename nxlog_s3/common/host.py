@@ -16,10 +16,10 @@ it gives one back, so that NXLog's stop releases it. Any other caller (the stub,
 a later NXLog that holds one reference) is left as it is.
 """
 
+import importlib.machinery
 import sys
 import threading
 import time
-import types
 
 from nxlog_s3.common.optional import nxlog
 from nxlog_s3.common.runtime import SCRIPT
@@ -49,9 +49,11 @@ def references_of_a_call():
 
 
 def called_by_nxlog():
-    """Whether NXLog's own wrapper (nxlog with its C library, libpynxlog) is loaded: only
-    then is the caller NXLog's C code, whose references count as NXLOG_REFERENCES."""
-    return isinstance(getattr(nxlog, "libpynxlog", None), types.ModuleType)
+    """Whether NXLog's own `nxlog` is loaded, with its C library (libpynxlog, an extension
+    module; the stub's stand-in is none): only then is the caller NXLog's C code, whose
+    references count as NXLOG_REFERENCES."""
+    loader = getattr(getattr(nxlog, "libpynxlog", None), "__loader__", None)
+    return isinstance(loader, importlib.machinery.ExtensionFileLoader)
 
 
 class EntryPoint(object):

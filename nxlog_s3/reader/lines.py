@@ -1,5 +1,6 @@
 """JSON lines and the budget every decoding works within: what an object may expand to."""
 
+import functools
 import json
 import time
 
@@ -44,10 +45,12 @@ def _json_fields(body, line=None):
     return fields
 
 
+@functools.lru_cache(maxsize=4096)
 def _nxlog_time(zoned):
     """A zoned time (2026-11-28T11:28:18+09:00) as NXLog gives a datetime field to Python:
     the same instant in this host's local time, with no zone (2026-11-28 11:28:18 in Tokyo,
-    2026-11-28 02:28:18 in London); ZONED itself if it is no such time."""
+    2026-11-28 02:28:18 in London); ZONED itself if it is no such time. Cached: the events
+    of a second share their times."""
     epoch = instant(zoned)
     return zoned if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 

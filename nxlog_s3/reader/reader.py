@@ -15,6 +15,7 @@ from nxlog_s3.common.errors import (
     error_text,
     object_failure,
 )
+from nxlog_s3.common.events import poster
 from nxlog_s3.common.files import private_directory
 from nxlog_s3.common.metrics import Metrics
 from nxlog_s3.common.s3 import check_bucket, probe_client, quoted
@@ -28,10 +29,6 @@ from nxlog_s3.reader.parts import Parts
 
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
-
-
-def _event_maker(module):
-    return getattr(module, "logdata_new", None) or module.new_logdata  # current, else legacy
 
 
 def _schedule(module, delay):
@@ -228,7 +225,7 @@ class Reader(object):
         posted is kept in the checkpoint, so that neither the next call, nor a retry after
         an error partway, nor a restarted reader posts one twice."""
         posted = already = position.partial.get(key, 0)
-        new_event = _event_maker(module)
+        post = poster(module)
         every = self.clock_every
         guard = self.field_guard.guarded
         try:
@@ -239,10 +236,7 @@ class Reader(object):
                     self._warn_changed(key, changed, cut)
                     if cut:
                         self.after_read.keep(key)
-                event = new_event()
-                for name, value in fields.items():
-                    event.set_field(name, value)
-                event.post()
+                post(fields)
                 posted += 1
                 if posted % every == 0 and deadline.passed():
                     return False

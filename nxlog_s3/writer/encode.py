@@ -5,6 +5,7 @@ import functools
 import json
 import pickle
 
+from nxlog_s3.common.events import event_fields
 from nxlog_s3.common.objects import NXLOG_TIME, instant, json_value, raw_bytes
 
 
@@ -21,16 +22,6 @@ def _last_epoch(received, first):
     return first if epoch is None else epoch
 
 
-def _field_names(event):
-    names = getattr(event, "field_names", None) or event.get_names  # current, else legacy API
-    return names()
-
-
-def _fields(event):
-    names = _field_names(event)
-    return dict(zip(names, map(event.get_field, names)))
-
-
 @functools.lru_cache(maxsize=4096)
 def _zoned(text):
     """An NXLog datetime field's text (this host's local time, with no zone) as ISO 8601 with
@@ -44,11 +35,10 @@ def _zoned(text):
         return text
 
 
-def _zoned_fields(event):
-    """EVENT's fields, its datetime fields (EventReceivedTime, EventTime, ...: text in the
-    form NXLog gives them, 'YYYY-MM-DD HH:MM:SS') with their zone, so that whoever reads the
-    object alone can tell the instant."""
-    fields = _fields(event)
+def _zone_times(fields):
+    """Gives FIELDS' datetime fields (EventReceivedTime, EventTime, ...: text in the form
+    NXLog gives them, 'YYYY-MM-DD HH:MM:SS') their zone, so that whoever reads the object
+    alone can tell the instant."""
     for name, value in fields.items():
         if type(value) is str and len(value) == 19 and value[10] == " ":
             fields[name] = _zoned(value)  # cached: a second's events share their times
@@ -92,19 +82,23 @@ class Encoder(object):
                                        else json_value)
 
     def json_bytes(self, fields):
-        return self.json_text(fields).encode()
+        return self.json_text(_zone_times(fields)).encode()
 
     def record(self, event):
-        """(body format, bytes) of EVENT."""
+        """(body format, bytes, EventReceivedTime as NXLog gives it) of EVENT."""
         if self.batching:
-            return self.batch_format, (self.json_text(_zoned_fields(event)) + "\n").encode()
+            fields = event_fields(event)
+            received = fields.get("EventReceivedTime")
+            return self.batch_format, (self.json_text(_zone_times(fields)) + "\n").encode(), \
+                received
         if self.settings.FORMAT == "raw":
             raw_event = event.get_field("raw_event")
             if raw_event is not None:
-                return "raw", raw_bytes(raw_event)
+                return "raw", raw_bytes(raw_event), event.get_field("EventReceivedTime")
             self.log.limited("no raw_event", self.log.warning, "an event without raw_event is "
                              "stored as json, so that its fields are kept")
-            return "json", self.json_bytes(_zoned_fields(event))
-        if self.settings.FORMAT == "json":
-            return "json", self.json_bytes(_zoned_fields(event))
-        return "pickle", _pickle(_fields(event))
+        fields = event_fields(event)
+        received = fields.get("EventReceivedTime")
+        if self.settings.FORMAT == "pickle":
+            return "pickle", _pickle(fields), received
+        return "json", self.json_bytes(fields), received

@@ -78,8 +78,7 @@ class Writer(object):
     def write_data(self, event):
         """NXLog's write_data: returns once the event is in the spool on disk, within about
         MAX_CALL_WAIT whatever happens."""
-        body_format, record = self.record(event)
-        self.append(body_format, record, event.get_field("EventReceivedTime"))
+        self.append(*self.record(event))
 
     def stop(self):
         """Ends this instance as the end of its process would, open batch left as it is.
