@@ -274,6 +274,9 @@ def main():
                         help="lines for every mode but one object per event")
     parser.add_argument("--single-events", type=int, default=5000,
                         help="lines for s3_write.py's one object per event")
+    parser.add_argument("--only", metavar="TEXT", action="append",
+                        help="only the modes whose name holds TEXT (again for more), for a "
+                        "look while developing; the ratios need both of their modes")
     parser.add_argument("--json", action="store_true", help="one JSON object, for programs")
     args = parser.parse_args()
     reason = missing()
@@ -293,6 +296,8 @@ def main():
             write_lines(os.path.join(work, "writer.log"), args.events)
             write_lines(os.path.join(work, "single.log"), args.single_events)
             for number, mode in enumerate(MODES):
+                if args.only and not any(text in mode[0] for text in args.only):
+                    continue
                 results.append(measure(number, mode, counts, work, s3_env, client, bucket))
                 say("measured %s" % json.dumps(results[-1]))
     finally:
