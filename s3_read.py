@@ -322,6 +322,16 @@ def called_by_nxlog():
     return isinstance(loader, importlib.machinery.ExtensionFileLoader)
 
 
+def _called_from_c():
+    """Whether the function calling this one was called from C with no Python frame under
+    it, as NXLog's thread calls write_data and read_data."""
+    try:
+        sys._getframe(2)
+    except ValueError:
+        return True
+    return False
+
+
 class EntryPoint(object):
     """CALL (write_data, read_data) as NXLog calls it; ON_RELEASE() runs once NXLog lets it
     go at its stop (see the module's docstring)."""
@@ -335,13 +345,14 @@ class EntryPoint(object):
         if self.first:
             self.first = False
             held = sys.getrefcount(self) - references_of_a_call()  # as a statement of its
-            self._arm(held)  # own: inside self._arm(...)'s arguments, self is counted once more
+            # own: inside self._arm(...)'s arguments, self is counted once more
+            self._arm(held, _called_from_c())
         return self.call(argument)
 
-    def _arm(self, held):
-        """Gives back the reference NXLog CE never does, where HELD (the references the
-        caller holds) are NXLog's: its stop then releases this object."""
-        if held == NXLOG_REFERENCES and called_by_nxlog() and ctypes is not None:
+    def _arm(self, held, from_c):
+        """Gives back the reference NXLog CE never does, where the caller is C code (FROM_C)
+        holding HELD references, NXLog's: its stop then releases this object."""
+        if held == NXLOG_REFERENCES and from_c and called_by_nxlog() and ctypes is not None:
             ctypes.pythonapi.Py_DecRef(ctypes.py_object(self))
             self.armed = True
 

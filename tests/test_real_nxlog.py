@@ -147,6 +147,44 @@ def test_a_writer_of_parquet_batches_starts_and_stores_them(moto_server, bucket,
     assert sorted(stored) == lines
 
 
+WRAPPING_WRITER = """<Input file>
+    Module          im_file
+    File            "%(log)s"
+    SavePos         FALSE
+    ReadFromLast    FALSE
+</Input>
+<Output s3>
+    Module      om_python
+    PythonCode  %(root)s/tests/programs/wrapping_writer.py
+</Output>
+<Route wrapped>
+    Path  file => s3
+</Route>
+"""
+
+
+def test_a_script_of_the_users_that_calls_s3_writes_write_data_runs_and_stops_cleanly(
+        moto_server, bucket, tmp_path, nxlog_process):
+    """tests/programs/wrapping_writer.py holds s3_write.py's write_data and calls it from
+    Python: nothing of common/host.py's may take that for NXLog's own hold."""
+    lines = ["line %03d%s" % (number, " skip" if number % 3 == 0 else "")
+             for number in range(30)]
+    (tmp_path / "app.log").write_text("".join(line + "\n" for line in lines))
+    conf = tmp_path / "wrapping.conf"
+    conf.write_text(conf_text(tmp_path, WRAPPING_WRITER % {"log": tmp_path / "app.log",
+                                                            "root": ROOT}))
+    kept = [line for line in lines if "skip" not in line]
+    nxlog = nxlog_process(conf, tmp_path / "nxlog.log",
+                          nxlog_env(moto_server.env, BUCKET=bucket, SERVER="web01",
+                                    SPOOL_DIR=tmp_path / "spool"))
+    nxlog.wait_for(lambda: len(keys_in(moto_server, bucket)) == len(kept),
+                   what="an object for each line kept")
+    assert nxlog.stop() == 0, nxlog.log()
+    client = moto_server.client()
+    assert sorted(client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+                  for key in keys_in(moto_server, bucket)) == kept
+
+
 STOPS = 8  # with a plain write_data, tests/programs/busy_threads.py crashed NXLog within two
            # stops in each of 4 runs
 

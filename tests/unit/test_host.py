@@ -1,10 +1,14 @@
 """common/host.py: the function NXLog calls, released at NXLog's stop, ends the threads first.
 
-NXLog's C code is played here by map(), a caller from C that holds one reference, and by
+NXLog's C code is played here by a thread started with _thread.start_new_thread, whose C
+bootstrap calls the function with no Python frame under it and one reference held, and by
 Py_IncRef, the reference NXLog CE adds and never gives back."""
 
+import _thread
 import ctypes
+import sys
 import threading
+import time
 
 import pytest
 
@@ -28,45 +32,78 @@ def under_nxlog(monkeypatch):
     monkeypatch.setattr(host, "called_by_nxlog", lambda: True)
 
 
-def call_as_nxlog_ce(entry, argument):
-    """ENTRY called from C by a holder of NXLog CE's two references, which lets go of one
-    once done (NXLog does at its stop): what is left is the reference it adds and leaks."""
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(entry))
-    calls = map(entry, (argument,))
-    del entry
-    return list(calls)
+@pytest.fixture
+def slow_switches():
+    """No thread takes the interpreter from another for a second: a thread just started
+    waits until the one that started it has dropped its references."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    yield
+    sys.setswitchinterval(before)
 
 
-def test_an_entry_point_nxlog_ce_holds_is_released_when_nxlog_lets_it_go(under_nxlog):
+def called_from_c(entry_point, argument, extra=0):
+    """ENTRY_POINT() called in a new thread by C code (the thread's bootstrap, which holds
+    one reference and lets it go once the call returns) that holds EXTRA references more,
+    never given back, as NXLog CE's one more; this function holds none once it returns."""
+    done = threading.Event()
+    for _ in range(extra):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(entry_point))
+    _thread.start_new_thread(entry_point, ((argument, done),))
+    return done
+
+
+def entry(call, released):
+    return host.EntryPoint(lambda arguments: call(*arguments),
+                           lambda: released.append("released"))
+
+
+def test_an_entry_point_nxlog_ce_holds_is_released_when_nxlog_lets_it_go(under_nxlog,
+                                                                         slow_switches):
     calls, released = [], []
-    results = call_as_nxlog_ce(host.EntryPoint(calls.append, lambda: released.append(1)),
-                               "event")
-    assert calls == ["event"] and results == [None]
-    assert released == [1]
+
+    def call(event, done):
+        calls.append(event)
+        done.set()
+
+    done = called_from_c(entry(call, released), "event", extra=1)
+    assert done.wait(10) and calls == ["event"]
+    for _ in range(1000):  # the thread's end lets go of the bootstrap's reference
+        if released:
+            break
+        time.sleep(0.01)
+    assert released == ["released"]
 
 
-@pytest.mark.parametrize("holders", [1, 3])
-def test_an_entry_point_whose_caller_holds_other_than_nxlog_ces_references_is_left_alone(
-        under_nxlog, holders):
-    """A caller holding one reference (a later NXLog, a program) or more: giving one back
-    would free the function while it is held."""
-    released = []
-    entry = host.EntryPoint(lambda event: None, lambda: released.append(1))
-    kept = [entry] * (holders - 1)  # besides map's own
-    calls = map(entry, (None,))
-    del entry
-    list(calls)
+@pytest.mark.parametrize("extra", [0, 2])
+def test_an_entry_point_whose_c_caller_holds_other_than_nxlog_ces_references_is_left_alone(
+        under_nxlog, slow_switches, extra):
+    """A caller holding one reference (a later NXLog) or more: giving one back would free
+    the function while it is held."""
+    released, kept = [], []
+    done = called_from_c(entry(lambda event, done: (kept.append(done), done.set()), released),
+                         "event", extra)
+    assert done.wait(10)
+    time.sleep(0.1)  # the thread ends
     assert not released
-    del kept
-    assert not released  # nor at its release: nothing was given back
 
 
-def test_an_entry_point_outside_nxlog_never_gives_a_reference_back():
+def test_an_entry_point_a_python_caller_holds_is_left_alone_whatever_it_holds(under_nxlog):
+    """A script of the user's that calls this one's write_data holds it in a global, and
+    its call adds one: NXLog's count, from Python. Armed, it was freed in use (SIGSEGV)."""
     released = []
-    entry = host.EntryPoint(lambda event: None, lambda: released.append(1))
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(entry))  # as NXLog CE would: never let go
-    list(map(entry, (None,)))
-    assert not entry.armed and not released
+    held = [entry(lambda event, done: None, released)]  # the global
+    held[0](("event", None))  # the call's own reference: two in all
+    assert not held[0].armed
+    held.clear()
+    assert not released
+
+
+def test_an_entry_point_outside_nxlog_never_gives_a_reference_back(slow_switches):
+    released = []
+    point = entry(lambda event, done: done.set(), released)
+    assert called_from_c(point, "event", extra=1).wait(10)
+    assert not point.armed and not released
 
 
 def test_the_module_attribute_gives_each_call_its_entry_point_and_nothing_else():
