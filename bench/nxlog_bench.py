@@ -21,7 +21,8 @@ metadata), or written by the output. Lines of about 130 bytes, as im_file reads 
 
 Prints events/s and peak RSS (the NXLog process's) per mode, and the ratios the project is
 held to: s3_write.py over the floor, s3_read.py over the plain reader. --json prints one
-JSON object instead. Messages go to stderr. moto server shares the two cores with NXLog.
+JSON object instead, --markdown the README's table. Messages go to stderr. moto server
+shares the two cores with NXLog.
 """
 
 import argparse
@@ -266,6 +267,21 @@ def print_table(results, figures):
                                       if figure["target"] else ""))
 
 
+def print_markdown(results, figures):
+    """The table and ratios as the README shows them."""
+    print("| mode | events | events/s | peak RSS |")
+    print("| --- | ---: | ---: | ---: |")
+    for result in results:
+        print("| %s | {:,} | {:,} | %.0f MB |".format(result["events"],
+                                                     result["events_per_second"])
+              % (result["mode"].replace("->", "→"), result["peak_rss_mb"]))
+    print()
+    for figure in figures:
+        print(("- %s over %s: **%.2f**%s" % (figure["mode"], figure["over"], figure["ratio"],
+                                             " (target: at least %g)" % figure["target"]
+                                             if figure["target"] else "")).replace("->", "→"))
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -277,7 +293,10 @@ def main():
     parser.add_argument("--only", metavar="TEXT", action="append",
                         help="only the modes whose name holds TEXT (again for more), for a "
                         "look while developing; the ratios need both of their modes")
-    parser.add_argument("--json", action="store_true", help="one JSON object, for programs")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON object, for programs")
+    output.add_argument("--markdown", action="store_true",
+                        help="the table and ratios in Markdown, as the README shows them")
     args = parser.parse_args()
     reason = missing()
     if reason:
@@ -306,6 +325,8 @@ def main():
     figures = ratios(results)
     if args.json:
         print(json.dumps({"nxlog": BINARY, "results": results, "ratios": figures}))
+    elif args.markdown:
+        print_markdown(results, figures)
     else:
         print_table(results, figures)
     return 0
