@@ -4,9 +4,9 @@ script's threads before NXLog clears the script's interpreter.
 NXLog has no shutdown hook, and at its stop it clears and deletes the script's interpreter
 (libnxpython.c, nx_python_finalize) whether or not the script's threads live: a thread that
 wakes after that takes a thread state NXLog freed, and NXLog dies of SIGSEGV (exit status
-139, about one stop in two with busy threads). The one thing NXLog lets go of before, in the
-script's own interpreter and with its lock held, is the function it calls: EntryPoint is
-that function, and its release is the stop.
+139; 4 stops in 7 of a script whose threads woke every half millisecond). The one thing
+NXLog lets go of before, in the script's own interpreter and with its lock held, is the
+function it calls: EntryPoint is that function, and its release is the stop.
 
 NXLog CE takes the function with a new reference, then adds one of its own, and gives back
 one at its stop (nx_python_init_iomodule; om_python_shutdown, im_python_shutdown): left so,
