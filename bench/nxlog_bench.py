@@ -11,12 +11,14 @@ metadata), or written by the output. Lines of about 130 bytes, as im_file reads 
   writer side, from a file of --events lines (one object per event: --single-events)
   - im_file -> om_file: NXLog's ceiling;
   - im_file -> om_python whose write_data reads two fields and counts;
-  - floor: every field -> one JSON line -> os.write() (bench/nxlog/floor_write.py);
+  - floor: every field -> one JSON line -> os.write() (bench/nxlog/floor_write.py), and the
+    same with NXLog's C library called directly, the most Python can make of it;
   - s3_write.py, gzip JSON lines with zoned times, batches of up to 100,000 events;
   - s3_write.py, Parquet batches; s3_write.py, one object per event;
   reader side, into om_file, from the batches the writer stored
   - im_python that only makes and posts events: NXLog's ceiling for a Python input;
-  - plain reader: a GET, gunzip, json.loads a line, set_field each field, post;
+  - plain reader: a GET, gunzip, json.loads a line, set_field each field, post, and the
+    same with NXLog's C library called directly: the ceiling of a reader in Python;
   - s3_read.py from the gzip JSON-line batches, and from the Parquet ones.
 
 Prints events/s and peak RSS (the NXLog process's) per mode, and the ratios the project is
@@ -91,6 +93,8 @@ MODES = [
      *writer_mode(os.path.join(HERE, "count_write.py")), {}, "done"),
     ("floor: every field -> JSON line -> os.write", "writer",
      *writer_mode(os.path.join(HERE, "floor_write.py")), {}, "done"),
+    ("floor, NXLog's C library called directly", "writer",
+     *writer_mode(os.path.join(HERE, "direct_write.py")), {}, "done"),
     ("s3_write.py: gzip JSON lines", "writer", *writer_mode(os.path.join(SCRIPTS, "s3_write.py")),
      {"SERVER": "jsonl", "FORMAT": "json", "BATCH_EVENTS": 100000, "BATCH_AGE": 1}, "s3"),
     ("s3_write.py: Parquet", "writer", *writer_mode(os.path.join(SCRIPTS, "s3_write.py")),
@@ -101,13 +105,19 @@ MODES = [
      *reader_mode(os.path.join(HERE, "post_read.py")), {}, "lines"),
     ("plain reader: json.loads, set_field, post", "reader",
      *reader_mode(os.path.join(HERE, "plain_read.py")), {"SERVER": "jsonl"}, "lines"),
+    ("plain reader, NXLog's C library called directly", "reader",
+     *reader_mode(os.path.join(HERE, "direct_read.py")), {"SERVER": "jsonl"}, "lines"),
     ("s3_read.py: gzip JSON lines", "reader", *reader_mode(os.path.join(SCRIPTS, "s3_read.py")),
      {"SERVER": "jsonl"}, "lines"),
     ("s3_read.py: Parquet", "reader", *reader_mode(os.path.join(SCRIPTS, "s3_read.py")),
      {"SERVER": "parquet"}, "lines"),
 ]
-RATIOS = [("s3_write.py: gzip JSON lines", "floor: every field -> JSON line -> os.write", 0.9),
+RATIOS = [("floor, NXLog's C library called directly",
+           "floor: every field -> JSON line -> os.write", None),
+          ("s3_write.py: gzip JSON lines", "floor: every field -> JSON line -> os.write", 0.9),
           ("s3_write.py: Parquet", "floor: every field -> JSON line -> os.write", None),
+          ("plain reader, NXLog's C library called directly",
+           "plain reader: json.loads, set_field, post", None),
           ("s3_read.py: gzip JSON lines", "plain reader: json.loads, set_field, post", 1.3),
           ("s3_read.py: Parquet", "plain reader: json.loads, set_field, post", None)]
 
