@@ -21,10 +21,11 @@ metadata), or written by the output. Lines of about 130 bytes, as im_file reads 
     same with NXLog's C library called directly: the ceiling of a reader in Python;
   - s3_read.py from the gzip JSON-line batches, and from the Parquet ones.
 
-Prints events/s and peak RSS (the NXLog process's) per mode, and the ratios the project is
-held to: s3_write.py over the floor, s3_read.py over the plain reader. --json prints one
-JSON object instead, --markdown the README's table. Messages go to stderr. moto server
-shares the two cores with NXLog.
+Prints events/s, the NXLog process's CPU time per event (user and system, all its
+threads: steadier than events/s on a busy machine) and its peak RSS per mode, and the ratios
+the project is held to: s3_write.py over the floor, s3_read.py over the plain reader. --json
+prints one JSON object instead, --markdown the README's table. Messages go to stderr. moto
+server shares the two cores with NXLog.
 """
 
 import argparse
@@ -211,14 +212,14 @@ class NXLogRun(object):
         return time.time()
 
     def stop(self):
-        """SIGTERM; NXLog's peak RSS in MB (its rusage, taken as it is reaped)."""
+        """SIGTERM; NXLog's rusage, taken as it is reaped: its peak RSS, its CPU time."""
         self.process.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(self.process.pid, 0)
         self.process.returncode = os.waitstatus_to_exitcode(status)
         if self.process.returncode != 0:
             raise SystemExit("NXLog's stop ended with exit status %d:\n%s"
                              % (self.process.returncode, self.log()[-3000:]))
-        return usage.ru_maxrss / 1024.0
+        return usage
 
 
 def measure(number, mode, counts, work, s3_env, client, bucket):
@@ -249,10 +250,12 @@ def measure(number, mode, counts, work, s3_env, client, bucket):
         stored = StoredEvents(client, bucket, settings["SERVER"] + "/", batches)
         ended = nxlog.wait_for(lambda: stored() >= count, "%d events in S3" % count,
                                every=0.1 if batches else 0.5)  # a LIST is 1,000 keys
-    rss = nxlog.stop()
-    seconds = ended - started
+    usage = nxlog.stop()
+    seconds, cpu = ended - started, usage.ru_utime + usage.ru_stime
     return {"mode": name, "events": count, "seconds": round(seconds, 3),
-            "events_per_second": round(count / seconds), "peak_rss_mb": round(rss, 1)}
+            "events_per_second": round(count / seconds),
+            "cpu_us_per_event": round(cpu / count * 1e6, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1)}
 
 
 def ratios(results):
@@ -264,12 +267,12 @@ def ratios(results):
 
 
 def print_table(results, figures):
-    print("%-46s %9s %9s %10s %9s" % ("mode", "events", "seconds", "events/s", "peak RSS"))
+    print("%-48s %8s %8s %9s %12s %9s" % ("mode", "events", "seconds", "events/s",
+                                           "CPU µs/event", "peak RSS"))
     for result in results:
-        print("%-46s %9d %9.2f %10d %6.0f MB" % (result["mode"], result["events"],
-                                                 result["seconds"],
-                                                 result["events_per_second"],
-                                                 result["peak_rss_mb"]))
+        print("%-48s %8d %8.2f %9d %12.2f %6.0f MB" % (
+            result["mode"], result["events"], result["seconds"], result["events_per_second"],
+            result["cpu_us_per_event"], result["peak_rss_mb"]))
     print()
     for figure in figures:
         print("%s over %s: %.2f%s" % (figure["mode"], figure["over"], figure["ratio"],
@@ -279,12 +282,13 @@ def print_table(results, figures):
 
 def print_markdown(results, figures):
     """The table and ratios as the README shows them."""
-    print("| mode | events | events/s | peak RSS |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| mode | events | events/s | NXLog's CPU per event | peak RSS |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for result in results:
-        print("| %s | {:,} | {:,} | %.0f MB |".format(result["events"],
-                                                     result["events_per_second"])
-              % (result["mode"].replace("->", "→"), result["peak_rss_mb"]))
+        print("| %s | {:,} | {:,} | %.1f µs | %.0f MB |".format(
+            result["events"], result["events_per_second"])
+              % (result["mode"].replace("->", "→"), result["cpu_us_per_event"],
+                 result["peak_rss_mb"]))
     print()
     for figure in figures:
         print(("- %s over %s: **%.2f**%s" % (figure["mode"], figure["over"], figure["ratio"],
