@@ -264,9 +264,11 @@ class LogData(object):
         if not isinstance(self.module, InputModule):
             log_error("Trying to post logdata from non-input module")
             return
-        self._fields["EventReceivedTime"] = _now_string()
-        self._fields["SourceModuleName"] = self.module._name
-        self._fields["SourceModuleType"] = "im_python"
+        # NXLog adds these to an event that lacks them, and keeps those set before
+        # (nx_module_add_logdata_input; checked under NXLog CE 3.1.15)
+        self._fields.setdefault("EventReceivedTime", _now_string())
+        self._fields.setdefault("SourceModuleName", self.module._name)
+        self._fields.setdefault("SourceModuleType", "im_python")
         if self.module.deliver is not None:
             self.module.deliver(self)
         else:

@@ -5,7 +5,9 @@ that end the scripts' threads before NXLog clears their interpreter; and a hosti
 object by object (tests/hostile.py) and generated (hypothesis), that NXLog survives while the
 reader reads on and names what it sets aside."""
 
+import datetime
 import functools
+import gzip
 import itertools
 import json
 import os
@@ -287,6 +289,36 @@ def start_reader(nxlog_process, folder, env):
     conf.write_text(conf_text(folder, READ_TO_JSON % {"root": ROOT,
                                                       "out": folder / "out.jsonl"}))
     return nxlog_process(conf, folder / "nxlog.log", env)
+
+
+def test_the_readers_events_keep_the_writers_receipt_time_and_source(moto_server, bucket,
+                                                                      tmp_path, nxlog_process):
+    """NXLog's post() adds EventReceivedTime, SourceModuleName and SourceModuleType only to
+    an event without them (nx_module_add_logdata_input): the events a reader posts keep the
+    ones the writer's NXLog gave them, its receipt time in this host's local time. The stub
+    does the same."""
+    (tmp_path / "app.log").write_text("one\ntwo\n")
+    env = nxlog_env(moto_server.env, BUCKET=bucket, SERVER="web01", BATCH_EVENTS=10,
+                    BATCH_AGE=1)
+    writer = start_conf(nxlog_process, "s3-write.conf", tmp_path / "write", env,
+                        LOGFILE=tmp_path / "app.log")
+    writer.wait_for(lambda: keys_in(moto_server, bucket), what="the batch")
+    assert writer.stop() == 0
+    [key] = keys_in(moto_server, bucket)
+    body = moto_server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    stored = [json.loads(line) for line in gzip.decompress(body).splitlines()]
+    (tmp_path / "read").mkdir()
+    reader = start_reader(nxlog_process, tmp_path / "read", env)
+    reader.wait_for(lambda: len(lines_of(tmp_path / "read" / "out.jsonl")) >= 2,
+                    what="both events read back")
+    assert reader.stop() == 0
+    posted = [json.loads(line) for line in lines_of(tmp_path / "read" / "out.jsonl")]
+    assert [(event["SourceModuleName"], event["SourceModuleType"]) for event in posted] == \
+        [(event["SourceModuleName"], event["SourceModuleType"]) for event in stored]
+    assert posted[0]["SourceModuleType"] == "im_file"
+    assert [event["EventReceivedTime"] for event in posted] == [
+        datetime.datetime.fromisoformat(event["EventReceivedTime"]).astimezone().strftime(
+            "%Y-%m-%d %H:%M:%S") for event in stored]
 
 
 def events_out(folder):

@@ -252,3 +252,19 @@ def test_current_flavour_lacks_the_legacy_names():
     module = api.input_module()
     assert not hasattr(module, "new_logdata") and not hasattr(module, "add_read_event")
     assert not hasattr(module.logdata_new(), "get_names")
+
+
+def test_post_keeps_the_fields_set_before_and_adds_those_an_event_lacks():
+    """As NXLog CE 3.1.15 does (nx_module_add_logdata_input): a reader's events keep the
+    EventReceivedTime and SourceModuleName the writer's NXLog gave them."""
+    module = api.input_module("s3")
+    kept = module.logdata_new()
+    kept.set_field("EventReceivedTime", "2020-01-01 00:00:00")
+    kept.set_field("SourceModuleName", "file")
+    kept.post()
+    module.logdata_new().post()
+    first, second = module.take_posted()
+    assert (first.get_field("EventReceivedTime"), first.get_field("SourceModuleName"),
+            first.get_field("SourceModuleType")) == ("2020-01-01 00:00:00", "file", "im_python")
+    assert second.get_field("SourceModuleName") == "s3"
+    assert second.get_field("EventReceivedTime") != "2020-01-01 00:00:00"
