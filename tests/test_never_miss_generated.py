@@ -8,6 +8,7 @@ import collections
 import itertools
 import time
 
+import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -123,6 +124,9 @@ class Run(object):
                 "passed over in silence: %s" % key)
 
 
+# 25 generated buckets, some 45 s of one worker: make reliability (and CI) runs it, make test
+# the cases of tests/test_never_miss.py
+@pytest.mark.reliability
 def test_no_object_is_passed_over_in_silence(s3, settings, load, tmp_path):
     settings(BATCH_EVENTS=1, UPLOAD_THREADS=2, POLL_INTERVAL=5, LOOKBACK=LOOKBACK,
              LATE_HORIZON=HORIZON, LATE_INTERVAL=0, SWEEP_INTERVAL=0.01)  # each re-listing a sweep
