@@ -125,6 +125,9 @@ def fresh_reader(s3, settings, load, tmp_path):
     return make
 
 
+# some 20 s of one worker: make reliability (and CI) runs it, make test the same objects by
+# name (tests/test_hostile_bucket.py)
+@pytest.mark.reliability
 def test_hostile_objects_are_reported_by_key_and_the_others_read(s3, fresh_reader):
     @GENERATED
     @given(st.lists(HOSTILE, min_size=1, max_size=6), st.lists(OUTSIDE, max_size=2))
