@@ -1118,15 +1118,16 @@ def _typed_json_value(value):
 
 
 def _json_encoder(default=json_value):
-    """Compact JSON for event fields, the same as json.dumps gives. json.dumps builds a new
-    C encoder at every call, a third of its time for one event; this builds it once, with
-    the arguments json.encoder gives it (the public, slower way where there is no C one)."""
+    """encode(fields, 0): the pieces of FIELDS' compact JSON, the same as json.dumps gives
+    once joined. json.dumps builds a new C encoder at every call, a third of its time for
+    one event; this is one C encoder built once, with the arguments json.encoder gives it,
+    called straight from the hot path (or the public, slower way where there is no C one)."""
     from json.encoder import c_make_encoder, encode_basestring_ascii
     if c_make_encoder is None:
-        return json.JSONEncoder(default=default, separators=(",", ":")).encode
-    encode = c_make_encoder(None, default, encode_basestring_ascii, None, ":", ",", False,
-                            False, True)
-    return lambda fields: "".join(encode(fields, 0))
+        encode = json.JSONEncoder(default=default, separators=(",", ":")).encode
+        return lambda fields, _: (encode(fields),)
+    return c_make_encoder(None, default, encode_basestring_ascii, None, ":", ",", False,
+                          False, True)
 
 
 def _pickle(fields):
@@ -1144,19 +1145,20 @@ class Encoder(object):
         self.settings, self.log = settings, log
         self.batching = settings.BATCHING  # read at every event: kept at hand
         self.batch_format = settings.BODY_FORMAT
-        self.json_text = _json_encoder(_typed_json_value if self.batch_format == "parquet"
-                                       else json_value)
+        self.encode = _json_encoder(_typed_json_value if self.batch_format == "parquet"
+                                    else json_value)
 
-    def json_bytes(self, fields):
-        return self.json_text(_zone_times(fields)).encode()
+    def json_text(self, fields):
+        return "".join(self.encode(fields, 0))
 
     def record(self, event):
-        """(body format, bytes, EventReceivedTime as NXLog gives it) of EVENT."""
+        """(body format, bytes, EventReceivedTime as NXLog gives it) of EVENT. A batch's line
+        is the hot path: each call here costs twice as much under NXLog as in a test."""
         if self.batching:
             fields = event_fields(event)
             received = fields.get("EventReceivedTime")
-            return self.batch_format, (self.json_text(_zone_times(fields)) + "\n").encode(), \
-                received
+            return self.batch_format, \
+                ("".join(self.encode(_zone_times(fields), 0)) + "\n").encode(), received
         if self.settings.FORMAT == "raw":
             raw_event = event.get_field("raw_event")
             if raw_event is not None:
@@ -1167,7 +1169,7 @@ class Encoder(object):
         received = fields.get("EventReceivedTime")
         if self.settings.FORMAT == "pickle":
             return "pickle", _pickle(fields), received
-        return "json", self.json_bytes(fields), received
+        return "json", self.json_text(_zone_times(fields)).encode(), received
 
 
 # ---- nxlog_s3/writer/keys.py --------------------------------------------------------------------
@@ -1622,7 +1624,8 @@ class Spool(object):
         self.batch_bytes, self.fsync_event = settings.BATCH_BYTES, settings.FSYNC == "event"
         self.fsync_batch = settings.FSYNC == "batch"
         self.write = disk.write
-        self.lock = threading.Condition(threading.Lock())
+        self.mutex = threading.Lock()  # write_data takes it bare: `with` on a Condition is
+        self.lock = threading.Condition(self.mutex)  # two Python calls more per event
         self.closed = collections.OrderedDict()  # seq -> Batch, oldest first
         self.closing = {}  # seq -> (Batch, fd): taken off the open file, not closed yet
         self.uploading = set()  # the seqs of the closed batches an uploader thread has taken
@@ -1685,14 +1688,13 @@ class Spool(object):
         room, then takes the event all the same (SPOOL_FULL=block) or refuses it (drop).
         A full disk likewise: then the event is held in memory until the disk takes it."""
         try:
-            with self.lock:
+            with self.mutex:
                 deadline = None
                 if self.bytes + len(record) > self.max_bytes:
                     deadline = self._wait_for_room(len(record))
                 if not self.held:
                     try:
                         self._write_event(body_format, record, received)
-                        self._detach_if_full()
                         return
                     except OSError as exc:
                         if not self._worth_waiting(exc):
@@ -1715,7 +1717,7 @@ class Spool(object):
         delay, written = 0.01, set()
         while self.held:
             try:
-                self._write_event(*self.held[0], sync=calling)
+                fd = self._write_event(*self.held[0], sync=calling)
             except OSError as exc:
                 if not self._worth_waiting(exc):
                     if not calling:
@@ -1733,14 +1735,9 @@ class Spool(object):
                 self.lock.wait(delay)
                 delay = min(delay * 2, 1.0)
                 continue
-            written.add(self.open_fd)
+            written.add(fd)
             self.held.popleft()
-            self._detach_if_full()
         return [os.dup(fd) for fd in written] if self.fsync_event and not calling else []
-
-    def _detach_if_full(self):
-        if self.open_events >= self.batch_events or self.open_bytes >= self.batch_bytes:
-            self._detach_open()
 
     def _worth_waiting(self, exc):
         """Whether a write that failed with EXC may work once uploads free room."""
@@ -1754,29 +1751,32 @@ class Spool(object):
         raise SpoolFull("cannot write to the spool %s: %s: event refused" % (self.where(), exc))
 
     def _write_event(self, body_format, record, received, sync=True):
-        if self.open_fd is not None and self.open_format != body_format:
-            self._detach_open()
-        if self.open_fd is None:
-            self._open(body_format, self.keys.key_time(received))
-        self._write_whole(record)
+        """Writes RECORD to the open batch (opened for it if need be), all of it or none: a
+        write the disk cut short (full) is taken back, so that no torn line sits between two
+        whole ones. Detaches the batch it fills; returns the file descriptor written to.
+        The hot path: one call of write_data's, with the lock held."""
+        fd = self.open_fd
+        if fd is None or self.open_format != body_format:
+            if fd is not None:
+                self._detach_open()
+            fd = self._open(body_format, self.keys.key_time(received))
+        size = len(record)
+        try:
+            if self.write(fd, record) != size:
+                raise OSError(errno.ENOSPC, "the disk took only part of the event")
+        except OSError:
+            self.disk.ftruncate(fd, self.open_bytes)
+            raise
         if self.fsync_event and sync:
-            self.disk.fsync(self.open_fd)
+            self.disk.fsync(fd)
         self.open_events += 1
-        self.open_bytes += len(record)
-        self.bytes += len(record)
+        self.open_bytes += size
+        self.bytes += size
         self.taken += 1
         self.open_last = received
-
-    def _write_whole(self, record):
-        """All of RECORD, or none of it: a write the disk cut short (full) is taken back, so
-        that no torn line sits between two whole ones."""
-        try:
-            if self.write(self.open_fd, record) == len(record):
-                return
-            raise OSError(errno.ENOSPC, "the disk took only part of the event")
-        except OSError:
-            self.disk.ftruncate(self.open_fd, self.open_bytes)
-            raise
+        if self.open_events >= self.batch_events or self.open_bytes >= self.batch_bytes:
+            self._detach_open()
+        return fd
 
     def _wait_for_room(self, size):
         """Waits up to MAX_CALL_WAIT for uploads to free room for SIZE bytes, and returns
@@ -1809,6 +1809,7 @@ class Spool(object):
         self.open_fd = self.files.create_open(self.open_seq, self.open_epoch, body_format)
         self.open_since = self.clock.monotonic()
         self.lock.notify_all()  # the uploader now has an age limit to watch
+        return self.open_fd
 
     # -- closing, outside the lock --
 

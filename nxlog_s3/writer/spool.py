@@ -51,7 +51,8 @@ class Spool(object):
         self.batch_bytes, self.fsync_event = settings.BATCH_BYTES, settings.FSYNC == "event"
         self.fsync_batch = settings.FSYNC == "batch"
         self.write = disk.write
-        self.lock = threading.Condition(threading.Lock())
+        self.mutex = threading.Lock()  # write_data takes it bare: `with` on a Condition is
+        self.lock = threading.Condition(self.mutex)  # two Python calls more per event
         self.closed = collections.OrderedDict()  # seq -> Batch, oldest first
         self.closing = {}  # seq -> (Batch, fd): taken off the open file, not closed yet
         self.uploading = set()  # the seqs of the closed batches an uploader thread has taken
@@ -114,14 +115,13 @@ class Spool(object):
         room, then takes the event all the same (SPOOL_FULL=block) or refuses it (drop).
         A full disk likewise: then the event is held in memory until the disk takes it."""
         try:
-            with self.lock:
+            with self.mutex:
                 deadline = None
                 if self.bytes + len(record) > self.max_bytes:
                     deadline = self._wait_for_room(len(record))
                 if not self.held:
                     try:
                         self._write_event(body_format, record, received)
-                        self._detach_if_full()
                         return
                     except OSError as exc:
                         if not self._worth_waiting(exc):
@@ -144,7 +144,7 @@ class Spool(object):
         delay, written = 0.01, set()
         while self.held:
             try:
-                self._write_event(*self.held[0], sync=calling)
+                fd = self._write_event(*self.held[0], sync=calling)
             except OSError as exc:
                 if not self._worth_waiting(exc):
                     if not calling:
@@ -162,14 +162,9 @@ class Spool(object):
                 self.lock.wait(delay)
                 delay = min(delay * 2, 1.0)
                 continue
-            written.add(self.open_fd)
+            written.add(fd)
             self.held.popleft()
-            self._detach_if_full()
         return [os.dup(fd) for fd in written] if self.fsync_event and not calling else []
-
-    def _detach_if_full(self):
-        if self.open_events >= self.batch_events or self.open_bytes >= self.batch_bytes:
-            self._detach_open()
 
     def _worth_waiting(self, exc):
         """Whether a write that failed with EXC may work once uploads free room."""
@@ -183,29 +178,32 @@ class Spool(object):
         raise SpoolFull("cannot write to the spool %s: %s: event refused" % (self.where(), exc))
 
     def _write_event(self, body_format, record, received, sync=True):
-        if self.open_fd is not None and self.open_format != body_format:
-            self._detach_open()
-        if self.open_fd is None:
-            self._open(body_format, self.keys.key_time(received))
-        self._write_whole(record)
+        """Writes RECORD to the open batch (opened for it if need be), all of it or none: a
+        write the disk cut short (full) is taken back, so that no torn line sits between two
+        whole ones. Detaches the batch it fills; returns the file descriptor written to.
+        The hot path: one call of write_data's, with the lock held."""
+        fd = self.open_fd
+        if fd is None or self.open_format != body_format:
+            if fd is not None:
+                self._detach_open()
+            fd = self._open(body_format, self.keys.key_time(received))
+        size = len(record)
+        try:
+            if self.write(fd, record) != size:
+                raise OSError(errno.ENOSPC, "the disk took only part of the event")
+        except OSError:
+            self.disk.ftruncate(fd, self.open_bytes)
+            raise
         if self.fsync_event and sync:
-            self.disk.fsync(self.open_fd)
+            self.disk.fsync(fd)
         self.open_events += 1
-        self.open_bytes += len(record)
-        self.bytes += len(record)
+        self.open_bytes += size
+        self.bytes += size
         self.taken += 1
         self.open_last = received
-
-    def _write_whole(self, record):
-        """All of RECORD, or none of it: a write the disk cut short (full) is taken back, so
-        that no torn line sits between two whole ones."""
-        try:
-            if self.write(self.open_fd, record) == len(record):
-                return
-            raise OSError(errno.ENOSPC, "the disk took only part of the event")
-        except OSError:
-            self.disk.ftruncate(self.open_fd, self.open_bytes)
-            raise
+        if self.open_events >= self.batch_events or self.open_bytes >= self.batch_bytes:
+            self._detach_open()
+        return fd
 
     def _wait_for_room(self, size):
         """Waits up to MAX_CALL_WAIT for uploads to free room for SIZE bytes, and returns
@@ -238,6 +236,7 @@ class Spool(object):
         self.open_fd = self.files.create_open(self.open_seq, self.open_epoch, body_format)
         self.open_since = self.clock.monotonic()
         self.lock.notify_all()  # the uploader now has an age limit to watch
+        return self.open_fd
 
     # -- closing, outside the lock --
 
