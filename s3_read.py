@@ -430,12 +430,15 @@ def event_fields(event):
             for name in LIBRARY.get_logdata_field_names(c_module, c_logdata)}
 
 
-def _post_by_library(library, c_module, fields):
-    c_logdata = library.logdata_new()
-    set_field = library.set_logdata_field
-    for name, value in fields.items():
-        set_field(c_module, c_logdata, name, value)
-    library.post_logdata(c_module, c_logdata)
+def library_calls(module):
+    """(c_module, logdata_new, set_logdata_field, post_logdata): what posting an event by
+    MODULE (the im_python module read_data was given) takes in NXLog CE's C library; None
+    where there is no such library (see method_poster)."""
+    c_module = getattr(module, "c_module", None)
+    if LIBRARY is None or c_module is None:
+        return None
+    return (c_module, LIBRARY.logdata_new, LIBRARY.set_logdata_field,
+            LIBRARY.post_logdata)
 
 
 def _post_by_methods(new_event, fields):
@@ -445,12 +448,9 @@ def _post_by_methods(new_event, fields):
     event.post()
 
 
-def poster(module):
-    """post(fields): a new event of FIELDS (a dict NXLog takes as it is) posted by MODULE,
-    the im_python module read_data was given."""
-    c_module = getattr(module, "c_module", None)
-    if LIBRARY is not None and c_module is not None:
-        return functools.partial(_post_by_library, LIBRARY, c_module)
+def method_poster(module):
+    """post(fields): a new event of FIELDS (a dict NXLog takes as it is) posted by MODULE
+    through the methods of NXLog's API, where library_calls gives None."""
     new_event = getattr(module, "logdata_new", None) or module.new_logdata  # current, legacy
     return functools.partial(_post_by_methods, new_event)
 
@@ -2003,19 +2003,6 @@ class DecodeBudget(object):
             "NXLOG_S3_MAX_EVENT_BYTES=0 for no limit" % (self.limit, self.expansion))
 
 
-def _skip_newlines(stream):
-    """Reads past the newlines that come next in STREAM (buffered), a buffer at a time: a
-    bomb of empty lines costs no loop per line. How many there were."""
-    skipped = 0
-    while True:
-        buffered = stream.peek(1)
-        run = len(buffered) - len(buffered.lstrip(b"\n"))
-        if not run:
-            return skipped
-        stream.read(run)
-        skipped += run
-
-
 def _too_large(where, limit):
     return "%s is larger than MAX_EVENT_BYTES=%d once decompressed (a decompression bomb?); " \
         "raise NXLOG_S3_MAX_EVENT_BYTES, or set it to 0 for no limit" % (where, limit)
@@ -2159,6 +2146,7 @@ def _check_parquet_size(metadata, budget):
 # ---- nxlog_s3/reader/decode.py ------------------------------------------------------------------
 # Decoding an object's bytes into events, within a budget.
 
+LINES_BLOCK = 1 << 20  # bytes of a batch split into lines at a time
 PICKLE_MAGIC = re.compile(b"^\x80[\x02-\x05]")  # what a pickle of protocol 2 to 5 starts with
 
 
@@ -2196,22 +2184,17 @@ class Decoder(object):
         budget = budget or DecodeBudget(self.settings, response.get("ContentLength", 0))
         metadata = response.get("Metadata", {})
         body_format = metadata.get(METADATA_FORMAT)
+        times = self.nxlog_times and metadata.get(METADATA_TIMES) == "zoned"
         if body_format == "parquet":
-            return self._with_times(metadata, _parquet_events(
-                response["Body"], budget, self.settings.MAX_EVENT_BYTES))
+            events = _parquet_events(response["Body"], budget, self.settings.MAX_EVENT_BYTES)
+            return map(_nxlog_times, events) if times else events
         stream = self._decompressing(response, metadata)
-        if body_format == "jsonl" or (body_format is None and self.settings.RAW_LINES):
-            events = self._line_events(key, stream, body_format, budget)
-        else:
-            events = iter([self._one_event(key, self._bounded_read(stream.read, budget),
-                                           body_format)])
-        return self._with_times(metadata, events)
-
-    def _with_times(self, metadata, events):
-        """EVENTS, their zoned times as NXLog gives datetime fields where they are wanted."""
-        if self.nxlog_times and metadata.get(METADATA_TIMES) == "zoned":
-            return map(_nxlog_times, events)
-        return events
+        if body_format == "jsonl":
+            return self._json_lines(stream, budget, times)
+        if body_format is None and self.settings.RAW_LINES:
+            return self._text_lines(key, stream, budget)
+        event = self._one_event(key, self._bounded_read(stream.read, budget), body_format)
+        return iter([_nxlog_times(event) if times else event])
 
     @staticmethod
     def _decompressing(response, metadata):
@@ -2224,8 +2207,8 @@ class Decoder(object):
             compression = "gzip" if gzipped else "none"
         if compression == "none":
             return stream
-        if compression == "gzip":
-            return gzip.GzipFile(fileobj=stream, mode="rb")
+        if compression == "gzip":  # buffered in C: GzipFile's readline is Python code
+            return io.BufferedReader(_RawBody(gzip.GzipFile(fileobj=stream, mode="rb")), 1 << 16)
         if compression == "zstd":
             if zstandard is None:
                 raise UndecodableObject("it is zstd-compressed: install the zstandard package "
@@ -2274,31 +2257,73 @@ class Decoder(object):
         not a log."""
         limit = self.settings.MAX_EVENT_BYTES
         data = read(limit + 1 if limit else -1)
-        if limit and len(data) > limit and not (len(data) == limit + 1 and
-                                                 data.endswith(b"\n")):
-            raise UndecodableObject(_too_large(_where(line), limit))
+        if len(data) > limit > 0:
+            _check_event_size(data, limit, line)
         budget.take(len(data))
         return data
 
-    def _line_events(self, key, stream, body_format, budget):
-        """The events of an object that holds one per line: a batch (JSON lines) or, with
-        RAW_LINES, a text object without metadata."""
-        if not isinstance(stream, io.BufferedReader):  # GzipFile: its readline is Python
-            stream = io.BufferedReader(stream, 1 << 16)  # code, a buffer over it reads in C
+    def _json_lines(self, stream, budget, times):
+        """A batch's events, one JSON object a line; with TIMES, zoned times as NXLog gives
+        them. The hot path of every reader: LINES_BLOCK bytes at a time are split into lines
+        and decoded in C, and a line as s3_write.py writes it (an object in JSON) takes one
+        step of this generator and no call of ours but _nxlog_times; anything else goes the
+        slower way, which words the errors. Runs of empty lines cost no step."""
+        limit, scan, rest, base = self.settings.MAX_EVENT_BYTES, _SCAN_JSON, b"", 0
+        while True:
+            block = stream.read(LINES_BLOCK)
+            budget.take(len(block))
+            if block:
+                block = rest + block
+                cut = block.rfind(b"\n") + 1
+                block, rest = block[:cut], block[cut:]
+                if len(rest) > limit > 0:
+                    _check_event_size(rest, limit, base + block.count(b"\n") + 1)
+            else:
+                block, rest = rest, None  # the last line, without its newline
+            if len(block) > limit > 0:
+                _check_line_sizes(block, limit, base)
+            try:
+                lines = block.decode("utf-8", "surrogatepass").split("\n")
+            except UnicodeDecodeError:  # the slower way, which says in which line
+                lines = block.split(b"\n")
+            for line in filter(None, lines):
+                try:
+                    fields, end = scan(line, 0)
+                    plain = end == len(line) and type(fields) is dict
+                except (StopIteration, ValueError, RecursionError, TypeError):  # TypeError:
+                    plain = False  # bytes, from a block that is not UTF-8
+                if not plain:
+                    fields = _json_fields(line if type(line) is bytes else line.encode(
+                        "utf-8", "surrogatepass"), base + lines.index(line) + 1)  # the first
+                yield _nxlog_times(fields) if times else fields  # such line: this one
+            if rest is None:
+                return
+            base += len(lines) - 1
+
+    def _text_lines(self, key, stream, budget):
+        """The events of a text object without metadata, one a line (RAW_LINES)."""
         number = 0
         while True:
             number += 1
             line = self._bounded_read(stream.readline, budget, number)
             if not line:
                 return
-            if body_format != "jsonl":
-                yield {"raw_event": self._text(line.rstrip(b"\n").rstrip(b"\r"), key)}
-            elif line != b"\n":
-                yield _json_fields(line, number)  # with its newline: no copy of a long line
-            else:
-                skipped = _skip_newlines(stream)
-                budget.take(skipped)
-                number += skipped
+            yield {"raw_event": self._text(line.rstrip(b"\n").rstrip(b"\r"), key)}
+
+
+def _check_line_sizes(block, limit, base):
+    """Refuses BLOCK if one of its lines (the first numbered BASE + 1) is larger than
+    LIMIT; only looked at in a block larger than that."""
+    for number, line in enumerate(block.split(b"\n"), base + 1):
+        if len(line) > limit:
+            raise UndecodableObject(_too_large(_where(number), limit))
+
+
+def _check_event_size(data, limit, line):
+    """Refuses DATA (read with a limit of LIMIT + 1 bytes), an event larger than LIMIT, in
+    line number LINE or in the whole object: a line of LIMIT bytes and its newline passes."""
+    if not (len(data) == limit + 1 and data.endswith(b"\n")):
+        raise UndecodableObject(_too_large(_where(line), limit))
 
 
 # ---- nxlog_s3/reader/fetch.py -------------------------------------------------------------------
@@ -2545,6 +2570,18 @@ def _text_needs_care(text):
     return _unsafe_text(text) or _within_nxlog_limit(text) is not text
 
 
+def _field_needs_care(name, value, safe_names):
+    """Whether NXLog cannot take the field NAME=VALUE as it is; SAFE_NAMES (a set) learns
+    the names it takes."""
+    if name not in safe_names:
+        if _text_needs_care(name):
+            return True
+        safe_names.add(name)
+    if type(value) is str:
+        return _text_needs_care(value)
+    return type(value) is int and not -INT64_LIMIT <= value < INT64_LIMIT
+
+
 def _text_nxlog_takes(text):
     """TEXT as NXLog takes it, and whether some of it had to be cut."""
     escaped = _escaped(text) if _unsafe_text(text) else text
@@ -2563,28 +2600,57 @@ class FieldGuard(object):
 
     def guarded(self, fields):
         """FIELDS, or a copy NXLog takes; the names of the fields changed (None if none
-        was), and whether text was cut. Every event passes here: the common case (a name
-        seen before, short ASCII text, a small integer) takes no call."""
-        changed, safe_names = None, self.safe_names
+        was), and whether text was cut."""
+        changed = None
         for name, value in fields.items():
-            if name not in safe_names:
-                if _text_needs_care(name):
-                    changed = (changed or []) + [name]
-                    continue
-                safe_names.add(name)
-            kind = type(value)
-            if kind is str:
-                if value.isascii() and "\x00" not in value and len(value) <= NXLOG_MAX_TEXT:
-                    continue
-                if not _text_needs_care(value):
-                    continue
-            elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
-                continue
-            changed = (changed or []) + [name]
+            if _field_needs_care(name, value, self.safe_names):
+                changed = (changed or []) + [name]
         if changed is None:
             return fields, None, False
         safe, cut = self._made_safe(fields)
         return safe, changed, cut
+
+    def poster(self, module, report):
+        """post(fields): a new event of FIELDS, as NXLog takes them (see guarded), posted by
+        MODULE (the im_python module read_data was given); REPORT(names, cut) for an event
+        whose fields had to change. Every event passes here: with NXLog's C library, one
+        loop checks each field and sets it, and the common case (a name seen before, short
+        ASCII text, a small integer) takes no call of ours; anything else goes through
+        guarded()."""
+        calls = library_calls(module)
+        if calls is None:
+            post = method_poster(module)
+
+            def post_guarded(fields):
+                post(self._safe_fields(fields, report))
+            return post_guarded
+        c_module, new, set_field, post_logdata = calls
+        safe_names = self.safe_names
+
+        def post_guarded(fields):
+            c_logdata = new()
+            for name, value in fields.items():
+                if name in safe_names:
+                    kind = type(value)
+                    if kind is str:
+                        if value.isascii() and "\x00" not in value and \
+                                len(value) <= NXLOG_MAX_TEXT:
+                            set_field(c_module, c_logdata, name, value)
+                            continue
+                    elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
+                        set_field(c_module, c_logdata, name, value)
+                        continue
+                for name, value in self._safe_fields(fields, report).items():  # all again:
+                    set_field(c_module, c_logdata, name, value)  # those set were the same
+                break
+            post_logdata(c_module, c_logdata)
+        return post_guarded
+
+    def _safe_fields(self, fields, report):
+        safe, changed, cut = self.guarded(fields)
+        if changed:
+            report(changed, cut)
+        return safe
 
     @staticmethod
     def _made_safe(fields):
@@ -2848,17 +2914,11 @@ class Reader(object):
         posted is kept in the checkpoint, so that neither the next call, nor a retry after
         an error partway, nor a restarted reader posts one twice."""
         posted = already = position.partial.get(key, 0)
-        post = poster(module)
+        post = self.field_guard.poster(module, lambda names, cut: self._changed(key, names,
+                                                                                 cut))
         every = self.clock_every
-        guard = self.field_guard.guarded
         try:
             for fields in self._events_to_post(position, key, future, deadline):
-                fields, changed, cut = guard(fields)
-                if changed and (not self.open.warned or cut and key not in self.after_read.kept):
-                    self.open.warned = True
-                    self._warn_changed(key, changed, cut)
-                    if cut:
-                        self.after_read.keep(key)
                 post(fields)
                 posted += 1
                 if posted % every == 0 and deadline.passed():
@@ -2880,6 +2940,15 @@ class Reader(object):
                 read[1] += posted - already
         self._close_open()
         return True
+
+    def _changed(self, key, names, cut):
+        """Some fields of an event of KEY (NAMES) had to change for NXLog to take them; CUT:
+        text was cut. Said once an object, and again for text cut in an object kept."""
+        if not self.open.warned or cut and key not in self.after_read.kept:
+            self.open.warned = True
+            self._warn_changed(key, names, cut)
+            if cut:
+                self.after_read.keep(key)
 
     def _warn_changed(self, key, names, cut):
         self.log.warning("%s holds what NXLog cannot take as it is, in the field%s %s (a NUL "
@@ -2905,8 +2974,8 @@ class Reader(object):
         budget = DecodeBudget(self.settings, response.get("ContentLength", 0))
 
         def decoded():
-            return itertools.islice(self.decoder.events(key, response, budget), posted,
-                                    None)
+            events = self.decoder.events(key, response, budget)
+            return itertools.islice(events, posted, None) if posted else events
         if isinstance(response["Body"], io.BytesIO):  # fetched whole
             return OpenObject(key, response, decoded, budget)
         return StreamedObject(key, response, decoded, budget)

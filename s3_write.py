@@ -417,12 +417,15 @@ def event_fields(event):
             for name in LIBRARY.get_logdata_field_names(c_module, c_logdata)}
 
 
-def _post_by_library(library, c_module, fields):
-    c_logdata = library.logdata_new()
-    set_field = library.set_logdata_field
-    for name, value in fields.items():
-        set_field(c_module, c_logdata, name, value)
-    library.post_logdata(c_module, c_logdata)
+def library_calls(module):
+    """(c_module, logdata_new, set_logdata_field, post_logdata): what posting an event by
+    MODULE (the im_python module read_data was given) takes in NXLog CE's C library; None
+    where there is no such library (see method_poster)."""
+    c_module = getattr(module, "c_module", None)
+    if LIBRARY is None or c_module is None:
+        return None
+    return (c_module, LIBRARY.logdata_new, LIBRARY.set_logdata_field,
+            LIBRARY.post_logdata)
 
 
 def _post_by_methods(new_event, fields):
@@ -432,12 +435,9 @@ def _post_by_methods(new_event, fields):
     event.post()
 
 
-def poster(module):
-    """post(fields): a new event of FIELDS (a dict NXLog takes as it is) posted by MODULE,
-    the im_python module read_data was given."""
-    c_module = getattr(module, "c_module", None)
-    if LIBRARY is not None and c_module is not None:
-        return functools.partial(_post_by_library, LIBRARY, c_module)
+def method_poster(module):
+    """post(fields): a new event of FIELDS (a dict NXLog takes as it is) posted by MODULE
+    through the methods of NXLog's API, where library_calls gives None."""
     new_event = getattr(module, "logdata_new", None) or module.new_logdata  # current, legacy
     return functools.partial(_post_by_methods, new_event)
 

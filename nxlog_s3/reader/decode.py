@@ -16,15 +16,16 @@ from nxlog_s3.common.objects import (
 from nxlog_s3.common.optional import zstandard
 from nxlog_s3.common.s3 import quoted
 from nxlog_s3.reader.lines import (
+    _SCAN_JSON,
     DecodeBudget,
     _json_fields,
     _nxlog_times,
-    _skip_newlines,
     _too_large,
     _where,
 )
 from nxlog_s3.reader.parquet import _parquet_events
 
+LINES_BLOCK = 1 << 20  # bytes of a batch split into lines at a time
 PICKLE_MAGIC = re.compile(b"^\x80[\x02-\x05]")  # what a pickle of protocol 2 to 5 starts with
 
 
@@ -62,22 +63,17 @@ class Decoder(object):
         budget = budget or DecodeBudget(self.settings, response.get("ContentLength", 0))
         metadata = response.get("Metadata", {})
         body_format = metadata.get(METADATA_FORMAT)
+        times = self.nxlog_times and metadata.get(METADATA_TIMES) == "zoned"
         if body_format == "parquet":
-            return self._with_times(metadata, _parquet_events(
-                response["Body"], budget, self.settings.MAX_EVENT_BYTES))
+            events = _parquet_events(response["Body"], budget, self.settings.MAX_EVENT_BYTES)
+            return map(_nxlog_times, events) if times else events
         stream = self._decompressing(response, metadata)
-        if body_format == "jsonl" or (body_format is None and self.settings.RAW_LINES):
-            events = self._line_events(key, stream, body_format, budget)
-        else:
-            events = iter([self._one_event(key, self._bounded_read(stream.read, budget),
-                                           body_format)])
-        return self._with_times(metadata, events)
-
-    def _with_times(self, metadata, events):
-        """EVENTS, their zoned times as NXLog gives datetime fields where they are wanted."""
-        if self.nxlog_times and metadata.get(METADATA_TIMES) == "zoned":
-            return map(_nxlog_times, events)
-        return events
+        if body_format == "jsonl":
+            return self._json_lines(stream, budget, times)
+        if body_format is None and self.settings.RAW_LINES:
+            return self._text_lines(key, stream, budget)
+        event = self._one_event(key, self._bounded_read(stream.read, budget), body_format)
+        return iter([_nxlog_times(event) if times else event])
 
     @staticmethod
     def _decompressing(response, metadata):
@@ -90,8 +86,8 @@ class Decoder(object):
             compression = "gzip" if gzipped else "none"
         if compression == "none":
             return stream
-        if compression == "gzip":
-            return gzip.GzipFile(fileobj=stream, mode="rb")
+        if compression == "gzip":  # buffered in C: GzipFile's readline is Python code
+            return io.BufferedReader(_RawBody(gzip.GzipFile(fileobj=stream, mode="rb")), 1 << 16)
         if compression == "zstd":
             if zstandard is None:
                 raise UndecodableObject("it is zstd-compressed: install the zstandard package "
@@ -140,28 +136,70 @@ class Decoder(object):
         not a log."""
         limit = self.settings.MAX_EVENT_BYTES
         data = read(limit + 1 if limit else -1)
-        if limit and len(data) > limit and not (len(data) == limit + 1 and
-                                                 data.endswith(b"\n")):
-            raise UndecodableObject(_too_large(_where(line), limit))
+        if len(data) > limit > 0:
+            _check_event_size(data, limit, line)
         budget.take(len(data))
         return data
 
-    def _line_events(self, key, stream, body_format, budget):
-        """The events of an object that holds one per line: a batch (JSON lines) or, with
-        RAW_LINES, a text object without metadata."""
-        if not isinstance(stream, io.BufferedReader):  # GzipFile: its readline is Python
-            stream = io.BufferedReader(stream, 1 << 16)  # code, a buffer over it reads in C
+    def _json_lines(self, stream, budget, times):
+        """A batch's events, one JSON object a line; with TIMES, zoned times as NXLog gives
+        them. The hot path of every reader: LINES_BLOCK bytes at a time are split into lines
+        and decoded in C, and a line as s3_write.py writes it (an object in JSON) takes one
+        step of this generator and no call of ours but _nxlog_times; anything else goes the
+        slower way, which words the errors. Runs of empty lines cost no step."""
+        limit, scan, rest, base = self.settings.MAX_EVENT_BYTES, _SCAN_JSON, b"", 0
+        while True:
+            block = stream.read(LINES_BLOCK)
+            budget.take(len(block))
+            if block:
+                block = rest + block
+                cut = block.rfind(b"\n") + 1
+                block, rest = block[:cut], block[cut:]
+                if len(rest) > limit > 0:
+                    _check_event_size(rest, limit, base + block.count(b"\n") + 1)
+            else:
+                block, rest = rest, None  # the last line, without its newline
+            if len(block) > limit > 0:
+                _check_line_sizes(block, limit, base)
+            try:
+                lines = block.decode("utf-8", "surrogatepass").split("\n")
+            except UnicodeDecodeError:  # the slower way, which says in which line
+                lines = block.split(b"\n")
+            for line in filter(None, lines):
+                try:
+                    fields, end = scan(line, 0)
+                    plain = end == len(line) and type(fields) is dict
+                except (StopIteration, ValueError, RecursionError, TypeError):  # TypeError:
+                    plain = False  # bytes, from a block that is not UTF-8
+                if not plain:
+                    fields = _json_fields(line if type(line) is bytes else line.encode(
+                        "utf-8", "surrogatepass"), base + lines.index(line) + 1)  # the first
+                yield _nxlog_times(fields) if times else fields  # such line: this one
+            if rest is None:
+                return
+            base += len(lines) - 1
+
+    def _text_lines(self, key, stream, budget):
+        """The events of a text object without metadata, one a line (RAW_LINES)."""
         number = 0
         while True:
             number += 1
             line = self._bounded_read(stream.readline, budget, number)
             if not line:
                 return
-            if body_format != "jsonl":
-                yield {"raw_event": self._text(line.rstrip(b"\n").rstrip(b"\r"), key)}
-            elif line != b"\n":
-                yield _json_fields(line, number)  # with its newline: no copy of a long line
-            else:
-                skipped = _skip_newlines(stream)
-                budget.take(skipped)
-                number += skipped
+            yield {"raw_event": self._text(line.rstrip(b"\n").rstrip(b"\r"), key)}
+
+
+def _check_line_sizes(block, limit, base):
+    """Refuses BLOCK if one of its lines (the first numbered BASE + 1) is larger than
+    LIMIT; only looked at in a block larger than that."""
+    for number, line in enumerate(block.split(b"\n"), base + 1):
+        if len(line) > limit:
+            raise UndecodableObject(_too_large(_where(number), limit))
+
+
+def _check_event_size(data, limit, line):
+    """Refuses DATA (read with a limit of LIMIT + 1 bytes), an event larger than LIMIT, in
+    line number LINE or in the whole object: a line of LIMIT bytes and its newline passes."""
+    if not (len(data) == limit + 1 and data.endswith(b"\n")):
+        raise UndecodableObject(_too_large(_where(line), limit))

@@ -3,6 +3,8 @@
 import itertools
 import re
 
+from nxlog_s3.common.events import library_calls, method_poster
+
 # What NXLog's set_field cannot take (../shared/nxlog-python-api.md): a NUL or a lone
 # surrogate in a field name kills NXLog, a NUL in a value cuts it short, an integer beyond 64
 # bits raises, text of more than NXLOG_MAX_TEXT bytes (UTF-8) makes NXLog give up the call,
@@ -37,6 +39,18 @@ def _text_needs_care(text):
     return _unsafe_text(text) or _within_nxlog_limit(text) is not text
 
 
+def _field_needs_care(name, value, safe_names):
+    """Whether NXLog cannot take the field NAME=VALUE as it is; SAFE_NAMES (a set) learns
+    the names it takes."""
+    if name not in safe_names:
+        if _text_needs_care(name):
+            return True
+        safe_names.add(name)
+    if type(value) is str:
+        return _text_needs_care(value)
+    return type(value) is int and not -INT64_LIMIT <= value < INT64_LIMIT
+
+
 def _text_nxlog_takes(text):
     """TEXT as NXLog takes it, and whether some of it had to be cut."""
     escaped = _escaped(text) if _unsafe_text(text) else text
@@ -55,28 +69,57 @@ class FieldGuard(object):
 
     def guarded(self, fields):
         """FIELDS, or a copy NXLog takes; the names of the fields changed (None if none
-        was), and whether text was cut. Every event passes here: the common case (a name
-        seen before, short ASCII text, a small integer) takes no call."""
-        changed, safe_names = None, self.safe_names
+        was), and whether text was cut."""
+        changed = None
         for name, value in fields.items():
-            if name not in safe_names:
-                if _text_needs_care(name):
-                    changed = (changed or []) + [name]
-                    continue
-                safe_names.add(name)
-            kind = type(value)
-            if kind is str:
-                if value.isascii() and "\x00" not in value and len(value) <= NXLOG_MAX_TEXT:
-                    continue
-                if not _text_needs_care(value):
-                    continue
-            elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
-                continue
-            changed = (changed or []) + [name]
+            if _field_needs_care(name, value, self.safe_names):
+                changed = (changed or []) + [name]
         if changed is None:
             return fields, None, False
         safe, cut = self._made_safe(fields)
         return safe, changed, cut
+
+    def poster(self, module, report):
+        """post(fields): a new event of FIELDS, as NXLog takes them (see guarded), posted by
+        MODULE (the im_python module read_data was given); REPORT(names, cut) for an event
+        whose fields had to change. Every event passes here: with NXLog's C library, one
+        loop checks each field and sets it, and the common case (a name seen before, short
+        ASCII text, a small integer) takes no call of ours; anything else goes through
+        guarded()."""
+        calls = library_calls(module)
+        if calls is None:
+            post = method_poster(module)
+
+            def post_guarded(fields):
+                post(self._safe_fields(fields, report))
+            return post_guarded
+        c_module, new, set_field, post_logdata = calls
+        safe_names = self.safe_names
+
+        def post_guarded(fields):
+            c_logdata = new()
+            for name, value in fields.items():
+                if name in safe_names:
+                    kind = type(value)
+                    if kind is str:
+                        if value.isascii() and "\x00" not in value and \
+                                len(value) <= NXLOG_MAX_TEXT:
+                            set_field(c_module, c_logdata, name, value)
+                            continue
+                    elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
+                        set_field(c_module, c_logdata, name, value)
+                        continue
+                for name, value in self._safe_fields(fields, report).items():  # all again:
+                    set_field(c_module, c_logdata, name, value)  # those set were the same
+                break
+            post_logdata(c_module, c_logdata)
+        return post_guarded
+
+    def _safe_fields(self, fields, report):
+        safe, changed, cut = self.guarded(fields)
+        if changed:
+            report(changed, cut)
+        return safe
 
     @staticmethod
     def _made_safe(fields):

@@ -100,19 +100,6 @@ class DecodeBudget(object):
             "NXLOG_S3_MAX_EVENT_BYTES=0 for no limit" % (self.limit, self.expansion))
 
 
-def _skip_newlines(stream):
-    """Reads past the newlines that come next in STREAM (buffered), a buffer at a time: a
-    bomb of empty lines costs no loop per line. How many there were."""
-    skipped = 0
-    while True:
-        buffered = stream.peek(1)
-        run = len(buffered) - len(buffered.lstrip(b"\n"))
-        if not run:
-            return skipped
-        stream.read(run)
-        skipped += run
-
-
 def _too_large(where, limit):
     return "%s is larger than MAX_EVENT_BYTES=%d once decompressed (a decompression bomb?); " \
         "raise NXLOG_S3_MAX_EVENT_BYTES, or set it to 0 for no limit" % (where, limit)

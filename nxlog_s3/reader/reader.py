@@ -15,7 +15,6 @@ from nxlog_s3.common.errors import (
     error_text,
     object_failure,
 )
-from nxlog_s3.common.events import poster
 from nxlog_s3.common.files import private_directory
 from nxlog_s3.common.metrics import Metrics
 from nxlog_s3.common.s3 import check_bucket, probe_client, quoted
@@ -225,17 +224,11 @@ class Reader(object):
         posted is kept in the checkpoint, so that neither the next call, nor a retry after
         an error partway, nor a restarted reader posts one twice."""
         posted = already = position.partial.get(key, 0)
-        post = poster(module)
+        post = self.field_guard.poster(module, lambda names, cut: self._changed(key, names,
+                                                                                 cut))
         every = self.clock_every
-        guard = self.field_guard.guarded
         try:
             for fields in self._events_to_post(position, key, future, deadline):
-                fields, changed, cut = guard(fields)
-                if changed and (not self.open.warned or cut and key not in self.after_read.kept):
-                    self.open.warned = True
-                    self._warn_changed(key, changed, cut)
-                    if cut:
-                        self.after_read.keep(key)
                 post(fields)
                 posted += 1
                 if posted % every == 0 and deadline.passed():
@@ -257,6 +250,15 @@ class Reader(object):
                 read[1] += posted - already
         self._close_open()
         return True
+
+    def _changed(self, key, names, cut):
+        """Some fields of an event of KEY (NAMES) had to change for NXLog to take them; CUT:
+        text was cut. Said once an object, and again for text cut in an object kept."""
+        if not self.open.warned or cut and key not in self.after_read.kept:
+            self.open.warned = True
+            self._warn_changed(key, names, cut)
+            if cut:
+                self.after_read.keep(key)
 
     def _warn_changed(self, key, names, cut):
         self.log.warning("%s holds what NXLog cannot take as it is, in the field%s %s (a NUL "
@@ -282,8 +284,8 @@ class Reader(object):
         budget = DecodeBudget(self.settings, response.get("ContentLength", 0))
 
         def decoded():
-            return itertools.islice(self.decoder.events(key, response, budget), posted,
-                                    None)
+            events = self.decoder.events(key, response, budget)
+            return itertools.islice(events, posted, None) if posted else events
         if isinstance(response["Body"], io.BytesIO):  # fetched whole
             return OpenObject(key, response, decoded, budget)
         return StreamedObject(key, response, decoded, budget)
