@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,8 @@ SCRIPTS = os.environ.get("BENCH_SCRIPTS") or ROOT
 from common import sample_lines, start_moto  # noqa: E402
 
 from real_nxlog import BINARY, PYTHONPATH, SYSTEM_PATH, conf_text, missing  # noqa: E402
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # the Python NXLog embeds, for `s3_write.py status`
 
 LINE_BYTES = 130
 EVENTS_METADATA = "nxlog-s3-events"
@@ -112,7 +115,15 @@ MODES = [
      {"SERVER": "jsonl"}, "lines"),
     ("s3_read.py: Parquet", "reader", *reader_mode(os.path.join(SCRIPTS, "s3_read.py")),
      {"SERVER": "parquet"}, "lines"),
+    ("s3_write.py: events spooled while S3 is down", "spooled",
+     *writer_mode(os.path.join(SCRIPTS, "s3_write.py")),
+     {"SERVER": "spooled", "FORMAT": "json", "BATCH_EVENTS": 10000}, "spooled"),
+    ("s3_read.py: one large object (JSON lines)", "large",
+     *reader_mode(os.path.join(SCRIPTS, "s3_read.py")), {"SERVER": "large"}, "lines"),
 ]
+MEMORY_MODES = ("s3_write.py: events spooled while S3 is down",
+                "s3_read.py: one large object (JSON lines)")
+MEMORY_LIMIT_MB = 120  # the peak RSS they are held under
 RATIOS = [("floor, NXLog's C library called directly",
            "floor: every field -> JSON line -> os.write", None),
           ("s3_write.py: gzip JSON lines", "floor: every field -> JSON line -> os.write", 0.9),
@@ -121,6 +132,52 @@ RATIOS = [("floor, NXLog's C library called directly",
            "plain reader: json.loads, set_field, post", None),
           ("s3_read.py: gzip JSON lines", "plain reader: json.loads, set_field, post", 1.3),
           ("s3_read.py: Parquet", "plain reader: json.loads, set_field, post", None)]
+
+
+def dead_endpoint():
+    """An S3 endpoint on 127.0.0.1 that refuses every connection: S3 down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return "http://127.0.0.1:%d" % sock.getsockname()[1]
+
+
+def put_large_object(client, bucket, folder, size):
+    """One batch of at least SIZE bytes, JSON lines uncompressed as s3_write.py stores them
+    with COMPRESSION=none, under large/; how many events it holds. Its lines repeat every
+    4,096 events, which changes nothing for memory."""
+    zoned = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    block = "".join(json.dumps({"raw_event": line, "EventReceivedTime": zoned,
+                                "SourceModuleName": "source", "SourceModuleType": "im_file"},
+                               separators=(",", ":")) + "\n"
+                    for line in sample_lines()).encode()
+    repeats = -(-size // len(block))
+    path = os.path.join(folder, "large.jsonl")
+    with open(path, "wb") as handle:
+        for _ in range(repeats):
+            handle.write(block)
+    events = repeats * len(sample_lines())
+    client.upload_file(path, bucket, time.strftime("large/%Y-%m-%d/%H.%M.%S.1.jsonl",
+                                                   time.gmtime()),
+                       ExtraArgs={"Metadata": {
+                           "nxlog-s3-version": "1", "nxlog-s3-format": "jsonl",
+                           "nxlog-s3-compression": "none", "nxlog-s3-events": str(events),
+                           "nxlog-s3-times": "zoned"}})
+    os.unlink(path)
+    return events
+
+
+class SpooledEvents(object):
+    """How many events the writer's spool holds, as `s3_write.py status --json` says."""
+
+    def __init__(self, env):
+        self.command = [SYSTEM_PYTHON, os.path.join(SCRIPTS, "s3_write.py"), "status",
+                        "--json"]
+        self.env = dict(env, PATH=SYSTEM_PATH, PYTHONPATH=PYTHONPATH, LANG="C.UTF-8")
+
+    def __call__(self):
+        output = subprocess.run(self.command, env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, check=True).stdout
+        return json.loads(output)["events"]
 
 
 def say(message):
@@ -236,6 +293,32 @@ class NXLogRun(object):
         return usage
 
 
+def _wait_for_end(nxlog, settings, end, count, out, done, env, client, bucket):
+    """Waits for NXLog's start, then for the mode's last event where it takes it; the
+    time.time() of each."""
+    started = nxlog.wait_for(lambda: " started" in nxlog.log(), "its start", every=0.005)
+    if " ERROR " in nxlog.log():
+        raise SystemExit("NXLog logged an error at its start:\n%s" % nxlog.log())
+    if end == "lines":
+        lines = LineCounter(out)
+        ended = nxlog.wait_for(lambda: lines() >= count, "%d lines out" % count)
+    elif end == "spooled":
+        spooled = SpooledEvents(env)
+        ended = nxlog.wait_for(lambda: spooled() >= count, "%d events in the spool" % count,
+                               every=0.5)
+    elif end == "done":
+        nxlog.wait_for(lambda: os.path.exists(done) and os.path.getsize(done), "the last event")
+        with open(done) as handle:
+            ended = float(handle.read())
+    else:
+        batches = "BATCH_EVENTS" in settings
+        stored = StoredEvents(client, bucket, settings["SERVER"] + "/", batches,
+                              env["NXLOG_S3_SPOOL_DIR"])
+        ended = nxlog.wait_for(lambda: stored() >= count, "%d events in S3" % count,
+                               every=0.01)
+    return started, ended
+
+
 def measure(number, mode, counts, work, s3_env, client, bucket, extra):
     name, side, body, code, settings, end = mode
     if code and os.path.basename(code).startswith("s3_"):
@@ -249,24 +332,17 @@ def measure(number, mode, counts, work, s3_env, client, bucket, extra):
                   dict(settings, BUCKET=bucket,
                        SPOOL_DIR=os.path.join(folder, "spool"),
                        CHECKPOINT=os.path.join(folder, "checkpoint")).items()})
+    if side == "spooled":
+        env["AWS_ENDPOINT_URL"] = dead_endpoint()
     log = os.path.join(work, "%s.log" % side)
     nxlog = NXLogRun(folder, body % {"log": log, "out": out, "code": code}, env)
-    started = nxlog.wait_for(lambda: " started" in nxlog.log(), "its start", every=0.005)
-    if " ERROR " in nxlog.log():
-        raise SystemExit("NXLog logged an error at its start:\n%s" % nxlog.log())
-    if end == "lines":
-        lines = LineCounter(out)
-        ended = nxlog.wait_for(lambda: lines() >= count, "%d lines out" % count)
-    elif end == "done":
-        nxlog.wait_for(lambda: os.path.exists(done) and os.path.getsize(done), "the last event")
-        with open(done) as handle:
-            ended = float(handle.read())
-    else:
-        batches = "BATCH_EVENTS" in settings
-        stored = StoredEvents(client, bucket, settings["SERVER"] + "/", batches,
-                              env["NXLOG_S3_SPOOL_DIR"])
-        ended = nxlog.wait_for(lambda: stored() >= count, "%d events in S3" % count,
-                               every=0.01)
+    try:
+        started, ended = _wait_for_end(nxlog, settings, end, count, out, done, env, client,
+                                       bucket)
+    except BaseException:  # no NXLog left running
+        nxlog.process.kill()
+        nxlog.process.wait()
+        raise
     usage = nxlog.stop()
     seconds, cpu = ended - started, usage.ru_utime + usage.ru_stime
     return {"mode": name, "events": count, "seconds": round(seconds, 3),
@@ -283,7 +359,23 @@ def ratios(results):
             for mode, over, target in RATIOS if mode in by_name and over in by_name]
 
 
-def print_table(results, figures):
+def memory_figures(results):
+    """The peak RSS of the memory modes, and the limit they are held under."""
+    return [{"mode": result["mode"], "peak_rss_mb": result["peak_rss_mb"],
+             "limit_mb": MEMORY_LIMIT_MB}
+            for result in results if result["mode"] in MEMORY_MODES]
+
+
+def figure_lines(figures, memory):
+    """The ratios, then the memory modes' peak RSS, as lines of text."""
+    return ["%s over %s: %.2f%s" % (figure["mode"], figure["over"], figure["ratio"],
+                                    " (target: at least %g)" % figure["target"]
+                                    if figure["target"] else "") for figure in figures] + \
+        ["%s: peak RSS %.0f MB (limit: %d MB)" % (each["mode"], each["peak_rss_mb"],
+                                                  each["limit_mb"]) for each in memory]
+
+
+def print_table(results, figures, memory):
     print("%-48s %8s %8s %9s %12s %9s" % ("mode", "events", "seconds", "events/s",
                                            "CPU µs/event", "peak RSS"))
     for result in results:
@@ -291,13 +383,11 @@ def print_table(results, figures):
             result["mode"], result["events"], result["seconds"], result["events_per_second"],
             result["cpu_us_per_event"], result["peak_rss_mb"]))
     print()
-    for figure in figures:
-        print("%s over %s: %.2f%s" % (figure["mode"], figure["over"], figure["ratio"],
-                                      " (target: at least %g)" % figure["target"]
-                                      if figure["target"] else ""))
+    for line in figure_lines(figures, memory):
+        print(line)
 
 
-def print_markdown(results, figures):
+def print_markdown(results, figures, memory):
     """The table and ratios as the README shows them."""
     print("| mode | events | events/s | NXLog's CPU per event | peak RSS |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -307,10 +397,8 @@ def print_markdown(results, figures):
               % (result["mode"].replace("->", "→"), result["cpu_us_per_event"],
                  result["peak_rss_mb"]))
     print()
-    for figure in figures:
-        print(("- %s over %s: **%.2f**%s" % (figure["mode"], figure["over"], figure["ratio"],
-                                             " (target: at least %g)" % figure["target"]
-                                             if figure["target"] else "")).replace("->", "→"))
+    for line in figure_lines(figures, memory):
+        print("- " + line.replace("->", "→"))
 
 
 def setting(text):
@@ -329,6 +417,10 @@ def main():
                         help="lines for every mode but one object per event")
     parser.add_argument("--single-events", type=int, default=5000,
                         help="lines for s3_write.py's one object per event")
+    parser.add_argument("--spooled-events", type=int, default=1000000,
+                        help="events s3_write.py spools while S3 is down (a memory mode)")
+    parser.add_argument("--large-object-mb", type=int, default=1024,
+                        help="MiB of the one object s3_read.py reads (a memory mode)")
     parser.add_argument("--only", metavar="TEXT", action="append",
                         help="only the modes whose name holds TEXT (again for more), for a "
                         "look while developing; the ratios need both of their modes")
@@ -350,14 +442,21 @@ def main():
                           aws_secret_access_key="bench", region_name="us-east-1")
     bucket = "nxlog-bench-%d" % os.getpid()
     client.create_bucket(Bucket=bucket)
-    counts = {"writer": args.events, "single": args.single_events, "reader": args.events}
+    counts = {"writer": args.events, "single": args.single_events, "reader": args.events,
+              "spooled": args.spooled_events}
+    modes = [mode for mode in MODES
+             if not args.only or any(text in mode[0] for text in args.only)]
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="nxlog-bench-") as work:
-            write_lines(os.path.join(work, "writer.log"), args.events)
-            write_lines(os.path.join(work, "single.log"), args.single_events)
+            for side in {mode[1] for mode in modes} & {"writer", "single", "spooled"}:
+                write_lines(os.path.join(work, "%s.log" % side), counts[side])
+            if any(mode[1] == "large" for mode in modes):
+                say("storing an object of %d MiB" % args.large_object_mb)
+                counts["large"] = put_large_object(client, bucket, work,
+                                                   args.large_object_mb << 20)
             for number, mode in enumerate(MODES):
-                if args.only and not any(text in mode[0] for text in args.only):
+                if mode not in modes:
                     continue
                 results.append(measure(number, mode, counts, work, s3_env, client, bucket,
                                        dict(args.set)))
@@ -365,13 +464,14 @@ def main():
     finally:
         server.terminate()
         server.wait()
-    figures = ratios(results)
+    figures, memory = ratios(results), memory_figures(results)
     if args.json:
-        print(json.dumps({"nxlog": BINARY, "results": results, "ratios": figures}))
+        print(json.dumps({"nxlog": BINARY, "results": results, "ratios": figures,
+                          "memory": memory}))
     elif args.markdown:
-        print_markdown(results, figures)
+        print_markdown(results, figures, memory)
     else:
-        print_table(results, figures)
+        print_table(results, figures, memory)
     return 0
 
 
