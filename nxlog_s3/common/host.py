@@ -22,6 +22,7 @@ import importlib.machinery
 import sys
 import threading
 import time
+import types
 
 from nxlog_s3.common.optional import nxlog
 from nxlog_s3.common.runtime import SCRIPT
@@ -68,21 +69,60 @@ def _called_from_c():
     return False
 
 
+def _capsule_references(event):
+    """How many references EVENT's capsule (c_logdata) has, as counted inside a call of
+    this shape: its attribute's, those of the count itself, and any other."""
+    capsule = event.c_logdata
+    return sys.getrefcount(capsule)
+
+
+def capsule_releaser(event):
+    """release(event) for om_python's events, where EVENT (the first) shows NXLog CE's leak;
+    else None.
+
+    NXLog CE's om_python makes each event's capsule (LogData.c_logdata) with a reference
+    that it never gives back (nx_om_python_logdata_new: PyCapsule_New's own, then the one
+    of Py_BuildValue's "O"): 48 bytes lost an event, some 4 GB a day at 1,000 events/s,
+    whatever the script. release() gives that reference back while the event's own one
+    holds the capsule: NXLog's release of the event then frees it. Only where the capsule
+    holds exactly one reference more than the event's (measured against a probe, not
+    assumed), so that an NXLog without the leak, or a caller that keeps the capsule, is
+    left alone."""
+    if ctypes is None or getattr(event, "c_logdata", None) is None:
+        return None
+    leaked = _capsule_references(types.SimpleNamespace(c_logdata=object())) + 1
+    if _capsule_references(event) != leaked:
+        return None
+    decref = ctypes.PYFUNCTYPE(None, ctypes.py_object)(("Py_DecRef", ctypes.pythonapi))
+
+    def release(event):
+        if _capsule_references(event) == leaked:
+            decref(event.c_logdata)
+    return release
+
+
 class EntryPoint(object):
     """CALL (write_data, read_data) as NXLog calls it; ON_RELEASE() runs once NXLog lets it
-    go at its stop (see the module's docstring)."""
+    go at its stop (see the module's docstring). Called by NXLog CE's om_python, it also
+    gives back the reference NXLog keeps to each event's capsule (capsule_releaser)."""
 
     def __init__(self, call, on_release):
         self.call, self.on_release = call, on_release
         self.first = True
         self.armed = False
+        self.release_capsule = None
 
     def __call__(self, argument):
         if self.first:
             self.first = False
             held = sys.getrefcount(self) - references_of_a_call()  # as a statement of its
             # own: inside self._arm(...)'s arguments, self is counted once more
-            self._arm(held, _called_from_c())
+            from_c = _called_from_c()
+            self._arm(held, from_c)
+            if from_c and called_by_nxlog():
+                self.release_capsule = capsule_releaser(argument)
+        if self.release_capsule is not None:
+            self.release_capsule(argument)
         return self.call(argument)
 
     def _arm(self, held, from_c):

@@ -9,6 +9,7 @@ import ctypes
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -114,6 +115,99 @@ def test_the_module_attribute_gives_each_call_its_entry_point_and_nothing_else()
     assert isinstance(attribute("write_data"), host.EntryPoint)
     with pytest.raises(AttributeError):
         attribute("stop_data")
+
+
+class Capsule(object):
+    """An event's capsule (LogData.c_logdata), one a weak reference can watch."""
+
+
+class Event(object):
+    """om_python's LogData: its capsule in c_logdata."""
+
+    def __init__(self, capsule):
+        self.c_logdata = capsule
+
+
+def om_python_events(count, leaked):
+    """COUNT events, as NXLog CE makes them: with LEAKED, each capsule holds a reference
+    more, never given back. The weak references to their capsules, and the events."""
+    capsules = [Capsule() for _ in range(count)]
+    if leaked:
+        for capsule in capsules:
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(capsule))
+    return [weakref.ref(capsule) for capsule in capsules], [Event(capsule)
+                                                            for capsule in capsules]
+
+
+def each_called_from_c(entry_point, events):
+    """ENTRY_POINT(event) for each of EVENTS, each in a thread of its own whose C bootstrap
+    makes the call, one after the other; returns once the threads have let go of them.
+    ENTRY_POINT's call is the list.append of a list it returns."""
+    for event in events:
+        called = len(entry_point.calls)
+        _thread.start_new_thread(entry_point, (event,))
+        end = time.monotonic() + 10
+        while len(entry_point.calls) == called:
+            assert time.monotonic() < end
+            time.sleep(0.001)
+    time.sleep(0.1)  # the last thread's end lets go of its event
+
+
+def recording_entry_point():
+    calls = []
+    point = host.EntryPoint(calls.append, lambda: None)
+    point.calls = calls
+    return point
+
+
+def freed(references, wait=10.0):
+    end = time.monotonic() + wait
+    while any(reference() is not None for reference in references):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_reference_nxlog_ce_keeps_to_each_events_capsule_is_given_back(under_nxlog,
+                                                                           slow_switches):
+    capsules, events = om_python_events(3, leaked=True)
+    point = recording_entry_point()
+    each_called_from_c(point, events)
+    assert point.release_capsule is not None
+    assert all(reference() is not None for reference in capsules)  # the events hold them
+    del events, point
+    assert freed(capsules)
+
+
+def test_capsules_without_nxlog_ces_reference_are_left_alone(under_nxlog, slow_switches):
+    capsules, events = om_python_events(3, leaked=False)
+    point = recording_entry_point()
+    each_called_from_c(point, events)
+    assert point.release_capsule is None
+    assert all(reference() is not None for reference in capsules)
+    del events, point
+    assert freed(capsules)
+
+
+def test_a_capsule_someone_else_holds_keeps_nxlog_ces_reference(under_nxlog, slow_switches):
+    capsules, events = om_python_events(2, leaked=True)
+    point = recording_entry_point()
+    each_called_from_c(point, events[:1])
+    kept = events[1].c_logdata
+    before = sys.getrefcount(kept)
+    each_called_from_c(point, events[1:])
+    assert sys.getrefcount(kept) == before
+
+
+def test_capsules_outside_nxlog_are_left_alone(slow_switches):
+    capsules, events = om_python_events(1, leaked=True)
+    point = recording_entry_point()
+    each_called_from_c(point, events)
+    assert point.release_capsule is None
+    kept = events[0].c_logdata
+    del events, point
+    assert sys.getrefcount(kept) == 3  # this name's, the argument's, NXLog CE's own
 
 
 def started(target, name):
