@@ -1,31 +1,38 @@
 """Benchmark under a real NXLog CE: every mode in one run, so that the ratios hold on a
 noisy machine (make bench).
 
-    .venv/bin/python bench/nxlog_bench.py [--events 500000] [--single-events 5000] [--json]
+    .venv/bin/python bench/nxlog_bench.py [--events 500000] [--rounds 1] [--json]
 
 Needs a real NXLog (`make nxlog` builds one from ../shared/nxlog/) and starts moto server on
 127.0.0.1. Each mode is a process of NXLog's own, timed from its start ("started" in its log)
 until its last event is where the mode takes it: in S3 (every event counted by the objects'
-metadata), or written by the output. Lines of about 130 bytes, as im_file reads them:
+metadata, looked up once the writer's spool holds no batch), or written by the output.
+Lines of about 130 bytes, as im_file reads them:
 
   writer side, from a file of --events lines (one object per event: --single-events)
   - im_file -> om_file: NXLog's ceiling;
   - im_file -> om_python whose write_data reads two fields and counts;
   - floor: every field -> one JSON line -> os.write() (bench/nxlog/floor_write.py), and the
     same with NXLog's C library called directly, the most Python can make of it;
-  - s3_write.py, gzip JSON lines with zoned times, batches of up to 100,000 events;
-  - s3_write.py, Parquet batches; s3_write.py, one object per event;
+  - s3_write.py, gzip JSON lines with zoned times, in batches of 10,000 events (the
+    README's advice; the last one closes with its last event when --events is a multiple
+    of it, else after BATCH_AGE=1 s); the same as Parquet; one object per event;
   reader side, into om_file, from the batches the writer stored
   - im_python that only makes and posts events: NXLog's ceiling for a Python input;
   - plain reader: a GET, gunzip, json.loads a line, set_field each field, post, and the
     same with NXLog's C library called directly: the ceiling of a reader in Python;
-  - s3_read.py from the gzip JSON-line batches, and from the Parquet ones.
+  - s3_read.py from the gzip JSON-line batches, and from the Parquet ones;
+  memory
+  - s3_write.py spooling --spooled-events events while S3 is down (nothing listens);
+  - s3_read.py reading one object of --large-object-mb MiB (JSON lines, uncompressed).
 
 Prints events/s, the NXLog process's CPU time per event (user and system, all its
-threads: steadier than events/s on a busy machine) and its peak RSS per mode, and the ratios
-the project is held to: s3_write.py over the floor, s3_read.py over the plain reader. --json
-prints one JSON object instead, --markdown the README's table. Messages go to stderr. moto
-server shares the two cores with NXLog.
+threads: steadier than events/s on a busy machine) and its peak RSS per mode, the ratios
+the project is held to (s3_write.py over the floor, s3_read.py over the plain reader), and
+the memory modes' peak RSS against 120 MB. With --rounds N, every mode runs N times, one
+round after another, and each mode's median run is shown. --json prints one JSON object
+instead, --markdown the README's table. Messages go to stderr. moto server shares the two
+cores with NXLog. --set NAME=VALUE changes a setting of the scripts' modes.
 """
 
 import argparse
@@ -100,9 +107,9 @@ MODES = [
     ("floor, NXLog's C library called directly", "writer",
      *writer_mode(os.path.join(HERE, "direct_write.py")), {}, "done"),
     ("s3_write.py: gzip JSON lines", "writer", *writer_mode(os.path.join(SCRIPTS, "s3_write.py")),
-     {"SERVER": "jsonl", "FORMAT": "json", "BATCH_EVENTS": 100000, "BATCH_AGE": 1}, "s3"),
+     {"SERVER": "jsonl", "FORMAT": "json", "BATCH_EVENTS": 10000, "BATCH_AGE": 1}, "s3"),
     ("s3_write.py: Parquet", "writer", *writer_mode(os.path.join(SCRIPTS, "s3_write.py")),
-     {"SERVER": "parquet", "FORMAT": "parquet", "BATCH_EVENTS": 100000, "BATCH_AGE": 1}, "s3"),
+     {"SERVER": "parquet", "FORMAT": "parquet", "BATCH_EVENTS": 10000, "BATCH_AGE": 1}, "s3"),
     ("s3_write.py: one object per event", "single",
      *writer_mode(os.path.join(SCRIPTS, "s3_write.py")), {"SERVER": "single"}, "s3"),
     ("im_python -> om_file: make and post", "reader",
@@ -319,11 +326,15 @@ def _wait_for_end(nxlog, settings, end, count, out, done, env, client, bucket):
     return started, ended
 
 
-def measure(number, mode, counts, work, s3_env, client, bucket, extra):
+def measure(number, round_number, mode, counts, work, s3_env, client, bucket, extra):
+    """One run of MODE in round ROUND_NUMBER: a writer's rounds after the first store under
+    prefixes of their own, the readers read the first's."""
     name, side, body, code, settings, end = mode
     if code and os.path.basename(code).startswith("s3_"):
         settings = dict(settings, **extra)
-    folder = os.path.join(work, "mode-%d" % number)
+    if round_number and side in ("writer", "single", "spooled") and "SERVER" in settings:
+        settings = dict(settings, SERVER="%s-%d" % (settings["SERVER"], round_number))
+    folder = os.path.join(work, "mode-%d-%d" % (number, round_number))
     count = counts[side]
     out, done = os.path.join(folder, "out.log"), os.path.join(folder, "done")
     env = dict(s3_env, BENCH_EVENTS=str(count), BENCH_DONE=done, BENCH_OUT=out,
@@ -349,6 +360,12 @@ def measure(number, mode, counts, work, s3_env, client, bucket, extra):
             "events_per_second": round(count / seconds),
             "cpu_us_per_event": round(cpu / count * 1e6, 2),
             "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1)}
+
+
+def median_run(runs):
+    """The run of RUNS (one mode's) with the median events/s: the lower middle one of an
+    even number."""
+    return sorted(runs, key=lambda run: run["events_per_second"])[(len(runs) - 1) // 2]
 
 
 def ratios(results):
@@ -417,6 +434,9 @@ def main():
                         help="lines for every mode but one object per event")
     parser.add_argument("--single-events", type=int, default=5000,
                         help="lines for s3_write.py's one object per event")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of every mode, one round after another; each mode's "
+                        "median run is shown")
     parser.add_argument("--spooled-events", type=int, default=1000000,
                         help="events s3_write.py spools while S3 is down (a memory mode)")
     parser.add_argument("--large-object-mb", type=int, default=1024,
@@ -455,12 +475,16 @@ def main():
                 say("storing an object of %d MiB" % args.large_object_mb)
                 counts["large"] = put_large_object(client, bucket, work,
                                                    args.large_object_mb << 20)
-            for number, mode in enumerate(MODES):
-                if mode not in modes:
-                    continue
-                results.append(measure(number, mode, counts, work, s3_env, client, bucket,
-                                       dict(args.set)))
-                say("measured %s" % json.dumps(results[-1]))
+            runs = {}
+            for round_number in range(args.rounds):
+                for number, mode in enumerate(MODES):
+                    if mode not in modes:
+                        continue
+                    run = measure(number, round_number, mode, counts, work, s3_env,
+                                  client, bucket, dict(args.set))
+                    runs.setdefault(mode[0], []).append(run)
+                    say("measured %s" % json.dumps(run))
+            results = [median_run(runs[mode[0]]) for mode in modes]
     finally:
         server.terminate()
         server.wait()
