@@ -322,20 +322,21 @@ def _called_from_c():
 
 
 def _capsule_references(event):
-    """How many references EVENT's capsule (c_logdata) has, as counted inside a call of
-    this shape: its attribute's, those of the count itself, and any other."""
+    """How many references EVENT's capsule (c_logdata) has, as counted inside a call that
+    holds it in a variable (EntryPoint.__call__ too): its attribute's, those of the
+    count itself, and any other."""
     capsule = event.c_logdata
     return sys.getrefcount(capsule)
 
 
-def capsule_releaser(event):
-    """release(event) for om_python's events, where EVENT (the first) shows NXLog CE's leak;
-    else None.
+def leaked_capsule_count(event):
+    """The count of references to om_python's events' capsules that shows NXLog CE's leak,
+    where EVENT (the first) shows it; else None.
 
     NXLog CE's om_python makes each event's capsule (LogData.c_logdata) with a reference
     that it never gives back (nx_om_python_logdata_new: PyCapsule_New's own, then the one
     of Py_BuildValue's "O"): 48 bytes lost an event, some 4 GB a day at 1,000 events/s,
-    whatever the script. release() gives that reference back while the event's own one
+    whatever the script. EntryPoint gives that reference back while the event's own one
     holds the capsule: NXLog's release of the event then frees it. Only where the capsule
     holds exactly one reference more than the event's (measured against a probe, not
     assumed), so that an NXLog without the leak, or a caller that keeps the capsule, is
@@ -343,26 +344,20 @@ def capsule_releaser(event):
     if ctypes is None or getattr(event, "c_logdata", None) is None:
         return None
     leaked = _capsule_references(types.SimpleNamespace(c_logdata=object())) + 1
-    if _capsule_references(event) != leaked:
-        return None
-    decref = ctypes.PYFUNCTYPE(None, ctypes.py_object)(("Py_DecRef", ctypes.pythonapi))
-
-    def release(event):
-        if _capsule_references(event) == leaked:
-            decref(event.c_logdata)
-    return release
+    return leaked if _capsule_references(event) == leaked else None
 
 
 class EntryPoint(object):
     """CALL (write_data, read_data) as NXLog calls it; ON_RELEASE() runs once NXLog lets it
     go at its stop (see the module's docstring). Called by NXLog CE's om_python, it also
-    gives back the reference NXLog keeps to each event's capsule (capsule_releaser)."""
+    gives back the reference NXLog keeps to each event's capsule (leaked_capsule_count)."""
 
     def __init__(self, call, on_release):
         self.call, self.on_release = call, on_release
         self.first = True
         self.armed = False
-        self.release_capsule = None
+        self.leaked = None  # see leaked_capsule_count
+        self.decref = None
 
     def __call__(self, argument):
         if self.first:
@@ -372,10 +367,18 @@ class EntryPoint(object):
             from_c = _called_from_c()
             self._arm(held, from_c)
             if from_c and called_by_nxlog():
-                self.release_capsule = capsule_releaser(argument)
-        if self.release_capsule is not None:
-            self.release_capsule(argument)
+                self._watch_capsules(argument)
+        if self.leaked is not None:  # every event's: as _capsule_references counts, inline
+            capsule = argument.c_logdata
+            if sys.getrefcount(capsule) == self.leaked:
+                self.decref(capsule)
         return self.call(argument)
+
+    def _watch_capsules(self, event):
+        self.leaked = leaked_capsule_count(event)
+        if self.leaked is not None:
+            self.decref = ctypes.PYFUNCTYPE(None, ctypes.py_object)(("Py_DecRef",
+                                                                    ctypes.pythonapi))
 
     def _arm(self, held, from_c):
         """Gives back the reference NXLog CE never does, where the caller is C code (FROM_C)

@@ -27,7 +27,7 @@ Lines of about 130 bytes, as im_file reads them:
   - s3_read.py reading one object of --large-object-mb MiB (JSON lines, uncompressed).
 
 Prints events/s, the NXLog process's CPU time per event (user and system, all its
-threads: steadier than events/s on a busy machine) and its peak RSS per mode, the ratios
+threads: steadier than events/s on a busy machine) and its peak RSS (VmHWM) per mode, the ratios
 the project is held to (s3_write.py over the floor, s3_read.py over the plain reader), and
 the memory modes' peak RSS against 120 MB. With --rounds N, every mode runs N times, one
 round after another, and each mode's median run is shown. --json prints one JSON object
@@ -289,15 +289,24 @@ class NXLogRun(object):
             time.sleep(every)
         return time.time()
 
+    def peak_rss_mb(self):
+        """NXLog's peak RSS so far (VmHWM), in MiB. Not the rusage's ru_maxrss: that counts
+        the memory of this process too, which the child shared until its exec."""
+        with open("/proc/%d/status" % self.process.pid) as status:
+            return next(int(line.split()[1]) for line in status
+                        if line.startswith("VmHWM:")) / 1024.0
+
     def stop(self):
-        """SIGTERM; NXLog's rusage, taken as it is reaped: its peak RSS, its CPU time."""
+        """SIGTERM; NXLog's peak RSS in MiB, taken just before, and its rusage as it is
+        reaped, for its CPU time."""
+        peak = self.peak_rss_mb()
         self.process.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(self.process.pid, 0)
         self.process.returncode = os.waitstatus_to_exitcode(status)
         if self.process.returncode != 0:
             raise SystemExit("NXLog's stop ended with exit status %d:\n%s"
                              % (self.process.returncode, self.log()[-3000:]))
-        return usage
+        return peak, usage
 
 
 def _wait_for_end(nxlog, settings, end, count, out, done, env, client, bucket):
@@ -326,11 +335,21 @@ def _wait_for_end(nxlog, settings, end, count, out, done, env, client, bucket):
     return started, ended
 
 
-def measure(number, round_number, mode, counts, work, s3_env, client, bucket, extra):
+PROFILED = ("s3_write.py: gzip JSON lines", "s3_read.py: gzip JSON lines")
+
+
+def measure(number, round_number, mode, counts, work, s3_env, client, bucket, extra,
+            profile=False):
     """One run of MODE in round ROUND_NUMBER: a writer's rounds after the first store under
-    prefixes of their own, the readers read the first's."""
+    prefixes of their own, the readers read the first's. PROFILE: the scripts' modes of
+    PROFILED run under cProfile (bench/nxlog/profiled.py), their profile said."""
     name, side, body, code, settings, end = mode
-    if code and os.path.basename(code).startswith("s3_"):
+    profile_file = None
+    if profile and name in PROFILED:
+        profile_file = os.path.join(work, "profile-%d-%d.txt" % (number, round_number))
+        s3_env = dict(s3_env, BENCH_SCRIPT=code, BENCH_PROFILE=profile_file)
+        code = os.path.join(HERE, "profiled.py")
+    if name.startswith("s3_"):
         settings = dict(settings, **extra)
     if round_number and side in ("writer", "single", "spooled") and "SERVER" in settings:
         settings = dict(settings, SERVER="%s-%d" % (settings["SERVER"], round_number))
@@ -354,12 +373,15 @@ def measure(number, round_number, mode, counts, work, s3_env, client, bucket, ex
         nxlog.process.kill()
         nxlog.process.wait()
         raise
-    usage = nxlog.stop()
+    peak, usage = nxlog.stop()
+    if profile_file:
+        with open(profile_file) as handle:
+            say("profile of %s under NXLog:\n%s" % (name, handle.read()))
     seconds, cpu = ended - started, usage.ru_utime + usage.ru_stime
     return {"mode": name, "events": count, "seconds": round(seconds, 3),
             "events_per_second": round(count / seconds),
             "cpu_us_per_event": round(cpu / count * 1e6, 2),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1)}
+            "peak_rss_mb": round(peak, 1)}
 
 
 def median_run(runs):
@@ -437,6 +459,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="runs of every mode, one round after another; each mode's "
                         "median run is shown")
+    parser.add_argument("--profile", action="store_true",
+                        help="run s3_write.py's and s3_read.py's gzip JSON-line modes under "
+                        "cProfile and print where their time goes (on stderr); their rates "
+                        "then mean nothing")
     parser.add_argument("--spooled-events", type=int, default=1000000,
                         help="events s3_write.py spools while S3 is down (a memory mode)")
     parser.add_argument("--large-object-mb", type=int, default=1024,
@@ -481,7 +507,7 @@ def main():
                     if mode not in modes:
                         continue
                     run = measure(number, round_number, mode, counts, work, s3_env,
-                                  client, bucket, dict(args.set))
+                                  client, bucket, dict(args.set), args.profile)
                     runs.setdefault(mode[0], []).append(run)
                     say("measured %s" % json.dumps(run))
             results = [median_run(runs[mode[0]]) for mode in modes]

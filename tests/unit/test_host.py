@@ -174,7 +174,7 @@ def test_the_reference_nxlog_ce_keeps_to_each_events_capsule_is_given_back(under
     capsules, events = om_python_events(3, leaked=True)
     point = recording_entry_point()
     each_called_from_c(point, events)
-    assert point.release_capsule is not None
+    assert point.leaked is not None
     assert all(reference() is not None for reference in capsules)  # the events hold them
     del events, point
     assert freed(capsules)
@@ -184,7 +184,7 @@ def test_capsules_without_nxlog_ces_reference_are_left_alone(under_nxlog, slow_s
     capsules, events = om_python_events(3, leaked=False)
     point = recording_entry_point()
     each_called_from_c(point, events)
-    assert point.release_capsule is None
+    assert point.leaked is None
     assert all(reference() is not None for reference in capsules)
     del events, point
     assert freed(capsules)
@@ -204,7 +204,7 @@ def test_capsules_outside_nxlog_are_left_alone(slow_switches):
     capsules, events = om_python_events(1, leaked=True)
     point = recording_entry_point()
     each_called_from_c(point, events)
-    assert point.release_capsule is None
+    assert point.leaked is None
     kept = events[0].c_logdata
     del events, point
     assert sys.getrefcount(kept) == 3  # this name's, the argument's, NXLog CE's own
