@@ -26,6 +26,7 @@ from nxlog_s3.reader.lines import (
 from nxlog_s3.reader.parquet import _parquet_events
 
 LINES_BLOCK = 1 << 20  # bytes of a batch split into lines at a time
+_EMPTY_LINES = re.compile(b"\n\n+")
 PICKLE_MAGIC = re.compile(b"^\x80[\x02-\x05]")  # what a pickle of protocol 2 to 5 starts with
 
 
@@ -146,7 +147,8 @@ class Decoder(object):
         them. The hot path of every reader: LINES_BLOCK bytes at a time are split into lines
         and decoded in C, and a line as s3_write.py writes it (an object in JSON) takes one
         step of this generator and no call of ours but _nxlog_times; anything else goes the
-        slower way, which words the errors. Runs of empty lines cost no step."""
+        slower way, which words the errors. Runs of empty lines are dropped in C first: a
+        bomb of them costs no step each."""
         limit, scan, rest, base = self.settings.MAX_EVENT_BYTES, _SCAN_JSON, b"", 0
         while True:
             block = stream.read(LINES_BLOCK)
@@ -161,10 +163,11 @@ class Decoder(object):
                 block, rest = rest, None  # the last line, without its newline
             if len(block) > limit > 0:
                 _check_line_sizes(block, limit, base)
+            lines = _EMPTY_LINES.sub(b"\n", block) if b"\n\n" in block else block
             try:
-                lines = block.decode("utf-8", "surrogatepass").split("\n")
+                lines = lines.decode("utf-8", "surrogatepass").split("\n")
             except UnicodeDecodeError:  # the slower way, which says in which line
-                lines = block.split(b"\n")
+                lines = lines.split(b"\n")
             for line in filter(None, lines):
                 try:
                     fields, end = scan(line, 0)
@@ -172,12 +175,11 @@ class Decoder(object):
                 except (StopIteration, ValueError, RecursionError, TypeError):  # TypeError:
                     plain = False  # bytes, from a block that is not UTF-8
                 if not plain:
-                    fields = _json_fields(line if type(line) is bytes else line.encode(
-                        "utf-8", "surrogatepass"), base + lines.index(line) + 1)  # the first
-                yield _nxlog_times(fields) if times else fields  # such line: this one
+                    fields = _line_fields(line, block, base)
+                yield _nxlog_times(fields) if times else fields
             if rest is None:
                 return
-            base += len(lines) - 1
+            base += block.count(b"\n")
 
     def _text_lines(self, key, stream, budget):
         """The events of a text object without metadata, one a line (RAW_LINES)."""
@@ -188,6 +190,17 @@ class Decoder(object):
             if not line:
                 return
             yield {"raw_event": self._text(line.rstrip(b"\n").rstrip(b"\r"), key)}
+
+
+def _line_fields(line, block, base):
+    """The fields of LINE (text, or bytes that are not UTF-8), one of BLOCK's lines, the
+    first of which is numbered BASE + 1; its number is looked for only when it is wanted,
+    for the error that names it."""
+    body = line if type(line) is bytes else line.encode("utf-8", "surrogatepass")
+    try:
+        return _json_fields(body)
+    except UndecodableObject:  # again, saying in which line: the first such one is this
+        return _json_fields(body, base + block.split(b"\n").index(body) + 1)
 
 
 def _check_line_sizes(block, limit, base):

@@ -150,3 +150,17 @@ def test_the_poster_without_the_library_posts_through_the_methods(monkeypatch):
     module = types.SimpleNamespace(logdata_new=Event)
     FieldGuard().poster(module, None)({"raw_event": "hello"})
     assert posted == [{"raw_event": "hello"}]
+
+
+def test_a_line_after_runs_of_empty_lines_is_named_by_its_number_in_the_object():
+    body = lines({"n": 1}) + b"\n" * 1000 + b'{"n": "\xff"}\n' + b"\n\n" + b"{bad\n"
+    with pytest.raises(UndecodableObject, match="line 1002"):
+        decoded(body)
+    with pytest.raises(UndecodableObject, match="line 1005"):
+        decoded(lines({"n": 1}) + b"\n" * 1000 + lines({"n": 2}) + b"\n\n" + b"{bad\n")
+
+
+def test_windows_line_ends_are_read_as_json_lines_on_the_slower_way():
+    events = [{"n": number} for number in range(100)]
+    body = b"".join(json.dumps(event).encode() + b"\r\n" for event in events)
+    assert decoded(body) == events
