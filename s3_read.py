@@ -290,7 +290,8 @@ def count(number, noun, plural=None):
 
 # ---- nxlog_s3/common/host.py --------------------------------------------------------------------
 # The function NXLog calls (write_data, read_data), whose release at NXLog's stop ends the script's
-# threads before NXLog clears the script's interpreter.
+# threads before NXLog clears the script's interpreter; under om_python it also gives back the
+# reference NXLog CE keeps to each event (see leaked_capsule_count).
 
 try:
     import ctypes
@@ -2671,8 +2672,8 @@ class FieldGuard(object):
         MODULE (the im_python module read_data was given); REPORT(names, cut) for an event
         whose fields had to change. Every event passes here: with NXLog's C library, one
         loop checks each field and sets it, and the common case (a name seen before, short
-        ASCII text, a small integer) takes no call of ours; anything else goes through
-        guarded()."""
+        ASCII text, a small integer) takes no call of ours, other text one check; anything
+        else goes through guarded()."""
         calls = library_calls(module)
         if calls is None:
             post = method_poster(module)
@@ -2690,7 +2691,7 @@ class FieldGuard(object):
                     kind = type(value)
                     if kind is str:
                         if value.isascii() and "\x00" not in value and \
-                                len(value) <= NXLOG_MAX_TEXT:
+                                len(value) <= NXLOG_MAX_TEXT or not _text_needs_care(value):
                             set_field(c_module, c_logdata, name, value)
                             continue
                     elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:

@@ -277,7 +277,8 @@ def count(number, noun, plural=None):
 
 # ---- nxlog_s3/common/host.py --------------------------------------------------------------------
 # The function NXLog calls (write_data, read_data), whose release at NXLog's stop ends the script's
-# threads before NXLog clears the script's interpreter.
+# threads before NXLog clears the script's interpreter; under om_python it also gives back the
+# reference NXLog CE keeps to each event (see leaked_capsule_count).
 
 try:
     import ctypes

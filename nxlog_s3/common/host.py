@@ -1,5 +1,6 @@
 """The function NXLog calls (write_data, read_data), whose release at NXLog's stop ends the
-script's threads before NXLog clears the script's interpreter.
+script's threads before NXLog clears the script's interpreter; under om_python it also gives
+back the reference NXLog CE keeps to each event (see leaked_capsule_count).
 
 NXLog has no shutdown hook, and at its stop it clears and deletes the script's interpreter
 (libnxpython.c, nx_python_finalize) whether or not the script's threads live: a thread that

@@ -164,3 +164,12 @@ def test_windows_line_ends_are_read_as_json_lines_on_the_slower_way():
     events = [{"n": number} for number in range(100)]
     body = b"".join(json.dumps(event).encode() + b"\r\n" for event in events)
     assert decoded(body) == events
+
+
+def test_the_poster_sets_text_beyond_ascii_as_it_is(library):
+    reports = []
+    post = FieldGuard().poster(types.SimpleNamespace(c_module=1), reports.append)
+    for _ in range(2):
+        post({"raw_event": "caf\u00e9 \u65e5\u672c", "n": 1})
+    assert library.posted == [{"raw_event": "caf\u00e9 \u65e5\u672c", "n": 1}] * 2
+    assert reports == []
