@@ -128,9 +128,9 @@ MODES = [
     ("s3_read.py: one large object (JSON lines)", "large",
      *reader_mode(os.path.join(SCRIPTS, "s3_read.py")), {"SERVER": "large"}, "lines"),
 ]
-MEMORY_MODES = ("s3_write.py: events spooled while S3 is down",
-                "s3_read.py: one large object (JSON lines)")
-MEMORY_LIMIT_MB = 120  # the peak RSS they are held under
+MEMORY_SIDES = ("spooled", "large")  # the memory modes' sides
+WRITER_SIDES = ("writer", "single", "spooled")  # the sides whose input is a file of lines
+MEMORY_LIMIT_MB = 120  # the peak RSS the memory modes are held under
 RATIOS = [("floor, NXLog's C library called directly",
            "floor: every field -> JSON line -> os.write", None),
           ("s3_write.py: gzip JSON lines", "floor: every field -> JSON line -> os.write", 0.9),
@@ -351,7 +351,7 @@ def measure(number, round_number, mode, counts, work, s3_env, client, bucket, ex
         code = os.path.join(HERE, "profiled.py")
     if name.startswith("s3_"):
         settings = dict(settings, **extra)
-    if round_number and side in ("writer", "single", "spooled") and "SERVER" in settings:
+    if round_number and side in WRITER_SIDES and "SERVER" in settings:
         settings = dict(settings, SERVER="%s-%d" % (settings["SERVER"], round_number))
     folder = os.path.join(work, "mode-%d-%d" % (number, round_number))
     count = counts[side]
@@ -402,7 +402,8 @@ def memory_figures(results):
     """The peak RSS of the memory modes, and the limit they are held under."""
     return [{"mode": result["mode"], "peak_rss_mb": result["peak_rss_mb"],
              "limit_mb": MEMORY_LIMIT_MB}
-            for result in results if result["mode"] in MEMORY_MODES]
+            for result in results if result["mode"] in {
+                name for name, side, *_ in MODES if side in MEMORY_SIDES}]
 
 
 def figure_lines(figures, memory):
@@ -495,7 +496,7 @@ def main():
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="nxlog-bench-") as work:
-            for side in {mode[1] for mode in modes} & {"writer", "single", "spooled"}:
+            for side in {mode[1] for mode in modes} & set(WRITER_SIDES):
                 write_lines(os.path.join(work, "%s.log" % side), counts[side])
             if any(mode[1] == "large" for mode in modes):
                 say("storing an object of %d MiB" % args.large_object_mb)
