@@ -28,8 +28,11 @@ be posted twice, never lost). Delete both to read everything again. The old scri
 lastkey.log is taken up where it stands.
 
 Settings are below; each one can also be set without editing this file, through the
-environment variable NXLOG_S3_<NAME>. Credentials, region and endpoint come from the standard
-AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from this file.
+environment variable NXLOG_S3_<NAME>. A link to this file named s3_read_web.py is the
+instance web: NXLOG_S3_WEB_<NAME> sets its settings first, then NXLOG_S3_<NAME>, then this
+file; its checkpoint is lastkey_web.log. Credentials, region and endpoint come from the
+standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from
+this file.
 
 Run as a command, outside NXLog: python3 s3_read.py check (would NXLog start?), status
 (where the reader is, how far behind, what it set aside), audit (is the archive complete?) or
@@ -40,7 +43,8 @@ replay (the events of a time range); --help says more.
 BUCKET = "my-log-archive"   # the bucket s3_write.py writes to; never created or changed here
 SERVER = ""                 # whose events: a name, names with commas (web01,web02), or * for
                             # every server in the bucket; empty: this machine's host name
-CHECKPOINT = "lastkey.log"  # where the reader keeps its place; relative: NXLog's SpoolDir
+CHECKPOINT = ""             # where the reader keeps its place; empty: lastkey.log (for the
+                            # instance web, lastkey_web.log); relative: in NXLog's SpoolDir
 POLL_INTERVAL = 10          # seconds between two looks at the bucket once caught up
 LOOKBACK = 300              # seconds of key time behind the newest object read in which
                             # objects that land late are read at the next poll
@@ -164,6 +168,7 @@ def parquet_library():
 # What the parts run on, passed in so tests can pass others: the clock, the log, the disk.
 
 SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
+VERSION = "0.2.0"  # the release: --version, the start's log line, each object's metadata
 EXIT_CONFIG = 78  # NXLog's exit status when a setting can never work (sysexits' EX_CONFIG)
 EXIT_WARNED = 1  # a command's: it worked, but logged a warning or an error (see README.md)
 
@@ -535,9 +540,14 @@ def _bucket(text):
     return value
 
 
+def default_server():
+    """SERVER when none is set: this host's name, without its domain."""
+    return socket.gethostname().split(".")[0]
+
+
 def _server(text):
     """A key prefix that stays one path segment: no '/', no '..', no control characters."""
-    value = text.strip() or socket.gethostname().split(".")[0]
+    value = text.strip() or default_server()
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$", value) or ".." in value:
         raise ValueError("use letters, digits, '.', '_' and '-' only, starting with a letter "
                          "or digit (it becomes the key prefix SERVER/)")
@@ -552,8 +562,8 @@ def _flag(text):
 
 
 def _path(text):
-    if not text.strip():
-        raise ValueError("must name a file or folder")
+    """A file or folder; empty: the script's own, named after its instance (the subclass's
+    check() says which)."""
     return text.strip()
 
 
@@ -569,14 +579,38 @@ def _flag_name(name):
     return name.lower().replace("_", "-")
 
 
+def instance_of(source):
+    """The instance that the script's file name SOURCE names: 'web' for s3_write_web.py or
+    s3_read_web.py (often a link to s3_write.py or s3_read.py: NXLog imports a script under
+    its file name); '' for any other name. Its settings come from NXLOG_S3_WEB_<NAME> first."""
+    stem = os.path.splitext(os.path.basename(source))[0]
+    match = re.match(r"^s3_(?:write|read)_(.*)$", stem)
+    if not match:
+        return ""
+    if not re.match(r"^[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*$", match.group(1)):
+        raise ConfigError("%s: the file name %s names an instance, %r, that is not usable in "
+                          "the variables NXLOG_S3_<INSTANCE>_<NAME>: use letters and digits "
+                          "(s3_write_web.py, s3_read_auth2.py)" % (SCRIPT, source,
+                                                                    match.group(1)))
+    return match.group(1)
+
+
+def instance_variable(instance, name):
+    """The environment variable that sets NAME for INSTANCE alone."""
+    return "NXLOG_S3_%s_%s" % (instance.upper(), name)
+
+
 class Settings(object):
     """Every setting of a script, parsed and checked once: an attribute named as the setting
     (BUCKET, SERVER, ...). NXLOG_S3_<NAME> in ENVIRON wins over DEFAULTS, the values at the
-    top of the script SOURCE. A bad value raises ConfigError naming where it came from."""
+    top of the script SOURCE; for an instance (INSTANCE, named by SOURCE's file name: see
+    instance_of), NXLOG_S3_<INSTANCE>_<NAME> wins over both. A bad value raises ConfigError
+    naming where it came from."""
 
     SPEC = ()  # (NAME, parser) for each setting: the script's subclass says
 
     def __init__(self, defaults, environ, source, flags=None):
+        self.INSTANCE = instance_of(source)
         for name, parse in self.SPEC:
             text, where = self._source(name, defaults, environ, source, flags or {})
             try:
@@ -586,16 +620,30 @@ class Settings(object):
                                   % (SCRIPT, where, text, exc)) from None
         self.check()
 
-    @staticmethod
-    def _source(name, defaults, environ, source, flags):
-        """NAME's text, and where it came from: a command's flag, the environment, the top
-        of the script, in that order."""
+    def _source(self, name, defaults, environ, source, flags):
+        """NAME's text, and where it came from: a command's flag, the environment (the
+        instance's variable first), the top of the script, in that order."""
         if flags.get(name) is not None:
             return flags[name], "--" + _flag_name(name)
-        variable = "NXLOG_S3_" + name
-        if variable in environ:
-            return environ[variable], variable
+        for variable in self.variables(name):
+            if variable in environ:
+                return environ[variable], variable
         return str(defaults[name]), "%s at the top of %s" % (name, source)
+
+    def variables(self, name):
+        """The environment variables that set NAME, the one that wins first."""
+        common = "NXLOG_S3_" + name
+        return [instance_variable(self.INSTANCE, name), common] if self.INSTANCE else [common]
+
+    def describe_instance(self):
+        """'instance web (NXLOG_S3_WEB_<NAME> first), ' for an instance, else ''."""
+        return "instance %s (%s first), " % (self.INSTANCE, instance_variable(
+            self.INSTANCE, "<NAME>")) if self.INSTANCE else ""
+
+    def named_after_instance(self, stem, suffix):
+        """A default file name: STEM + SUFFIX, or STEM_<instance> + SUFFIX for an instance,
+        so that instances of one script never share it."""
+        return "%s%s%s" % (stem, "_" + self.INSTANCE if self.INSTANCE else "", suffix)
 
     @classmethod
     def defaults_in(cls, namespace):
@@ -797,6 +845,43 @@ def exclusive_lock(path):
     return fd
 
 
+def hold_lock(path):
+    """exclusive_lock(PATH) for the life of this process, which it names in the file once
+    taken (this script, its pid) so that one refused can say who holds it: lock_holder."""
+    fd = exclusive_lock(path)
+    if fd is not None:
+        os.ftruncate(fd, 0)
+        os.write(fd, ("%s pid %d\n" % (SCRIPT, os.getpid())).encode())
+    return fd
+
+
+def _holder(path):
+    """(script, pid) as hold_lock wrote them in the lock PATH; None where it cannot tell."""
+    try:
+        with open_nofollow(path) as handle:
+            words = handle.read(200).decode("utf-8", "replace").split()
+    except OSError:
+        return None
+    if len(words) != 3 or words[1] != "pid" or not words[2].isdigit():
+        return None
+    return words[0], int(words[2])
+
+
+def lock_holder(path):
+    """Who holds the lock PATH, as hold_lock named it: 's3_write_web in this NXLog' or
+    's3_write (pid 4242)'; 'another process' where it cannot tell."""
+    holder = _holder(path)
+    if holder is None:
+        return "another process"
+    return "%s in this NXLog" % holder[0] if holder[1] == os.getpid() else "%s (pid %d)" % holder
+
+
+def held_in_this_process(path):
+    """Whether the lock PATH is held by another instance of this process (this NXLog)."""
+    holder = _holder(path)
+    return holder is not None and holder[1] == os.getpid()
+
+
 def lock_held(path):
     """Whether another process holds the lock PATH now: taken and let go at once, and no
     file made where there is none (nobody holds it then)."""
@@ -822,6 +907,7 @@ METADATA_FIRST = "nxlog-s3-first"  # its first event's time, UTC (utc_text)
 METADATA_LAST = "nxlog-s3-last"  # its last event's time, UTC
 METADATA_BATCH = "nxlog-s3-batch"  # the batch's id: an upload retried is known by it
 METADATA_TIMES = "nxlog-s3-times"  # zoned: datetime fields are ISO 8601 with their offset
+METADATA_RELEASE = "nxlog-s3-release"  # the VERSION of s3_write.py that stored it
 GZIP_MAGIC = b"\x1f\x8b"
 SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"  # a key's second, after SERVER/ (KEY_TIME: UTC or local)
 
@@ -921,15 +1007,16 @@ def _label_value(value):
 
 class Metrics(object):
     """METRICS_FILE, for node_exporter's textfile collector: what SAMPLES() gives, (name,
-    type, help, labels, value) tuples, in Prometheus' text format, rewritten atomically
-    every METRICS_EVERY seconds by a thread of its own, and once more at stop. Nothing at all
-    when the setting is empty."""
+    type, help, labels, value) tuples, each labelled with the script's name too, in
+    Prometheus' text format, rewritten atomically every METRICS_EVERY seconds by a thread of
+    its own, and once more at stop. Nothing at all when the setting is empty."""
 
     def __init__(self, path, samples, clock, disk, log):
         self.path, self.samples, self.clock, self.disk, self.log = (
             path and os.path.abspath(path), samples, clock, disk, log)
         self.stopping = threading.Event()
         self.thread = None
+        self.lock_fd = None  # held while this script lives: no other writes the file
 
     def check(self):
         """Raises ConfigError unless METRICS_FILE's folder exists and this process may write
@@ -940,9 +1027,29 @@ class Metrics(object):
                               "or this process (the user NXLog runs as) may not write there"
                               % (SCRIPT, self.path, folder))
 
+    def claim(self):
+        """What the script's start does first: check(), then a lock (a hidden file beside
+        METRICS_FILE, which node_exporter does not read) that refuses a second writer of the
+        file, an instance of this NXLog or another process: each would hide the other's
+        figures."""
+        self.check()
+        if not self.path:
+            return
+        folder, name = os.path.split(self.path)
+        lock = os.path.join(folder, ".%s.lock" % name)
+        try:
+            self.lock_fd = hold_lock(lock)
+        except OSError as exc:
+            raise ConfigError("%s: cannot lock METRICS_FILE=%s: %s" % (SCRIPT, self.path, exc)
+                              ) from None
+        if self.lock_fd is None:
+            raise ConfigError("%s: METRICS_FILE=%s is written by %s: give each instance its "
+                              "own METRICS_FILE (an instance's: NXLOG_S3_<INSTANCE>_"
+                              "METRICS_FILE)" % (SCRIPT, self.path, lock_holder(lock)))
+
     def start(self):
         """Writes the file once (it is there as soon as the script has started), then every
-        METRICS_EVERY seconds. The script's start has made check() before anything else."""
+        METRICS_EVERY seconds. The script's start has made claim() before anything else."""
         if self.path:
             self.write()
             self.thread = threading.Thread(target=self._run, daemon=True,
@@ -969,17 +1076,22 @@ class Metrics(object):
         for name, kind, summary, labels, value in self.samples():
             family = families.setdefault(name, ["# HELP %s %s" % (name, summary),
                                                 "# TYPE %s %s" % (name, kind)])
+            labels = dict(labels, script=SCRIPT)  # the file's name: it names an instance
             family.append("%s{%s} %s" % (name, ",".join(
                 '%s="%s"' % (label, _label_value(labels[label])) for label in sorted(labels)),
                 repr(float(value)) if isinstance(value, float) else int(value)))
         return "".join(line + "\n" for family in families.values() for line in family)
 
     def stop(self):
+        """Writes the last figures, and lets the file go, as the end of the process would."""
         if self.thread is not None:
             self.stopping.set()
             self.thread.join()
             self.thread = None
             self.write()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
 
 # ---- nxlog_s3/common/command.py -----------------------------------------------------------------
@@ -1023,10 +1135,14 @@ def run_command(argv, kind, namespace, source, commands):
         prog=os.path.basename(source), description="%s run as a command, outside NXLog. "
         "Exit status: 0 done; %d done, with a warning on stderr; 2 bad usage; %d a setting "
         "that can never work (NXLog would not start)." % (SCRIPT, EXIT_WARNED, EXIT_CONFIG))
+    version = {"action": "version", "help": "print the release and exit",
+               "version": "%s (nxlog-s3) %s" % (os.path.basename(source), VERSION)}
+    parser.add_argument("--version", **version)
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     subcommands.required = True
     for name, (summary, _, options) in sorted(commands.items()):
         command = subcommands.add_parser(name, help=summary, description=summary)
+        command.add_argument("--version", **version)
         for flag, keywords in options:
             command.add_argument(flag, **keywords)
         group = command.add_argument_group("settings (each overrides NXLOG_S3_<NAME> and the "
@@ -1063,8 +1179,9 @@ def _move_prefix(text):
 
 
 class ReaderSettings(Settings):
-    """The settings at the top of s3_read.py, parsed; also SEAL_EVERY, the seconds of key
-    time between two rewrites of the checkpoint's .late file."""
+    """The settings at the top of s3_read.py, parsed; also CHECKPOINT's default and
+    SEAL_EVERY, the seconds of key time between two rewrites of the checkpoint's .late
+    file."""
 
     SPEC = (
         ("BUCKET", _bucket), ("SERVER", _servers), ("CHECKPOINT", _path),
@@ -1083,6 +1200,7 @@ class ReaderSettings(Settings):
         ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file))
 
     def check(self):
+        self.CHECKPOINT = self.CHECKPOINT or self.named_after_instance("lastkey", ".log")
         self.SEAL_EVERY = max(self.LOOKBACK, 60)
         if self.AFTER_READ == "move" and not self.MOVE_PREFIX:
             raise ConfigError("%s: AFTER_READ=move needs MOVE_PREFIX, where the objects go"
@@ -1562,15 +1680,26 @@ class Checkpoint(object):
         file made where there is none)."""
         return lock_held(self.lock_path)
 
+    def claim(self):
+        """The reader's start takes the lock, where it can: another instance in this NXLog
+        holding it is a setting that can never work (ConfigError); a reader of another
+        process is waited for, load() trying again at each poll."""
+        try:
+            self._lock()
+        except CheckpointError as exc:
+            if held_in_this_process(self.lock_path):
+                raise ConfigError("%s: %s" % (SCRIPT, exc)) from None
+
     def _lock(self):
         """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
         try:
-            self.lock_fd = exclusive_lock(self.lock_path)
+            self.lock_fd = hold_lock(self.lock_path)
         except OSError as exc:  # a link planted there (ELOOP), say
             raise CheckpointError("cannot lock the checkpoint: %s" % exc) from None
         if self.lock_fd is None:
-            raise CheckpointError("another reader uses the checkpoint %s: give each reader its "
-                                  "own NXLOG_S3_CHECKPOINT" % self.path)
+            raise CheckpointError("another reader uses the checkpoint %s: %s; give each reader "
+                                  "its own CHECKPOINT (an instance's: NXLOG_S3_<INSTANCE>_"
+                                  "CHECKPOINT)" % (self.path, lock_holder(self.lock_path)))
 
     def keep_lock(self):
         """Takes the lock again if its file went (its folder removed while the reader ran), so
@@ -2817,11 +2946,12 @@ class Reader(object):
         """What NXLog's start of the module does: checks the checkpoint's folder and the
         bucket (with PROBE, a client of one quick attempt by default). Raises ConfigError for
         what can never work."""
-        self.metrics.check()
+        self.metrics.claim()
         private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log)
+        self.checkpoint.claim()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.metrics.start()
-        self.log.info(self.describe())
+        self.log.info("nxlog-s3 %s started: %s" % (VERSION, self.describe()))
         return self
 
     def check(self, probe=None):
@@ -2845,9 +2975,10 @@ class Reader(object):
 
     def describe(self):
         settings = self.settings
-        return "reading s3://%s/ for %s, checkpoint %s" % (
-            settings.BUCKET, "every server" if settings.SERVER == "*" else
-            ", ".join(settings.SERVER), self.checkpoint.path)
+        return "%sreading s3://%s/ for %s, checkpoint %s" % (
+            settings.describe_instance(), settings.BUCKET,
+            "every server" if settings.SERVER == "*" else ", ".join(settings.SERVER),
+            self.checkpoint.path)
 
     def read_data(self, module):
         """NXLog's read_data: schedules exactly one next call, whatever happens in this one."""
@@ -3211,6 +3342,26 @@ def _servers_to_read(parts, report=None):
     return parts.listing.server_names(parts.listing.first_segments(), report)
 
 
+def prefix_url(settings, server):
+    return "s3://%s/%s/" % (settings.BUCKET, server)
+
+
+def servers_without_objects(parts, servers):
+    """Those of SERVERS whose prefix holds no object at all (a LIST request of one key
+    each), each named in a warning: a misspelled server, or the default (this host's name)
+    where another was meant, must not pass for an empty range."""
+    settings, empty = parts.settings, []
+    for server in servers:
+        listed = parts.client.list_objects_v2(Bucket=settings.BUCKET, Prefix=server + "/",
+                                              MaxKeys=1)
+        if not listed.get("Contents"):
+            empty.append(server)
+            parts.log.warning("no object at all under %s: is the server's name right?%s" % (
+                prefix_url(settings, server), " (none was given, so SERVER is this host's "
+                "name: --server NAME gives another)" if server == default_server() else ""))
+    return empty
+
+
 def _unreported(key, why):
     """Keys off the scheme, for what reports none (a replay reads a range of the scheme)."""
 
@@ -3285,8 +3436,9 @@ def reader_status(parts):
     servers = _servers_to_read(parts, report=_unreported)
     if parts.settings.SERVER == "*":
         servers = sorted(set(servers) | set(checkpoint.positions))
-    return {"bucket": parts.settings.BUCKET, "checkpoint": checkpoint.path,
-            "in_use": checkpoint.in_use(), "off_scheme_keys": list(checkpoint.other_keys),
+    return {"script": SCRIPT, "bucket": parts.settings.BUCKET, "checkpoint": checkpoint.path,
+            "exists": os.path.exists(checkpoint.path), "in_use": checkpoint.in_use(),
+            "off_scheme_keys": list(checkpoint.other_keys),
             "servers": [_server_status(parts, server) for server in servers]}
 
 
@@ -3324,15 +3476,28 @@ def _status_command(parts, arguments):
         return EXIT_WARNED
     if arguments.json:
         _print_json(status)
-        return 0
-    print("checkpoint %s%s" % (status["checkpoint"], " (in use by a running reader)"
-                               if status["in_use"] else ""))
+    else:
+        _print_status(status)
+    if not status["exists"] and not status["in_use"]:
+        parts.log.warning("no checkpoint at %s: no reader with these settings has read "
+                          "anything. A relative CHECKPOINT lies in NXLog's SpoolDir: run "
+                          "this there, as the user NXLog runs as, or give --checkpoint"
+                          % status["checkpoint"])
+        return EXIT_WARNED
+    return 0
+
+
+def _print_status(status):
+    print("%s: checkpoint %s%s" % (status["script"], status["checkpoint"], {
+        (True, True): " (in use by a running reader)", (True, False): "",
+        (False, False): " (no such file)",
+        (False, True): " (not written yet by the running reader)"}[
+            status["exists"], status["in_use"]]))
     for server in status["servers"]:
         _print_server_status(server)
     if status["off_scheme_keys"]:
         print("keys off the scheme, not read: %s" % ", ".join(
             repr(key) for key in status["off_scheme_keys"]))
-    return 0
 
 
 def _print_server_status(server):
@@ -3445,9 +3610,10 @@ def _replay_command(parts, arguments):
         if arguments.output:
             output.close()
     parts.log.info("replayed %s of %s from %s, %s" % (
-        count(replay.events, "event"), servers[0], count(replay.objects, "object"),
-        _range_text(arguments.start, arguments.end)))
-    return EXIT_WARNED if replay.missed else 0
+        count(replay.events, "event"), prefix_url(parts.settings, servers[0]),
+        count(replay.objects, "object"), _range_text(arguments.start, arguments.end)))
+    empty = not replay.objects and servers_without_objects(parts, servers)
+    return EXIT_WARNED if replay.missed or empty else 0
 
 
 def _reversed(arguments):
@@ -3542,13 +3708,14 @@ class Audit(object):
 
     def _count(self, server, item, events):
         day = self.days.setdefault(server, {}).setdefault(item.second[:10], {
-            "objects": 0, "events": 0, "bytes": 0, "unknown_events": 0})
+            "objects": 0, "events": 0, "bytes": 0, "unknown_events": 0, "hours": [0] * 24})
         day["objects"] += 1
         day["bytes"] += item.size
         if events is None:
             day["unknown_events"] += 1
         else:
             day["events"] += events
+            day["hours"][int(item.second[11:13])] += events  # by the key's hour
 
     def _check_counters(self, server, second, counters):
         """The counters of SECOND run from 1 with no gap, as the writers give them."""
@@ -3558,6 +3725,45 @@ class Audit(object):
                 "problem": "missing", "key": "%s.%s" % (second_prefix(server, second), missing),
                 "why": "that second holds the counters %s: the others were deleted, or never "
                        "stored" % _ranges(counters)})
+
+
+BAR_LEVELS = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"  # ▁ to █, an eighth apart
+NO_EVENTS = "\u00b7"  # an hour of the range with no event: a gap plain to see
+
+
+ASCII_LEVELS, ASCII_NO_EVENTS = "12345678", "."  # where stdout cannot show blocks
+
+
+def _hours_line(outside, day, hours, most):
+    """DAY's events per hour as one block character each, scaled to MOST (the server's
+    busiest hour): a gap is NO_EVENTS, an hour outside the audit's range (OUTSIDE(day,
+    hour)) a blank. Digits (eighths) where stdout cannot show the blocks."""
+    try:
+        BAR_LEVELS.encode(sys.stdout.encoding or "ascii")
+        levels, none = BAR_LEVELS, NO_EVENTS
+    except (UnicodeError, LookupError):
+        levels, none = ASCII_LEVELS, ASCII_NO_EVENTS
+
+    def block(hour, events):
+        if events:
+            return levels[max(0, -(-events * len(levels) // most) - 1)]
+        return " " if outside(day, hour) else none
+    return "".join(block(hour, events) for hour, events in enumerate(hours))
+
+
+def _hours_outside(parts, start, end):
+    """Whether an hour of a day (as the keys write it) lies outside START..END (epochs or
+    None), or in the future: no event could be there."""
+    now = parts.clock.time()
+
+    def outside(day, hour):
+        try:
+            first = parts.checkpoint.seconds.epoch("%s/%02d.00.00" % (day, hour))
+        except ValueError:  # an hour that local time skips
+            return True
+        return first > now or (end is not None and first >= end) or (
+            start is not None and first + 3600 <= start)
+    return outside
 
 
 def _gaps(counters):
@@ -3595,29 +3801,55 @@ def _audit_command(parts, arguments):
     if _reversed(arguments):
         return 2
     audit = Audit(parts, arguments.deep)
-    for server in _servers_to_read(parts, audit.off_scheme):
+    servers = _servers_to_read(parts, audit.off_scheme)
+    for server in servers:
         audit.server(server, arguments.start, arguments.end)
-    result = {"bucket": parts.settings.BUCKET, "deep": arguments.deep,
+    settings = parts.settings
+    result = {"bucket": settings.BUCKET, "deep": arguments.deep,
               "from": None if arguments.start is None else utc_text(arguments.start),
               "to": None if arguments.end is None else utc_text(arguments.end),
-              "servers": audit.days, "problems": audit.problems}
+              "looked_at": [{"server": server, "prefix": prefix_url(settings, server)}
+                            for server in servers],
+              "servers": audit.days, "problems": audit.problems,
+              "without_objects": servers_without_objects(parts, [
+                  server for server in servers if server not in audit.days])}
     if arguments.json:
         _print_json(result)
+    elif arguments.by == "hour":
+        _print_audit(result, functools.partial(_hours_line, _hours_outside(
+            parts, arguments.start, arguments.end)), "hour 0 to 23 (%s)" % (
+                "UTC" if settings.KEY_TIME == "utc" else "this host's zone"))
     else:
         _print_audit(result)
-    return EXIT_WARNED if audit.problems else 0
+    if settings.SERVER == "*" and not servers:
+        parts.log.warning("no server's objects in s3://%s/: is the bucket right?"
+                          % settings.BUCKET)
+    return EXIT_WARNED if audit.problems or result["without_objects"] or not servers else 0
 
 
-def _print_audit(result):
-    print("s3://%s/, %s, %s" % (result["bucket"], _range_text(
+def _print_audit(result, hours_line=None, hours_title=None):
+    """The audit as text: per server and day its figures, or with HOURS_LINE (--by hour)
+    a bar of its events per hour and their sum; then every problem."""
+    prefixes = [looked["prefix"] for looked in result["looked_at"]]
+    print("%s, %s, %s" % (", ".join(prefixes) or "s3://%s/ (no server in it)"
+                          % result["bucket"], _range_text(
         instant(result["from"]), instant(result["to"])), "every object decoded" if
         result["deep"] else "listing and metadata (--deep decodes every object)"))
-    print("%-20s %-10s %10s %12s %14s" % ("server", "day", "objects", "events", "bytes"))
+    print("%-20s %-10s %s" % ("server", "day", "%-24s %12s" % (hours_title, "events")
+                              if hours_line else "%10s %12s %14s" % ("objects", "events",
+                                                                    "bytes")))
     for server, days in sorted(result["servers"].items()):
+        most = max(max(figures["hours"]) for figures in days.values())
         for day, figures in sorted(days.items()):
-            print("%-20s %-10s %10d %12s %14d" % (
-                server, day, figures["objects"], figures["events"] if not
-                figures["unknown_events"] else "%d+?" % figures["events"], figures["bytes"]))
+            events = figures["events"] if not figures["unknown_events"] else \
+                "%d+?" % figures["events"]
+            print("%-20s %-10s %s" % (server, day, "%s %12s" % (
+                hours_line(day, figures["hours"], most), events) if hours_line else
+                "%10d %12s %14d" % (figures["objects"], events, figures["bytes"])))
+    for server in (looked["server"] for looked in result["looked_at"]):
+        if server not in result["servers"]:
+            print("%-20s %s" % (server, "no object at all" if server in
+                                result["without_objects"] else "no object in this range"))
     print("%s%s" % (count(len(result["problems"]), "problem"),
                     ":" if result["problems"] else ""))
     for problem in result["problems"]:
@@ -3649,7 +3881,11 @@ COMMANDS = {
                _time_option("--to", "the second to stop before (default: the last object)",
                             False),
                ("--deep", {"action": "store_true", "help": "fetch and decode every object, "
-                           "not only its metadata"}), JSON_OPTION]),
+                           "not only its metadata"}),
+               ("--by", {"choices": ("day", "hour"), "default": "day", "help": "day: "
+                         "objects, events and bytes per server and day; hour: a bar of "
+                         "the events of each hour, one line per server and day (--json has "
+                         "the counts under hours) (default: %(default)s)"}), JSON_OPTION]),
     "replay": ("write the events one server received in a time range, in order, decoded as "
                "the reader decodes them", _s3_command(_replay_command),
                [_time_option("--from", "the first time of the range: ISO 8601 with a zone "

@@ -29,8 +29,11 @@ recognised by its batch id and not stored twice.
 
 Settings are below; each one can also be set without editing this file, through the
 environment variable NXLOG_S3_<NAME> (NXLOG_S3_BUCKET, NXLOG_S3_BATCH_EVENTS, ...).
-Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE,
-AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from this file. Python 3.8+, boto3.
+A link to this file named s3_write_web.py is the instance web: NXLOG_S3_WEB_<NAME> sets its
+settings first, then NXLOG_S3_<NAME>, then this file; its spool is s3_write_web.spool. One
+file to upgrade, however many <Output> blocks use it. Credentials, region and endpoint come
+from the standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, ~/.aws/config, instance roles),
+never from this file. Python 3.8+, boto3.
 
 Run as a command, outside NXLog: python3 s3_write.py check (would NXLog start?) or status
 (what the spool holds); --help says more.
@@ -53,7 +56,9 @@ COMPRESSION = "auto"          # none, gzip, zstd (needs the zstandard package); 
 PARQUET_COMPRESSION = "zstd"  # inside Parquet batches: zstd, snappy, gzip or none
 KEY_SUFFIX = "auto"           # a suffix naming the content (.jsonl.gz, .parquet, .txt): auto
                               # for batches only, always, or never (the old bare keys)
-SPOOL_DIR = "s3_write.spool"  # events wait here until S3 has them; relative: NXLog's SpoolDir
+SPOOL_DIR = ""                # events wait here until S3 has them; empty: s3_write.spool
+                              # (s3_write_web.spool for the instance web); relative: in
+                              # NXLog's SpoolDir
 SPOOL_MAX_BYTES = 1073741824  # the spool's limit; when full...
 SPOOL_FULL = "block"          # ...block: write_data waits (NXLog holds events back), or drop:
                               # write_data refuses the event with an error that counts them
@@ -151,6 +156,7 @@ def parquet_library():
 # What the parts run on, passed in so tests can pass others: the clock, the log, the disk.
 
 SCRIPT = os.path.splitext(os.path.basename(__file__))[0]
+VERSION = "0.2.0"  # the release: --version, the start's log line, each object's metadata
 EXIT_CONFIG = 78  # NXLog's exit status when a setting can never work (sysexits' EX_CONFIG)
 EXIT_WARNED = 1  # a command's: it worked, but logged a warning or an error (see README.md)
 
@@ -522,9 +528,14 @@ def _bucket(text):
     return value
 
 
+def default_server():
+    """SERVER when none is set: this host's name, without its domain."""
+    return socket.gethostname().split(".")[0]
+
+
 def _server(text):
     """A key prefix that stays one path segment: no '/', no '..', no control characters."""
-    value = text.strip() or socket.gethostname().split(".")[0]
+    value = text.strip() or default_server()
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$", value) or ".." in value:
         raise ValueError("use letters, digits, '.', '_' and '-' only, starting with a letter "
                          "or digit (it becomes the key prefix SERVER/)")
@@ -539,8 +550,8 @@ def _flag(text):
 
 
 def _path(text):
-    if not text.strip():
-        raise ValueError("must name a file or folder")
+    """A file or folder; empty: the script's own, named after its instance (the subclass's
+    check() says which)."""
     return text.strip()
 
 
@@ -556,14 +567,38 @@ def _flag_name(name):
     return name.lower().replace("_", "-")
 
 
+def instance_of(source):
+    """The instance that the script's file name SOURCE names: 'web' for s3_write_web.py or
+    s3_read_web.py (often a link to s3_write.py or s3_read.py: NXLog imports a script under
+    its file name); '' for any other name. Its settings come from NXLOG_S3_WEB_<NAME> first."""
+    stem = os.path.splitext(os.path.basename(source))[0]
+    match = re.match(r"^s3_(?:write|read)_(.*)$", stem)
+    if not match:
+        return ""
+    if not re.match(r"^[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*$", match.group(1)):
+        raise ConfigError("%s: the file name %s names an instance, %r, that is not usable in "
+                          "the variables NXLOG_S3_<INSTANCE>_<NAME>: use letters and digits "
+                          "(s3_write_web.py, s3_read_auth2.py)" % (SCRIPT, source,
+                                                                    match.group(1)))
+    return match.group(1)
+
+
+def instance_variable(instance, name):
+    """The environment variable that sets NAME for INSTANCE alone."""
+    return "NXLOG_S3_%s_%s" % (instance.upper(), name)
+
+
 class Settings(object):
     """Every setting of a script, parsed and checked once: an attribute named as the setting
     (BUCKET, SERVER, ...). NXLOG_S3_<NAME> in ENVIRON wins over DEFAULTS, the values at the
-    top of the script SOURCE. A bad value raises ConfigError naming where it came from."""
+    top of the script SOURCE; for an instance (INSTANCE, named by SOURCE's file name: see
+    instance_of), NXLOG_S3_<INSTANCE>_<NAME> wins over both. A bad value raises ConfigError
+    naming where it came from."""
 
     SPEC = ()  # (NAME, parser) for each setting: the script's subclass says
 
     def __init__(self, defaults, environ, source, flags=None):
+        self.INSTANCE = instance_of(source)
         for name, parse in self.SPEC:
             text, where = self._source(name, defaults, environ, source, flags or {})
             try:
@@ -573,16 +608,30 @@ class Settings(object):
                                   % (SCRIPT, where, text, exc)) from None
         self.check()
 
-    @staticmethod
-    def _source(name, defaults, environ, source, flags):
-        """NAME's text, and where it came from: a command's flag, the environment, the top
-        of the script, in that order."""
+    def _source(self, name, defaults, environ, source, flags):
+        """NAME's text, and where it came from: a command's flag, the environment (the
+        instance's variable first), the top of the script, in that order."""
         if flags.get(name) is not None:
             return flags[name], "--" + _flag_name(name)
-        variable = "NXLOG_S3_" + name
-        if variable in environ:
-            return environ[variable], variable
+        for variable in self.variables(name):
+            if variable in environ:
+                return environ[variable], variable
         return str(defaults[name]), "%s at the top of %s" % (name, source)
+
+    def variables(self, name):
+        """The environment variables that set NAME, the one that wins first."""
+        common = "NXLOG_S3_" + name
+        return [instance_variable(self.INSTANCE, name), common] if self.INSTANCE else [common]
+
+    def describe_instance(self):
+        """'instance web (NXLOG_S3_WEB_<NAME> first), ' for an instance, else ''."""
+        return "instance %s (%s first), " % (self.INSTANCE, instance_variable(
+            self.INSTANCE, "<NAME>")) if self.INSTANCE else ""
+
+    def named_after_instance(self, stem, suffix):
+        """A default file name: STEM + SUFFIX, or STEM_<instance> + SUFFIX for an instance,
+        so that instances of one script never share it."""
+        return "%s%s%s" % (stem, "_" + self.INSTANCE if self.INSTANCE else "", suffix)
 
     @classmethod
     def defaults_in(cls, namespace):
@@ -784,6 +833,43 @@ def exclusive_lock(path):
     return fd
 
 
+def hold_lock(path):
+    """exclusive_lock(PATH) for the life of this process, which it names in the file once
+    taken (this script, its pid) so that one refused can say who holds it: lock_holder."""
+    fd = exclusive_lock(path)
+    if fd is not None:
+        os.ftruncate(fd, 0)
+        os.write(fd, ("%s pid %d\n" % (SCRIPT, os.getpid())).encode())
+    return fd
+
+
+def _holder(path):
+    """(script, pid) as hold_lock wrote them in the lock PATH; None where it cannot tell."""
+    try:
+        with open_nofollow(path) as handle:
+            words = handle.read(200).decode("utf-8", "replace").split()
+    except OSError:
+        return None
+    if len(words) != 3 or words[1] != "pid" or not words[2].isdigit():
+        return None
+    return words[0], int(words[2])
+
+
+def lock_holder(path):
+    """Who holds the lock PATH, as hold_lock named it: 's3_write_web in this NXLog' or
+    's3_write (pid 4242)'; 'another process' where it cannot tell."""
+    holder = _holder(path)
+    if holder is None:
+        return "another process"
+    return "%s in this NXLog" % holder[0] if holder[1] == os.getpid() else "%s (pid %d)" % holder
+
+
+def held_in_this_process(path):
+    """Whether the lock PATH is held by another instance of this process (this NXLog)."""
+    holder = _holder(path)
+    return holder is not None and holder[1] == os.getpid()
+
+
 def lock_held(path):
     """Whether another process holds the lock PATH now: taken and let go at once, and no
     file made where there is none (nobody holds it then)."""
@@ -809,6 +895,7 @@ METADATA_FIRST = "nxlog-s3-first"  # its first event's time, UTC (utc_text)
 METADATA_LAST = "nxlog-s3-last"  # its last event's time, UTC
 METADATA_BATCH = "nxlog-s3-batch"  # the batch's id: an upload retried is known by it
 METADATA_TIMES = "nxlog-s3-times"  # zoned: datetime fields are ISO 8601 with their offset
+METADATA_RELEASE = "nxlog-s3-release"  # the VERSION of s3_write.py that stored it
 GZIP_MAGIC = b"\x1f\x8b"
 SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"  # a key's second, after SERVER/ (KEY_TIME: UTC or local)
 
@@ -908,15 +995,16 @@ def _label_value(value):
 
 class Metrics(object):
     """METRICS_FILE, for node_exporter's textfile collector: what SAMPLES() gives, (name,
-    type, help, labels, value) tuples, in Prometheus' text format, rewritten atomically
-    every METRICS_EVERY seconds by a thread of its own, and once more at stop. Nothing at all
-    when the setting is empty."""
+    type, help, labels, value) tuples, each labelled with the script's name too, in
+    Prometheus' text format, rewritten atomically every METRICS_EVERY seconds by a thread of
+    its own, and once more at stop. Nothing at all when the setting is empty."""
 
     def __init__(self, path, samples, clock, disk, log):
         self.path, self.samples, self.clock, self.disk, self.log = (
             path and os.path.abspath(path), samples, clock, disk, log)
         self.stopping = threading.Event()
         self.thread = None
+        self.lock_fd = None  # held while this script lives: no other writes the file
 
     def check(self):
         """Raises ConfigError unless METRICS_FILE's folder exists and this process may write
@@ -927,9 +1015,29 @@ class Metrics(object):
                               "or this process (the user NXLog runs as) may not write there"
                               % (SCRIPT, self.path, folder))
 
+    def claim(self):
+        """What the script's start does first: check(), then a lock (a hidden file beside
+        METRICS_FILE, which node_exporter does not read) that refuses a second writer of the
+        file, an instance of this NXLog or another process: each would hide the other's
+        figures."""
+        self.check()
+        if not self.path:
+            return
+        folder, name = os.path.split(self.path)
+        lock = os.path.join(folder, ".%s.lock" % name)
+        try:
+            self.lock_fd = hold_lock(lock)
+        except OSError as exc:
+            raise ConfigError("%s: cannot lock METRICS_FILE=%s: %s" % (SCRIPT, self.path, exc)
+                              ) from None
+        if self.lock_fd is None:
+            raise ConfigError("%s: METRICS_FILE=%s is written by %s: give each instance its "
+                              "own METRICS_FILE (an instance's: NXLOG_S3_<INSTANCE>_"
+                              "METRICS_FILE)" % (SCRIPT, self.path, lock_holder(lock)))
+
     def start(self):
         """Writes the file once (it is there as soon as the script has started), then every
-        METRICS_EVERY seconds. The script's start has made check() before anything else."""
+        METRICS_EVERY seconds. The script's start has made claim() before anything else."""
         if self.path:
             self.write()
             self.thread = threading.Thread(target=self._run, daemon=True,
@@ -956,17 +1064,22 @@ class Metrics(object):
         for name, kind, summary, labels, value in self.samples():
             family = families.setdefault(name, ["# HELP %s %s" % (name, summary),
                                                 "# TYPE %s %s" % (name, kind)])
+            labels = dict(labels, script=SCRIPT)  # the file's name: it names an instance
             family.append("%s{%s} %s" % (name, ",".join(
                 '%s="%s"' % (label, _label_value(labels[label])) for label in sorted(labels)),
                 repr(float(value)) if isinstance(value, float) else int(value)))
         return "".join(line + "\n" for family in families.values() for line in family)
 
     def stop(self):
+        """Writes the last figures, and lets the file go, as the end of the process would."""
         if self.thread is not None:
             self.stopping.set()
             self.thread.join()
             self.thread = None
             self.write()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
 
 # ---- nxlog_s3/common/command.py -----------------------------------------------------------------
@@ -1010,10 +1123,14 @@ def run_command(argv, kind, namespace, source, commands):
         prog=os.path.basename(source), description="%s run as a command, outside NXLog. "
         "Exit status: 0 done; %d done, with a warning on stderr; 2 bad usage; %d a setting "
         "that can never work (NXLog would not start)." % (SCRIPT, EXIT_WARNED, EXIT_CONFIG))
+    version = {"action": "version", "help": "print the release and exit",
+               "version": "%s (nxlog-s3) %s" % (os.path.basename(source), VERSION)}
+    parser.add_argument("--version", **version)
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     subcommands.required = True
     for name, (summary, _, options) in sorted(commands.items()):
         command = subcommands.add_parser(name, help=summary, description=summary)
+        command.add_argument("--version", **version)
         for flag, keywords in options:
             command.add_argument(flag, **keywords)
         group = command.add_argument_group("settings (each overrides NXLOG_S3_<NAME> and the "
@@ -1065,7 +1182,8 @@ def _check_botocore(version):
 
 class WriterSettings(Settings):
     """The settings at the top of s3_write.py, parsed; also what follows from them: BATCHING,
-    BODY_FORMAT (what a batch's body holds) and COMPRESSION with auto resolved."""
+    BODY_FORMAT (what a batch's body holds), COMPRESSION with auto resolved and SPOOL_DIR's
+    default."""
 
     SPEC = (
         ("BUCKET", _bucket), ("SERVER", _server), ("KEY_TIME", _choice("utc", "local")),
@@ -1086,6 +1204,7 @@ class WriterSettings(Settings):
         ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file))
 
     def check(self):
+        self.SPOOL_DIR = self.SPOOL_DIR or self.named_after_instance("s3_write", ".spool")
         self.BATCHING = self.BATCH_EVENTS > 1
         parquet = self.FORMAT == "parquet"
         self.BODY_FORMAT = "parquet" if parquet else "jsonl" if self.BATCHING else self.FORMAT
@@ -1402,15 +1521,16 @@ class SpoolFiles(object):
         lock = self.path(LOCK_NAME)
         deadline = self.clock.monotonic() + LOCK_WAIT
         try:
-            fd = exclusive_lock(lock)
+            fd = hold_lock(lock)
             while fd is None and self.clock.monotonic() < deadline:
                 self.clock.sleep(0.05)  # a check or status may hold it for an instant
-                fd = exclusive_lock(lock)
+                fd = hold_lock(lock)
         except OSError as exc:  # a link planted there (ELOOP), say
             raise ConfigError("%s: cannot lock the spool %s: %s" % (SCRIPT, lock, exc)) from None
         if fd is None:
-            raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
-                              "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, self.where()))
+            raise ConfigError("%s: the spool %s is in use by %s: give each <Output> its own "
+                              "SPOOL_DIR (an instance's: NXLOG_S3_<INSTANCE>_SPOOL_DIR)"
+                              % (SCRIPT, self.where(), lock_holder(lock)))
         self.lock_fd = fd
 
     def in_use(self):
@@ -1991,6 +2111,11 @@ class Spool(object):
             self.closing.clear()
             self.files.let_go()
 
+    def leftovers(self):
+        """(events in the batch being filled, in the closed batches, held in memory)."""
+        with self.lock:
+            return self.open_events, self.closed_events, len(self.held)
+
     def pending(self):
         """Events not in S3 yet, open batch and held ones included."""
         return self.depth()[1]
@@ -2351,7 +2476,7 @@ class Uploader(object):
             METADATA_VERSION: OBJECT_VERSION, METADATA_FORMAT: batch.format,
             METADATA_COMPRESSION: settings.COMPRESSION, METADATA_EVENTS: str(batch.events),
             METADATA_FIRST: batch.first, METADATA_LAST: batch.last, METADATA_BATCH: batch.id,
-            METADATA_TIMES: "zoned"}}
+            METADATA_TIMES: "zoned", METADATA_RELEASE: VERSION}}
         if settings.COMPRESSION != "none":
             arguments["ContentEncoding"] = settings.COMPRESSION
         if settings.STORAGE_CLASS:
@@ -2425,7 +2550,7 @@ class Writer(object):
         """What NXLog's start of the module does: checks the spool's folder and the bucket
         (with PROBE, a client of one quick attempt by default), takes up what the spool
         holds and starts the uploads. Raises ConfigError for what can never work."""
-        self.metrics.check()
+        self.metrics.claim()
         self.spool.open()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.spool.recover()
@@ -2435,7 +2560,7 @@ class Writer(object):
         for thread in self.threads:
             thread.start()
         self.metrics.start()
-        self.log.info(self.describe())
+        self.log.info("nxlog-s3 %s started: %s" % (VERSION, self.describe()))
         return self
 
     def check(self, probe=None):
@@ -2449,8 +2574,8 @@ class Writer(object):
 
     def describe(self):
         settings = self.settings
-        return "events go to s3://%s/%s/ (%s, %s, compression %s), spool %s" % (
-            settings.BUCKET, settings.SERVER,
+        return "%sevents go to s3://%s/%s/ (%s, %s, compression %s), spool %s" % (
+            settings.describe_instance(), settings.BUCKET, settings.SERVER,
             "batches of up to %d events, %d bytes or %g s" % (
                 settings.BATCH_EVENTS, settings.BATCH_BYTES, settings.BATCH_AGE)
             if settings.BATCHING else "one object per event", settings.BODY_FORMAT,
@@ -2470,7 +2595,31 @@ class Writer(object):
         for thread in self.threads:
             thread.join()
         self.metrics.stop()
+        self.report_leftovers()
         self.spool.release()
+
+    def report_leftovers(self):
+        """Says in NXLog's log what the spool keeps at the stop, and why: those events go to
+        S3 after the next start. Events held in memory (the disk full) are lost."""
+        filling, closed, held = self.spool.leftovers()
+        settings, reasons = self.settings, []
+        if filling:
+            reasons.append("%d in the batch being filled, which closes at %s, %s or %g s "
+                           "after its first event" % (
+                               filling, count(settings.BATCH_EVENTS, "event"),
+                               count(settings.BATCH_BYTES, "byte"), settings.BATCH_AGE))
+        if closed:
+            reasons.append("%d in closed batches waiting for S3 (`status` shows the last "
+                           "upload error)" % closed)
+        if reasons:
+            self.log.info("stops with %s in the spool %s, stored after the next start: %s" % (
+                count(filling + closed, "event"), self.spool.files.where(),
+                "; ".join(reasons)))
+        else:
+            self.log.info("stops with an empty spool: S3 holds every event written")
+        if held:
+            self.log.error("stops with %s held in memory, the spool's disk full: they are "
+                           "lost" % count(held, "event"))
 
     def samples(self):
         """The writer's metrics, for METRICS_FILE (see Metrics)."""
@@ -2507,12 +2656,24 @@ class Writer(object):
 
 def _status_command(settings, arguments):
     """`status`: what the spool holds, read from its folder, also while NXLog runs."""
-    status = spool_status(settings.SPOOL_DIR, time.time())
+    status = dict(spool_status(settings.SPOOL_DIR, time.time()), script=SCRIPT)
     if arguments.json:
         print(json.dumps(status, sort_keys=True))
-        return 0
-    print("spool %s%s" % (status["spool"], {None: " (no such folder yet)", True: " (in use by "
-                          "a running writer)", False: ""}[status["in_use"]]))
+    else:
+        _print_status(status)
+    if status["in_use"] is None:
+        NXLOG.log_warning("%s: no spool at %s: no writer with these settings has run. A "
+                          "relative SPOOL_DIR lies in NXLog's SpoolDir: run this there, as "
+                          "the user NXLog runs as, or give --spool-dir"
+                          % (SCRIPT, status["spool"]))
+        return EXIT_WARNED
+    return 0
+
+
+def _print_status(status):
+    print("%s: spool %s%s" % (status["script"], status["spool"], {
+        None: " (no such folder)", True: " (in use by a running writer)", False: ""}[
+            status["in_use"]]))
     print("  waiting: %s closed, %s; %s, %s" % (
         count(status["closed_batches"], "batch", "batches"),
         "1 being filled" if status["open_batch"] else "none being filled",
@@ -2532,7 +2693,6 @@ def _status_command(settings, arguments):
     print("  last upload error: %s" % ("%s %s: %s" % (error["time"], repr(error["key"]),
                                                       error["reason"])
                                        if error else "none"))
-    return 0
 
 
 # ---- nxlog_s3/writer/cli.py ---------------------------------------------------------------------

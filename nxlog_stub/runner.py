@@ -4,7 +4,8 @@ Each `PythonCode` is imported as its own module object (its own globals, as NXLo
 per-instance sub-interpreters give), with its folder on `sys.path`. `im_python` gets its first
 `read_data` call at start and later calls only when the previous one scheduled them; an
 exception in `write_data` is logged and drops that event. The run ends once no input produced
-an event for `idle` seconds and every file input is at its end.
+an event for `idle` seconds and every file input is at its end; then each script's stop()
+runs, as NXLog's stop makes these scripts stop, and what they log is in the summary.
 """
 
 import importlib.util
@@ -135,7 +136,7 @@ class PythonInput(object):
         self.name = instance.name
         self.code = instance.get("pythoncode")
         self.module = api.input_module(self.name)
-        script = _started_script(self.code, self.name)
+        self.script = script = _started_script(self.code, self.name)
         self.function = script and _script_function(script, instance.get("call", "read_data"))
         self.due = time.monotonic() if self.function else None
         self.calls = 0
@@ -204,7 +205,7 @@ class PythonOutput(object):
     def __init__(self, instance):
         self.code = instance.get("pythoncode")
         self.module = api.output_module(instance.name)
-        script = _started_script(self.code, instance.name)
+        self.script = script = _started_script(self.code, instance.name)
         self.deaf = script is None
         self.function = script and _script_function(script, instance.get("call", "write_data"))
         self.count = 0
@@ -240,6 +241,7 @@ class PythonOutput(object):
 class Runner(object):
     def __init__(self, config, cache_dir=".", idle=2.0):
         self.idle = idle
+        self.at_stop = []  # what the scripts logged as the stub stopped them
         self.cache_path = os.path.join(cache_dir, "nxlog_stub.positions.json")
         self.positions = self._load_positions()
         self.routes = config.routes
@@ -308,12 +310,27 @@ class Runner(object):
                 else:
                     self._sleep_until_next(now)
         finally:
+            self._stop_scripts()
             for output in self.outputs.values():
                 output.close()
             self._save_positions()
+
+    def _stop_scripts(self):
+        """What NXLog's stop does to a Python module: it lets go of the function it calls,
+        which these scripts turn into their stop() (nxlog_s3/common/host.py); the stub
+        calls stop() where a script has one. What the scripts log then is kept for the
+        summary: what they left behind, and why."""
+        with api._log_lock:
+            before = len(api.LOGS)
+        for module in list(self.inputs.values()) + list(self.outputs.values()):
+            stop = getattr(getattr(module, "script", None), "stop", None)
+            if callable(stop):
+                stop()
+        with api._log_lock:
+            self.at_stop = ["%s %s" % entry for entry in api.LOGS[before:]]
 
     def report(self):
         lines = ["%s (%s)" % (name, source.describe_held() if self._held_back(name) else
                               source.describe()) for name, source in self.inputs.items()]
         lines += ["%s (%s)" % (name, sink.describe()) for name, sink in self.outputs.items()]
-        return lines
+        return lines + ["at the stop: %s" % line for line in self.at_stop]

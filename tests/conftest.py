@@ -187,12 +187,14 @@ def settings(monkeypatch):
 
 @pytest.fixture
 def load():
-    """load('s3_write') or load('s3_read'): a fresh module instance, as NXLog loads it.
-    Instances still running at the end of the test are stopped, as their process would end."""
+    """load('s3_write') or load('s3_read'): a fresh module instance, as NXLog loads it (from
+    PATH, a link to the script say, where given). Instances still running at the end of the
+    test are stopped, as their process would end."""
     loaded = []
 
-    def load_instance(name):
-        instance = load_script(os.path.join(ROOT, name + ".py"), "%s-%d" % (name, len(loaded)))
+    def load_instance(name, path=None):
+        instance = load_script(str(path or os.path.join(ROOT, name + ".py")),
+                               "%s-%d" % (name, len(loaded)))
         loaded.append(instance)
         return instance
     yield load_instance
@@ -301,7 +303,7 @@ def build(load):
 # What the stub's loader prints, in a process of its own, of NXLog's log: "LEVEL message".
 LOADER = ("import sys, nxlog_stub; from nxlog_stub import api, runner; "
           "api.echo = lambda level, message: sys.stderr.write('%s %s\\n' % (level, message)); "
-          "runner.load_script(sys.argv[1], 'instance')")
+          "[runner.load_script(path, 'instance') for path in sys.argv[1:]]")
 
 
 @pytest.fixture
@@ -310,12 +312,13 @@ def start_refused():
     own, as NXLog starts it, with this test's settings and working folder. It must refuse
     to start, as NXLog does for a bad directive: exit status EXIT_CONFIG. Returns the lines
     it logged. Endpoint: ENDPOINT, else a closed port on 127.0.0.1 (never anywhere else).
-    PYTHONPATH: folders searched for modules before the project's."""
-    def start(name, path=None, endpoint=None, pythonpath=()):
+    PYTHONPATH: folders searched for modules before the project's. FIRST: scripts (paths)
+    started before it in the same process, as NXLog starts its instances one by one."""
+    def start(name, path=None, endpoint=None, pythonpath=(), first=()):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(list(pythonpath) + [ROOT]),
                    AWS_ENDPOINT_URL=endpoint or "http://127.0.0.1:%d" % free_port())
-        result = subprocess.run([sys.executable, "-c", LOADER,
-                                 path or os.path.join(ROOT, name + ".py")],
+        result = subprocess.run([sys.executable, "-c", LOADER] + [str(each) for each in first]
+                                + [path or os.path.join(ROOT, name + ".py")],
                                 env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 78, (result.returncode, result.stderr)
         return result.stderr.splitlines()

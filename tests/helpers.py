@@ -303,18 +303,51 @@ def run_conf(conf, endpoint, defines, settings, idle=1.5, legacy=False, cwd=None
 
 def script_command(endpoint, bucket, cwd):
     """run('s3_read', 'audit', '--json', env={...}, stderr=...): (exit status, stdout lines,
-    stderr lines) of the script run as a command in CWD, as a user runs it, pointed at
-    ENDPOINT and BUCKET (and SERVER web01), the settings of ENV on top. STDERR: a file
+    stderr lines) of the script (or the file at a path: a link, say) run as a command in
+    CWD, as a user runs it, pointed at ENDPOINT and BUCKET (and SERVER web01), the settings
+    of ENV on top. STDERR: a file
     descriptor to give it instead of a pipe (a terminal, say); its lines are then []."""
     def run(script, *arguments, env=None, stderr=subprocess.PIPE):
         environ = {name: value for name, value in os.environ.items()
                    if not name.startswith(("NXLOG_S3_", "AWS_"))}
         environ.update(endpoint.env, NXLOG_S3_BUCKET=bucket, NXLOG_S3_SERVER="web01")
         environ.update(env or {})
-        result = subprocess.run([sys.executable, os.path.join(ROOT, script + ".py")] +
-                                list(arguments), env=environ, cwd=str(cwd),
-                                stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=120)
+        path = script if os.sep in str(script) else os.path.join(ROOT, script + ".py")
+        result = subprocess.run([sys.executable, str(path)] + list(arguments), env=environ,
+                                cwd=str(cwd), stdout=subprocess.PIPE, stderr=stderr,
+                                text=True, timeout=120)
         return result.returncode, result.stdout.splitlines(), (result.stderr or "").splitlines()
     run.bucket, run.client = bucket, endpoint.client()
     return run
 
+
+HOLD_LOCK = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+             "fcntl.flock(fd, fcntl.LOCK_EX); "
+             "os.write(fd, ('%s pid %d\\n' % (sys.argv[2], os.getpid())).encode()); "
+             "print('held', flush=True); sys.stdin.read()")
+
+
+class LockInAnotherProcess(object):
+    """A process of its own that holds the lock PATH as SCRIPT's start takes it, until the
+    `with` block ends: what a reader or writer in another NXLog does."""
+
+    def __init__(self, path, script):
+        self.process = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), script],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.process.stdout.readline() == b"held\n"
+        self.pid = self.process.pid
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def locked_elsewhere(path):
+    """Whether a process holds the lock PATH, as another process finds it."""
+    probe = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+             "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)")
+    return subprocess.run([sys.executable, "-c", probe, str(path)],
+                          capture_output=True).returncode != 0

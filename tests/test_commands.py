@@ -146,7 +146,8 @@ def test_status_shows_the_last_keys_stored_once_the_spool_is_empty(s3, command, 
     earlier, stored = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     status, out, _ = command("s3_write", "status")
     assert status == 0
-    assert out[0] == "spool %s (in use by a running writer)" % os.path.abspath("s3_write.spool")
+    assert out[0] == "s3_write: spool %s (in use by a running writer)" % os.path.abspath(
+        "s3_write.spool")
     assert out[1] == "  waiting: 0 batches closed, none being filled; 0 events, 0 bytes"
     assert out[2] == "  last stored: %r, its last event 2026-03-01T%s" % (
         stored, stored.split("/")[2][:8].replace(".", ":") + "Z")
@@ -154,3 +155,12 @@ def test_status_shows_the_last_keys_stored_once_the_spool_is_empty(s3, command, 
     assert [line.split()[1:] for line in out[4:6]] == [[repr(earlier) + ",", "1", "event"],
                                                        [repr(stored) + ",", "1", "event"]]
     assert all(line.split()[0].endswith("Z") for line in out[4:6])
+
+
+def test_status_where_no_spool_is_says_where_it_looked_and_exits_1(command, tmp_path):
+    status, out, err = command("s3_write", "status")
+    assert status == 1
+    assert out[0] == "s3_write: spool %s (no such folder)" % (tmp_path / "s3_write.spool")
+    assert err == ["WARNING s3_write: no spool at %s: no writer with these settings has run. "
+                   "A relative SPOOL_DIR lies in NXLog's SpoolDir: run this there, as the user "
+                   "NXLog runs as, or give --spool-dir" % (tmp_path / "s3_write.spool")]

@@ -140,3 +140,17 @@ def test_a_restart_in_the_same_second_overwrites_nothing(request, server, settin
     assert len(stored) == 6
     assert sorted(stored.values()) == sorted("%s %d" % (run, n) for run in ("first run",
                                              "second run") for n in range(3))
+
+
+def test_the_stubs_summary_says_what_the_writer_left_in_its_spool_and_why(moto_server,
+                                                                          tmp_path):
+    bucket = moto_server.new_bucket("nxlog-e2e-left-%d" % next(_bucket_numbers))
+    (tmp_path / "app.log").write_text("".join("line %d\n" % n for n in range(50)))
+    wrote = run_conf("s3-write.conf", moto_server,
+                     {"SCRIPTDIR": ROOT, "LOGFILE": tmp_path / "app.log"},
+                     {"BUCKET": bucket, "SERVER": "web01", "BATCH_EVENTS": 1000}, cwd=tmp_path)
+    assert wrote.returncode == 0, wrote.stdout + wrote.stderr
+    assert "  at the stop: INFO s3_write: stops with 50 events in the spool %s, stored after " \
+        "the next start: 50 in the batch being filled, which closes at 1000 events, 8388608 " \
+        "bytes or 60 s after its first event" % (tmp_path / "s3_write.spool") \
+        in wrote.stdout.splitlines()

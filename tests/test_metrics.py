@@ -18,9 +18,9 @@ def script(request):
     return request.param
 
 
-def metrics(path, bucket=BUCKET):
+def metrics(path, bucket=BUCKET, script=("s3_write", "s3_read")):
     """{(name, server, other labels...): value} of the file PATH, and checks that every
-    sample names BUCKET."""
+    sample names BUCKET and the SCRIPT that wrote it (one of them)."""
     with open(path) as handle:
         families = list(text_string_to_metric_families(handle.read()))
     samples = {}
@@ -29,6 +29,7 @@ def metrics(path, bucket=BUCKET):
         for sample in family.samples:
             labels = dict(sample.labels)
             assert labels.pop("bucket") == bucket
+            assert labels.pop("script") in script
             server = labels.pop("server", None)
             samples[(sample.name, server) + tuple(sorted(labels.items()))] = sample.value
     return samples
@@ -63,7 +64,8 @@ def test_the_writer_counts_events_in_and_objects_and_bytes_stored(s3, settings, 
     assert shown[("nxlog_s3_writer_spool_events", "web01")] == 0
     assert shown[("nxlog_s3_writer_spool_oldest_event_age_seconds", "web01")] == 0
     assert stat.S_IMODE(os.stat(metrics_file).st_mode) == 0o644  # node_exporter's user reads it
-    assert os.listdir(metrics_file.parent) == ["nxlog_s3.prom"]  # written atomically
+    assert sorted(os.listdir(metrics_file.parent)) == [  # written atomically; and its lock
+        ".nxlog_s3.prom.lock", "nxlog_s3.prom"]
 
 
 def test_the_writer_shows_the_spool_the_age_of_its_oldest_event_and_errors_by_kind(

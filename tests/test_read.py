@@ -10,7 +10,17 @@ import time
 
 import pytest
 
-from helpers import BUCKET, checkpoint, filling_disk, poll, put, read_all, restarted
+from helpers import (
+    BUCKET,
+    ROOT,
+    LockInAnotherProcess,
+    checkpoint,
+    filling_disk,
+    poll,
+    put,
+    read_all,
+    restarted,
+)
 from nxlog_stub import api
 
 SECOND = "web01/2026-03-01/10.00.34"
@@ -200,15 +210,30 @@ def test_a_broken_checkpoint_reads_nothing_and_names_the_file(s3, reader, tmp_pa
     assert (tmp_path / "lastkey.log").read_text() == content
 
 
-def test_two_readers_on_one_checkpoint_are_refused(s3, settings, load):
+def test_a_reader_waits_for_the_reader_of_another_process_on_its_checkpoint(s3, settings,
+                                                                           load, tmp_path):
     put(s3, SECOND + ".1", "a")
-    first, second = load("s3_read"), load("s3_read")
-    assert read_all(first) == ["a"]
-    assert poll(second) == (second.instance.settings.POLL_INTERVAL, [])
-    assert "another reader uses the checkpoint" in api.logged("ERROR")[0]
-    first.stop()
-    put(s3, SECOND + ".2", "b")
-    assert read_all(second) == ["b"]  # takes over once the first is gone
+    with LockInAnotherProcess(tmp_path / "lastkey.log.lock", "s3_read") as other:
+        reader = load("s3_read")
+        assert poll(reader) == (reader.instance.settings.POLL_INTERVAL, [])
+        [error] = api.logged("ERROR")
+        assert error == ("s3_read: another reader uses the checkpoint %s: s3_read (pid %d); "
+                         "give each reader its own CHECKPOINT (an instance's: NXLOG_S3_"
+                         "<INSTANCE>_CHECKPOINT) (trying again every 10.0 s)"
+                         % (tmp_path / "lastkey.log", other.pid))
+    assert read_all(reader) == ["a"]  # takes over once the other is gone
+
+
+def test_two_readers_of_one_nxlog_on_one_checkpoint_refuse_to_start_naming_both(
+        settings, start_refused, tmp_path):
+    settings(CHECKPOINT=tmp_path / "shared.log")
+    web, auth = tmp_path / "s3_read_web.py", tmp_path / "s3_read_auth.py"
+    web.symlink_to(os.path.join(ROOT, "s3_read.py"))
+    auth.symlink_to(os.path.join(ROOT, "s3_read.py"))
+    assert start_refused("s3_read", str(auth), first=[web])[-1] == (
+        "ERROR s3_read_auth: another reader uses the checkpoint %s: s3_read_web in this "
+        "NXLog; give each reader its own CHECKPOINT (an instance's: NXLOG_S3_<INSTANCE>_"
+        "CHECKPOINT)" % (tmp_path / "shared.log"))
 
 
 def test_a_checkpoint_of_another_bucket_is_refused(s3, settings, load, tmp_path):

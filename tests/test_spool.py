@@ -12,7 +12,7 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from helpers import BUCKET, all_objects, drain, filling_disk, key_counter, wait_for
+from helpers import BUCKET, ROOT, all_objects, drain, filling_disk, key_counter, wait_for
 from nxlog_stub import api
 
 
@@ -219,11 +219,25 @@ def test_a_damaged_manifest_is_set_aside_and_the_rest_uploaded(s3, batching, loa
     assert "cannot be read" in api.logged("ERROR")[0]
 
 
-def test_another_writer_on_the_same_spool_is_refused(s3, settings, load, start_refused):
+def test_another_writer_on_the_same_spool_is_refused_naming_the_one_that_has_it(
+        s3, settings, load, start_refused):
     load("s3_write")
     assert start_refused("s3_write")[-1] == (
-        "ERROR s3_write: another writer uses the spool %s: give each <Output> its own "
-        "NXLOG_S3_SPOOL_DIR" % os.path.abspath("s3_write.spool"))
+        "ERROR s3_write: the spool %s is in use by s3_write (pid %d): give each <Output> its "
+        "own SPOOL_DIR (an instance's: NXLOG_S3_<INSTANCE>_SPOOL_DIR)"
+        % (os.path.abspath("s3_write.spool"), os.getpid()))
+
+
+def test_two_instances_of_one_nxlog_on_one_spool_refuse_to_start_naming_both(
+        settings, start_refused, tmp_path):
+    settings(SPOOL_DIR=tmp_path / "shared.spool")
+    web, auth = tmp_path / "s3_write_web.py", tmp_path / "s3_write_auth.py"
+    web.symlink_to(os.path.join(ROOT, "s3_write.py"))
+    auth.symlink_to(os.path.join(ROOT, "s3_write.py"))
+    assert start_refused("s3_write", str(auth), first=[web])[-1] == (
+        "ERROR s3_write_auth: the spool %s is in use by s3_write_web in this NXLog: give "
+        "each <Output> its own SPOOL_DIR (an instance's: NXLOG_S3_<INSTANCE>_SPOOL_DIR)"
+        % (tmp_path / "shared.spool"))
 
 
 def counting_fsyncs(module):

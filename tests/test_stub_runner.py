@@ -268,6 +268,23 @@ def test_the_command_line_prints_what_it_did_and_exits_0(tmp_path, capsys):
     assert "out (om_file %s/out.log: 1 events written)" % tmp_path in out
 
 
+STOPPING = """
+    import nxlog
+    def write_data(event):
+        pass
+    def stop():
+        nxlog.log_warning("stopping: 2 events left behind")
+"""
+
+
+def test_at_its_stop_the_stub_stops_each_script_and_sums_up_what_they_logged(tmp_path, capsys):
+    conf = python_route(tmp_path, READ_THREE, STOPPING)
+    assert main([conf, "--idle", "0.2", "--cache-dir", str(tmp_path), "-q"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "  at the stop: WARNING stopping: 2 events left behind" in out
+    assert api.logged("WARNING") == ["stopping: 2 events left behind"]
+
+
 def test_the_command_line_refuses_a_bad_conf_with_exit_2(tmp_path):
     conf = write(tmp_path / "bad.conf", "Nonsense here\n")
     result = subprocess.run([sys.executable, "-m", "nxlog_stub", conf], cwd=ROOT,

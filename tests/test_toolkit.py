@@ -109,9 +109,18 @@ def test_audit_finds_a_deleted_object_a_batch_stored_twice_and_a_key_off_the_sch
                  not key.endswith(".txt")]
     assert shown["servers"]["web01"] == {
         "2026-03-01": {"objects": 5, "events": 2 * 4 + 3, "unknown_events": 0,
-                       "bytes": sum(damaged_archive[key] for key in first_day)},
+                       "bytes": sum(damaged_archive[key] for key in first_day),
+                       "hours": in_hour(10, 2 * 4 + 3)},
         "2026-03-02": {"objects": 1, "events": 2, "unknown_events": 0,
-                       "bytes": damaged_archive[batch_key(BASE + 86400, 1)]}}
+                       "bytes": damaged_archive[batch_key(BASE + 86400, 1)],
+                       "hours": in_hour(10, 2)}}
+    assert shown["looked_at"] == [{"server": "web01",
+                                   "prefix": "s3://%s/web01/" % command.bucket}]
+
+
+def in_hour(hour, events):
+    """A day's events per hour, as audit --json gives them: EVENTS in HOUR alone."""
+    return [events if each == hour else 0 for each in range(24)]
 
 
 def test_a_deep_audit_also_finds_the_object_that_does_not_decode_and_why(command,
@@ -128,13 +137,52 @@ def test_a_deep_audit_also_finds_the_object_that_does_not_decode_and_why(command
 def test_audit_prints_a_table_per_server_and_day_then_each_problem(command, damaged_archive):
     status, out, _ = command("s3_read", "audit")
     assert status == 1
-    assert out[0] == "s3://%s/, the first object to the last, listing and metadata " \
+    assert out[0] == "s3://%s/web01/, the first object to the last, listing and metadata " \
         "(--deep decodes every object)" % command.bucket
     assert out[1].split() == ["server", "day", "objects", "events", "bytes"]
     assert out[2].split()[:4] == ["web01", "2026-03-01", "5", "11"]
     assert out[4] == "3 problems:"
     assert any(line.startswith("  missing        %r: that second holds the counters 1,3"
                                % key_of(BASE, 2)) for line in out[5:])
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_audit_by_hour_draws_each_days_events_per_hour_with_gaps_plain_to_see(command):
+    for hour, objects in ((0, 4), (1, 4), (2, 1), (4, 4)):  # 3 has none; 2 a quarter
+        for counter in range(1, objects + 1):
+            put(command.client, key_of(BASE - 10 * 3600 + hour * 3600, counter), "x",
+                bucket=command.bucket)
+    status, out, err = command("s3_read", "audit", "--by", "hour", "--to",
+                               "2026-03-01T05:00:00Z", env={"PYTHONIOENCODING": "utf-8"})
+    assert (status, err) == (0, [])
+    assert out[1].split() == ["server", "day", "hour", "0", "to", "23", "(UTC)", "events"]
+    bar = "\u2588\u2588\u2582\u00b7\u2588" + " " * 19  # after --to: blank, not a gap
+    assert out[2] == "%-20s %-10s %s %12d" % ("web01", "2026-03-01", bar, 13)
+    status, out, _ = command("s3_read", "audit", "--by", "hour", "--to",
+                             "2026-03-01T05:00:00Z", env={"PYTHONIOENCODING": "ascii"})
+    assert out[2].split()[2] == "882.8"  # eighths where stdout cannot show the blocks
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+@pytest.mark.parametrize("arguments", [("audit",), ("replay", "--from=-1d", "--to", "now")])
+def test_audit_and_replay_of_a_server_with_no_object_at_all_say_so_and_exit_1(command,
+                                                                              arguments):
+    put(command.client, key_of(BASE, 1), "x", bucket=command.bucket)
+    status, out, err = command("s3_read", *arguments, "--server", "web1")
+    assert status == 1
+    assert "WARNING s3_read: no object at all under s3://%s/web1/: is the server's name " \
+        "right?" % command.bucket in err
+    if arguments[0] == "audit":
+        assert out[0].startswith("s3://%s/web1/, " % command.bucket)
+        assert out[2].split() == ["web1", "no", "object", "at", "all"]
+
+
+@pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
+def test_a_server_with_objects_but_none_in_the_range_is_no_failure(command):
+    put(command.client, key_of(BASE, 1), "x", bucket=command.bucket)
+    status, out, err = command("s3_read", "audit", "--from", "2026-03-02T00:00:00Z")
+    assert (status, err) == (0, [])
+    assert out[2].split() == ["web01", "no", "object", "in", "this", "range"]
 
 
 def test_audit_of_a_time_range_looks_at_that_range_only(command, damaged_archive):
@@ -201,8 +249,8 @@ def test_a_replay_gives_exactly_the_events_of_its_range_in_order(command, timeli
                                "--to", "2026-03-01T10:01:45Z")
     assert status == 0
     assert replayed(out) == ["at +%d" % offset for offset in range(20, 110, 10)]
-    assert err == ["INFO s3_read: replayed 9 events of web01 from 4 objects, "
-                   "2026-03-01T10:00:15Z to 2026-03-01T10:01:45Z"]
+    assert err == ["INFO s3_read: replayed 9 events of s3://%s/web01/ from 4 objects, "
+                   "2026-03-01T10:00:15Z to 2026-03-01T10:01:45Z" % command.bucket]
     # as stored: with its zone (the reader gives NXLog its own form)
     assert json.loads(out[0])["EventReceivedTime"] == \
         datetime.datetime.fromtimestamp(BASE + 20).astimezone().isoformat()
@@ -311,13 +359,18 @@ def test_status_shows_the_position_the_lag_and_what_was_set_aside_while_the_read
 
 
 @pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
-def test_status_before_the_first_read_counts_everything_as_waiting(command):
+def test_status_before_the_first_read_counts_everything_as_waiting_and_says_where_it_looked(
+        command):
     put(command.client, key_of(BASE, 1), gzip.compress(b"x"), bucket=command.bucket)
-    status, out, _ = command("s3_read", "status")
-    assert status == 0
-    assert out == ["checkpoint %s" % os.path.abspath("lastkey.log"),
+    status, out, err = command("s3_read", "status")
+    assert status == 1
+    assert out == ["s3_read: checkpoint %s (no such file)" % os.path.abspath("lastkey.log"),
                    "web01: nothing read yet; newest in the bucket 2026-03-01T10:00:00Z (%r); "
                    "1 object waiting" % key_of(BASE, 1)]
+    assert err == ["WARNING s3_read: no checkpoint at %s: no reader with these settings has "
+                   "read anything. A relative CHECKPOINT lies in NXLog's SpoolDir: run this "
+                   "there, as the user NXLog runs as, or give --checkpoint"
+                   % os.path.abspath("lastkey.log")]
 
 
 @pytest.mark.parametrize("endpoint", ["moto_server"], indirect=True)
@@ -325,7 +378,7 @@ def test_status_of_every_server_lists_each_server_in_the_bucket(command):
     put(command.client, key_of(BASE, 1), "web", bucket=command.bucket)
     put(command.client, "db01/2026-03-01/10.00.05.1", "db", bucket=command.bucket)
     status, out, _ = command("s3_read", "status", "--server", "*", "--json")
-    assert status == 0
+    assert (status, json.loads(out[0])["exists"]) == (1, False)  # no checkpoint yet: a warning
     assert [(server["server"], server["newest_in_bucket"], server["waiting"])
             for server in json.loads(out[0])["servers"]] == [
         ("db01", "2026-03-01T10:00:05Z", 1), ("web01", "2026-03-01T10:00:00Z", 1)]

@@ -3,7 +3,7 @@
 import argparse
 import os
 
-from nxlog_s3.common.runtime import EXIT_CONFIG, EXIT_WARNED, NXLOG, SCRIPT
+from nxlog_s3.common.runtime import EXIT_CONFIG, EXIT_WARNED, NXLOG, SCRIPT, VERSION
 from nxlog_s3.common.settings import ConfigError, _flag_name
 
 
@@ -45,10 +45,14 @@ def run_command(argv, kind, namespace, source, commands):
         prog=os.path.basename(source), description="%s run as a command, outside NXLog. "
         "Exit status: 0 done; %d done, with a warning on stderr; 2 bad usage; %d a setting "
         "that can never work (NXLog would not start)." % (SCRIPT, EXIT_WARNED, EXIT_CONFIG))
+    version = {"action": "version", "help": "print the release and exit",
+               "version": "%s (nxlog-s3) %s" % (os.path.basename(source), VERSION)}
+    parser.add_argument("--version", **version)
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     subcommands.required = True
     for name, (summary, _, options) in sorted(commands.items()):
         command = subcommands.add_parser(name, help=summary, description=summary)
+        command.add_argument("--version", **version)
         for flag, keywords in options:
             command.add_argument(flag, **keywords)
         group = command.add_argument_group("settings (each overrides NXLOG_S3_<NAME> and the "

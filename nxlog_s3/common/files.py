@@ -66,6 +66,43 @@ def exclusive_lock(path):
     return fd
 
 
+def hold_lock(path):
+    """exclusive_lock(PATH) for the life of this process, which it names in the file once
+    taken (this script, its pid) so that one refused can say who holds it: lock_holder."""
+    fd = exclusive_lock(path)
+    if fd is not None:
+        os.ftruncate(fd, 0)
+        os.write(fd, ("%s pid %d\n" % (SCRIPT, os.getpid())).encode())
+    return fd
+
+
+def _holder(path):
+    """(script, pid) as hold_lock wrote them in the lock PATH; None where it cannot tell."""
+    try:
+        with open_nofollow(path) as handle:
+            words = handle.read(200).decode("utf-8", "replace").split()
+    except OSError:
+        return None
+    if len(words) != 3 or words[1] != "pid" or not words[2].isdigit():
+        return None
+    return words[0], int(words[2])
+
+
+def lock_holder(path):
+    """Who holds the lock PATH, as hold_lock named it: 's3_write_web in this NXLog' or
+    's3_write (pid 4242)'; 'another process' where it cannot tell."""
+    holder = _holder(path)
+    if holder is None:
+        return "another process"
+    return "%s in this NXLog" % holder[0] if holder[1] == os.getpid() else "%s (pid %d)" % holder
+
+
+def held_in_this_process(path):
+    """Whether the lock PATH is held by another instance of this process (this NXLog)."""
+    holder = _holder(path)
+    return holder is not None and holder[1] == os.getpid()
+
+
 def lock_held(path):
     """Whether another process holds the lock PATH now: taken and let go at once, and no
     file made where there is none (nobody holds it then)."""

@@ -16,6 +16,7 @@ METADATA_FIRST = "nxlog-s3-first"  # its first event's time, UTC (utc_text)
 METADATA_LAST = "nxlog-s3-last"  # its last event's time, UTC
 METADATA_BATCH = "nxlog-s3-batch"  # the batch's id: an upload retried is known by it
 METADATA_TIMES = "nxlog-s3-times"  # zoned: datetime fields are ISO 8601 with their offset
+METADATA_RELEASE = "nxlog-s3-release"  # the VERSION of s3_write.py that stored it
 GZIP_MAGIC = b"\x1f\x8b"
 SECOND_FORMAT = "%Y-%m-%d/%H.%M.%S"  # a key's second, after SERVER/ (KEY_TIME: UTC or local)
 

@@ -9,6 +9,7 @@ import time
 from nxlog_s3.common.optional import nxlog
 
 SCRIPT = "nxlog-s3"  # in a generated script: its file's name (s3_write), see tools/amalgamate.py
+VERSION = "0.2.0"  # the release: --version, the start's log line, each object's metadata
 EXIT_CONFIG = 78  # NXLog's exit status when a setting can never work (sysexits' EX_CONFIG)
 EXIT_WARNED = 1  # a command's: it worked, but logged a warning or an error (see README.md)
 

@@ -1,6 +1,7 @@
 """`audit`: objects, events and bytes per server and day, and what is wrong with them."""
 
 import functools
+import sys
 
 from botocore.exceptions import ClientError
 
@@ -14,7 +15,15 @@ from nxlog_s3.common.objects import (
     utc_text,
 )
 from nxlog_s3.common.runtime import EXIT_WARNED, count
-from nxlog_s3.reader.commands import Between, _print_json, _range_text, _servers_to_read, in_order
+from nxlog_s3.reader.commands import (
+    Between,
+    _print_json,
+    _range_text,
+    _servers_to_read,
+    in_order,
+    prefix_url,
+    servers_without_objects,
+)
 from nxlog_s3.reader.position import _ranges
 from nxlog_s3.reader.replay import _reversed
 
@@ -90,13 +99,14 @@ class Audit(object):
 
     def _count(self, server, item, events):
         day = self.days.setdefault(server, {}).setdefault(item.second[:10], {
-            "objects": 0, "events": 0, "bytes": 0, "unknown_events": 0})
+            "objects": 0, "events": 0, "bytes": 0, "unknown_events": 0, "hours": [0] * 24})
         day["objects"] += 1
         day["bytes"] += item.size
         if events is None:
             day["unknown_events"] += 1
         else:
             day["events"] += events
+            day["hours"][int(item.second[11:13])] += events  # by the key's hour
 
     def _check_counters(self, server, second, counters):
         """The counters of SECOND run from 1 with no gap, as the writers give them."""
@@ -106,6 +116,45 @@ class Audit(object):
                 "problem": "missing", "key": "%s.%s" % (second_prefix(server, second), missing),
                 "why": "that second holds the counters %s: the others were deleted, or never "
                        "stored" % _ranges(counters)})
+
+
+BAR_LEVELS = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"  # ▁ to █, an eighth apart
+NO_EVENTS = "\u00b7"  # an hour of the range with no event: a gap plain to see
+
+
+ASCII_LEVELS, ASCII_NO_EVENTS = "12345678", "."  # where stdout cannot show blocks
+
+
+def _hours_line(outside, day, hours, most):
+    """DAY's events per hour as one block character each, scaled to MOST (the server's
+    busiest hour): a gap is NO_EVENTS, an hour outside the audit's range (OUTSIDE(day,
+    hour)) a blank. Digits (eighths) where stdout cannot show the blocks."""
+    try:
+        BAR_LEVELS.encode(sys.stdout.encoding or "ascii")
+        levels, none = BAR_LEVELS, NO_EVENTS
+    except (UnicodeError, LookupError):
+        levels, none = ASCII_LEVELS, ASCII_NO_EVENTS
+
+    def block(hour, events):
+        if events:
+            return levels[max(0, -(-events * len(levels) // most) - 1)]
+        return " " if outside(day, hour) else none
+    return "".join(block(hour, events) for hour, events in enumerate(hours))
+
+
+def _hours_outside(parts, start, end):
+    """Whether an hour of a day (as the keys write it) lies outside START..END (epochs or
+    None), or in the future: no event could be there."""
+    now = parts.clock.time()
+
+    def outside(day, hour):
+        try:
+            first = parts.checkpoint.seconds.epoch("%s/%02d.00.00" % (day, hour))
+        except ValueError:  # an hour that local time skips
+            return True
+        return first > now or (end is not None and first >= end) or (
+            start is not None and first + 3600 <= start)
+    return outside
 
 
 def _gaps(counters):
@@ -143,29 +192,55 @@ def _audit_command(parts, arguments):
     if _reversed(arguments):
         return 2
     audit = Audit(parts, arguments.deep)
-    for server in _servers_to_read(parts, audit.off_scheme):
+    servers = _servers_to_read(parts, audit.off_scheme)
+    for server in servers:
         audit.server(server, arguments.start, arguments.end)
-    result = {"bucket": parts.settings.BUCKET, "deep": arguments.deep,
+    settings = parts.settings
+    result = {"bucket": settings.BUCKET, "deep": arguments.deep,
               "from": None if arguments.start is None else utc_text(arguments.start),
               "to": None if arguments.end is None else utc_text(arguments.end),
-              "servers": audit.days, "problems": audit.problems}
+              "looked_at": [{"server": server, "prefix": prefix_url(settings, server)}
+                            for server in servers],
+              "servers": audit.days, "problems": audit.problems,
+              "without_objects": servers_without_objects(parts, [
+                  server for server in servers if server not in audit.days])}
     if arguments.json:
         _print_json(result)
+    elif arguments.by == "hour":
+        _print_audit(result, functools.partial(_hours_line, _hours_outside(
+            parts, arguments.start, arguments.end)), "hour 0 to 23 (%s)" % (
+                "UTC" if settings.KEY_TIME == "utc" else "this host's zone"))
     else:
         _print_audit(result)
-    return EXIT_WARNED if audit.problems else 0
+    if settings.SERVER == "*" and not servers:
+        parts.log.warning("no server's objects in s3://%s/: is the bucket right?"
+                          % settings.BUCKET)
+    return EXIT_WARNED if audit.problems or result["without_objects"] or not servers else 0
 
 
-def _print_audit(result):
-    print("s3://%s/, %s, %s" % (result["bucket"], _range_text(
+def _print_audit(result, hours_line=None, hours_title=None):
+    """The audit as text: per server and day its figures, or with HOURS_LINE (--by hour)
+    a bar of its events per hour and their sum; then every problem."""
+    prefixes = [looked["prefix"] for looked in result["looked_at"]]
+    print("%s, %s, %s" % (", ".join(prefixes) or "s3://%s/ (no server in it)"
+                          % result["bucket"], _range_text(
         instant(result["from"]), instant(result["to"])), "every object decoded" if
         result["deep"] else "listing and metadata (--deep decodes every object)"))
-    print("%-20s %-10s %10s %12s %14s" % ("server", "day", "objects", "events", "bytes"))
+    print("%-20s %-10s %s" % ("server", "day", "%-24s %12s" % (hours_title, "events")
+                              if hours_line else "%10s %12s %14s" % ("objects", "events",
+                                                                    "bytes")))
     for server, days in sorted(result["servers"].items()):
+        most = max(max(figures["hours"]) for figures in days.values())
         for day, figures in sorted(days.items()):
-            print("%-20s %-10s %10d %12s %14d" % (
-                server, day, figures["objects"], figures["events"] if not
-                figures["unknown_events"] else "%d+?" % figures["events"], figures["bytes"]))
+            events = figures["events"] if not figures["unknown_events"] else \
+                "%d+?" % figures["events"]
+            print("%-20s %-10s %s" % (server, day, "%s %12s" % (
+                hours_line(day, figures["hours"], most), events) if hours_line else
+                "%10d %12s %14d" % (figures["objects"], events, figures["bytes"])))
+    for server in (looked["server"] for looked in result["looked_at"]):
+        if server not in result["servers"]:
+            print("%-20s %s" % (server, "no object at all" if server in
+                                result["without_objects"] else "no object in this range"))
     print("%s%s" % (count(len(result["problems"]), "problem"),
                     ":" if result["problems"] else ""))
     for problem in result["problems"]:

@@ -4,8 +4,16 @@ import json
 import os
 import re
 
-from nxlog_s3.common.files import exclusive_lock, lock_held, open_nofollow
+from nxlog_s3.common.files import (
+    held_in_this_process,
+    hold_lock,
+    lock_held,
+    lock_holder,
+    open_nofollow,
+)
 from nxlog_s3.common.objects import SCHEME_KEY, second_prefix, utc_text
+from nxlog_s3.common.runtime import SCRIPT
+from nxlog_s3.common.settings import ConfigError
 from nxlog_s3.reader.position import Position, _mapping, _utc_time
 
 CHECKPOINT_VERSION = 3  # 3: the horizon's seconds in CHECKPOINT.late
@@ -158,15 +166,26 @@ class Checkpoint(object):
         file made where there is none)."""
         return lock_held(self.lock_path)
 
+    def claim(self):
+        """The reader's start takes the lock, where it can: another instance in this NXLog
+        holding it is a setting that can never work (ConfigError); a reader of another
+        process is waited for, load() trying again at each poll."""
+        try:
+            self._lock()
+        except CheckpointError as exc:
+            if held_in_this_process(self.lock_path):
+                raise ConfigError("%s: %s" % (SCRIPT, exc)) from None
+
     def _lock(self):
         """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
         try:
-            self.lock_fd = exclusive_lock(self.lock_path)
+            self.lock_fd = hold_lock(self.lock_path)
         except OSError as exc:  # a link planted there (ELOOP), say
             raise CheckpointError("cannot lock the checkpoint: %s" % exc) from None
         if self.lock_fd is None:
-            raise CheckpointError("another reader uses the checkpoint %s: give each reader its "
-                                  "own NXLOG_S3_CHECKPOINT" % self.path)
+            raise CheckpointError("another reader uses the checkpoint %s: %s; give each reader "
+                                  "its own CHECKPOINT (an instance's: NXLOG_S3_<INSTANCE>_"
+                                  "CHECKPOINT)" % (self.path, lock_holder(self.lock_path)))
 
     def keep_lock(self):
         """Takes the lock again if its file went (its folder removed while the reader ran), so

@@ -29,7 +29,11 @@ COMMANDS = {
                _time_option("--to", "the second to stop before (default: the last object)",
                             False),
                ("--deep", {"action": "store_true", "help": "fetch and decode every object, "
-                           "not only its metadata"}), JSON_OPTION]),
+                           "not only its metadata"}),
+               ("--by", {"choices": ("day", "hour"), "default": "day", "help": "day: "
+                         "objects, events and bytes per server and day; hour: a bar of "
+                         "the events of each hour, one line per server and day (--json has "
+                         "the counts under hours) (default: %(default)s)"}), JSON_OPTION]),
     "replay": ("write the events one server received in a time range, in order, decoded as "
                "the reader decodes them", _s3_command(_replay_command),
                [_time_option("--from", "the first time of the range: ISO 8601 with a zone "

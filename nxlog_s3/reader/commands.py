@@ -11,6 +11,7 @@ from nxlog_s3.common.errors import error_text
 from nxlog_s3.common.objects import instant, second_prefix, utc_text
 from nxlog_s3.common.runtime import NXLOG, SCRIPT, count
 from nxlog_s3.common.s3 import check_bucket
+from nxlog_s3.common.settings import default_server
 from nxlog_s3.reader.deadline import Deadline
 from nxlog_s3.reader.fetch import Round
 from nxlog_s3.reader.listing import ListingPass
@@ -88,6 +89,26 @@ def _servers_to_read(parts, report=None):
     if parts.settings.SERVER != "*":
         return parts.settings.SERVER
     return parts.listing.server_names(parts.listing.first_segments(), report)
+
+
+def prefix_url(settings, server):
+    return "s3://%s/%s/" % (settings.BUCKET, server)
+
+
+def servers_without_objects(parts, servers):
+    """Those of SERVERS whose prefix holds no object at all (a LIST request of one key
+    each), each named in a warning: a misspelled server, or the default (this host's name)
+    where another was meant, must not pass for an empty range."""
+    settings, empty = parts.settings, []
+    for server in servers:
+        listed = parts.client.list_objects_v2(Bucket=settings.BUCKET, Prefix=server + "/",
+                                              MaxKeys=1)
+        if not listed.get("Contents"):
+            empty.append(server)
+            parts.log.warning("no object at all under %s: is the server's name right?%s" % (
+                prefix_url(settings, server), " (none was given, so SERVER is this host's "
+                "name: --server NAME gives another)" if server == default_server() else ""))
+    return empty
 
 
 def _unreported(key, why):

@@ -24,8 +24,11 @@ be posted twice, never lost). Delete both to read everything again. The old scri
 lastkey.log is taken up where it stands.
 
 Settings are below; each one can also be set without editing this file, through the
-environment variable NXLOG_S3_<NAME>. Credentials, region and endpoint come from the standard
-AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from this file.
+environment variable NXLOG_S3_<NAME>. A link to this file named s3_read_web.py is the
+instance web: NXLOG_S3_WEB_<NAME> sets its settings first, then NXLOG_S3_<NAME>, then this
+file; its checkpoint is lastkey_web.log. Credentials, region and endpoint come from the
+standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from
+this file.
 
 Run as a command, outside NXLog: python3 s3_read.py check (would NXLog start?), status
 (where the reader is, how far behind, what it set aside), audit (is the archive complete?) or
@@ -36,7 +39,8 @@ replay (the events of a time range); --help says more.
 BUCKET = "my-log-archive"   # the bucket s3_write.py writes to; never created or changed here
 SERVER = ""                 # whose events: a name, names with commas (web01,web02), or * for
                             # every server in the bucket; empty: this machine's host name
-CHECKPOINT = "lastkey.log"  # where the reader keeps its place; relative: NXLog's SpoolDir
+CHECKPOINT = ""             # where the reader keeps its place; empty: lastkey.log (for the
+                            # instance web, lastkey_web.log); relative: in NXLog's SpoolDir
 POLL_INTERVAL = 10          # seconds between two looks at the bucket once caught up
 LOOKBACK = 300              # seconds of key time behind the newest object read in which
                             # objects that land late are read at the next poll

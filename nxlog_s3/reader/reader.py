@@ -17,6 +17,7 @@ from nxlog_s3.common.errors import (
 )
 from nxlog_s3.common.files import private_directory
 from nxlog_s3.common.metrics import Metrics
+from nxlog_s3.common.runtime import VERSION
 from nxlog_s3.common.s3 import check_bucket, probe_client, quoted
 from nxlog_s3.reader.after_read import AfterRead
 from nxlog_s3.reader.checkpoint import CheckpointError
@@ -70,11 +71,12 @@ class Reader(object):
         """What NXLog's start of the module does: checks the checkpoint's folder and the
         bucket (with PROBE, a client of one quick attempt by default). Raises ConfigError for
         what can never work."""
-        self.metrics.check()
+        self.metrics.claim()
         private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log)
+        self.checkpoint.claim()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.metrics.start()
-        self.log.info(self.describe())
+        self.log.info("nxlog-s3 %s started: %s" % (VERSION, self.describe()))
         return self
 
     def check(self, probe=None):
@@ -98,9 +100,10 @@ class Reader(object):
 
     def describe(self):
         settings = self.settings
-        return "reading s3://%s/ for %s, checkpoint %s" % (
-            settings.BUCKET, "every server" if settings.SERVER == "*" else
-            ", ".join(settings.SERVER), self.checkpoint.path)
+        return "%sreading s3://%s/ for %s, checkpoint %s" % (
+            settings.describe_instance(), settings.BUCKET,
+            "every server" if settings.SERVER == "*" else ", ".join(settings.SERVER),
+            self.checkpoint.path)
 
     def read_data(self, module):
         """NXLog's read_data: schedules exactly one next call, whatever happens in this one."""

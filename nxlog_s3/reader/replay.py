@@ -10,7 +10,15 @@ from nxlog_s3.common.files import NOFOLLOW
 from nxlog_s3.common.objects import instant, json_value, raw_bytes, utc_text
 from nxlog_s3.common.runtime import EXIT_WARNED, NXLOG, SCRIPT, count
 from nxlog_s3.common.s3 import quoted
-from nxlog_s3.reader.commands import Between, Progress, _range_text, _unreported, in_order
+from nxlog_s3.reader.commands import (
+    Between,
+    Progress,
+    _range_text,
+    _unreported,
+    in_order,
+    prefix_url,
+    servers_without_objects,
+)
 from nxlog_s3.reader.decode import Decoder
 from nxlog_s3.reader.listing import LANDING_MARGIN
 
@@ -105,9 +113,10 @@ def _replay_command(parts, arguments):
         if arguments.output:
             output.close()
     parts.log.info("replayed %s of %s from %s, %s" % (
-        count(replay.events, "event"), servers[0], count(replay.objects, "object"),
-        _range_text(arguments.start, arguments.end)))
-    return EXIT_WARNED if replay.missed else 0
+        count(replay.events, "event"), prefix_url(parts.settings, servers[0]),
+        count(replay.objects, "object"), _range_text(arguments.start, arguments.end)))
+    empty = not replay.objects and servers_without_objects(parts, servers)
+    return EXIT_WARNED if replay.missed or empty else 0
 
 
 def _reversed(arguments):

@@ -30,8 +30,9 @@ def _move_prefix(text):
 
 
 class ReaderSettings(Settings):
-    """The settings at the top of s3_read.py, parsed; also SEAL_EVERY, the seconds of key
-    time between two rewrites of the checkpoint's .late file."""
+    """The settings at the top of s3_read.py, parsed; also CHECKPOINT's default and
+    SEAL_EVERY, the seconds of key time between two rewrites of the checkpoint's .late
+    file."""
 
     SPEC = (
         ("BUCKET", _bucket), ("SERVER", _servers), ("CHECKPOINT", _path),
@@ -50,6 +51,7 @@ class ReaderSettings(Settings):
         ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file))
 
     def check(self):
+        self.CHECKPOINT = self.CHECKPOINT or self.named_after_instance("lastkey", ".log")
         self.SEAL_EVERY = max(self.LOOKBACK, 60)
         if self.AFTER_READ == "move" and not self.MOVE_PREFIX:
             raise ConfigError("%s: AFTER_READ=move needs MOVE_PREFIX, where the objects go"

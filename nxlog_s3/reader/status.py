@@ -1,7 +1,9 @@
 """`status`: where the reader is, read from its checkpoint."""
 
+import os
+
 from nxlog_s3.common.objects import utc_text
-from nxlog_s3.common.runtime import EXIT_WARNED, count
+from nxlog_s3.common.runtime import EXIT_WARNED, SCRIPT, count
 from nxlog_s3.reader.checkpoint import CheckpointError
 from nxlog_s3.reader.commands import Between, _print_json, _servers_to_read, _unreported
 
@@ -15,8 +17,9 @@ def reader_status(parts):
     servers = _servers_to_read(parts, report=_unreported)
     if parts.settings.SERVER == "*":
         servers = sorted(set(servers) | set(checkpoint.positions))
-    return {"bucket": parts.settings.BUCKET, "checkpoint": checkpoint.path,
-            "in_use": checkpoint.in_use(), "off_scheme_keys": list(checkpoint.other_keys),
+    return {"script": SCRIPT, "bucket": parts.settings.BUCKET, "checkpoint": checkpoint.path,
+            "exists": os.path.exists(checkpoint.path), "in_use": checkpoint.in_use(),
+            "off_scheme_keys": list(checkpoint.other_keys),
             "servers": [_server_status(parts, server) for server in servers]}
 
 
@@ -54,15 +57,28 @@ def _status_command(parts, arguments):
         return EXIT_WARNED
     if arguments.json:
         _print_json(status)
-        return 0
-    print("checkpoint %s%s" % (status["checkpoint"], " (in use by a running reader)"
-                               if status["in_use"] else ""))
+    else:
+        _print_status(status)
+    if not status["exists"] and not status["in_use"]:
+        parts.log.warning("no checkpoint at %s: no reader with these settings has read "
+                          "anything. A relative CHECKPOINT lies in NXLog's SpoolDir: run "
+                          "this there, as the user NXLog runs as, or give --checkpoint"
+                          % status["checkpoint"])
+        return EXIT_WARNED
+    return 0
+
+
+def _print_status(status):
+    print("%s: checkpoint %s%s" % (status["script"], status["checkpoint"], {
+        (True, True): " (in use by a running reader)", (True, False): "",
+        (False, False): " (no such file)",
+        (False, True): " (not written yet by the running reader)"}[
+            status["exists"], status["in_use"]]))
     for server in status["servers"]:
         _print_server_status(server)
     if status["off_scheme_keys"]:
         print("keys off the scheme, not read: %s" % ", ".join(
             repr(key) for key in status["off_scheme_keys"]))
-    return 0
 
 
 def _print_server_status(server):

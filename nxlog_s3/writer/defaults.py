@@ -25,8 +25,11 @@ recognised by its batch id and not stored twice.
 
 Settings are below; each one can also be set without editing this file, through the
 environment variable NXLOG_S3_<NAME> (NXLOG_S3_BUCKET, NXLOG_S3_BATCH_EVENTS, ...).
-Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE,
-AWS_ENDPOINT_URL, ~/.aws/config, instance roles), never from this file. Python 3.8+, boto3.
+A link to this file named s3_write_web.py is the instance web: NXLOG_S3_WEB_<NAME> sets its
+settings first, then NXLOG_S3_<NAME>, then this file; its spool is s3_write_web.spool. One
+file to upgrade, however many <Output> blocks use it. Credentials, region and endpoint come
+from the standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, ~/.aws/config, instance roles),
+never from this file. Python 3.8+, boto3.
 
 Run as a command, outside NXLog: python3 s3_write.py check (would NXLog start?) or status
 (what the spool holds); --help says more.
@@ -49,7 +52,9 @@ COMPRESSION = "auto"          # none, gzip, zstd (needs the zstandard package); 
 PARQUET_COMPRESSION = "zstd"  # inside Parquet batches: zstd, snappy, gzip or none
 KEY_SUFFIX = "auto"           # a suffix naming the content (.jsonl.gz, .parquet, .txt): auto
                               # for batches only, always, or never (the old bare keys)
-SPOOL_DIR = "s3_write.spool"  # events wait here until S3 has them; relative: NXLog's SpoolDir
+SPOOL_DIR = ""                # events wait here until S3 has them; empty: s3_write.spool
+                              # (s3_write_web.spool for the instance web); relative: in
+                              # NXLog's SpoolDir
 SPOOL_MAX_BYTES = 1073741824  # the spool's limit; when full...
 SPOOL_FULL = "block"          # ...block: write_data waits (NXLog holds events back), or drop:
                               # write_data refuses the event with an error that counts them

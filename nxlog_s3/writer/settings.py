@@ -49,7 +49,8 @@ def _check_botocore(version):
 
 class WriterSettings(Settings):
     """The settings at the top of s3_write.py, parsed; also what follows from them: BATCHING,
-    BODY_FORMAT (what a batch's body holds) and COMPRESSION with auto resolved."""
+    BODY_FORMAT (what a batch's body holds), COMPRESSION with auto resolved and SPOOL_DIR's
+    default."""
 
     SPEC = (
         ("BUCKET", _bucket), ("SERVER", _server), ("KEY_TIME", _choice("utc", "local")),
@@ -70,6 +71,7 @@ class WriterSettings(Settings):
         ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file))
 
     def check(self):
+        self.SPOOL_DIR = self.SPOOL_DIR or self.named_after_instance("s3_write", ".spool")
         self.BATCHING = self.BATCH_EVENTS > 1
         parquet = self.FORMAT == "parquet"
         self.BODY_FORMAT = "parquet" if parquet else "jsonl" if self.BATCHING else self.FORMAT

@@ -374,6 +374,11 @@ class Spool(object):
             self.closing.clear()
             self.files.let_go()
 
+    def leftovers(self):
+        """(events in the batch being filled, in the closed batches, held in memory)."""
+        with self.lock:
+            return self.open_events, self.closed_events, len(self.held)
+
     def pending(self):
         """Events not in S3 yet, open batch and held ones included."""
         return self.depth()[1]

@@ -21,8 +21,9 @@ import uuid
 
 from nxlog_s3.common.files import (
     NOFOLLOW,
-    exclusive_lock,
+    hold_lock,
     lock_held,
+    lock_holder,
     open_nofollow,
     private_directory,
 )
@@ -108,15 +109,16 @@ class SpoolFiles(object):
         lock = self.path(LOCK_NAME)
         deadline = self.clock.monotonic() + LOCK_WAIT
         try:
-            fd = exclusive_lock(lock)
+            fd = hold_lock(lock)
             while fd is None and self.clock.monotonic() < deadline:
                 self.clock.sleep(0.05)  # a check or status may hold it for an instant
-                fd = exclusive_lock(lock)
+                fd = hold_lock(lock)
         except OSError as exc:  # a link planted there (ELOOP), say
             raise ConfigError("%s: cannot lock the spool %s: %s" % (SCRIPT, lock, exc)) from None
         if fd is None:
-            raise ConfigError("%s: another writer uses the spool %s: give each <Output> its "
-                              "own NXLOG_S3_SPOOL_DIR" % (SCRIPT, self.where()))
+            raise ConfigError("%s: the spool %s is in use by %s: give each <Output> its own "
+                              "SPOOL_DIR (an instance's: NXLOG_S3_<INSTANCE>_SPOOL_DIR)"
+                              % (SCRIPT, self.where(), lock_holder(lock)))
         self.lock_fd = fd
 
     def in_use(self):

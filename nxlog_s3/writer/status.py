@@ -3,18 +3,30 @@
 import json
 import time
 
-from nxlog_s3.common.runtime import count
+from nxlog_s3.common.runtime import EXIT_WARNED, NXLOG, SCRIPT, count
 from nxlog_s3.writer.spool_files import spool_status
 
 
 def _status_command(settings, arguments):
     """`status`: what the spool holds, read from its folder, also while NXLog runs."""
-    status = spool_status(settings.SPOOL_DIR, time.time())
+    status = dict(spool_status(settings.SPOOL_DIR, time.time()), script=SCRIPT)
     if arguments.json:
         print(json.dumps(status, sort_keys=True))
-        return 0
-    print("spool %s%s" % (status["spool"], {None: " (no such folder yet)", True: " (in use by "
-                          "a running writer)", False: ""}[status["in_use"]]))
+    else:
+        _print_status(status)
+    if status["in_use"] is None:
+        NXLOG.log_warning("%s: no spool at %s: no writer with these settings has run. A "
+                          "relative SPOOL_DIR lies in NXLog's SpoolDir: run this there, as "
+                          "the user NXLog runs as, or give --spool-dir"
+                          % (SCRIPT, status["spool"]))
+        return EXIT_WARNED
+    return 0
+
+
+def _print_status(status):
+    print("%s: spool %s%s" % (status["script"], status["spool"], {
+        None: " (no such folder)", True: " (in use by a running writer)", False: ""}[
+            status["in_use"]]))
     print("  waiting: %s closed, %s; %s, %s" % (
         count(status["closed_batches"], "batch", "batches"),
         "1 being filled" if status["open_batch"] else "none being filled",
@@ -34,4 +46,3 @@ def _status_command(settings, arguments):
     print("  last upload error: %s" % ("%s %s: %s" % (error["time"], repr(error["key"]),
                                                       error["reason"])
                                        if error else "none"))
-    return 0

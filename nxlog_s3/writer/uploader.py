@@ -20,12 +20,13 @@ from nxlog_s3.common.objects import (
     METADATA_FIRST,
     METADATA_FORMAT,
     METADATA_LAST,
+    METADATA_RELEASE,
     METADATA_TIMES,
     METADATA_VERSION,
     OBJECT_VERSION,
 )
 from nxlog_s3.common.optional import zstandard
-from nxlog_s3.common.runtime import count
+from nxlog_s3.common.runtime import VERSION, count
 from nxlog_s3.common.s3 import quoted
 from nxlog_s3.writer.parquet import _write_parquet
 from nxlog_s3.writer.spool import RETRY_DELAYS
@@ -171,7 +172,7 @@ class Uploader(object):
             METADATA_VERSION: OBJECT_VERSION, METADATA_FORMAT: batch.format,
             METADATA_COMPRESSION: settings.COMPRESSION, METADATA_EVENTS: str(batch.events),
             METADATA_FIRST: batch.first, METADATA_LAST: batch.last, METADATA_BATCH: batch.id,
-            METADATA_TIMES: "zoned"}}
+            METADATA_TIMES: "zoned", METADATA_RELEASE: VERSION}}
         if settings.COMPRESSION != "none":
             arguments["ContentEncoding"] = settings.COMPRESSION
         if settings.STORAGE_CLASS:

@@ -3,7 +3,7 @@
 import threading
 
 from nxlog_s3.common.metrics import Metrics
-from nxlog_s3.common.runtime import SCRIPT, Clock, Disk, Log
+from nxlog_s3.common.runtime import SCRIPT, VERSION, Clock, Disk, Log, count
 from nxlog_s3.common.s3 import check_bucket, new_client, probe_client
 from nxlog_s3.writer.encode import Encoder
 from nxlog_s3.writer.keys import Keys
@@ -44,7 +44,7 @@ class Writer(object):
         """What NXLog's start of the module does: checks the spool's folder and the bucket
         (with PROBE, a client of one quick attempt by default), takes up what the spool
         holds and starts the uploads. Raises ConfigError for what can never work."""
-        self.metrics.check()
+        self.metrics.claim()
         self.spool.open()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.spool.recover()
@@ -54,7 +54,7 @@ class Writer(object):
         for thread in self.threads:
             thread.start()
         self.metrics.start()
-        self.log.info(self.describe())
+        self.log.info("nxlog-s3 %s started: %s" % (VERSION, self.describe()))
         return self
 
     def check(self, probe=None):
@@ -68,8 +68,8 @@ class Writer(object):
 
     def describe(self):
         settings = self.settings
-        return "events go to s3://%s/%s/ (%s, %s, compression %s), spool %s" % (
-            settings.BUCKET, settings.SERVER,
+        return "%sevents go to s3://%s/%s/ (%s, %s, compression %s), spool %s" % (
+            settings.describe_instance(), settings.BUCKET, settings.SERVER,
             "batches of up to %d events, %d bytes or %g s" % (
                 settings.BATCH_EVENTS, settings.BATCH_BYTES, settings.BATCH_AGE)
             if settings.BATCHING else "one object per event", settings.BODY_FORMAT,
@@ -89,7 +89,31 @@ class Writer(object):
         for thread in self.threads:
             thread.join()
         self.metrics.stop()
+        self.report_leftovers()
         self.spool.release()
+
+    def report_leftovers(self):
+        """Says in NXLog's log what the spool keeps at the stop, and why: those events go to
+        S3 after the next start. Events held in memory (the disk full) are lost."""
+        filling, closed, held = self.spool.leftovers()
+        settings, reasons = self.settings, []
+        if filling:
+            reasons.append("%d in the batch being filled, which closes at %s, %s or %g s "
+                           "after its first event" % (
+                               filling, count(settings.BATCH_EVENTS, "event"),
+                               count(settings.BATCH_BYTES, "byte"), settings.BATCH_AGE))
+        if closed:
+            reasons.append("%d in closed batches waiting for S3 (`status` shows the last "
+                           "upload error)" % closed)
+        if reasons:
+            self.log.info("stops with %s in the spool %s, stored after the next start: %s" % (
+                count(filling + closed, "event"), self.spool.files.where(),
+                "; ".join(reasons)))
+        else:
+            self.log.info("stops with an empty spool: S3 holds every event written")
+        if held:
+            self.log.error("stops with %s held in memory, the spool's disk full: they are "
+                           "lost" % count(held, "event"))
 
     def samples(self):
         """The writer's metrics, for METRICS_FILE (see Metrics)."""
