@@ -260,7 +260,8 @@ def ceph():
 
 @pytest.fixture
 def nxlog_process():
-    """nxlog_process(conf, log_file, env): a real NXLog (tests/real_nxlog.py) running CONF,
+    """nxlog_process(conf, log_file, env, pythonpath=...): a real NXLog (tests/real_nxlog.py)
+    running CONF,
     started; stopped at the end of the test if it still runs. Where there is none the test
     is skipped, saying how to build one; under CI=true it fails instead."""
     reason = real_nxlog.missing()
@@ -270,8 +271,8 @@ def nxlog_process():
         pytest.skip(reason)
     started = []
 
-    def start(conf, log_file, env):
-        started.append(real_nxlog.RealNXLog(conf, log_file, env).start())
+    def start(conf, log_file, env, **options):
+        started.append(real_nxlog.RealNXLog(conf, log_file, env, **options).start())
         return started[-1]
     yield start
     for each in started:

@@ -26,6 +26,12 @@ KEY = re.compile(r"^([^/]+/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{2}\.[0-9]{2}\.[0-9]{
                  r"(\.[a-z.]+)?$")
 
 
+def version():
+    """The release, as nxlog_s3/common/runtime.py (and so each script) says it."""
+    with open(os.path.join(ROOT, "nxlog_s3", "common", "runtime.py")) as handle:
+        return next(line.split('"')[1] for line in handle if line.startswith("VERSION = "))
+
+
 def nxlog_text(text):
     """TEXT as the reader gives it to NXLog, which cuts text at a NUL and dies on a field
     name holding a NUL or a lone surrogate: each of those as a visible \\uXXXX escape."""

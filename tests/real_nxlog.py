@@ -53,11 +53,12 @@ def conf_text(folder, body):
 
 class RealNXLog(object):
     """`nxlog -f -c CONF` with ENV (AWS_* and NXLOG_S3_* settings) on top of a clean
-    environment. Its own log is LOG_FILE, as the configuration names it."""
+    environment, boto3 from PYTHONPATH. Its own log is LOG_FILE, as the configuration names
+    it."""
 
-    def __init__(self, conf, log_file, env):
+    def __init__(self, conf, log_file, env, pythonpath=PYTHONPATH):
         self.conf, self.log_file = str(conf), str(log_file)
-        self.env = dict(env, PATH=SYSTEM_PATH, PYTHONPATH=PYTHONPATH, LANG="C.UTF-8")
+        self.env = dict(env, PATH=SYSTEM_PATH, PYTHONPATH=str(pythonpath), LANG="C.UTF-8")
         self.process = None
 
     def start(self):

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from helpers import BUCKET, ROOT, drain, read_all, run_conf, script_command
+from helpers import BUCKET, ROOT, drain, read_all, run_conf, script_command, version
 from nxlog_stub import api
 
 BOTH = ("s3_write", "s3_read")
@@ -97,11 +97,6 @@ def test_check_status_and_the_metrics_name_the_instance(moto_server, tmp_path):
     assert out[0] == "s3_read_web: checkpoint %s (no such file)" % (tmp_path / "lastkey_web.log")
     status, out, _ = command(str(writer), "--version")
     assert (status, out) == (0, ["s3_write_web.py (nxlog-s3) %s" % version()])
-
-
-def version():
-    with open(os.path.join(ROOT, "nxlog_s3", "common", "runtime.py")) as handle:
-        return next(line.split('"')[1] for line in handle if line.startswith("VERSION = "))
 
 
 def test_the_metrics_of_an_instance_carry_its_name(s3, settings, load, tmp_path):

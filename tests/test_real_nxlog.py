@@ -99,8 +99,72 @@ def test_a_bad_setting_keeps_nxlog_from_starting(moto_server, bucket, tmp_path, 
         start_conf(nxlog_process, conf, tmp_path, env, OUTFILE=tmp_path / "out.log")
     assert nxlog.exited() == 78  # EX_CONFIG: NXLog refuses to start, as for a bad directive
     name = next(iter(setting))
-    assert any(" ERROR s3_" in line and name in line for line in nxlog.log().splitlines()), \
-        nxlog.log()
+    [line] = nxlog.log().splitlines()  # the refusal alone: NXLog logs no "started" before it
+    assert " ERROR s3_" in line and name in line, nxlog.log()
+    assert (tmp_path / "nxlog.pid").exists()  # left behind, as the README says...
+    env = nxlog_env(moto_server.env, BUCKET=bucket, SERVER="web01")
+    again = start_conf(nxlog_process, conf, tmp_path, env, LOGFILE=tmp_path / "app.log") \
+        if conf == "s3-write.conf" else \
+        start_conf(nxlog_process, conf, tmp_path, env, OUTFILE=tmp_path / "out.log")
+    again.wait_for(lambda: "INFO nxlog-ce-" in again.log(), what="a start")
+    assert again.stop() == 0  # ...and in nobody's way at the next start
+    assert not (tmp_path / "nxlog.pid").exists()
+
+
+def test_two_instances_of_each_script_in_one_nxlog_keep_to_their_own_servers(
+        moto_server, bucket, tmp_path, nxlog_process):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for script, name in itertools.product(("s3_write", "s3_read"), ("web", "auth")):
+        (scripts / ("%s_%s.py" % (script, name))).symlink_to(os.path.join(ROOT, script + ".py"))
+    lines = {name: ["%s line %d" % (name, number) for number in range(30)]
+             for name in ("web", "auth")}
+    for name, texts in lines.items():
+        (tmp_path / ("%s.log" % name)).write_text("".join(text + "\n" for text in texts))
+    env = nxlog_env(moto_server.env, BUCKET=bucket, WEB_SERVER="web01", AUTH_SERVER="auth01",
+                    BATCH_EVENTS=10, BATCH_AGE=0.5, POLL_INTERVAL=0.2)
+    os.makedirs(str(tmp_path / "write"))
+    conf = fitted_conf("s3-write-instances.conf", tmp_path / "write", ROOT=tmp_path / "write",
+                       SCRIPTDIR=scripts, WEBLOG=tmp_path / "web.log",
+                       AUTHLOG=tmp_path / "auth.log")
+    writers = nxlog_process(conf, tmp_path / "write" / "nxlog.log", env)
+    writers.wait_for(lambda: sorted(keys_in(moto_server, bucket)) and all(
+        len([key for key in keys_in(moto_server, bucket) if key.startswith(server)]) == 3
+        for server in ("web01/", "auth01/")), what="3 batches of each server")
+    assert writers.stop() == 0
+    readers = nxlog_process(*reader_instances_conf(tmp_path / "read", scripts), env)
+    readers.wait_for(lambda: all(lines_of(tmp_path / "read" / ("%s.out" % name)) == texts
+                                 for name, texts in lines.items()), what="each file read back")
+    assert readers.stop() == 0
+    for nxlog in (writers, readers):
+        assert " ERROR " not in nxlog.log(), nxlog.log()
+    for script in ("s3_write_web", "s3_write_auth", "s3_read_web", "s3_read_auth"):
+        instance = script.split("_")[-1]
+        assert "INFO %s: nxlog-s3 " % script in writers.log() + readers.log()
+        assert "instance %s (NXLOG_S3_%s_<NAME> first)" % (instance, instance.upper()) in \
+            writers.log() + readers.log()
+
+
+def reader_instances_conf(folder, scripts):
+    """A configuration of two readers, s3_read_web.py and s3_read_auth.py, each writing its
+    events to NAME.out in FOLDER; (its path, its log's)."""
+    os.makedirs(str(folder))
+    body = "".join("""
+<Input %(name)s>
+    Module      im_python
+    PythonCode  %(scripts)s/s3_read_%(name)s.py
+</Input>
+<Output %(name)s_out>
+    Module  om_file
+    File    "%(folder)s/%(name)s.out"
+</Output>
+<Route %(name)s>
+    Path  %(name)s => %(name)s_out
+</Route>
+""" % {"name": name, "scripts": scripts, "folder": folder} for name in ("web", "auth"))
+    path = folder / "nxlog.conf"
+    path.write_text(conf_text(folder, body))
+    return path, folder / "nxlog.log"
 
 
 def test_a_stop_while_the_spool_is_full_is_prompt_and_loses_nothing(moto_server, bucket,
