@@ -1,9 +1,10 @@
 """The main job end to end, on this machine alone: `make demo` runs it.
 
 Starts moto's S3 server on 127.0.0.1, ships a sample log through conf/s3-write.conf
-(im_file -> om_python s3_write.py), reads it back through conf/s3-read.conf
-(im_python s3_read.py -> om_file), both run by `python -m nxlog_stub` as NXLog would run them,
-and shows what happened. Exits 1 if what came back differs from what went in.
+(im_file -> om_python s3_write.py) in batches, as the README advises, reads it back through
+conf/s3-read.conf (im_python s3_read.py -> om_file), both run by `python -m nxlog_stub` as
+NXLog would run them, and shows what happened. Exits 1 if what came back differs from what
+went in.
 """
 
 import logging
@@ -19,10 +20,14 @@ from moto.server import ThreadedMotoServer
 ROOT = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(ROOT, "demo-output")
 BUCKET = "nxlog-demo"
+# Batches, as the README advises; the first closes a second after its first event, within
+# the stub's idle time (a real one would use BATCH_EVENTS=100000 and the default BATCH_AGE).
+BATCHES = {"NXLOG_S3_BATCH_EVENTS": "10000", "NXLOG_S3_BATCH_AGE": "1"}
+SHOWN_SETTINGS = ["NXLOG_S3_BUCKET", "NXLOG_S3_SERVER"] + sorted(BATCHES)
 
 
 def sample_lines():
-    """A web server's log: a quiet start, then a burst of more than ten events in a second."""
+    """A web server's log: a quiet start, then a burst."""
     lines = ["10.0.0.%d - - GET /page/%d HTTP/1.1 200" % (n % 7, n) for n in range(8)]
     lines += ["10.0.0.9 - - GET /burst/%d HTTP/1.1 503 r\u00e9essayer" % n for n in range(25)]
     return lines
@@ -33,8 +38,8 @@ def run_conf(conf, defines, env):
                "--idle", "1.5"]
     for name, value in dict(defines, ROOT=WORK).items():
         command += ["--define", "%s=%s" % (name, value)]
-    print("$ NXLOG_S3_BUCKET=%s NXLOG_S3_SERVER=%s python -m nxlog_stub conf/%s ..."
-          % (env["NXLOG_S3_BUCKET"], env["NXLOG_S3_SERVER"], conf))
+    print("$ %s python -m nxlog_stub conf/%s ..." % (" ".join(
+        "%s=%s" % (name, env[name]) for name in SHOWN_SETTINGS), conf))
     result = subprocess.run(command, env=env, cwd=WORK, capture_output=True, text=True)
     print(result.stdout.rstrip())
     if result.returncode != 0:
@@ -71,7 +76,8 @@ def main():
                    AWS_SECRET_ACCESS_KEY="demo", AWS_DEFAULT_REGION="us-east-1",
                    NXLOG_S3_BUCKET=BUCKET, NXLOG_S3_SERVER="demo-host",
                    NXLOG_S3_POLL_INTERVAL="0.5",
-                   NXLOG_S3_CHECKPOINT=os.path.join(WORK, "lastkey.log"), PYTHONPATH=ROOT)
+                   NXLOG_S3_CHECKPOINT=os.path.join(WORK, "lastkey.log"), PYTHONPATH=ROOT,
+                   **BATCHES)
         client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="demo",
                               aws_secret_access_key="demo", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)  # the demo's own bucket: the scripts never create one
@@ -86,18 +92,23 @@ def main():
         ship(source, env)
         keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(
             Bucket=BUCKET) for item in page.get("Contents", ())]
-        print("\n%d objects in s3://%s/, listed as S3 lists them (as text: .10 before .2; "
-              "the reader reads each second by counter):" % (len(keys), BUCKET))
-        for key in keys[:3] + ["..."] + keys[-2:]:
-            print("  " + key)
+        print("\n%d lines stored in s3://%s/ as %d batch object%s (gzip-compressed JSON "
+              "lines, every field):" % (len(lines), BUCKET, len(keys), "" if len(keys) == 1
+                                         else "s"))
+        for key in keys:
+            head = client.head_object(Bucket=BUCKET, Key=key)
+            print("  %s: %s events, %d bytes, stored by nxlog-s3 %s" % (
+                key, head["Metadata"]["nxlog-s3-events"], head["ContentLength"],
+                head["Metadata"]["nxlog-s3-release"]))
         print()
         run_conf("s3-read.conf", {"SCRIPTDIR": ROOT, "OUTFILE": restored}, env)
 
         with open(restored, encoding="utf-8") as handle:
             back = handle.read().splitlines()
         same = back == lines
-        print("\n%d lines shipped, %d objects stored, %d lines read back in %.1f s: %s"
-              % (len(lines), len(keys), len(back), time.monotonic() - started,
+        print("\n%d lines shipped, %d object%s stored, %d lines read back in %.1f s: %s"
+              % (len(lines), len(keys), "" if len(keys) == 1 else "s", len(back),
+                 time.monotonic() - started,
                  "identical, in order" if same else "DIFFERENT"))
         print("files: %s (sent), %s (read back), %s (checkpoint)"
               % (os.path.relpath(source), os.path.relpath(restored),

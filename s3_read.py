@@ -84,8 +84,9 @@ TLS_VERIFY = True           # check the endpoint's TLS certificate (AWS_CA_BUNDL
                             # private CA); false only for a test endpoint, never in production
 CONNECT_TIMEOUT = 10        # seconds
 READ_TIMEOUT = 60           # seconds
-METRICS_FILE = ""           # e.g. /var/lib/node_exporter/textfile/s3_read.prom: Prometheus
-                            # metrics, rewritten every 5 s; empty: none
+METRICS_FILE = ""           # Prometheus metrics for node_exporter's textfile collector,
+                            # rewritten every 5 s, e.g. /var/lib/node_exporter/textfile/
+                            # nxlog_s3_read.prom; empty: none
 # ---- End of settings ---------------------------------------------------------------------
 
 import argparse

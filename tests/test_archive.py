@@ -300,6 +300,31 @@ def test_duckdb_reads_the_objects_under_their_keys_with_no_option(s3, settings, 
 QUERYING = os.path.join(ROOT, "docs", "QUERYING.md")
 
 
+def duckdb_local_queries():
+    """The statements of docs/QUERYING.md's DuckDB example on local files."""
+    with open(QUERYING) as handle:
+        text = handle.read()
+    section = text[text.index("## DuckDB"):text.index("## Spark")]
+    block = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
+    return [statement.strip() for statement in block.split(";") if statement.strip()]
+
+
+def test_the_duckdb_examples_on_local_files_run_as_written(s3, settings, load, zone):
+    zone("UTC")
+    settings(FORMAT="json", BATCH_EVENTS=2)
+    for server, received in (("web01", "2026-11-24 10:00:01"), ("web01", "2026-11-24 10:20:00"),
+                             ("db01", "2026-11-24 12:00:00")):
+        settings(SERVER=server)
+        writer = load("s3_write")
+        send(writer, *events(2, received=received))
+        drain(writer)
+        writer.stop()
+    download(s3, "archive")  # where the docs' `aws s3 sync` puts it: the working directory
+    in_range, per_server = duckdb_local_queries()
+    assert [raw for _, raw in duckdb.sql(in_range).fetchall()] == ["event 0", "event 1"]
+    assert duckdb.sql(per_server).fetchall() == [("db01", 2), ("web01", 4)]
+
+
 def athena_ddl(table):
     with open(QUERYING) as handle:
         text = handle.read()
