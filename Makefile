@@ -2,6 +2,7 @@
 # make test: ruff, then every test but the reliability scenarios (radosgw's where installed)
 # make unit: the parts of nxlog_s3/ alone, in seconds
 # make scripts: writes s3_write.py and s3_read.py from the package nxlog_s3/ (ARCHITECTURE.md)
+# make dist: the wheel (the two scripts alone) and the sdist in dist/, for pip install --target
 # make reliability: regenerates docs/RELIABILITY.md; make soak: the same, ten times longer
 # make bench: every mode under a real NXLog in one run (bench/nxlog_bench.py; README)
 # make nxlog: a real NXLog CE from ../shared/nxlog/ (the tests run under it where it is), and
@@ -20,7 +21,7 @@ SHARED ?= ../shared
 SYSTEM_PYTHON ?= /usr/bin/python3
 NXLOG_PYTHON := .nxlog-python
 
-.PHONY: demo test unit lint scripts reliability soak clean nxlog bench
+.PHONY: demo test unit lint scripts dist reliability soak clean nxlog bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +52,9 @@ demo: $(BIN)/.installed
 scripts:
 	$(PYTHON) tools/amalgamate.py
 
+dist: $(BIN)/.installed
+	$(BIN)/python -m build --outdir dist .
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
@@ -71,4 +75,5 @@ soak: $(BIN)/.installed
 	$(BIN)/python tests/reliability_report.py --soak
 
 clean:
-	rm -rf $(VENV) .venv38 $(NXLOG_PYTHON) demo-output .pytest_cache .ruff_cache .hypothesis *.egg-info nxlog_stub.positions.json
+	rm -rf $(VENV) .venv38 $(NXLOG_PYTHON) demo-output .pytest_cache .ruff_cache .hypothesis *.egg-info nxlog_stub.positions.json \
+	    build dist
