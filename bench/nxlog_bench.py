@@ -49,7 +49,7 @@ import boto3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "bench", "nxlog")
-sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]  # the stub, and the tests' helpers
 # The folder of the scripts measured: this checkout's, or another's.
 SCRIPTS = os.environ.get("BENCH_SCRIPTS") or ROOT
 

@@ -325,7 +325,11 @@ class Runner(object):
         for module in list(self.inputs.values()) + list(self.outputs.values()):
             stop = getattr(getattr(module, "script", None), "stop", None)
             if callable(stop):
-                stop()
+                try:
+                    stop()
+                except Exception as exc:  # NXLog's release ignores it; the summary says so
+                    api.log_error("%s: stop() raised %s: %s" % (module.code, type(exc).__name__,
+                                                                exc))
         with api._log_lock:
             self.at_stop = ["%s %s" % entry for entry in api.LOGS[before:]]
 

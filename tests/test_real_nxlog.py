@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from helpers import ROOT
+from helpers import ROOT, version
 from hostile import (
     HOSTILE,
     JSON_LINES,
@@ -113,6 +113,8 @@ def test_a_bad_setting_keeps_nxlog_from_starting(moto_server, bucket, tmp_path, 
 
 def test_two_instances_of_each_script_in_one_nxlog_keep_to_their_own_servers(
         moto_server, bucket, tmp_path, nxlog_process):
+    """One NXLog, four instances of one copy of each script (links): web.log and auth.log
+    each go to S3 under their own SERVER, and each comes back through its own reader."""
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     for script, name in itertools.product(("s3_write", "s3_read"), ("web", "auth")):
@@ -123,34 +125,34 @@ def test_two_instances_of_each_script_in_one_nxlog_keep_to_their_own_servers(
         (tmp_path / ("%s.log" % name)).write_text("".join(text + "\n" for text in texts))
     env = nxlog_env(moto_server.env, BUCKET=bucket, WEB_SERVER="web01", AUTH_SERVER="auth01",
                     BATCH_EVENTS=10, BATCH_AGE=0.5, POLL_INTERVAL=0.2)
-    os.makedirs(str(tmp_path / "write"))
-    conf = fitted_conf("s3-write-instances.conf", tmp_path / "write", ROOT=tmp_path / "write",
-                       SCRIPTDIR=scripts, WEBLOG=tmp_path / "web.log",
-                       AUTHLOG=tmp_path / "auth.log")
-    writers = nxlog_process(conf, tmp_path / "write" / "nxlog.log", env)
-    writers.wait_for(lambda: sorted(keys_in(moto_server, bucket)) and all(
-        len([key for key in keys_in(moto_server, bucket) if key.startswith(server)]) == 3
-        for server in ("web01/", "auth01/")), what="3 batches of each server")
-    assert writers.stop() == 0
-    readers = nxlog_process(*reader_instances_conf(tmp_path / "read", scripts), env)
-    readers.wait_for(lambda: all(lines_of(tmp_path / "read" / ("%s.out" % name)) == texts
-                                 for name, texts in lines.items()), what="each file read back")
-    assert readers.stop() == 0
-    for nxlog in (writers, readers):
-        assert " ERROR " not in nxlog.log(), nxlog.log()
+    nxlog = nxlog_process(*four_instances_conf(tmp_path, scripts), env)
+    nxlog.wait_for(lambda: all(lines_of(tmp_path / ("%s.out" % name)) == texts
+                               for name, texts in lines.items()), what="each file read back")
+    assert nxlog.stop() == 0
+    assert sorted({key.split("/")[0] for key in keys_in(moto_server, bucket)}) == [
+        "auth01", "web01"]
+    assert " ERROR " not in nxlog.log(), nxlog.log()
     for script in ("s3_write_web", "s3_write_auth", "s3_read_web", "s3_read_auth"):
         instance = script.split("_")[-1]
-        assert "INFO %s: nxlog-s3 " % script in writers.log() + readers.log()
-        assert "instance %s (NXLOG_S3_%s_<NAME> first)" % (instance, instance.upper()) in \
-            writers.log() + readers.log()
+        assert "INFO %s: nxlog-s3 %s started: instance %s (NXLOG_S3_%s_<NAME> first)" % (
+            script, version(), instance, instance.upper()) in nxlog.log()
 
 
-def reader_instances_conf(folder, scripts):
-    """A configuration of two readers, s3_read_web.py and s3_read_auth.py, each writing its
-    events to NAME.out in FOLDER; (its path, its log's)."""
-    os.makedirs(str(folder))
+def four_instances_conf(folder, scripts):
+    """A configuration of NAME.log -> s3_write_NAME.py and s3_read_NAME.py -> NAME.out for
+    web and auth, its files in FOLDER; (its path, its log's)."""
     body = "".join("""
-<Input %(name)s>
+<Input %(name)s_file>
+    Module        im_file
+    File          "%(folder)s/%(name)s.log"
+    SavePos       FALSE
+    ReadFromLast  FALSE
+</Input>
+<Output %(name)s_s3>
+    Module      om_python
+    PythonCode  %(scripts)s/s3_write_%(name)s.py
+</Output>
+<Input %(name)s_s3_in>
     Module      im_python
     PythonCode  %(scripts)s/s3_read_%(name)s.py
 </Input>
@@ -158,13 +160,35 @@ def reader_instances_conf(folder, scripts):
     Module  om_file
     File    "%(folder)s/%(name)s.out"
 </Output>
-<Route %(name)s>
-    Path  %(name)s => %(name)s_out
+<Route %(name)s_up>
+    Path  %(name)s_file => %(name)s_s3
+</Route>
+<Route %(name)s_down>
+    Path  %(name)s_s3_in => %(name)s_out
 </Route>
 """ % {"name": name, "scripts": scripts, "folder": folder} for name in ("web", "auth"))
     path = folder / "nxlog.conf"
     path.write_text(conf_text(folder, body))
     return path, folder / "nxlog.log"
+
+
+def test_the_conf_of_two_instances_runs_under_a_real_nxlog(moto_server, bucket, tmp_path,
+                                                           nxlog_process):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name in ("web", "auth"):
+        (scripts / ("s3_write_%s.py" % name)).symlink_to(os.path.join(ROOT, "s3_write.py"))
+        (tmp_path / ("%s.log" % name)).write_text("%s line\n" % name)
+    env = nxlog_env(moto_server.env, BUCKET=bucket, WEB_SERVER="web01", AUTH_SERVER="auth01")
+    os.makedirs(str(tmp_path / "write"))
+    conf = fitted_conf("s3-write-instances.conf", tmp_path / "write", ROOT=tmp_path / "write",
+                       SCRIPTDIR=scripts, WEBLOG=tmp_path / "web.log",
+                       AUTHLOG=tmp_path / "auth.log")
+    nxlog = nxlog_process(conf, tmp_path / "write" / "nxlog.log", env)
+    nxlog.wait_for(lambda: len(keys_in(moto_server, bucket)) == 2, what="both lines stored")
+    assert nxlog.stop() == 0
+    assert sorted(key.split("/")[0] for key in keys_in(moto_server, bucket)) == [
+        "auth01", "web01"]
 
 
 def test_a_stop_while_the_spool_is_full_is_prompt_and_loses_nothing(moto_server, bucket,

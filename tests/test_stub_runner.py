@@ -285,6 +285,15 @@ def test_at_its_stop_the_stub_stops_each_script_and_sums_up_what_they_logged(tmp
     assert api.logged("WARNING") == ["stopping: 2 events left behind"]
 
 
+def test_a_script_whose_stop_raises_is_named_in_the_summary_and_the_run_ends_well(tmp_path,
+                                                                                 capsys):
+    conf = python_route(tmp_path, READ_THREE, STOPPING.replace(
+        'nxlog.log_warning("stopping: 2 events left behind")', 'raise OSError("disk gone")'))
+    assert main([conf, "--idle", "0.2", "--cache-dir", str(tmp_path), "-q"]) == 0
+    assert "  at the stop: ERROR %s: stop() raised OSError: disk gone" % (
+        tmp_path / "writer.py") in capsys.readouterr().out.splitlines()
+
+
 def test_the_command_line_refuses_a_bad_conf_with_exit_2(tmp_path):
     conf = write(tmp_path / "bad.conf", "Nonsense here\n")
     result = subprocess.run([sys.executable, "-m", "nxlog_stub", conf], cwd=ROOT,
