@@ -87,6 +87,41 @@ def test_both_conf_files_move_every_line_once_and_in_order(moto_server, bucket, 
     assert reader.stop() == 0
     assert lines_of(tmp_path / "out.log") == lines
     assert " ERROR " not in writer.log() + reader.log()
+    # NXLog's stop lets the script stop, and it says what its spool keeps
+    assert "INFO s3_write: stops with an empty spool: S3 holds every event written" in \
+        writer.log()
+
+
+def test_a_stop_with_a_batch_being_filled_says_so_and_the_next_start_stores_it(
+        moto_server, bucket, tmp_path, nxlog_process):
+    (tmp_path / "app.log").write_text("".join("line %d\n" % number for number in range(10)))
+    env = nxlog_env(moto_server.env, BUCKET=bucket, SERVER="web01", BATCH_EVENTS=1000,
+                    BATCH_AGE=3600)
+    first = start_conf(nxlog_process, "s3-write.conf", tmp_path, env,
+                       LOGFILE=tmp_path / "app.log")
+    first.wait_for(lambda: lines_in_open_batch(tmp_path / "s3_write.spool") == 10,
+                   what="the ten lines in the batch being filled")
+    assert first.stop() == 0
+    assert "INFO s3_write: stops with 10 events in the spool %s, stored after the next start: " \
+        "10 in the batch being filled, which closes at 1000 events, 8388608 bytes or 3600 s " \
+        "after its first event" % (tmp_path / "s3_write.spool") in first.log()
+    assert keys_in(moto_server, bucket) == []
+    again = start_conf(nxlog_process, "s3-write.conf", tmp_path, env,
+                       LOGFILE=tmp_path / "app.log")
+    again.wait_for(lambda: len(keys_in(moto_server, bucket)) == 1, what="the batch stored")
+    assert again.stop() == 0
+    [key] = keys_in(moto_server, bucket)
+    assert moto_server.client().head_object(Bucket=bucket, Key=key)["Metadata"][
+        "nxlog-s3-events"] == "10"
+
+
+def lines_in_open_batch(spool):
+    """The events the spool's batch being filled holds (a JSON line each), 0 without one."""
+    try:
+        names = [name for name in os.listdir(str(spool)) if name.endswith(".open")]
+    except FileNotFoundError:
+        return 0
+    return sum(len(lines_of(spool / name)) for name in names)
 
 
 @pytest.mark.parametrize("conf, setting", [("s3-write.conf", {"BATCH_EVENTS": "0"}),
