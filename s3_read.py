@@ -3730,8 +3730,6 @@ class Audit(object):
 
 BAR_LEVELS = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"  # ▁ to █, an eighth apart
 NO_EVENTS = "\u00b7"  # an hour of the range with no event: a gap plain to see
-
-
 ASCII_LEVELS, ASCII_NO_EVENTS = "12345678", "."  # where stdout cannot show blocks
 
 

@@ -4,8 +4,9 @@ Each `PythonCode` is imported as its own module object (its own globals, as NXLo
 per-instance sub-interpreters give), with its folder on `sys.path`. `im_python` gets its first
 `read_data` call at start and later calls only when the previous one scheduled them; an
 exception in `write_data` is logged and drops that event. The run ends once no input produced
-an event for `idle` seconds and every file input is at its end; then each script's stop()
-runs, as NXLog's stop makes these scripts stop, and what they log is in the summary.
+an event for `idle` seconds and every file input is at its end; then the stop() of each
+script NXLog has called runs, as NXLog's stop makes these scripts stop, and what they log is
+in the summary.
 """
 
 import importlib.util
@@ -222,6 +223,11 @@ class PythonOutput(object):
     def queue_full(self):
         return self.deaf and self.queued >= LOG_QUEUE_SIZE
 
+    @property
+    def calls(self):
+        """The write_data calls made: one for every event taken."""
+        return self.count if self.function is not None else 0
+
     def write(self, fields):
         if self.deaf:
             self.queued += 1
@@ -317,14 +323,15 @@ class Runner(object):
 
     def _stop_scripts(self):
         """What NXLog's stop does to a Python module: it lets go of the function it calls,
-        which these scripts turn into their stop() (nxlog_s3/common/host.py); the stub
-        calls stop() where a script has one. What the scripts log then is kept for the
-        summary: what they left behind, and why."""
+        which these scripts turn into their stop() once NXLog has called it
+        (nxlog_s3/common/host.py); the stub calls stop() where a script has one and its
+        function was called. What the scripts log then is kept for the summary: what they
+        left behind, and why."""
         with api._log_lock:
             before = len(api.LOGS)
         for module in list(self.inputs.values()) + list(self.outputs.values()):
             stop = getattr(getattr(module, "script", None), "stop", None)
-            if callable(stop):
+            if callable(stop) and module.calls:
                 try:
                     stop()
                 except Exception as exc:  # NXLog's release ignores it; the summary says so

@@ -285,6 +285,15 @@ def test_at_its_stop_the_stub_stops_each_script_and_sums_up_what_they_logged(tmp
     assert api.logged("WARNING") == ["stopping: 2 events left behind"]
 
 
+def test_a_script_never_called_is_not_stopped_as_nxlog_never_arms_its_release(tmp_path,
+                                                                              capsys):
+    quiet = python_route(tmp_path, "def read_data(module):\n    module.set_read_timer(60)\n",
+                         STOPPING)
+    assert main([quiet, "--idle", "0.2", "--cache-dir", str(tmp_path), "-q"]) == 0
+    assert "at the stop" not in capsys.readouterr().out
+    assert api.logged("WARNING") == []
+
+
 def test_a_script_whose_stop_raises_is_named_in_the_summary_and_the_run_ends_well(tmp_path,
                                                                                  capsys):
     conf = python_route(tmp_path, READ_THREE, STOPPING.replace(
