@@ -32,6 +32,14 @@ def version():
         return next(line.split('"')[1] for line in handle if line.startswith("VERSION = "))
 
 
+def instance_link(folder, script, instance):
+    """FOLDER/SCRIPT_INSTANCE.py, a link to the project's SCRIPT, as a user makes an
+    instance of it; its path."""
+    path = folder / ("%s_%s.py" % (script, instance))
+    path.symlink_to(os.path.join(ROOT, script + ".py"))
+    return path
+
+
 def nxlog_text(text):
     """TEXT as the reader gives it to NXLog, which cuts text at a NUL and dies on a field
     name holding a NUL or a lone surrogate: each of those as a visible \\uXXXX escape."""

@@ -8,17 +8,19 @@ import os
 
 import pytest
 
-from helpers import BUCKET, ROOT, drain, read_all, run_conf, script_command, version
+from helpers import (
+    BUCKET,
+    ROOT,
+    drain,
+    instance_link,
+    read_all,
+    run_conf,
+    script_command,
+    version,
+)
 from nxlog_stub import api
 
 BOTH = ("s3_write", "s3_read")
-
-
-def link(folder, script, instance):
-    """FOLDER/SCRIPT_INSTANCE.py, a link to the project's SCRIPT, as a user makes it."""
-    path = folder / ("%s_%s.py" % (script, instance))
-    path.symlink_to(os.path.join(ROOT, script + ".py"))
-    return path
 
 
 @pytest.mark.parametrize("script", BOTH)
@@ -26,7 +28,7 @@ def test_an_instance_takes_its_own_variable_first_then_the_common_one_then_the_f
         s3, settings, load, monkeypatch, tmp_path, script):
     settings(RETRY_ATTEMPTS=7, CONNECT_TIMEOUT=3)
     monkeypatch.setenv("NXLOG_S3_WEB_RETRY_ATTEMPTS", "9")
-    web = load(script, link(tmp_path, script, "web")).instance.settings
+    web = load(script, instance_link(tmp_path, script, "web")).instance.settings
     assert (web.INSTANCE, web.RETRY_ATTEMPTS, web.CONNECT_TIMEOUT, web.READ_TIMEOUT) == (
         "web", 9, 3, 60)
     plain = load(script).instance.settings
@@ -35,8 +37,8 @@ def test_an_instance_takes_its_own_variable_first_then_the_common_one_then_the_f
 
 def test_each_instance_has_a_spool_and_a_checkpoint_of_its_own_by_default(s3, settings, load,
                                                                           tmp_path):
-    writers = [load("s3_write", link(tmp_path, "s3_write", name)) for name in ("web", "auth")]
-    readers = [load("s3_read", link(tmp_path, "s3_read", name)) for name in ("web", "auth")]
+    writers, readers = ([load(script, instance_link(tmp_path, script, name))
+                         for name in ("web", "auth")] for script in ("s3_write", "s3_read"))
     assert [writer.instance.settings.SPOOL_DIR for writer in writers] == [
         "s3_write_web.spool", "s3_write_auth.spool"]
     assert [reader.instance.settings.CHECKPOINT for reader in readers] == [
@@ -50,7 +52,7 @@ def test_two_writer_and_two_reader_instances_each_keep_to_their_own_server(
     monkeypatch.setenv("NXLOG_S3_WEB_SERVER", "web01")
     monkeypatch.setenv("NXLOG_S3_AUTH_SERVER", "auth01")
     for name in ("web", "auth"):
-        writer = load("s3_write", link(tmp_path, "s3_write", name))
+        writer = load("s3_write", instance_link(tmp_path, "s3_write", name))
         assert api.call_write_data(writer.write_data, api.new_event(api.output_module(), {
             "raw_event": "%s event" % name, "EventReceivedTime": "2026-03-01 10:00:05"}))
         drain(writer)
@@ -58,7 +60,7 @@ def test_two_writer_and_two_reader_instances_each_keep_to_their_own_server(
                   for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]) == [
         "auth01", "web01"]
     for name in ("web", "auth"):
-        reader = load("s3_read", link(tmp_path, "s3_read", name))
+        reader = load("s3_read", instance_link(tmp_path, "s3_read", name))
         assert read_all(reader) == ["%s event" % name]
 
 
@@ -85,7 +87,7 @@ def test_a_file_name_that_names_an_unusable_instance_is_refused(settings, start_
 def test_check_status_and_the_metrics_name_the_instance(moto_server, tmp_path):
     bucket = moto_server.new_bucket("nxlog-instances-check")
     command = script_command(moto_server, bucket, tmp_path)
-    writer, reader = link(tmp_path, "s3_write", "web"), link(tmp_path, "s3_read", "web")
+    writer, reader = (instance_link(tmp_path, script, "web") for script in BOTH)
     status, out, _ = command(str(writer), "check")
     assert (status, out) == (0, [
         "s3_write_web: NXLog would start: instance web (NXLOG_S3_WEB_<NAME> first), events go "
@@ -101,7 +103,7 @@ def test_check_status_and_the_metrics_name_the_instance(moto_server, tmp_path):
 
 def test_the_metrics_of_an_instance_carry_its_name(s3, settings, load, tmp_path):
     settings(METRICS_FILE=tmp_path / "web.prom")
-    load("s3_write", link(tmp_path, "s3_write", "web")).stop()
+    load("s3_write", instance_link(tmp_path, "s3_write", "web")).stop()
     text = (tmp_path / "web.prom").read_text()
     assert 'nxlog_s3_writer_events_total{bucket="%s",script="s3_write_web",server="web01"} 0' \
         % BUCKET in text
@@ -111,7 +113,7 @@ def test_the_metrics_of_an_instance_carry_its_name(s3, settings, load, tmp_path)
 def test_the_conf_of_two_instances_ships_each_file_under_its_own_server(moto_server, tmp_path):
     bucket = moto_server.new_bucket("nxlog-instances-conf")
     for name in ("web", "auth"):
-        link(tmp_path, "s3_write", name)
+        instance_link(tmp_path, "s3_write", name)
         (tmp_path / ("%s.log" % name)).write_text("".join(
             "%s line %d\n" % (name, number) for number in range(5)))
     for _ in range(5):  # a run that stops with events in a spool stores them at the next

@@ -12,10 +12,10 @@ import pytest
 
 from helpers import (
     BUCKET,
-    ROOT,
     LockInAnotherProcess,
     checkpoint,
     filling_disk,
+    instance_link,
     poll,
     put,
     read_all,
@@ -227,9 +227,7 @@ def test_a_reader_waits_for_the_reader_of_another_process_on_its_checkpoint(s3, 
 def test_two_readers_of_one_nxlog_on_one_checkpoint_refuse_to_start_naming_both(
         settings, start_refused, tmp_path):
     settings(CHECKPOINT=tmp_path / "shared.log")
-    web, auth = tmp_path / "s3_read_web.py", tmp_path / "s3_read_auth.py"
-    web.symlink_to(os.path.join(ROOT, "s3_read.py"))
-    auth.symlink_to(os.path.join(ROOT, "s3_read.py"))
+    web, auth = (instance_link(tmp_path, "s3_read", name) for name in ("web", "auth"))
     assert start_refused("s3_read", str(auth), first=[web])[-1] == (
         "ERROR s3_read_auth: another reader uses the checkpoint %s: s3_read_web in this "
         "NXLog; give each reader its own CHECKPOINT (an instance's: NXLOG_S3_<INSTANCE>_"

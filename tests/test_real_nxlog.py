@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from helpers import ROOT, version
+from helpers import ROOT, instance_link, version
 from hostile import (
     HOSTILE,
     JSON_LINES,
@@ -153,7 +153,7 @@ def test_two_instances_of_each_script_in_one_nxlog_keep_to_their_own_servers(
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     for script, name in itertools.product(("s3_write", "s3_read"), ("web", "auth")):
-        (scripts / ("%s_%s.py" % (script, name))).symlink_to(os.path.join(ROOT, script + ".py"))
+        instance_link(scripts, script, name)
     lines = {name: ["%s line %d" % (name, number) for number in range(30)]
              for name in ("web", "auth")}
     for name, texts in lines.items():
@@ -212,7 +212,7 @@ def test_the_conf_of_two_instances_runs_under_a_real_nxlog(moto_server, bucket, 
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     for name in ("web", "auth"):
-        (scripts / ("s3_write_%s.py" % name)).symlink_to(os.path.join(ROOT, "s3_write.py"))
+        instance_link(scripts, "s3_write", name)
         (tmp_path / ("%s.log" % name)).write_text("%s line\n" % name)
     env = nxlog_env(moto_server.env, BUCKET=bucket, WEB_SERVER="web01", AUTH_SERVER="auth01")
     os.makedirs(str(tmp_path / "write"))

@@ -12,7 +12,15 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from helpers import BUCKET, ROOT, all_objects, drain, filling_disk, key_counter, wait_for
+from helpers import (
+    BUCKET,
+    all_objects,
+    drain,
+    filling_disk,
+    instance_link,
+    key_counter,
+    wait_for,
+)
 from nxlog_stub import api
 
 
@@ -231,9 +239,7 @@ def test_another_writer_on_the_same_spool_is_refused_naming_the_one_that_has_it(
 def test_two_instances_of_one_nxlog_on_one_spool_refuse_to_start_naming_both(
         settings, start_refused, tmp_path):
     settings(SPOOL_DIR=tmp_path / "shared.spool")
-    web, auth = tmp_path / "s3_write_web.py", tmp_path / "s3_write_auth.py"
-    web.symlink_to(os.path.join(ROOT, "s3_write.py"))
-    auth.symlink_to(os.path.join(ROOT, "s3_write.py"))
+    web, auth = (instance_link(tmp_path, "s3_write", name) for name in ("web", "auth"))
     assert start_refused("s3_write", str(auth), first=[web])[-1] == (
         "ERROR s3_write_auth: the spool %s is in use by s3_write_web in this NXLog: give "
         "each <Output> its own SPOOL_DIR (an instance's: NXLOG_S3_<INSTANCE>_SPOOL_DIR)"
