@@ -2,8 +2,9 @@
 
 Loads s3_read.py through the stub, as NXLog would, prints "ready", and calls read_data as
 NXLog does (honouring the timer it sets). Each event is appended to OUTPUT as it is posted,
-as NXLog takes it at post(). Prints "caught up" and ends once a call finds nothing new (and
-no error or object to try again kept it from looking).
+as NXLog takes it at post(). Prints "caught up" and ends once a call finds nothing new, no
+error kept it from looking, and no object that failed waits to be tried again (a run killed
+just after a failed GET leaves one for the next run, a poll later).
 Settings come from the environment (NXLOG_S3_*, AWS_*).
 """
 
@@ -33,11 +34,18 @@ def main(output_path):
         delay, _ = api.call_read_data(reader.read_data, module)
         if delay is None:
             sys.exit("the input stopped: %s" % api.logged("ERROR"))
-        if delay == reader.instance.settings.POLL_INTERVAL and \
-                len(api.logged("ERROR")) + len(api.logged("WARNING")) == problems:
+        if delay == reader.instance.settings.POLL_INTERVAL and not retries_waiting(reader) \
+                and len(api.logged("ERROR")) + len(api.logged("WARNING")) == problems:
             print("caught up", flush=True)
             return
         time.sleep(delay)
+
+
+def retries_waiting(reader):
+    """Whether an object that failed (in this run, or in a run killed since) waits for its
+    next try, a poll after the last: the reader has not caught up while one does."""
+    return any(position.attempts for position in
+               reader.instance.checkpoint.positions.values())
 
 
 if __name__ == "__main__":
