@@ -2589,8 +2589,8 @@ class Writer(object):
 
     def stop(self):
         """Ends this instance as the end of its process would, open batch left as it is.
-        NXLog never calls it (it has no shutdown hook); tests and programs that embed the
-        script do."""
+        NXLog has no shutdown hook, but its release of write_data runs this
+        (common/host.py); tests and programs that embed the script call it too."""
         self.stopping.set()
         self.spool.wake()
         for thread in self.threads:

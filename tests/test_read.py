@@ -210,6 +210,25 @@ def test_a_broken_checkpoint_reads_nothing_and_names_the_file(s3, reader, tmp_pa
     assert (tmp_path / "lastkey.log").read_text() == content
 
 
+def test_at_its_stop_the_reader_says_where_the_next_start_goes_on(s3, settings, load,
+                                                                  tmp_path):
+    settings(SERVER="web01,web02,web03,web04")
+    for server in ("web01", "web02", "web03", "web04"):
+        put(s3, "%s/2026-03-01/10.00.0%s.1" % (server, server[-1]), server)
+    reader = load("s3_read")
+    assert sorted(read_all(reader)) == ["web01", "web02", "web03", "web04"]
+    reader.stop()
+    assert api.logged("INFO")[-1] == (
+        "s3_read: stops; the next start goes on from the checkpoint %s (web01 read up to "
+        "2026-03-01T10:00:01Z, web02 read up to 2026-03-01T10:00:02Z, web03 read up to "
+        "2026-03-01T10:00:03Z, 1 more server)" % (tmp_path / "lastkey.log"))
+
+
+def test_a_reader_stopped_before_reading_says_nothing_of_a_place(s3, settings, load):
+    load("s3_read").stop()
+    assert not any("stops;" in line for line in api.logged())
+
+
 def test_a_reader_waits_for_the_reader_of_another_process_on_its_checkpoint(s3, settings,
                                                                            load, tmp_path):
     put(s3, SECOND + ".1", "a")

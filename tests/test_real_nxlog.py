@@ -87,9 +87,12 @@ def test_both_conf_files_move_every_line_once_and_in_order(moto_server, bucket, 
     assert reader.stop() == 0
     assert lines_of(tmp_path / "out.log") == lines
     assert " ERROR " not in writer.log() + reader.log()
-    # NXLog's stop lets the script stop, and it says what its spool keeps
+    # NXLog's stop lets the scripts stop: the writer says what its spool keeps, the reader
+    # where the next start goes on
     assert "INFO s3_write: stops with an empty spool: S3 holds every event written" in \
         writer.log()
+    assert "INFO s3_read: stops; the next start goes on from the checkpoint %s (web01 read " \
+        "up to " % (tmp_path / "read" / "lastkey.log") in reader.log()
 
 
 def test_a_stop_with_a_batch_being_filled_says_so_and_the_next_start_stores_it(

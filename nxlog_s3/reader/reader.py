@@ -17,7 +17,8 @@ from nxlog_s3.common.errors import (
 )
 from nxlog_s3.common.files import private_directory
 from nxlog_s3.common.metrics import Metrics
-from nxlog_s3.common.runtime import VERSION
+from nxlog_s3.common.objects import utc_text
+from nxlog_s3.common.runtime import VERSION, count
 from nxlog_s3.common.s3 import check_bucket, probe_client, quoted
 from nxlog_s3.reader.after_read import AfterRead
 from nxlog_s3.reader.checkpoint import CheckpointError
@@ -29,6 +30,7 @@ from nxlog_s3.reader.parts import Parts
 
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
+STOP_SERVERS_SHOWN = 3  # servers the line logged at the stop names (SERVER=* may be many)
 
 
 def _schedule(module, delay):
@@ -356,12 +358,31 @@ class Reader(object):
 
     def stop(self):
         """Ends this instance as the end of its process would: the checkpoint is let go.
-        NXLog never calls it (it has no shutdown hook); tests and programs that embed the
-        script do."""
+        NXLog has no shutdown hook, but its release of read_data runs this (common/host.py);
+        tests and programs that embed the script call it too."""
         self.start_over()
         self.fetcher.stop()
         self.metrics.stop()
+        self.report_place()
         self.checkpoint.release()
+
+    def report_place(self):
+        """Says in NXLog's log where the reader stops: the next start goes on from there."""
+        checkpoint = self.checkpoint
+        if not checkpoint.loaded:
+            return
+        read = ["%s read up to %s" % (server, utc_text(position.newest))
+                for server, position in sorted(checkpoint.positions.items())
+                if position.newest is not None]
+        retrying = sum(len(position.attempts) for position in checkpoint.positions.values())
+        self.log.info("stops; the next start goes on from the checkpoint %s (%s%s)" % (
+            checkpoint.path, ", ".join(read[:STOP_SERVERS_SHOWN] + (
+                [count(len(read) - STOP_SERVERS_SHOWN, "more server")]
+                if len(read) > STOP_SERVERS_SHOWN else [])) or "nothing read yet",
+            "; %s to be tried again" % count(retrying, "object") if retrying else ""))
+        if checkpoint.unsaved:
+            self.log.warning("stops before its checkpoint %s could be written: the events of "
+                             "the last object read may be posted again" % checkpoint.path)
 
     def samples(self):
         """The reader's metrics, for METRICS_FILE (see Metrics). A server's lag is 0 when
