@@ -64,13 +64,30 @@ def test_two_writer_and_two_reader_instances_each_keep_to_their_own_server(
         assert read_all(reader) == ["%s event" % name]
 
 
-def test_two_instances_on_one_metrics_file_refuse_to_start_naming_both(settings, start_refused,
-                                                                       tmp_path):
-    settings(METRICS_FILE=tmp_path / "nxlog_s3.prom")
-    assert start_refused("s3_read", first=[os.path.join(ROOT, "s3_write.py")])[-1] == (
-        "ERROR s3_read: METRICS_FILE=%s is written by s3_write in this NXLog: give each "
-        "instance its own METRICS_FILE (an instance's: NXLOG_S3_<INSTANCE>_METRICS_FILE)"
-        % (tmp_path / "nxlog_s3.prom"))
+SHARED = {  # a setting two instances share: (first, then, the line that refuses the second)
+    "SPOOL_DIR": (("s3_write", "web"), ("s3_write", "auth"),
+                  "ERROR s3_write_auth: the spool %s is in use by s3_write_web in this NXLog: "
+                  "give each <Output> its own SPOOL_DIR (an instance's: NXLOG_S3_<INSTANCE>_"
+                  "SPOOL_DIR)"),
+    "CHECKPOINT": (("s3_read", "web"), ("s3_read", "auth"),
+                   "ERROR s3_read_auth: another reader uses the checkpoint %s: s3_read_web in "
+                   "this NXLog; give each reader its own CHECKPOINT (an instance's: "
+                   "NXLOG_S3_<INSTANCE>_CHECKPOINT)"),
+    "METRICS_FILE": (("s3_write", ""), ("s3_read", ""),
+                     "ERROR s3_read: METRICS_FILE=%s is written by s3_write in this NXLog: give "
+                     "each instance its own METRICS_FILE (an instance's: NXLOG_S3_<INSTANCE>_"
+                     "METRICS_FILE)")}
+
+
+@pytest.mark.parametrize("setting", sorted(SHARED))
+def test_two_instances_of_one_nxlog_sharing_a_file_refuse_to_start_naming_both(
+        settings, start_refused, tmp_path, setting):
+    path = tmp_path / ("shared.prom" if setting == "METRICS_FILE" else "shared")
+    settings(**{setting: path})
+    first, then, line = SHARED[setting]
+    scripts = [instance_link(tmp_path, script, name) if name else
+               os.path.join(ROOT, script + ".py") for script, name in (first, then)]
+    assert start_refused(then[0], str(scripts[1]), first=[scripts[0]])[-1] == line % path
 
 
 def test_a_file_name_that_names_an_unusable_instance_is_refused(settings, start_refused,

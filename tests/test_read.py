@@ -15,7 +15,6 @@ from helpers import (
     LockInAnotherProcess,
     checkpoint,
     filling_disk,
-    instance_link,
     poll,
     put,
     read_all,
@@ -241,16 +240,6 @@ def test_a_reader_waits_for_the_reader_of_another_process_on_its_checkpoint(s3, 
                          "<INSTANCE>_CHECKPOINT) (trying again every 10.0 s)"
                          % (tmp_path / "lastkey.log", other.pid))
     assert read_all(reader) == ["a"]  # takes over once the other is gone
-
-
-def test_two_readers_of_one_nxlog_on_one_checkpoint_refuse_to_start_naming_both(
-        settings, start_refused, tmp_path):
-    settings(CHECKPOINT=tmp_path / "shared.log")
-    web, auth = (instance_link(tmp_path, "s3_read", name) for name in ("web", "auth"))
-    assert start_refused("s3_read", str(auth), first=[web])[-1] == (
-        "ERROR s3_read_auth: another reader uses the checkpoint %s: s3_read_web in this "
-        "NXLog; give each reader its own CHECKPOINT (an instance's: NXLOG_S3_<INSTANCE>_"
-        "CHECKPOINT)" % (tmp_path / "shared.log"))
 
 
 def test_a_checkpoint_of_another_bucket_is_refused(s3, settings, load, tmp_path):

@@ -17,7 +17,6 @@ from helpers import (
     all_objects,
     drain,
     filling_disk,
-    instance_link,
     key_counter,
     wait_for,
 )
@@ -234,16 +233,6 @@ def test_another_writer_on_the_same_spool_is_refused_naming_the_one_that_has_it(
         "ERROR s3_write: the spool %s is in use by s3_write (pid %d): give each <Output> its "
         "own SPOOL_DIR (an instance's: NXLOG_S3_<INSTANCE>_SPOOL_DIR)"
         % (os.path.abspath("s3_write.spool"), os.getpid()))
-
-
-def test_two_instances_of_one_nxlog_on_one_spool_refuse_to_start_naming_both(
-        settings, start_refused, tmp_path):
-    settings(SPOOL_DIR=tmp_path / "shared.spool")
-    web, auth = (instance_link(tmp_path, "s3_write", name) for name in ("web", "auth"))
-    assert start_refused("s3_write", str(auth), first=[web])[-1] == (
-        "ERROR s3_write_auth: the spool %s is in use by s3_write_web in this NXLog: give "
-        "each <Output> its own SPOOL_DIR (an instance's: NXLOG_S3_<INSTANCE>_SPOOL_DIR)"
-        % (tmp_path / "shared.spool"))
 
 
 def counting_fsyncs(module):
