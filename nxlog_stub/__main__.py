@@ -2,7 +2,9 @@
 
 As NXLog does, it writes its pid to PidFile (and refuses to start if it cannot), appends its
 log to LogFile (and echoes it to stderr, unless --quiet), keeps im_file positions in CacheDir,
-and runs with SpoolDir as its working directory, where relative paths in scripts land.
+runs with SpoolDir as its working directory, where relative paths in scripts land, and logs
+`nxlog-ce-3.1.15 started` once its modules have started (after the scripts' own start lines;
+never where a script ended the process at its start).
 
 Exit status: 0 once the inputs are idle, as NXLog's at a stop, whatever its modules logged
 (a script that raised at import included); death by SIGSEGV (-11) where NXLog dies of it (a
@@ -20,6 +22,9 @@ import time
 from . import api
 from .conf import LOG_LEVELS, ConfError, parse
 from .runner import LoadError, Runner
+
+STARTED = "nxlog-ce-3.1.15 started"  # NXLog's line once its modules started (none if one
+                                    # ended the process at its start)
 
 
 def _define(text):
@@ -117,6 +122,7 @@ def main(argv=None):
         return 1
     try:
         runner = Runner(config, cache_dir=cache_dir, idle=args.idle)
+        api.log_info(STARTED)  # as NXLog logs it: once its modules have started
         started = time.monotonic()
         runner.run()
     except (ConfError, LoadError) as exc:

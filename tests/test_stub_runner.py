@@ -303,6 +303,13 @@ def test_a_script_whose_stop_raises_is_named_in_the_summary_and_the_run_ends_wel
         tmp_path / "writer.py") in capsys.readouterr().out.splitlines()
 
 
+def test_the_log_says_nxlog_started_after_the_scripts_started_as_nxlog_logs_it(tmp_path):
+    conf = python_route(tmp_path, READ_THREE, "import nxlog\nnxlog.log_info('writer up')\n"
+                        "def write_data(event):\n    pass\n")
+    assert main([conf, "--idle", "0.2", "--cache-dir", str(tmp_path), "-q"]) == 0
+    assert api.logged("INFO")[:2] == ["writer up", "nxlog-ce-3.1.15 started"]
+
+
 def test_the_command_line_refuses_a_bad_conf_with_exit_2(tmp_path):
     conf = write(tmp_path / "bad.conf", "Nonsense here\n")
     result = subprocess.run([sys.executable, "-m", "nxlog_stub", conf], cwd=ROOT,
