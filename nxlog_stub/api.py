@@ -54,6 +54,18 @@ def logged(level=None):
         return [m for lv, m in LOGS if level is None or lv == level]
 
 
+def log_mark():
+    """Where the log stands now, for logged_since."""
+    with _log_lock:
+        return len(LOGS)
+
+
+def logged_since(mark):
+    """'LEVEL message' of each line logged since MARK (log_mark)."""
+    with _log_lock:
+        return ["%s %s" % entry for entry in LOGS[mark:]]
+
+
 def clear_logs():
     with _log_lock:
         del LOGS[:]

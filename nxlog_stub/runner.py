@@ -327,8 +327,7 @@ class Runner(object):
         (nxlog_s3/common/host.py); the stub calls stop() where a script has one and its
         function was called. What the scripts log then is kept for the summary: what they
         left behind, and why."""
-        with api._log_lock:
-            before = len(api.LOGS)
+        mark = api.log_mark()
         for module in list(self.inputs.values()) + list(self.outputs.values()):
             stop = getattr(getattr(module, "script", None), "stop", None)
             if callable(stop) and module.calls:
@@ -337,8 +336,7 @@ class Runner(object):
                 except Exception as exc:  # NXLog's release ignores it; the summary says so
                     api.log_error("%s: stop() raised %s: %s" % (module.code, type(exc).__name__,
                                                                 exc))
-        with api._log_lock:
-            self.at_stop = ["%s %s" % entry for entry in api.LOGS[before:]]
+        self.at_stop = api.logged_since(mark)
 
     def report(self):
         lines = ["%s (%s)" % (name, source.describe_held() if self._held_back(name) else

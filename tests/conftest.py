@@ -261,9 +261,8 @@ def ceph():
 @pytest.fixture
 def nxlog_process():
     """nxlog_process(conf, log_file, env, pythonpath=...): a real NXLog (tests/real_nxlog.py)
-    running CONF,
-    started; stopped at the end of the test if it still runs. Where there is none the test
-    is skipped, saying how to build one; under CI=true it fails instead."""
+    running CONF, started; stopped at the end of the test if it still runs. Where there is
+    none the test is skipped, saying how to build one; under CI=true it fails instead."""
     reason = real_nxlog.missing()
     if reason:
         if os.environ.get("CI") == "true":
