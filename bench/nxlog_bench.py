@@ -182,9 +182,13 @@ class SpooledEvents(object):
         self.env = dict(env, PATH=SYSTEM_PATH, PYTHONPATH=PYTHONPATH, LANG="C.UTF-8")
 
     def __call__(self):
-        output = subprocess.run(self.command, env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, check=True).stdout
-        return json.loads(output)["events"]
+        """The count; 0 while the writer has not made its spool yet (status exits 1 then,
+        still printing its JSON)."""
+        done = subprocess.run(self.command, env=self.env, capture_output=True)
+        if done.returncode not in (0, 1) or not done.stdout:
+            raise SystemExit("s3_write.py status failed (exit status %d): %s"
+                             % (done.returncode, done.stderr.decode(errors="replace")))
+        return json.loads(done.stdout)["events"]
 
 
 def say(message):
