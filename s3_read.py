@@ -1122,6 +1122,14 @@ def check_command(part, arguments):
     return EXIT_WARNED if part.log.problems else 0
 
 
+def not_found_where_looked(what, path, none_yet, setting):
+    """The warning of a command that found no WHAT (spool, checkpoint) at PATH: NONE_YET
+    says what that means, and the rest where the one NXLog uses may lie instead."""
+    return ("no %s at %s: %s. A relative %s lies in NXLog's SpoolDir: run this there, as the "
+            "user NXLog runs as, or give --%s" % (what, path, none_yet, setting,
+                                                  _flag_name(setting)))
+
+
 JSON_OPTION = ("--json", {"action": "store_true", "help": "one JSON object, for programs"})
 
 
@@ -3500,10 +3508,9 @@ def _status_command(parts, arguments):
     else:
         _print_status(status)
     if not status["exists"] and not status["in_use"]:
-        parts.log.warning("no checkpoint at %s: no reader with these settings has read "
-                          "anything. A relative CHECKPOINT lies in NXLog's SpoolDir: run "
-                          "this there, as the user NXLog runs as, or give --checkpoint"
-                          % status["checkpoint"])
+        parts.log.warning(not_found_where_looked(
+            "checkpoint", status["checkpoint"], "no reader with these settings has read "
+            "anything", "CHECKPOINT"))
         return EXIT_WARNED
     return 0
 
@@ -3753,15 +3760,21 @@ NO_EVENTS = "\u00b7"  # an hour of the range with no event: a gap plain to see
 ASCII_LEVELS, ASCII_NO_EVENTS = "12345678", "."  # where stdout cannot show blocks
 
 
-def _hours_line(outside, day, hours, most):
-    """DAY's events per hour as one block character each, scaled to MOST (the server's
-    busiest hour): a gap is NO_EVENTS, an hour outside the audit's range (OUTSIDE(day,
-    hour)) a blank. Digits (eighths) where stdout cannot show the blocks."""
+def _bar_characters():
+    """(the levels, the gap) of the hour bars: blocks, or digits (eighths) where stdout
+    cannot show them."""
     try:
         BAR_LEVELS.encode(sys.stdout.encoding or "ascii")
-        levels, none = BAR_LEVELS, NO_EVENTS
+        return BAR_LEVELS, NO_EVENTS
     except (UnicodeError, LookupError):
-        levels, none = ASCII_LEVELS, ASCII_NO_EVENTS
+        return ASCII_LEVELS, ASCII_NO_EVENTS
+
+
+def _hours_line(characters, outside, day, hours, most):
+    """DAY's events per hour as one of CHARACTERS' levels each (see _bar_characters),
+    scaled to MOST (the server's busiest hour): a gap is their gap character, an hour
+    outside the audit's range (OUTSIDE(day, hour)) a blank."""
+    levels, none = characters
 
     def block(hour, events):
         if events:
@@ -3835,7 +3848,7 @@ def _audit_command(parts, arguments):
     if arguments.json:
         _print_json(result)
     elif arguments.by == "hour":
-        _print_audit(result, functools.partial(_hours_line, _hours_outside(
+        _print_audit(result, functools.partial(_hours_line, _bar_characters(), _hours_outside(
             parts, arguments.start, arguments.end)), "hour 0 to 23 (%s)" % (
                 "UTC" if settings.KEY_TIME == "utc" else "this host's zone"))
     else:

@@ -1110,6 +1110,14 @@ def check_command(part, arguments):
     return EXIT_WARNED if part.log.problems else 0
 
 
+def not_found_where_looked(what, path, none_yet, setting):
+    """The warning of a command that found no WHAT (spool, checkpoint) at PATH: NONE_YET
+    says what that means, and the rest where the one NXLog uses may lie instead."""
+    return ("no %s at %s: %s. A relative %s lies in NXLog's SpoolDir: run this there, as the "
+            "user NXLog runs as, or give --%s" % (what, path, none_yet, setting,
+                                                  _flag_name(setting)))
+
+
 JSON_OPTION = ("--json", {"action": "store_true", "help": "one JSON object, for programs"})
 
 
@@ -2614,7 +2622,7 @@ class Writer(object):
                            "upload error)" % closed)
         if reasons:
             self.log.info("stops with %s in the spool %s, stored after the next start: %s" % (
-                count(filling + closed, "event"), self.spool.files.where(),
+                count(filling + closed, "event"), self.spool.where(),
                 "; ".join(reasons)))
         else:
             self.log.info("stops with an empty spool: S3 holds every event written")
@@ -2663,10 +2671,8 @@ def _status_command(settings, arguments):
     else:
         _print_status(status)
     if status["in_use"] is None:
-        NXLOG.log_warning("%s: no spool at %s: no writer with these settings has run. A "
-                          "relative SPOOL_DIR lies in NXLog's SpoolDir: run this there, as "
-                          "the user NXLog runs as, or give --spool-dir"
-                          % (SCRIPT, status["spool"]))
+        NXLOG.log_warning("%s: %s" % (SCRIPT, not_found_where_looked(
+            "spool", status["spool"], "no writer with these settings has run", "SPOOL_DIR")))
         return EXIT_WARNED
     return 0
 

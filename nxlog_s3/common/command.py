@@ -31,6 +31,14 @@ def check_command(part, arguments):
     return EXIT_WARNED if part.log.problems else 0
 
 
+def not_found_where_looked(what, path, none_yet, setting):
+    """The warning of a command that found no WHAT (spool, checkpoint) at PATH: NONE_YET
+    says what that means, and the rest where the one NXLog uses may lie instead."""
+    return ("no %s at %s: %s. A relative %s lies in NXLog's SpoolDir: run this there, as the "
+            "user NXLog runs as, or give --%s" % (what, path, none_yet, setting,
+                                                  _flag_name(setting)))
+
+
 JSON_OPTION = ("--json", {"action": "store_true", "help": "one JSON object, for programs"})
 
 

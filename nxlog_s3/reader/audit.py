@@ -123,15 +123,21 @@ NO_EVENTS = "\u00b7"  # an hour of the range with no event: a gap plain to see
 ASCII_LEVELS, ASCII_NO_EVENTS = "12345678", "."  # where stdout cannot show blocks
 
 
-def _hours_line(outside, day, hours, most):
-    """DAY's events per hour as one block character each, scaled to MOST (the server's
-    busiest hour): a gap is NO_EVENTS, an hour outside the audit's range (OUTSIDE(day,
-    hour)) a blank. Digits (eighths) where stdout cannot show the blocks."""
+def _bar_characters():
+    """(the levels, the gap) of the hour bars: blocks, or digits (eighths) where stdout
+    cannot show them."""
     try:
         BAR_LEVELS.encode(sys.stdout.encoding or "ascii")
-        levels, none = BAR_LEVELS, NO_EVENTS
+        return BAR_LEVELS, NO_EVENTS
     except (UnicodeError, LookupError):
-        levels, none = ASCII_LEVELS, ASCII_NO_EVENTS
+        return ASCII_LEVELS, ASCII_NO_EVENTS
+
+
+def _hours_line(characters, outside, day, hours, most):
+    """DAY's events per hour as one of CHARACTERS' levels each (see _bar_characters),
+    scaled to MOST (the server's busiest hour): a gap is their gap character, an hour
+    outside the audit's range (OUTSIDE(day, hour)) a blank."""
+    levels, none = characters
 
     def block(hour, events):
         if events:
@@ -205,7 +211,7 @@ def _audit_command(parts, arguments):
     if arguments.json:
         _print_json(result)
     elif arguments.by == "hour":
-        _print_audit(result, functools.partial(_hours_line, _hours_outside(
+        _print_audit(result, functools.partial(_hours_line, _bar_characters(), _hours_outside(
             parts, arguments.start, arguments.end)), "hour 0 to 23 (%s)" % (
                 "UTC" if settings.KEY_TIME == "utc" else "this host's zone"))
     else:

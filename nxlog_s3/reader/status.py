@@ -2,6 +2,7 @@
 
 import os
 
+from nxlog_s3.common.command import not_found_where_looked
 from nxlog_s3.common.objects import utc_text
 from nxlog_s3.common.runtime import EXIT_WARNED, SCRIPT, count
 from nxlog_s3.reader.checkpoint import CheckpointError
@@ -60,10 +61,9 @@ def _status_command(parts, arguments):
     else:
         _print_status(status)
     if not status["exists"] and not status["in_use"]:
-        parts.log.warning("no checkpoint at %s: no reader with these settings has read "
-                          "anything. A relative CHECKPOINT lies in NXLog's SpoolDir: run "
-                          "this there, as the user NXLog runs as, or give --checkpoint"
-                          % status["checkpoint"])
+        parts.log.warning(not_found_where_looked(
+            "checkpoint", status["checkpoint"], "no reader with these settings has read "
+            "anything", "CHECKPOINT"))
         return EXIT_WARNED
     return 0
 

@@ -3,6 +3,7 @@
 import json
 import time
 
+from nxlog_s3.common.command import not_found_where_looked
 from nxlog_s3.common.runtime import EXIT_WARNED, NXLOG, SCRIPT, count
 from nxlog_s3.writer.spool_files import spool_status
 
@@ -15,10 +16,8 @@ def _status_command(settings, arguments):
     else:
         _print_status(status)
     if status["in_use"] is None:
-        NXLOG.log_warning("%s: no spool at %s: no writer with these settings has run. A "
-                          "relative SPOOL_DIR lies in NXLog's SpoolDir: run this there, as "
-                          "the user NXLog runs as, or give --spool-dir"
-                          % (SCRIPT, status["spool"]))
+        NXLOG.log_warning("%s: %s" % (SCRIPT, not_found_where_looked(
+            "spool", status["spool"], "no writer with these settings has run", "SPOOL_DIR")))
         return EXIT_WARNED
     return 0
 

@@ -107,7 +107,7 @@ class Writer(object):
                            "upload error)" % closed)
         if reasons:
             self.log.info("stops with %s in the spool %s, stored after the next start: %s" % (
-                count(filling + closed, "event"), self.spool.files.where(),
+                count(filling + closed, "event"), self.spool.where(),
                 "; ".join(reasons)))
         else:
             self.log.info("stops with an empty spool: S3 holds every event written")
