@@ -87,6 +87,15 @@ READ_TIMEOUT = 60           # seconds
 METRICS_FILE = ""           # Prometheus metrics for node_exporter's textfile collector,
                             # rewritten every 5 s, e.g. /var/lib/node_exporter/textfile/
                             # nxlog_s3_read.prom; empty: none
+COORDINATION = "none"       # none: this reader alone reads SERVER, its place kept in
+                            # CHECKPOINT; s3: readers on any hosts with the same BUCKET and
+                            # SERVER share the servers, each read by one reader at a time,
+                            # their positions and leases kept in the bucket under _nxlog-s3/
+                            # (the store must honor conditional writes: check says)
+READER_NAME = ""            # with COORDINATION=s3: this reader's name in the leases; empty:
+                            # this machine's host name
+LEASE_SECONDS = 30          # with COORDINATION=s3: a reader gone (no beat for this long) has
+                            # its servers taken over by the others
 # ---- End of settings ---------------------------------------------------------------------
 
 import argparse
@@ -99,6 +108,7 @@ import email.utils
 import errno
 import functools
 import gzip
+import hashlib
 import importlib.machinery
 import io
 import itertools
@@ -116,6 +126,7 @@ import threading
 import time
 import traceback
 import types
+import uuid
 import zlib
 
 import boto3
@@ -918,6 +929,10 @@ def utc_text(epoch):
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % time.gmtime(epoch)[:6]  # %Y: "1" for year 1
 
 
+STATE_PREFIX = "_nxlog-s3/"  # what readers with COORDINATION=s3 share: no server's prefix,
+                             # as a server's name starts with a letter or a digit
+
+
 # What a key's suffix says an object holds (see KEY_SUFFIX), and a key of the scheme: SERVER,
 # its second, its counter, and such a suffix or none.
 FORMAT_SUFFIXES = {"jsonl": ".jsonl", "json": ".json", "raw": ".txt", "pickle": ".pickle",
@@ -1206,9 +1221,15 @@ class ReaderSettings(Settings):
         ("AFTER_READ", _choice("keep", "delete", "move")), ("MOVE_PREFIX", _move_prefix),
         ("RETRY_MODE", _choice("standard", "adaptive")), ("RETRY_ATTEMPTS", _number(int, 1)),
         ("TLS_VERIFY", _flag), ("CONNECT_TIMEOUT", _number(float, 0.1)),
-        ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file))
+        ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file),
+        ("COORDINATION", _choice("none", "s3")), ("READER_NAME", _server),
+        ("LEASE_SECONDS", _number(int, 6, 3600)))
 
     def check(self):
+        if self.COORDINATION == "s3" and self.CHECKPOINT:
+            raise ConfigError("%s: CHECKPOINT=%r has no use with COORDINATION=s3: the "
+                              "positions are kept in the bucket, beside the leases (leave "
+                              "CHECKPOINT empty)" % (SCRIPT, self.CHECKPOINT))
         self.CHECKPOINT = self.CHECKPOINT or self.named_after_instance("lastkey", ".log")
         self.SEAL_EVERY = max(self.LOOKBACK, 60)
         if self.AFTER_READ == "move" and not self.MOVE_PREFIX:
@@ -1565,14 +1586,44 @@ class Checkpoint(object):
         self.started_at = int(clock.time())  # the first start's, once a checkpoint has it
         self.loaded = False
         self.unsaved = False  # it lags behind what was posted: no more is read until saved
+        self.leases = {}  # with COORDINATION=s3, read by a command: see SharedCheckpoint
 
     def position(self, server):
         """SERVER's Position; a new one starts at the beginning, or with START_AT=now at the
         reader's first start (a server first seen later is read from then)."""
         if server not in self.positions:
-            floor = self.started_at if self.settings.START_AT == "now" else None
-            self.positions[server] = Position(self, floor=floor)
+            self.positions[server] = self.new_position()
         return self.positions[server]
+
+    def new_position(self):
+        """Where a server never read before starts: at the beginning, or with START_AT=now
+        at the reader's first start."""
+        return Position(self, floor=self.started_at if self.settings.START_AT == "now"
+                        else None)
+
+    def servers_to_read(self, servers):
+        """Of SERVERS, those this reader reads (every one: the file is this reader's alone),
+        and those it let go of since the last call (none)."""
+        return list(servers), []
+
+    def posting_until(self):
+        """The monotonic time from which this reader may post nothing (None: no such time;
+        see SharedCheckpoint)."""
+        return None
+
+    def samples(self, labels):
+        """The checkpoint's own metrics (see Reader.samples): none for a file."""
+        return []
+
+    def describe(self):
+        return "checkpoint %s" % self.path
+
+    def place(self):
+        """Where the next start goes on from, as the stop's log line says."""
+        return "the checkpoint %s" % self.path
+
+    def exists(self):
+        return os.path.exists(self.path)
 
     def first_sight_of_other_key(self, key):
         """Whether KEY was not reported before. The first REMEMBERED_OTHER_KEYS are kept (a
@@ -1690,14 +1741,21 @@ class Checkpoint(object):
         return lock_held(self.lock_path)
 
     def claim(self):
-        """The reader's start takes the lock, where it can: another instance in this NXLog
-        holding it is a setting that can never work (ConfigError); a reader of another
-        process is waited for, load() trying again at each poll."""
+        """The reader's start makes the checkpoint's folder and takes the lock, where it can:
+        another instance in this NXLog holding it is a setting that can never work
+        (ConfigError); a reader of another process is waited for, load() trying again at
+        each poll."""
+        private_directory(os.path.dirname(self.path), "CHECKPOINT", self.log)
         try:
             self._lock()
         except CheckpointError as exc:
             if held_in_this_process(self.lock_path):
                 raise ConfigError("%s: %s" % (SCRIPT, exc)) from None
+
+    def check_place(self):
+        """What `check` asks: whether the checkpoint's folder can be used (made if missing),
+        changing nothing."""
+        private_directory(os.path.dirname(self.path), "CHECKPOINT", self.log, make=False)
 
     def _lock(self):
         """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
@@ -1731,8 +1789,9 @@ class Checkpoint(object):
         for position in self.positions.values():
             position.late_changed = True
 
-    def save(self):
-        """Writes the checkpoint: first the horizon's seconds to CHECKPOINT.late if they
+    def save(self, server=None):
+        """Writes the checkpoint (every server's position: SERVER, the one that changed, is
+        for SharedCheckpoint): first the horizon's seconds to CHECKPOINT.late if they
         changed, then the rest (a crash between the two loses nothing: the two are merged).
         If the disk refuses (full, read-only), reading pauses until it takes it, so that a
         crash meanwhile posts again one object at most."""
@@ -1804,6 +1863,14 @@ class Deadline(object):
         """A deadline that has passed already: what waits nothing, as when there is other
         work at hand."""
         return Deadline(self.clock, -1.0)
+
+    def sooner(self, at):
+        """This deadline, or one at AT (monotonic) if that comes first; None: this one."""
+        if at is None or self.at is not None and self.at <= at:
+            return self
+        deadline = Deadline(self.clock)
+        deadline.at = at
+        return deadline
 
     def wait(self, futures):
         """Waits for FUTURES until the deadline at most; whether all of them are done."""
@@ -1883,12 +1950,12 @@ class Listing(object):
 
     def server_names(self, prefixes, report=None):
         """The servers among first segments PREFIXES; the others reported (or given to
-        REPORT(key, why)), MOVE_PREFIX apart."""
+        REPORT(key, why)), MOVE_PREFIX and the readers' own STATE_PREFIX apart."""
         names, report = [], report or self.report_other_key
         for prefix in prefixes:
             if not prefix.endswith("/"):
                 report(prefix, "it lies at the top of the bucket, under no server")
-            elif self.settings.MOVE_PREFIX != prefix:
+            elif prefix not in (self.settings.MOVE_PREFIX, STATE_PREFIX):
                 try:
                     names.append(_server(prefix[:-1]))
                 except ValueError:
@@ -2088,6 +2155,513 @@ class LatePass(object):
                 self.listing.clock.time()
         if self.sweep or not self.listing.settings.SWEEP_INTERVAL:
             self.position.finish_late(self.horizon)
+
+
+# ---- nxlog_s3/reader/state.py -------------------------------------------------------------------
+# The objects under STATE_PREFIX that readers with COORDINATION=s3 share: JSON bodies, written only
+# with S3's conditional writes, and S3's own clock.
+
+TAKEN_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+class Taken(Exception):
+    """A conditional write S3 refused: someone else wrote the object first."""
+
+
+def state_key(server):
+    return "%sservers/%s.json" % (STATE_PREFIX, server)
+
+
+def server_of_state(key):
+    """The server whose state object KEY is; None for another key."""
+    name = key[len(STATE_PREFIX + "servers/"):]
+    return name[:-len(".json")] if key.startswith(STATE_PREFIX + "servers/") and \
+        name.endswith(".json") and "/" not in name else None
+
+
+def reader_key(reader_id):
+    return "%sreaders/%s" % (STATE_PREFIX, reader_id)
+
+
+def late_key(server, reader_id):
+    """The horizon's seconds of SERVER as READER_ID saved them: each holder writes its own
+    object, so that one that lost the server cannot change the new holder's."""
+    return "%slate/%s/%s.json" % (STATE_PREFIX, server, reader_id)
+
+
+class StateObjects(object):
+    """Reads and writes the objects under STATE_PREFIX in BUCKET through CLIENT."""
+
+    def __init__(self, settings, client, clock):
+        self.settings, self.client, self.clock = settings, client, clock
+
+    def url(self, key=""):
+        return "s3://%s/%s" % (self.settings.BUCKET, key)
+
+    def get(self, key):
+        """KEY's JSON body and ETag; (None, None) if there is no such object. ValueError for
+        a body that is not JSON."""
+        try:
+            response = self.client.get_object(Bucket=self.settings.BUCKET, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return None, None
+            raise
+        body = response["Body"].read()
+        try:
+            return json.loads(body.decode("utf-8")), response["ETag"]
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError("%s is not JSON: %s" % (self.url(key), exc)) from None
+
+    def put(self, key, data, if_match=None, create=False):
+        """Writes DATA as KEY's JSON body: CREATE only if there is no such object yet, or
+        IF_MATCH only over the object of that ETag. Returns the new ETag; Taken if S3 refused
+        the condition."""
+        condition = {"IfNoneMatch": "*"} if create else \
+            {"IfMatch": if_match} if if_match else {}
+        try:
+            response = self.client.put_object(
+                Bucket=self.settings.BUCKET, Key=key, ContentType="application/json",
+                Body=json.dumps(data, separators=(",", ":"), sort_keys=True).encode(),
+                **condition)
+        except ClientError as exc:
+            if condition and error_code(exc) in TAKEN_CODES:
+                raise Taken() from None
+            raise
+        return response["ETag"]
+
+    def delete(self, key):
+        self.client.delete_object(Bucket=self.settings.BUCKET, Key=key)
+
+    def listed(self, folder):
+        """Every object under STATE_PREFIX + FOLDER: a list of (key, ETag, when S3 stored it),
+        and S3's time when it answered the first page."""
+        entries, now = [], None
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.settings.BUCKET,
+                                       Prefix=STATE_PREFIX + folder):
+            if now is None:
+                now = _server_time(page, self.clock)
+            entries += [(item["Key"], item.get("ETag", ""),
+                         calendar.timegm(item["LastModified"].utctimetuple()))
+                        for item in page.get("Contents", ())]
+        return entries, now
+
+    def probe(self, reader_id):
+        """Whether the store honors conditional writes: None if it does, else what failed.
+        Writes one object of its own and deletes it, whatever happens; raises botocore's
+        errors where S3 or the network failed."""
+        key = "%sprobe/%s" % (STATE_PREFIX, reader_id)
+        data = {"probe": reader_id, "step": 0}
+        try:
+            etag = self.put(key, data, create=True)
+            data["step"] = 1
+            if not self._taken(lambda: self.put(key, data, create=True)):
+                return "a second create of %s with If-None-Match: * was taken, not refused " \
+                    "with 412" % self.url(key)
+            data["step"] = 2
+            if self._taken(lambda: self.put(key, data, if_match=etag)):
+                return "a write with If-Match and the object's own ETag was refused with 412"
+            data["step"] = 3
+            if not self._taken(lambda: self.put(key, data, if_match=etag)):
+                return "a write with If-Match and an old ETag was taken, not refused with 412"
+            return None
+        except Taken:
+            return "the first create of %s with If-None-Match: * was refused" % self.url(key)
+        finally:
+            self.delete(key)  # an S3 error here is raised: the object may be left
+
+    @staticmethod
+    def _taken(write):
+        """Whether WRITE was refused as Taken."""
+        try:
+            write()
+        except Taken:
+            return True
+        return False
+
+
+# ---- nxlog_s3/reader/shared.py ------------------------------------------------------------------
+# COORDINATION=s3: readers on any hosts share the servers of one bucket, through small objects under
+# STATE_PREFIX written only with S3's conditional writes.
+
+STATE_VERSION = 1
+LEASE_MARGIN = 2.0  # seconds a reader stops posting before its lease runs out: S3 gives its
+                    # times to the second
+STALE_READER = 3600  # seconds after which a gone reader's beat object is deleted
+
+
+class LeaseLost(Exception):
+    """Another reader took over a server this one read: its reading goes on there."""
+
+
+class SharedCheckpoint(Checkpoint):
+    """The positions of the servers this reader holds, kept in S3 beside their leases (see
+    above) rather than in a file; the same calls as Checkpoint's. CLIENT writes the state
+    objects; READER_ID tells this reader from every other (by default READER_NAME and a
+    random part: two readers of one name are still two)."""
+
+    def __init__(self, settings, seconds, clock, log, disk, client, reader_id=None):
+        Checkpoint.__init__(self, settings, seconds, clock, log, disk)
+        self.objects = StateObjects(settings, client, clock)
+        self.id = reader_id or "%s@%s" % (settings.READER_NAME, uuid.uuid4().hex[:12])
+        self.path = self.objects.url(STATE_PREFIX + "servers/")
+        self.every = max(1.0, min(settings.LEASE_SECONDS / 3.0, settings.POLL_INTERVAL))
+        self.held = {}  # server -> the ETag of its state as this reader wrote it last
+        self.written = {}  # server -> the writes its state has seen (no two bodies alike)
+        self.late_keys = {}  # server -> the object its state names for the horizon's seconds
+        self.dirty = set()  # servers whose position changed since it was saved
+        self.valid_until = None  # monotonic: this reader posts nothing from then on
+        self.turn_due = 0.0  # monotonic: when the next beat and look at the others is due
+        self.look_due = 0.0  # monotonic: when free servers are looked for again at the latest
+        self.alive = set()  # the readers alive at the last turn, this one among them
+        self.changed_at = 0.0  # monotonic: when the readers alive last changed
+        self.known = {}  # server -> (ETag, holder) of a state read and left to its holder
+        self.probed = False
+        self.beats = 0
+        self.takeovers = 0
+
+    # -- what Checkpoint's callers ask --
+
+    def claim(self):
+        """The reader's start probes the store: on one that does not honor conditional
+        writes, two readers could post one server (ConfigError). S3 not answering yet is
+        left to the first turn."""
+        try:
+            self._probe()
+        except (BotoCoreError, ClientError) as exc:
+            if kind_of(exc) in NEEDS_FIXING:
+                raise ConfigError("%s: cannot write %s (COORDINATION=s3 needs s3:PutObject and "
+                                  "s3:DeleteObject there): %s" % (
+                                      SCRIPT, self.objects.url(STATE_PREFIX + "*"),
+                                      error_text(exc))) from None
+            self.log.warning("cannot probe %s for conditional writes now (%s); probed again "
+                             "before any server is read" % (self.objects.url(),
+                                                            error_text(exc)))
+
+    check_place = claim
+
+    def _probe(self):
+        failed = self.objects.probe(self.id)
+        if failed:
+            raise ConfigError("%s: %s" % (SCRIPT, _unsafe_store(self.objects.url(), failed)))
+        self.probed = True
+
+    def load(self, keys_of_second, lock=True):
+        """A reader takes nothing here: its servers come by turns (servers_to_read). A
+        command (LOCK=False) reads every state as it stands, leases and positions."""
+        if not lock:
+            self._read_every_state()
+        self.loaded = True
+
+    def keep_lock(self):
+        """No file to keep: the beats keep the leases."""
+
+    def in_use(self):
+        return any(lease["alive"] for lease in self.leases.values())
+
+    def exists(self):
+        return bool(self.leases)
+
+    def save(self, server=None):
+        """Writes the position of SERVER, and of the servers not saved yet, each with If-Match
+        on its state. LeaseLost if another reader took one over (it is forgotten here);
+        CheckpointError while S3 refuses or does not answer: reading pauses until it is
+        saved (nothing is lost)."""
+        if server in self.held:
+            self.dirty.add(server)
+        self.unsaved = True
+        for name in sorted(self.dirty):
+            try:
+                self._write(name, self.id)
+            except Taken:
+                self._forget(name)
+                raise LeaseLost("another reader took over %s: this one's lease ran out, and "
+                                "the reading of it goes on there, from the position stored"
+                                % name) from None
+            except (BotoCoreError, ClientError) as exc:
+                raise CheckpointError("cannot save the position of %s in %s: %s; reading "
+                                      "pauses until it can be saved (nothing is lost)" % (
+                                          name, self.path, error_text(exc))) from None
+            self.dirty.discard(name)
+        self.unsaved = False
+
+    def release(self):
+        """At the stop: every server is handed on with its position, and the beat deleted,
+        so that the other readers take them at their next turn, not a lease later."""
+        for server in sorted(self.held):
+            try:
+                self._release(server)
+            except (BotoCoreError, ClientError) as exc:
+                self.log.warning("cannot hand on %s at the stop (%s): another reader takes it "
+                                 "over once this one's lease runs out, within %d s" % (
+                                     server, error_text(exc), self.settings.LEASE_SECONDS))
+        try:
+            self.objects.delete(reader_key(self.id))
+        except (BotoCoreError, ClientError):
+            pass  # the beat ages out by itself: the others wait one lease at most
+
+    def posting_until(self):
+        """The monotonic time from which this reader may post nothing: its lease's end."""
+        return self.valid_until
+
+    def samples(self, labels):
+        return [("leases_held", "gauge", "servers this reader holds the lease of", labels,
+                 len(self.held)),
+                ("takeovers_total", "counter", "servers taken over from a reader gone",
+                 labels, self.takeovers),
+                ("readers_alive", "gauge", "readers sharing the bucket, at the last turn",
+                 labels, len(self.alive))]
+
+    def describe(self):
+        return "sharing its servers with the other readers through %s as %s (COORDINATION=s3)" \
+            % (self.objects.url(STATE_PREFIX), self.id)
+
+    def place(self):
+        return "the positions in %s (its servers handed on to the other readers)" % self.path
+
+    # -- turns: beats, balance, takeovers --
+
+    def servers_to_read(self, servers):
+        """Of SERVERS, those this reader holds, sorted, after a turn if one is due; and those
+        it let go of since the last call (the reader forgets where it was in them)."""
+        gone = []
+        if self.held and self.valid_until is not None and \
+                self.clock.monotonic() >= self.valid_until:
+            gone += self._lapse()
+        if self.clock.monotonic() >= self.turn_due:
+            gone += self._turn(set(servers) | set(self.held))
+        return sorted(set(self.held) & set(servers)), gone
+
+    def _lapse(self):
+        gone = sorted(self.held)
+        self.log.warning("its lease ran out (no beat reached S3 for %d s): it stops posting "
+                         "the events of %s, and takes them up again where no other reader "
+                         "did" % (self.settings.LEASE_SECONDS, ", ".join(gone)))
+        for server in gone:
+            self._forget(server)
+        return gone
+
+    def _turn(self, servers):
+        """Beats, then balances: hands on what is beyond this reader's share of SERVERS, or
+        takes free servers up to it."""
+        self.turn_due = self.clock.monotonic() + self.every
+        if not self.probed:
+            try:
+                self._probe()
+            except ConfigError as exc:
+                raise CheckpointError(str(exc)[len(SCRIPT) + 2:]) from None
+        self._beat()
+        alive = self._readers_alive()
+        share = -(-len(servers) // len(alive))
+        surplus = len(self.held) - share
+        gone = self._hand_on(surplus, len(servers), len(alive)) if surplus > 0 else []
+        if alive != self.alive:
+            self.alive, self.changed_at = alive, self.clock.monotonic()
+        if len(self.held) < share and self._look_now():
+            self._take_free(servers, share)
+        return gone
+
+    def _look_now(self):
+        """Whether to look for free servers: at every turn for LEASE_SECONDS after the
+        readers alive changed (a reader gone leaves its servers, one come makes the others
+        hand some on), else every LEASE_SECONDS (a listing of every state: with thousands of
+        servers, pages)."""
+        now = self.clock.monotonic()
+        return now - self.changed_at <= self.settings.LEASE_SECONDS or now >= self.look_due
+
+    def _beat(self):
+        sent = self.clock.monotonic()
+        self.beats += 1
+        self.objects.put(reader_key(self.id), {
+            "version": STATE_VERSION, "reader": self.settings.READER_NAME, "id": self.id,
+            "pid": os.getpid(), "beat": self.beats, "time": utc_text(self.clock.time())})
+        self.valid_until = sent + self.settings.LEASE_SECONDS - LEASE_MARGIN
+
+    def _readers_alive(self):
+        """The readers whose beat S3 stored less than LEASE_SECONDS ago (this one too);
+        beats older than STALE_READER are deleted."""
+        entries, now = self.objects.listed("readers/")
+        alive = {self.id}
+        for key, _, stored in entries:
+            if stored >= now - self.settings.LEASE_SECONDS:
+                alive.add(key[len(reader_key("")):])
+            elif stored < now - STALE_READER:
+                self.objects.delete(key)
+        return alive
+
+    def _preference(self, server):
+        """This reader's rank for SERVER: each reader prefers other servers, so that readers
+        looking at once seldom reach for the same one."""
+        return hashlib.sha1(("%s\n%s" % (self.id, server)).encode()).hexdigest()
+
+    def _hand_on(self, surplus, servers, readers):
+        gone = sorted(self.held, key=self._preference)[:surplus]
+        for server in gone:
+            self._release(server)
+        self.log.info("hands on %s (%s) to the other readers: %d readers share %s" % (
+            count(len(gone), "server"), ", ".join(gone), readers, count(servers, "server")))
+        return gone
+
+    def _release(self, server):
+        try:
+            self._write(server, None)
+        except Taken:
+            pass  # taken over meanwhile: nothing left to hand on
+        finally:
+            self._forget(server)
+
+    def _take_free(self, servers, share):
+        """Takes servers no reader alive holds, in this reader's order of preference, until
+        it holds SHARE of them."""
+        self.look_due = self.clock.monotonic() + self.settings.LEASE_SECONDS
+        states = {}
+        for key, etag, _ in self.objects.listed("servers/")[0]:
+            states[server_of_state(key)] = etag
+        for server in sorted(servers - set(self.held), key=self._preference, reverse=True):
+            if len(self.held) >= share:
+                return
+            known = self.known.get(server)
+            if known and known[0] == states.get(server) and known[1] in self.alive:
+                continue  # unchanged since read, and its holder still alive
+            if server in states:
+                self._take_over(server)
+            else:
+                self._create(server)
+
+    def _create(self, server):
+        position = self.new_position()
+        try:
+            etag = self.objects.put(state_key(server), self._body(server, position, self.id, 1,
+                                                                   None), create=True)
+        except Taken:
+            return  # another reader made it first
+        self._hold(server, position, etag, 1, None)
+        self.log.info("takes %s, a server no reader read before" % server)
+
+    def _take_over(self, server):
+        try:
+            data, etag = self.objects.get(state_key(server))
+            if data is None:
+                return  # deleted meanwhile: made anew at the next look
+            position, holder, written, late = self._from_state(server, data)
+        except ValueError as exc:
+            self.log.limited("state " + server, self.log.error, "the state of %s, %s, is broken "
+                             "(%s): no reader reads %s until it is fixed, or deleted to read "
+                             "it from the beginning" % (server, quoted(self.settings.BUCKET,
+                                                                       state_key(server)),
+                                                       exc, server))
+            return
+        if holder not in (None, self.id) and holder in self.alive:
+            self.known[server] = (etag, holder)
+            return
+        try:
+            etag = self.objects.put(state_key(server), self._body(
+                server, position, self.id, written + 1, late), if_match=etag)
+        except Taken:
+            return  # another reader took it first
+        self._hold(server, position, etag, written + 1, late)
+        if holder in (None, self.id):
+            self.log.info("takes %s, %s" % (server, _read_up_to(position)))
+        else:
+            self.takeovers += 1
+            self.log.info("takes over %s from %s, whose lease ran out; %s" % (
+                server, holder, _read_up_to(position)))
+
+    def _hold(self, server, position, etag, written, late):
+        self.positions[server], self.held[server] = position, etag
+        self.written[server], self.late_keys[server] = written, late
+        self.known.pop(server, None)
+
+    def _forget(self, server):
+        for part in (self.positions, self.held, self.written, self.late_keys, self.known):
+            part.pop(server, None)
+        self.dirty.discard(server)
+
+    # -- the state objects --
+
+    def _write(self, server, holder):
+        """Saves SERVER's position with HOLDER (None: released), over the state this reader
+        wrote last: its horizon's seconds first, in an object of this reader's, if they
+        changed. Taken if another reader wrote the state since."""
+        position = self.positions[server]
+        position.seal()
+        late, before = self.late_keys[server], None
+        if position.late_changed:
+            mine = late_key(server, self.id)
+            self.objects.put(mine, {"version": STATE_VERSION, "server": server,
+                                    "seconds": position.late_json()})
+            position.late_changed = False
+            late, before = mine, (late if late != mine else None)
+        written = self.written[server] + 1
+        self.held[server] = self.objects.put(state_key(server), self._body(
+            server, position, holder, written, late), if_match=self.held[server])
+        self.written[server], self.late_keys[server] = written, late
+        if before is not None:
+            self.objects.delete(before)  # the last holder's: the state names this one's now
+
+    def _body(self, server, position, holder, written, late):
+        return {"version": STATE_VERSION, "bucket": self.settings.BUCKET, "server": server,
+                "holder": holder, "written": written, "time": utc_text(self.clock.time()),
+                "position": position.to_json(), "late": late}
+
+    def _from_state(self, server, data):
+        """The position, holder, writes and late object a state object names; ValueError for
+        one that is not what this reader writes."""
+        try:
+            if _mapping(data, "the state").get("version") != STATE_VERSION or \
+                    data.get("server") != server or data.get("bucket") != self.settings.BUCKET:
+                raise ValueError("not the state of version %d of %s in bucket %s"
+                                 % (STATE_VERSION, server, self.settings.BUCKET))
+            holder, written, late = data["holder"], data["written"], data["late"]
+            if not (holder is None or isinstance(holder, str)) or \
+                    not isinstance(written, int) or \
+                    not (late is None or isinstance(late, str) and
+                         late.startswith(STATE_PREFIX + "late/%s/" % server)):
+                raise ValueError("its holder, writes or late object are not what they can be")
+            position = Position.from_json(self, _mapping(data["position"], "position"))
+            if late is not None:
+                seconds, _ = self.objects.get(late)
+                if seconds is not None:
+                    position.add_late(_mapping(seconds, "late").get("seconds", {}))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
+        return position, holder, written, late
+
+    def _read_every_state(self):
+        """Every server's position, and its lease in LEASES, as `status` shows them: the
+        holder (None: released), when its state was saved, how old its holder's beat is,
+        and whether that holder is alive."""
+        beats, now = self.objects.listed("readers/")
+        beat_of = {key[len(reader_key("")):]: stored for key, _, stored in beats}
+        for key, _, stored in self.objects.listed("servers/")[0]:
+            server = server_of_state(key)
+            if server is None:
+                continue
+            data, _ = self.objects.get(key)
+            try:
+                position, holder, _, _ = self._from_state(server, data)
+            except ValueError as exc:
+                raise CheckpointError("the state of %s, %s, is broken (%s)" % (
+                    server, quoted(self.settings.BUCKET, key), exc)) from None
+            self.positions[server] = position
+            beat = beat_of.get(holder)
+            self.leases[server] = {
+                "holder": holder, "saved": utc_text(stored),
+                "beat_age_seconds": None if beat is None else max(0, now - beat),
+                "alive": beat is not None and beat >= now - self.settings.LEASE_SECONDS}
+
+
+def _read_up_to(position):
+    return "it goes on from the position stored (%s)" % (
+        "read up to %s" % utc_text(position.newest) if position.newest is not None
+        else "nothing read yet")
+
+
+def _unsafe_store(url, failed):
+    return "COORDINATION=s3 needs a store that honors S3's conditional writes, and %s does " \
+        "not (%s): two readers could read one server at once; use COORDINATION=none (one " \
+        "reader per bucket and SERVER)" % (url, failed)
 
 
 # ---- nxlog_s3/reader/lines.py -------------------------------------------------------------------
@@ -2707,8 +3281,9 @@ class StreamedObject(OpenObject):
 
 class Parts(object):
     """The S3 CLIENT (by default from the standard AWS chain), the CLOCK, the LOG, the
-    checkpoint (on DISK; not taken until loaded), the fetcher (objects up to WHOLE_OBJECT
-    bytes fetched whole), the listing and the decoder, passed to one another."""
+    checkpoint (on DISK, or in the bucket with COORDINATION=s3; not taken until loaded),
+    the fetcher (objects up to WHOLE_OBJECT bytes fetched whole), the listing and the
+    decoder, passed to one another."""
 
     def __init__(self, settings, client=None, clock=None, disk=None, log=None,
                  whole_object=WHOLE_OBJECT):
@@ -2716,12 +3291,21 @@ class Parts(object):
         self.clock = clock or Clock()
         self.log = log or Log(self.clock)
         self.client = client or new_client(settings, settings.FETCH_THREADS + 1)
-        self.checkpoint = Checkpoint(settings, Seconds(settings.KEY_TIME), self.clock,
-                                     self.log, disk or Disk())
+        self.checkpoint = self._checkpoint(settings, disk or Disk(), client)
         self.fetcher = Fetcher(settings, self.client, whole_object)
         self.listing = Listing(settings, self.client, self.checkpoint, self.fetcher, self.clock,
                                self.log)
         self.decoder = Decoder(settings, self.log)
+
+    def _checkpoint(self, settings, disk, client):
+        """A file of this reader's; with COORDINATION=s3, positions in the bucket, written by
+        a client of short timeouts (the reader waits on it: a save, a beat) unless CLIENT was
+        given."""
+        seconds = Seconds(settings.KEY_TIME)
+        if settings.COORDINATION == "none":
+            return Checkpoint(settings, seconds, self.clock, self.log, disk)
+        return SharedCheckpoint(settings, seconds, self.clock, self.log, disk, client or new_client(
+            settings, 2, attempts=2, timeout_cap=settings.LEASE_SECONDS / 6.0))
 
     def stop(self):
         """Ends the fetch threads."""
@@ -2957,9 +3541,8 @@ class Reader(object):
         bucket (with PROBE, a client of one quick attempt by default). Raises ConfigError for
         what can never work."""
         self.metrics.claim()
-        private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log)
-        self.checkpoint.claim()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        self.checkpoint.claim()
         self.metrics.start()
         self.log.info("nxlog-s3 %s started: %s" % (VERSION, self.describe()))
         return self
@@ -2967,12 +3550,11 @@ class Reader(object):
     def check(self, probe=None):
         """What start() checks, and whether the checkpoint can be taken up (a broken one is
         logged as an error, as the first read_data would), changing nothing (a missing
-        folder is not made): what NXLog would log at start, and whether another reader uses
-        the checkpoint now."""
+        folder is not made; COORDINATION=s3's probe deletes what it wrote): what NXLog would
+        log at start, and whether another reader uses the checkpoint now."""
         self.metrics.check()
-        private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log,
-                          make=False)
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        self.checkpoint.check_place()
         try:
             self.checkpoint.load(self.listing.keys_of, lock=False)
         except (CheckpointError, BotoCoreError, ClientError) as exc:
@@ -2985,10 +3567,10 @@ class Reader(object):
 
     def describe(self):
         settings = self.settings
-        return "%sreading s3://%s/ for %s, checkpoint %s" % (
+        return "%sreading s3://%s/ for %s, %s" % (
             settings.describe_instance(), settings.BUCKET,
             "every server" if settings.SERVER == "*" else ", ".join(settings.SERVER),
-            self.checkpoint.path)
+            self.checkpoint.describe())
 
     def read_data(self, module):
         """NXLog's read_data: schedules exactly one next call, whatever happens in this one."""
@@ -2997,6 +3579,9 @@ class Reader(object):
         try:
             if self.read_objects(module):
                 delay = self.more_waiting_delay
+        except LeaseLost as exc:
+            self.start_over()
+            self.log.warning(str(exc))
         except CheckpointError as exc:
             self.start_over()
             self.errors["checkpoint"] += 1
@@ -3027,11 +3612,14 @@ class Reader(object):
         servers = self.listing.servers(deadline)
         if servers is None:
             return True  # S3 has not listed them yet: the next call looks again
+        servers, gone = checkpoint.servers_to_read(servers)
+        self._forget(gone)
+        posting = deadline.sooner(checkpoint.posting_until())
         budget = self.settings.MAX_OBJECTS_PER_CALL
         try:
             for index in range(len(servers)):
                 server = servers[(self.turn + index) % len(servers)]
-                budget, caught_up = self._read_server(module, server, budget, deadline)
+                budget, caught_up = self._read_server(module, server, budget, posting)
                 self.caught_up[server] = caught_up
                 if not caught_up:
                     self.turn = (self.turn + index + 1) % len(servers)
@@ -3062,20 +3650,22 @@ class Reader(object):
                 return 0, False  # NXLog has its turn; the next call waits on for it
             budget -= 1
             try:
-                if not self._read_object(module, position, item.key, future, deadline, read):
-                    self.rounds[server].again(entry)
-                    self.checkpoint.save()
-                    return 0, False
-                read[0] += 1
-                read[2] += item.size
-                self.served_at = self.clock.time()
+                finished = self._read_object(module, position, item.key, future, deadline,
+                                             read)
             except Exception as exc:  # whatever an object makes happen is that object's alone
                 if not self._give_up_now(position, item.key, exc):
-                    self.checkpoint.save()
+                    self.checkpoint.save(server)
                     continue
-                self._done_with(position, item, read=False)
+                self._done_with(server, position, item, read=False)
                 continue
-            self._done_with(position, item)
+            if not finished:
+                self.rounds[server].again(entry)
+                self.checkpoint.save(server)
+                return 0, False
+            read[0] += 1
+            read[2] += item.size
+            self.served_at = self.clock.time()
+            self._done_with(server, position, item)
         return budget, False
 
     def _next_entry(self, server, position, deadline):
@@ -3093,7 +3683,7 @@ class Reader(object):
             finished = self.rounds.pop(server)
             if finished.late:
                 self.late_due[server] = self.clock.monotonic() + self.settings.LATE_INTERVAL
-                self.checkpoint.save()  # where the re-listing began, for the next one
+                self.checkpoint.save(server)  # where the re-listing began, for the next one
                 return None
             if position.newest is None or \
                     self.late_due.get(server, 0) > self.clock.monotonic():
@@ -3217,14 +3807,14 @@ class Reader(object):
         return attempt is not None and \
             0 <= self.clock.time() - attempt[1] < self.settings.POLL_INTERVAL
 
-    def _done_with(self, position, item, read=True):
-        """ITEM was READ, or set aside: recorded in the checkpoint; once read, kept, moved or
-        deleted as AFTER_READ says (an object set aside, or one whose text NXLog could not
-        take whole, stays where it is, for a person)."""
+    def _done_with(self, server, position, item, read=True):
+        """ITEM of SERVER was READ, or set aside: recorded in the checkpoint; once read, kept,
+        moved or deleted as AFTER_READ says (an object set aside, or one whose text NXLog
+        could not take whole, stays where it is, for a person)."""
         position.attempts.pop(item.key, None)
         position.partial.pop(item.key, None)
         position.mark(item)
-        self.checkpoint.save()
+        self.checkpoint.save(server)
         ahead = item.epoch - self.clock.time()
         if ahead > self.settings.MAX_AHEAD:
             self.log.limited("ahead", self.log.warning, "%s is dated %d s ahead of this host's "
@@ -3238,6 +3828,16 @@ class Reader(object):
         """After an error: the next call lists again from the checkpoint."""
         self.rounds.clear()
         self._close_open()
+
+    def _forget(self, servers):
+        """SERVERS are another reader's now (COORDINATION=s3): where this one was in them
+        goes, the object open among them closed."""
+        for server in servers:
+            self.rounds.pop(server, None)
+            self.late_due.pop(server, None)
+            self.caught_up.pop(server, None)
+            if self.open is not None and self.open.key.startswith(server + "/"):
+                self._close_open()
 
     def stop(self):
         """Ends this instance as the end of its process would: the checkpoint is let go.
@@ -3258,8 +3858,8 @@ class Reader(object):
                 for server, position in sorted(checkpoint.positions.items())
                 if position.newest is not None]
         retrying = sum(len(position.attempts) for position in checkpoint.positions.values())
-        self.log.info("stops; the next start goes on from the checkpoint %s (%s%s)" % (
-            checkpoint.path, ", ".join(read[:STOP_SERVERS_SHOWN] + (
+        self.log.info("stops; the next start goes on from %s (%s%s)" % (
+            checkpoint.place(), ", ".join(read[:STOP_SERVERS_SHOWN] + (
                 [count(len(read) - STOP_SERVERS_SHOWN, "more server")]
                 if len(read) > STOP_SERVERS_SHOWN else [])) or "nothing read yet",
             "; %s to be tried again" % count(retrying, "object") if retrying else ""))
@@ -3289,6 +3889,8 @@ class Reader(object):
                              "newest object read is", lag)]
             samples += [(prefix + name, kind, summary, labels, value)
                         for name, kind, summary, value in figures]
+        samples += [(prefix + name, kind, summary, labels, value) for name, kind, summary,
+                    labels, value in self.checkpoint.samples({"bucket": bucket})]
         return samples + [(prefix + "errors_total", "counter", "read_data calls that failed, "
                            "by kind", {"bucket": bucket, "kind": kind}, number)
                           for kind, number in sorted(self.errors.items())]
@@ -3466,7 +4068,7 @@ def reader_status(parts):
     if parts.settings.SERVER == "*":
         servers = sorted(set(servers) | set(checkpoint.positions))
     return {"script": SCRIPT, "bucket": parts.settings.BUCKET, "checkpoint": checkpoint.path,
-            "exists": os.path.exists(checkpoint.path), "in_use": checkpoint.in_use(),
+            "exists": checkpoint.exists(), "in_use": checkpoint.in_use(),
             "off_scheme_keys": list(checkpoint.other_keys),
             "servers": [_server_status(parts, server) for server in servers]}
 
@@ -3488,6 +4090,8 @@ def _server_status(parts, server):
               "waiting": waiting, "lag_seconds": None, "retrying": {}, "set_aside": []}
     if newest is not None and newest_read is not None:
         status["lag_seconds"] = max(0, newest[0] - newest_read)
+    if parts.settings.COORDINATION == "s3":
+        status["lease"] = parts.checkpoint.leases.get(server)
     if position is not None:
         status["retrying"] = {key: attempt[0] for key, attempt in position.attempts.items()}
         status["set_aside"] = [{"key": key, "why": why, "time": when}
@@ -3539,10 +4143,27 @@ def _print_server_status(server):
             None else ": %d s behind" % server["lag_seconds"], count(server["waiting"],
                                                                     "object"))
     print("%s: %s; %s" % (server["server"], read, bucket))
+    if "lease" in server:
+        print("  %s" % _lease_text(server["lease"]))
     for key, attempts in sorted(server["retrying"].items()):
         print("  being tried again: %r (%s so far)" % (key, count(attempts, "failed attempt")))
     for entry in server["set_aside"]:
         print("  set aside at %s: %r: %s" % (entry["time"], entry["key"], entry["why"]))
+
+
+def _lease_text(lease):
+    """A server's lease with COORDINATION=s3, as `status` prints it."""
+    if lease is None:
+        return "no reader has taken it yet"
+    saved = "position saved at %s" % lease["saved"]
+    if lease["holder"] is None:
+        return "free (handed on), %s: the next reader's turn takes it" % saved
+    beat = lease["beat_age_seconds"]
+    if lease["alive"]:
+        return "held by %s (its last beat %d s ago), %s" % (lease["holder"], beat, saved)
+    return "held by %s, gone (%s), %s: another reader takes it over" % (
+        lease["holder"], "no beat found" if beat is None else "its last beat %d s ago" % beat,
+        saved)
 
 
 # ---- nxlog_s3/reader/replay.py ------------------------------------------------------------------

@@ -906,6 +906,10 @@ def utc_text(epoch):
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % time.gmtime(epoch)[:6]  # %Y: "1" for year 1
 
 
+STATE_PREFIX = "_nxlog-s3/"  # what readers with COORDINATION=s3 share: no server's prefix,
+                             # as a server's name starts with a letter or a digit
+
+
 # What a key's suffix says an object holds (see KEY_SUFFIX), and a key of the scheme: SERVER,
 # its second, its counter, and such a suffix or none.
 FORMAT_SUFFIXES = {"jsonl": ".jsonl", "json": ".json", "raw": ".txt", "pickle": ".pickle",

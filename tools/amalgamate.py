@@ -41,7 +41,8 @@ SCRIPTS = {
     "s3_read.py": {
         "defaults": "reader/defaults",
         "modules": COMMON + ["reader/settings", "reader/position", "reader/checkpoint",
-                             "reader/deadline", "reader/listing", "reader/lines",
+                             "reader/deadline", "reader/listing", "reader/state",
+                             "reader/shared", "reader/lines",
                              "reader/parquet", "reader/decode",
                              "reader/fetch", "reader/parts", "reader/fields", "reader/after_read",
                              "reader/reader",

@@ -10,6 +10,7 @@ from nxlog_s3.common.files import (
     lock_held,
     lock_holder,
     open_nofollow,
+    private_directory,
 )
 from nxlog_s3.common.objects import SCHEME_KEY, second_prefix, utc_text
 from nxlog_s3.common.runtime import SCRIPT
@@ -42,14 +43,44 @@ class Checkpoint(object):
         self.started_at = int(clock.time())  # the first start's, once a checkpoint has it
         self.loaded = False
         self.unsaved = False  # it lags behind what was posted: no more is read until saved
+        self.leases = {}  # with COORDINATION=s3, read by a command: see SharedCheckpoint
 
     def position(self, server):
         """SERVER's Position; a new one starts at the beginning, or with START_AT=now at the
         reader's first start (a server first seen later is read from then)."""
         if server not in self.positions:
-            floor = self.started_at if self.settings.START_AT == "now" else None
-            self.positions[server] = Position(self, floor=floor)
+            self.positions[server] = self.new_position()
         return self.positions[server]
+
+    def new_position(self):
+        """Where a server never read before starts: at the beginning, or with START_AT=now
+        at the reader's first start."""
+        return Position(self, floor=self.started_at if self.settings.START_AT == "now"
+                        else None)
+
+    def servers_to_read(self, servers):
+        """Of SERVERS, those this reader reads (every one: the file is this reader's alone),
+        and those it let go of since the last call (none)."""
+        return list(servers), []
+
+    def posting_until(self):
+        """The monotonic time from which this reader may post nothing (None: no such time;
+        see SharedCheckpoint)."""
+        return None
+
+    def samples(self, labels):
+        """The checkpoint's own metrics (see Reader.samples): none for a file."""
+        return []
+
+    def describe(self):
+        return "checkpoint %s" % self.path
+
+    def place(self):
+        """Where the next start goes on from, as the stop's log line says."""
+        return "the checkpoint %s" % self.path
+
+    def exists(self):
+        return os.path.exists(self.path)
 
     def first_sight_of_other_key(self, key):
         """Whether KEY was not reported before. The first REMEMBERED_OTHER_KEYS are kept (a
@@ -167,14 +198,21 @@ class Checkpoint(object):
         return lock_held(self.lock_path)
 
     def claim(self):
-        """The reader's start takes the lock, where it can: another instance in this NXLog
-        holding it is a setting that can never work (ConfigError); a reader of another
-        process is waited for, load() trying again at each poll."""
+        """The reader's start makes the checkpoint's folder and takes the lock, where it can:
+        another instance in this NXLog holding it is a setting that can never work
+        (ConfigError); a reader of another process is waited for, load() trying again at
+        each poll."""
+        private_directory(os.path.dirname(self.path), "CHECKPOINT", self.log)
         try:
             self._lock()
         except CheckpointError as exc:
             if held_in_this_process(self.lock_path):
                 raise ConfigError("%s: %s" % (SCRIPT, exc)) from None
+
+    def check_place(self):
+        """What `check` asks: whether the checkpoint's folder can be used (made if missing),
+        changing nothing."""
+        private_directory(os.path.dirname(self.path), "CHECKPOINT", self.log, make=False)
 
     def _lock(self):
         """Refuses a CHECKPOINT that another reader uses: each would overwrite the other's."""
@@ -208,8 +246,9 @@ class Checkpoint(object):
         for position in self.positions.values():
             position.late_changed = True
 
-    def save(self):
-        """Writes the checkpoint: first the horizon's seconds to CHECKPOINT.late if they
+    def save(self, server=None):
+        """Writes the checkpoint (every server's position: SERVER, the one that changed, is
+        for SharedCheckpoint): first the horizon's seconds to CHECKPOINT.late if they
         changed, then the rest (a crash between the two loses nothing: the two are merged).
         If the disk refuses (full, read-only), reading pauses until it takes it, so that a
         crash meanwhile posts again one object at most."""

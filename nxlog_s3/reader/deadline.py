@@ -37,6 +37,14 @@ class Deadline(object):
         work at hand."""
         return Deadline(self.clock, -1.0)
 
+    def sooner(self, at):
+        """This deadline, or one at AT (monotonic) if that comes first; None: this one."""
+        if at is None or self.at is not None and self.at <= at:
+            return self
+        deadline = Deadline(self.clock)
+        deadline.at = at
+        return deadline
+
     def wait(self, futures):
         """Waits for FUTURES until the deadline at most; whether all of them are done."""
         done, pending = concurrent.futures.wait(futures, self.left())

@@ -83,4 +83,13 @@ READ_TIMEOUT = 60           # seconds
 METRICS_FILE = ""           # Prometheus metrics for node_exporter's textfile collector,
                             # rewritten every 5 s, e.g. /var/lib/node_exporter/textfile/
                             # nxlog_s3_read.prom; empty: none
+COORDINATION = "none"       # none: this reader alone reads SERVER, its place kept in
+                            # CHECKPOINT; s3: readers on any hosts with the same BUCKET and
+                            # SERVER share the servers, each read by one reader at a time,
+                            # their positions and leases kept in the bucket under _nxlog-s3/
+                            # (the store must honor conditional writes: check says)
+READER_NAME = ""            # with COORDINATION=s3: this reader's name in the leases; empty:
+                            # this machine's host name
+LEASE_SECONDS = 30          # with COORDINATION=s3: a reader gone (no beat for this long) has
+                            # its servers taken over by the others
 # ---- End of settings ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ import collections
 import concurrent.futures
 import email.utils
 
-from nxlog_s3.common.objects import SCHEME_KEY, _second_of, utc_text
+from nxlog_s3.common.objects import SCHEME_KEY, STATE_PREFIX, _second_of, utc_text
 from nxlog_s3.common.runtime import SCRIPT
 from nxlog_s3.common.s3 import quoted
 from nxlog_s3.common.settings import _server
@@ -81,12 +81,12 @@ class Listing(object):
 
     def server_names(self, prefixes, report=None):
         """The servers among first segments PREFIXES; the others reported (or given to
-        REPORT(key, why)), MOVE_PREFIX apart."""
+        REPORT(key, why)), MOVE_PREFIX and the readers' own STATE_PREFIX apart."""
         names, report = [], report or self.report_other_key
         for prefix in prefixes:
             if not prefix.endswith("/"):
                 report(prefix, "it lies at the top of the bucket, under no server")
-            elif self.settings.MOVE_PREFIX != prefix:
+            elif prefix not in (self.settings.MOVE_PREFIX, STATE_PREFIX):
                 try:
                     names.append(_server(prefix[:-1]))
                 except ValueError:

@@ -3,7 +3,6 @@
 import collections
 import io
 import itertools
-import os
 import traceback
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,7 +14,6 @@ from nxlog_s3.common.errors import (
     error_text,
     object_failure,
 )
-from nxlog_s3.common.files import private_directory
 from nxlog_s3.common.metrics import Metrics
 from nxlog_s3.common.objects import utc_text
 from nxlog_s3.common.runtime import VERSION, count
@@ -27,6 +25,7 @@ from nxlog_s3.reader.fetch import WHOLE_OBJECT, OpenObject, Round, StreamedObjec
 from nxlog_s3.reader.fields import NXLOG_MAX_TEXT, FieldGuard
 from nxlog_s3.reader.lines import DecodeBudget
 from nxlog_s3.reader.parts import Parts
+from nxlog_s3.reader.shared import LeaseLost
 
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
@@ -74,9 +73,8 @@ class Reader(object):
         bucket (with PROBE, a client of one quick attempt by default). Raises ConfigError for
         what can never work."""
         self.metrics.claim()
-        private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log)
-        self.checkpoint.claim()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        self.checkpoint.claim()
         self.metrics.start()
         self.log.info("nxlog-s3 %s started: %s" % (VERSION, self.describe()))
         return self
@@ -84,12 +82,11 @@ class Reader(object):
     def check(self, probe=None):
         """What start() checks, and whether the checkpoint can be taken up (a broken one is
         logged as an error, as the first read_data would), changing nothing (a missing
-        folder is not made): what NXLog would log at start, and whether another reader uses
-        the checkpoint now."""
+        folder is not made; COORDINATION=s3's probe deletes what it wrote): what NXLog would
+        log at start, and whether another reader uses the checkpoint now."""
         self.metrics.check()
-        private_directory(os.path.dirname(self.checkpoint.path), "CHECKPOINT", self.log,
-                          make=False)
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
+        self.checkpoint.check_place()
         try:
             self.checkpoint.load(self.listing.keys_of, lock=False)
         except (CheckpointError, BotoCoreError, ClientError) as exc:
@@ -102,10 +99,10 @@ class Reader(object):
 
     def describe(self):
         settings = self.settings
-        return "%sreading s3://%s/ for %s, checkpoint %s" % (
+        return "%sreading s3://%s/ for %s, %s" % (
             settings.describe_instance(), settings.BUCKET,
             "every server" if settings.SERVER == "*" else ", ".join(settings.SERVER),
-            self.checkpoint.path)
+            self.checkpoint.describe())
 
     def read_data(self, module):
         """NXLog's read_data: schedules exactly one next call, whatever happens in this one."""
@@ -114,6 +111,9 @@ class Reader(object):
         try:
             if self.read_objects(module):
                 delay = self.more_waiting_delay
+        except LeaseLost as exc:
+            self.start_over()
+            self.log.warning(str(exc))
         except CheckpointError as exc:
             self.start_over()
             self.errors["checkpoint"] += 1
@@ -144,11 +144,14 @@ class Reader(object):
         servers = self.listing.servers(deadline)
         if servers is None:
             return True  # S3 has not listed them yet: the next call looks again
+        servers, gone = checkpoint.servers_to_read(servers)
+        self._forget(gone)
+        posting = deadline.sooner(checkpoint.posting_until())
         budget = self.settings.MAX_OBJECTS_PER_CALL
         try:
             for index in range(len(servers)):
                 server = servers[(self.turn + index) % len(servers)]
-                budget, caught_up = self._read_server(module, server, budget, deadline)
+                budget, caught_up = self._read_server(module, server, budget, posting)
                 self.caught_up[server] = caught_up
                 if not caught_up:
                     self.turn = (self.turn + index + 1) % len(servers)
@@ -179,20 +182,22 @@ class Reader(object):
                 return 0, False  # NXLog has its turn; the next call waits on for it
             budget -= 1
             try:
-                if not self._read_object(module, position, item.key, future, deadline, read):
-                    self.rounds[server].again(entry)
-                    self.checkpoint.save()
-                    return 0, False
-                read[0] += 1
-                read[2] += item.size
-                self.served_at = self.clock.time()
+                finished = self._read_object(module, position, item.key, future, deadline,
+                                             read)
             except Exception as exc:  # whatever an object makes happen is that object's alone
                 if not self._give_up_now(position, item.key, exc):
-                    self.checkpoint.save()
+                    self.checkpoint.save(server)
                     continue
-                self._done_with(position, item, read=False)
+                self._done_with(server, position, item, read=False)
                 continue
-            self._done_with(position, item)
+            if not finished:
+                self.rounds[server].again(entry)
+                self.checkpoint.save(server)
+                return 0, False
+            read[0] += 1
+            read[2] += item.size
+            self.served_at = self.clock.time()
+            self._done_with(server, position, item)
         return budget, False
 
     def _next_entry(self, server, position, deadline):
@@ -210,7 +215,7 @@ class Reader(object):
             finished = self.rounds.pop(server)
             if finished.late:
                 self.late_due[server] = self.clock.monotonic() + self.settings.LATE_INTERVAL
-                self.checkpoint.save()  # where the re-listing began, for the next one
+                self.checkpoint.save(server)  # where the re-listing began, for the next one
                 return None
             if position.newest is None or \
                     self.late_due.get(server, 0) > self.clock.monotonic():
@@ -334,14 +339,14 @@ class Reader(object):
         return attempt is not None and \
             0 <= self.clock.time() - attempt[1] < self.settings.POLL_INTERVAL
 
-    def _done_with(self, position, item, read=True):
-        """ITEM was READ, or set aside: recorded in the checkpoint; once read, kept, moved or
-        deleted as AFTER_READ says (an object set aside, or one whose text NXLog could not
-        take whole, stays where it is, for a person)."""
+    def _done_with(self, server, position, item, read=True):
+        """ITEM of SERVER was READ, or set aside: recorded in the checkpoint; once read, kept,
+        moved or deleted as AFTER_READ says (an object set aside, or one whose text NXLog
+        could not take whole, stays where it is, for a person)."""
         position.attempts.pop(item.key, None)
         position.partial.pop(item.key, None)
         position.mark(item)
-        self.checkpoint.save()
+        self.checkpoint.save(server)
         ahead = item.epoch - self.clock.time()
         if ahead > self.settings.MAX_AHEAD:
             self.log.limited("ahead", self.log.warning, "%s is dated %d s ahead of this host's "
@@ -355,6 +360,16 @@ class Reader(object):
         """After an error: the next call lists again from the checkpoint."""
         self.rounds.clear()
         self._close_open()
+
+    def _forget(self, servers):
+        """SERVERS are another reader's now (COORDINATION=s3): where this one was in them
+        goes, the object open among them closed."""
+        for server in servers:
+            self.rounds.pop(server, None)
+            self.late_due.pop(server, None)
+            self.caught_up.pop(server, None)
+            if self.open is not None and self.open.key.startswith(server + "/"):
+                self._close_open()
 
     def stop(self):
         """Ends this instance as the end of its process would: the checkpoint is let go.
@@ -375,8 +390,8 @@ class Reader(object):
                 for server, position in sorted(checkpoint.positions.items())
                 if position.newest is not None]
         retrying = sum(len(position.attempts) for position in checkpoint.positions.values())
-        self.log.info("stops; the next start goes on from the checkpoint %s (%s%s)" % (
-            checkpoint.path, ", ".join(read[:STOP_SERVERS_SHOWN] + (
+        self.log.info("stops; the next start goes on from %s (%s%s)" % (
+            checkpoint.place(), ", ".join(read[:STOP_SERVERS_SHOWN] + (
                 [count(len(read) - STOP_SERVERS_SHOWN, "more server")]
                 if len(read) > STOP_SERVERS_SHOWN else [])) or "nothing read yet",
             "; %s to be tried again" % count(retrying, "object") if retrying else ""))
@@ -406,6 +421,8 @@ class Reader(object):
                              "newest object read is", lag)]
             samples += [(prefix + name, kind, summary, labels, value)
                         for name, kind, summary, value in figures]
+        samples += [(prefix + name, kind, summary, labels, value) for name, kind, summary,
+                    labels, value in self.checkpoint.samples({"bucket": bucket})]
         return samples + [(prefix + "errors_total", "counter", "read_data calls that failed, "
                            "by kind", {"bucket": bucket, "kind": kind}, number)
                           for kind, number in sorted(self.errors.items())]

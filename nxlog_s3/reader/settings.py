@@ -48,9 +48,15 @@ class ReaderSettings(Settings):
         ("AFTER_READ", _choice("keep", "delete", "move")), ("MOVE_PREFIX", _move_prefix),
         ("RETRY_MODE", _choice("standard", "adaptive")), ("RETRY_ATTEMPTS", _number(int, 1)),
         ("TLS_VERIFY", _flag), ("CONNECT_TIMEOUT", _number(float, 0.1)),
-        ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file))
+        ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file),
+        ("COORDINATION", _choice("none", "s3")), ("READER_NAME", _server),
+        ("LEASE_SECONDS", _number(int, 6, 3600)))
 
     def check(self):
+        if self.COORDINATION == "s3" and self.CHECKPOINT:
+            raise ConfigError("%s: CHECKPOINT=%r has no use with COORDINATION=s3: the "
+                              "positions are kept in the bucket, beside the leases (leave "
+                              "CHECKPOINT empty)" % (SCRIPT, self.CHECKPOINT))
         self.CHECKPOINT = self.CHECKPOINT or self.named_after_instance("lastkey", ".log")
         self.SEAL_EVERY = max(self.LOOKBACK, 60)
         if self.AFTER_READ == "move" and not self.MOVE_PREFIX:

@@ -1,7 +1,5 @@
 """`status`: where the reader is, read from its checkpoint."""
 
-import os
-
 from nxlog_s3.common.command import not_found_where_looked
 from nxlog_s3.common.objects import utc_text
 from nxlog_s3.common.runtime import EXIT_WARNED, SCRIPT, count
@@ -19,7 +17,7 @@ def reader_status(parts):
     if parts.settings.SERVER == "*":
         servers = sorted(set(servers) | set(checkpoint.positions))
     return {"script": SCRIPT, "bucket": parts.settings.BUCKET, "checkpoint": checkpoint.path,
-            "exists": os.path.exists(checkpoint.path), "in_use": checkpoint.in_use(),
+            "exists": checkpoint.exists(), "in_use": checkpoint.in_use(),
             "off_scheme_keys": list(checkpoint.other_keys),
             "servers": [_server_status(parts, server) for server in servers]}
 
@@ -41,6 +39,8 @@ def _server_status(parts, server):
               "waiting": waiting, "lag_seconds": None, "retrying": {}, "set_aside": []}
     if newest is not None and newest_read is not None:
         status["lag_seconds"] = max(0, newest[0] - newest_read)
+    if parts.settings.COORDINATION == "s3":
+        status["lease"] = parts.checkpoint.leases.get(server)
     if position is not None:
         status["retrying"] = {key: attempt[0] for key, attempt in position.attempts.items()}
         status["set_aside"] = [{"key": key, "why": why, "time": when}
@@ -92,7 +92,24 @@ def _print_server_status(server):
             None else ": %d s behind" % server["lag_seconds"], count(server["waiting"],
                                                                     "object"))
     print("%s: %s; %s" % (server["server"], read, bucket))
+    if "lease" in server:
+        print("  %s" % _lease_text(server["lease"]))
     for key, attempts in sorted(server["retrying"].items()):
         print("  being tried again: %r (%s so far)" % (key, count(attempts, "failed attempt")))
     for entry in server["set_aside"]:
         print("  set aside at %s: %r: %s" % (entry["time"], entry["key"], entry["why"]))
+
+
+def _lease_text(lease):
+    """A server's lease with COORDINATION=s3, as `status` prints it."""
+    if lease is None:
+        return "no reader has taken it yet"
+    saved = "position saved at %s" % lease["saved"]
+    if lease["holder"] is None:
+        return "free (handed on), %s: the next reader's turn takes it" % saved
+    beat = lease["beat_age_seconds"]
+    if lease["alive"]:
+        return "held by %s (its last beat %d s ago), %s" % (lease["holder"], beat, saved)
+    return "held by %s, gone (%s), %s: another reader takes it over" % (
+        lease["holder"], "no beat found" if beat is None else "its last beat %d s ago" % beat,
+        saved)

@@ -1,0 +1,130 @@
+"""The objects under STATE_PREFIX that readers with COORDINATION=s3 share: JSON bodies,
+written only with S3's conditional writes, and S3's own clock."""
+
+import calendar
+import json
+
+from botocore.exceptions import ClientError
+
+from nxlog_s3.common.errors import error_code
+from nxlog_s3.common.objects import STATE_PREFIX
+from nxlog_s3.reader.listing import _server_time
+
+TAKEN_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+class Taken(Exception):
+    """A conditional write S3 refused: someone else wrote the object first."""
+
+
+def state_key(server):
+    return "%sservers/%s.json" % (STATE_PREFIX, server)
+
+
+def server_of_state(key):
+    """The server whose state object KEY is; None for another key."""
+    name = key[len(STATE_PREFIX + "servers/"):]
+    return name[:-len(".json")] if key.startswith(STATE_PREFIX + "servers/") and \
+        name.endswith(".json") and "/" not in name else None
+
+
+def reader_key(reader_id):
+    return "%sreaders/%s" % (STATE_PREFIX, reader_id)
+
+
+def late_key(server, reader_id):
+    """The horizon's seconds of SERVER as READER_ID saved them: each holder writes its own
+    object, so that one that lost the server cannot change the new holder's."""
+    return "%slate/%s/%s.json" % (STATE_PREFIX, server, reader_id)
+
+
+class StateObjects(object):
+    """Reads and writes the objects under STATE_PREFIX in BUCKET through CLIENT."""
+
+    def __init__(self, settings, client, clock):
+        self.settings, self.client, self.clock = settings, client, clock
+
+    def url(self, key=""):
+        return "s3://%s/%s" % (self.settings.BUCKET, key)
+
+    def get(self, key):
+        """KEY's JSON body and ETag; (None, None) if there is no such object. ValueError for
+        a body that is not JSON."""
+        try:
+            response = self.client.get_object(Bucket=self.settings.BUCKET, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return None, None
+            raise
+        body = response["Body"].read()
+        try:
+            return json.loads(body.decode("utf-8")), response["ETag"]
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError("%s is not JSON: %s" % (self.url(key), exc)) from None
+
+    def put(self, key, data, if_match=None, create=False):
+        """Writes DATA as KEY's JSON body: CREATE only if there is no such object yet, or
+        IF_MATCH only over the object of that ETag. Returns the new ETag; Taken if S3 refused
+        the condition."""
+        condition = {"IfNoneMatch": "*"} if create else \
+            {"IfMatch": if_match} if if_match else {}
+        try:
+            response = self.client.put_object(
+                Bucket=self.settings.BUCKET, Key=key, ContentType="application/json",
+                Body=json.dumps(data, separators=(",", ":"), sort_keys=True).encode(),
+                **condition)
+        except ClientError as exc:
+            if condition and error_code(exc) in TAKEN_CODES:
+                raise Taken() from None
+            raise
+        return response["ETag"]
+
+    def delete(self, key):
+        self.client.delete_object(Bucket=self.settings.BUCKET, Key=key)
+
+    def listed(self, folder):
+        """Every object under STATE_PREFIX + FOLDER: a list of (key, ETag, when S3 stored it),
+        and S3's time when it answered the first page."""
+        entries, now = [], None
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.settings.BUCKET,
+                                       Prefix=STATE_PREFIX + folder):
+            if now is None:
+                now = _server_time(page, self.clock)
+            entries += [(item["Key"], item.get("ETag", ""),
+                         calendar.timegm(item["LastModified"].utctimetuple()))
+                        for item in page.get("Contents", ())]
+        return entries, now
+
+    def probe(self, reader_id):
+        """Whether the store honors conditional writes: None if it does, else what failed.
+        Writes one object of its own and deletes it, whatever happens; raises botocore's
+        errors where S3 or the network failed."""
+        key = "%sprobe/%s" % (STATE_PREFIX, reader_id)
+        data = {"probe": reader_id, "step": 0}
+        try:
+            etag = self.put(key, data, create=True)
+            data["step"] = 1
+            if not self._taken(lambda: self.put(key, data, create=True)):
+                return "a second create of %s with If-None-Match: * was taken, not refused " \
+                    "with 412" % self.url(key)
+            data["step"] = 2
+            if self._taken(lambda: self.put(key, data, if_match=etag)):
+                return "a write with If-Match and the object's own ETag was refused with 412"
+            data["step"] = 3
+            if not self._taken(lambda: self.put(key, data, if_match=etag)):
+                return "a write with If-Match and an old ETag was taken, not refused with 412"
+            return None
+        except Taken:
+            return "the first create of %s with If-None-Match: * was refused" % self.url(key)
+        finally:
+            self.delete(key)  # an S3 error here is raised: the object may be left
+
+    @staticmethod
+    def _taken(write):
+        """Whether WRITE was refused as Taken."""
+        try:
+            write()
+        except Taken:
+            return True
+        return False
