@@ -3179,6 +3179,13 @@ class Round(object):
         """ENTRY's object is not done yet: it comes first in the next call."""
         self.ahead.appendleft(entry)
 
+    def fetch_again(self, key):
+        """KEY's object, waiting here, was opened and closed for another server's turn: its
+        fetch begins again (its events posted so far are passed over when it is read on)."""
+        for index, (item, _) in enumerate(self.ahead):
+            if item.key == key:
+                self.ahead[index] = (item, self.begin(item))
+
 
 class OpenObject(object):
     """The object whose events are being posted, which a call may stop inside (the next
@@ -3752,7 +3759,7 @@ class Reader(object):
         """The events of KEY not posted yet, until DEADLINE: where the last call stopped in
         it, or from its GET past the events a crashed run had posted already."""
         if self.open is None or self.open.key != key:
-            self._close_open()
+            self._leave_open()
             self.open = self._opened(key, future.result(), position.partial.get(key, 0))
         self.open.deadline = deadline
         return self.open.events
@@ -3767,6 +3774,16 @@ class Reader(object):
         if isinstance(response["Body"], io.BytesIO):  # fetched whole
             return OpenObject(key, response, decoded, budget)
         return StreamedObject(key, response, decoded, budget)
+
+    def _leave_open(self):
+        """The object a call stopped in waits while another server has its turn: it is
+        closed, and fetched again for its own turn."""
+        if self.open is not None:
+            key = self.open.key
+            self._close_open()
+            waiting = self.rounds.get(key.split("/", 1)[0])
+            if waiting is not None:
+                waiting.fetch_again(key)
 
     def _close_open(self):
         if self.open is not None:

@@ -12,7 +12,9 @@ import pytest
 
 from helpers import (
     BUCKET,
+    JSON_LINES,
     LockInAnotherProcess,
+    batch,
     checkpoint,
     filling_disk,
     poll,
@@ -372,3 +374,17 @@ def test_pickles_are_read_only_when_allowed(s3, settings, load):
     put(s3, SECOND + ".1", pickle.dumps({"raw_event": "p", "n": 2}),
         {"nxlog-s3-format": "pickle"})
     assert restored(load("s3_read")) == [{"raw_event": "p", "n": 2}]
+
+
+def test_an_object_left_inside_for_another_servers_turn_is_read_on_from_where_it_stopped(
+        s3, settings, build):
+    settings(SERVER="web01,web02", MAX_SECONDS_PER_CALL=0.01, POLL_INTERVAL=5)
+    for server in ("web01", "web02"):
+        put(s3, "%s/2026-03-01/10.00.00.1.jsonl.gz" % server, batch(*[
+            "%s %d" % (server, number) for number in range(3000)]), JSON_LINES)
+    reader = build("s3_read", clock_every=1)
+    posted = read_all(reader)
+    for server in ("web01", "web02"):
+        assert [event for event in posted if event.startswith(server)] == [
+            "%s %d" % (server, number) for number in range(3000)]
+    assert api.logged("WARNING") == []

@@ -91,6 +91,13 @@ class Round(object):
         """ENTRY's object is not done yet: it comes first in the next call."""
         self.ahead.appendleft(entry)
 
+    def fetch_again(self, key):
+        """KEY's object, waiting here, was opened and closed for another server's turn: its
+        fetch begins again (its events posted so far are passed over when it is read on)."""
+        for index, (item, _) in enumerate(self.ahead):
+            if item.key == key:
+                self.ahead[index] = (item, self.begin(item))
+
 
 class OpenObject(object):
     """The object whose events are being posted, which a call may stop inside (the next

@@ -284,7 +284,7 @@ class Reader(object):
         """The events of KEY not posted yet, until DEADLINE: where the last call stopped in
         it, or from its GET past the events a crashed run had posted already."""
         if self.open is None or self.open.key != key:
-            self._close_open()
+            self._leave_open()
             self.open = self._opened(key, future.result(), position.partial.get(key, 0))
         self.open.deadline = deadline
         return self.open.events
@@ -299,6 +299,16 @@ class Reader(object):
         if isinstance(response["Body"], io.BytesIO):  # fetched whole
             return OpenObject(key, response, decoded, budget)
         return StreamedObject(key, response, decoded, budget)
+
+    def _leave_open(self):
+        """The object a call stopped in waits while another server has its turn: it is
+        closed, and fetched again for its own turn."""
+        if self.open is not None:
+            key = self.open.key
+            self._close_open()
+            waiting = self.rounds.get(key.split("/", 1)[0])
+            if waiting is not None:
+                waiting.fetch_again(key)
 
     def _close_open(self):
         if self.open is not None:
