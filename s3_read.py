@@ -2418,7 +2418,7 @@ class SharedCheckpoint(Checkpoint):
             % (self.objects.url(STATE_PREFIX), self.id)
 
     def place(self):
-        return "the positions in %s (its servers handed on to the other readers)" % self.path
+        return "the positions in %s, its servers handed on to the other readers," % self.path
 
     # -- turns: beats, balance, takeovers --
 
