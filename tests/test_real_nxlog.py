@@ -645,3 +645,42 @@ def test_a_real_nxlog_reading_every_bomb_stays_under_200_mb(moto_server, bucket,
         peak_kb = int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
     assert peak_kb < 200 * 1024, "NXLog's peak RSS: %d MB" % (peak_kb >> 10)
     assert reader.stop() == 0
+
+
+def test_two_nxlogs_share_a_bucket_and_one_takes_over_when_the_other_is_killed(
+        moto_server, bucket, tmp_path, nxlog_process):
+    client, servers = moto_server.client(), ["srv%d" % number for number in range(4)]
+
+    def add(number):
+        for server in servers:
+            client.put_object(Bucket=bucket, Key="%s/2026-03-01/10.00.%02d.1.jsonl.gz" % (
+                server, number), Body=gzip.compress(b"".join(json.dumps({
+                    "raw_event": "%s %d %d" % (server, number, place)}).encode() + b"\n"
+                    for place in range(200))), Metadata={
+                "nxlog-s3-format": "jsonl", "nxlog-s3-compression": "gzip"})
+
+    def events(name):
+        return lines_of(tmp_path / ("%s.out" % name))
+    for number in range(3):
+        add(number)
+    nxlogs = {}
+    for name in ("a", "b"):
+        env = nxlog_env(moto_server.env, BUCKET=bucket, SERVER="*", COORDINATION="s3",
+                        READER_NAME=name, LEASE_SECONDS=6, POLL_INTERVAL=1)
+        nxlogs[name] = start_conf(nxlog_process, "s3-read.conf", tmp_path / name, env,
+                                  OUTFILE=tmp_path / ("%s.out" % name))
+    nxlogs["b"].wait_for(lambda: "s3_read: takes srv" in nxlogs["b"].log(),
+                         what="a handing servers on to b")
+    nxlogs["a"].process.kill()
+    add(3)
+    every = ["%s %d %d" % (server, number, place) for server in servers
+             for number in range(4) for place in range(200)]
+    nxlogs["b"].wait_for(lambda: set(events("a") + events("b")) >= set(every), timeout=60,
+                         what="every event, through b once a was killed")
+    assert nxlogs["b"].stop() == 0
+    assert "takes over srv" in nxlogs["b"].log() and " from a@" in nxlogs["b"].log()
+    for server in servers:  # in order, from whichever NXLog read it
+        posted = [line for line in events("a") + events("b") if line.startswith(server + " ")]
+        assert list(dict.fromkeys(posted)) == [line for line in every
+                                               if line.startswith(server + " ")]
+    assert " ERROR " not in nxlogs["b"].log()
