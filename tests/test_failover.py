@@ -152,6 +152,8 @@ def test_three_readers_fail_over_with_nothing_lost_order_kept_and_no_server_read
         check_server(server, posts[server], archive.expected(server))
     failover = max(taken_over_after(posts[server], killed_at) for server in SERVERS
                    if holder_at(posts[server], killed_at).startswith("r1@"))
+    print("r1's servers taken over %.1f s after it was killed (LEASE_SECONDS=%d, "
+          "POLL_INTERVAL=1)" % (failover, LEASE))
     assert failover <= LEASE + 1 + 3, "r1's servers were taken over %.1f s after it was " \
         "killed: more than LEASE_SECONDS + POLL_INTERVAL + 3 s" % failover
 

@@ -11,7 +11,16 @@ import time
 
 import pytest
 
-from helpers import BUCKET, JSON_LINES, SteppedClock, all_objects, batch, poll, put
+from helpers import (
+    BUCKET,
+    JSON_LINES,
+    SteppedClock,
+    all_objects,
+    batch,
+    poll,
+    put,
+    script_command,
+)
 from nxlog_stub import api
 
 SERVERS = ["srv%02d" % number for number in range(12)]
@@ -224,3 +233,51 @@ def test_a_checkpoint_file_with_coordination_s3_is_refused(settings, start_refus
     settings(COORDINATION="s3", CHECKPOINT="/tmp/lastkey.log")
     [line] = start_refused("s3_read")
     assert "CHECKPOINT='/tmp/lastkey.log' has no use with COORDINATION=s3" in line
+
+
+@pytest.mark.ceph
+def test_radosgw_which_refuses_if_match_with_the_right_etag_is_refused_at_start(
+        ceph, settings, monkeypatch, start_refused):
+    for name, value in ceph.env.items():
+        monkeypatch.setenv(name, value)
+    bucket = ceph.new_bucket("nxlog-shared")
+    settings(COORDINATION="s3", BUCKET=bucket)
+    [line] = start_refused("s3_read", endpoint=ceph.url)
+    assert "COORDINATION=s3 needs a store that honors S3's conditional writes, and s3://%s/ " \
+        "does not (a write with If-Match and the object's own ETag was refused with 412)" \
+        % bucket in line
+    assert [item["Key"] for item in ceph.client().list_objects_v2(Bucket=bucket).get(
+        "Contents", ())] == []
+
+
+def test_status_shows_each_servers_holder_and_position_and_check_leaves_nothing_behind(
+        moto_server, tmp_path, monkeypatch, settings, load):
+    bucket = moto_server.new_bucket("nxlog-shared")
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    settings(BUCKET=bucket, COORDINATION="s3", SERVER="*", READER_NAME="reader1")
+    client = moto_server.client()
+    put(client, "web01/2026-03-01/10.00.00.1.jsonl.gz", batch("one"), JSON_LINES,
+        bucket=bucket)
+    reader = load("s3_read")
+    assert poll(reader)[1] == ["one"]
+    command = script_command(moto_server, bucket, tmp_path)
+    env = {"NXLOG_S3_COORDINATION": "s3", "NXLOG_S3_SERVER": "*"}
+    status, out, err = command("s3_read", "status", "--json", env=env)
+    assert (status, err) == (0, [])
+    shown = json.loads(out[0])
+    assert shown["in_use"] is True
+    [server] = shown["servers"]
+    assert server["newest_read"] == "2026-03-01T10:00:00Z"
+    assert server["lease"]["holder"] == reader.instance.checkpoint.id
+    assert server["lease"]["alive"] is True
+    status, out, _ = command("s3_read", "status", env=env)
+    assert out[2].startswith("  held by %s (its last beat " % reader.instance.checkpoint.id)
+    status, out, err = command("s3_read", "check", env=env)
+    assert status == 0, err
+    reader.stop()  # its server handed on, its beat deleted
+    status, out, _ = command("s3_read", "status", env=env)
+    assert out[2].startswith("  free (handed on), position saved at ")
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert sorted(keys) == ["_nxlog-s3/servers/web01.json",
+                            "web01/2026-03-01/10.00.00.1.jsonl.gz"]
