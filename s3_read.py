@@ -2389,17 +2389,14 @@ class SharedCheckpoint(Checkpoint):
     def release(self):
         """At the stop: every server is handed on with its position, and the beat deleted,
         so that the other readers take them at their next turn, not a lease later."""
-        for server in sorted(self.held):
-            try:
-                self._release(server)
-            except (BotoCoreError, ClientError) as exc:
-                self.log.warning("cannot hand on %s at the stop (%s): another reader takes it "
-                                 "over once this one's lease runs out, within %d s" % (
-                                     server, error_text(exc), self.settings.LEASE_SECONDS))
         try:
+            for server in sorted(self.held):
+                self._release(server)
             self.objects.delete(reader_key(self.id))
-        except (BotoCoreError, ClientError):
-            pass  # the beat ages out by itself: the others wait one lease at most
+        except (BotoCoreError, ClientError) as exc:  # one try: S3 down must not hold the stop
+            self.log.warning("cannot hand on its servers at the stop (%s): the other readers "
+                             "take them over once its lease runs out, within %d s" % (
+                                 error_text(exc), self.settings.LEASE_SECONDS))
 
     def posting_until(self):
         """The monotonic time from which this reader may post nothing: its lease's end."""
@@ -2418,7 +2415,7 @@ class SharedCheckpoint(Checkpoint):
             % (self.objects.url(STATE_PREFIX), self.id)
 
     def place(self):
-        return "the positions in %s, its servers handed on to the other readers," % self.path
+        return "the positions in %s" % self.path
 
     # -- turns: beats, balance, takeovers --
 
@@ -3499,12 +3496,64 @@ class AfterRead(object):
                              % (quoted(settings.BUCKET, key), settings.AFTER_READ, exc))
 
 
+# ---- nxlog_s3/reader/report.py ------------------------------------------------------------------
+# What the reader tells of itself: where it stops, and its metrics.
+
+STOP_SERVERS_SHOWN = 3  # servers the line logged at the stop names (SERVER=* may be many)
+
+
+def report_place(checkpoint, log):
+    """Says in NXLog's log where the reader stops: the next start goes on from there."""
+    if not checkpoint.loaded:
+        return
+    read = ["%s read up to %s" % (server, utc_text(position.newest))
+            for server, position in sorted(checkpoint.positions.items())
+            if position.newest is not None]
+    retrying = sum(len(position.attempts) for position in checkpoint.positions.values())
+    log.info("stops; the next start goes on from %s (%s%s)" % (
+        checkpoint.place(), ", ".join(read[:STOP_SERVERS_SHOWN] + (
+            [count(len(read) - STOP_SERVERS_SHOWN, "more server")]
+            if len(read) > STOP_SERVERS_SHOWN else [])) or "nothing read yet",
+        "; %s to be tried again" % count(retrying, "object") if retrying else ""))
+    if checkpoint.unsaved:
+        log.warning("stops before its checkpoint %s could be written: the events of the "
+                    "last object read may be posted again" % checkpoint.path)
+
+
+def reader_samples(reader):
+    """The reader's metrics, for METRICS_FILE (see Metrics). A server's lag is 0 when
+    its last turn found nothing more to read, else the age of the newest object read."""
+    bucket, now, prefix = reader.settings.BUCKET, reader.clock.time(), "nxlog_s3_reader_"
+    samples = []
+    for server, position in sorted(reader.checkpoint.positions.items()):
+        labels = {"bucket": bucket, "server": server}
+        objects, events, size = reader.read.get(server, (0, 0, 0))
+        figures = [("objects_total", "counter", "objects read", objects),
+                   ("events_total", "counter", "events posted to NXLog", events),
+                   ("bytes_total", "counter", "bytes of the objects read, as stored",
+                    size),
+                   ("set_aside_objects", "gauge", "objects set aside (not read), as the "
+                    "checkpoint remembers them", len(position.set_aside))]
+        if position.newest is not None:
+            lag = 0 if reader.caught_up.get(server) else max(0, now - position.newest)
+            figures += [("newest_read_timestamp_seconds", "gauge", "key time of the newest "
+                         "object read", position.newest),
+                        ("lag_seconds", "gauge", "0 once all is read, else how old the "
+                         "newest object read is", lag)]
+        samples += [(prefix + name, kind, summary, labels, value)
+                    for name, kind, summary, value in figures]
+    samples += [(prefix + name, kind, summary, labels, value) for name, kind, summary,
+                labels, value in reader.checkpoint.samples({"bucket": bucket})]
+    return samples + [(prefix + "errors_total", "counter", "read_data calls that failed, "
+                       "by kind", {"bucket": bucket, "kind": kind}, number)
+                      for kind, number in sorted(reader.errors.items())]
+
+
 # ---- nxlog_s3/reader/reader.py ------------------------------------------------------------------
 # Reader: one im_python instance, posting each object's events in key order.
 
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
-STOP_SERVERS_SHOWN = 3  # servers the line logged at the stop names (SERVER=* may be many)
 
 
 def _schedule(module, delay):
@@ -3863,54 +3912,11 @@ class Reader(object):
         self.start_over()
         self.fetcher.stop()
         self.metrics.stop()
-        self.report_place()
+        report_place(self.checkpoint, self.log)
         self.checkpoint.release()
 
-    def report_place(self):
-        """Says in NXLog's log where the reader stops: the next start goes on from there."""
-        checkpoint = self.checkpoint
-        if not checkpoint.loaded:
-            return
-        read = ["%s read up to %s" % (server, utc_text(position.newest))
-                for server, position in sorted(checkpoint.positions.items())
-                if position.newest is not None]
-        retrying = sum(len(position.attempts) for position in checkpoint.positions.values())
-        self.log.info("stops; the next start goes on from %s (%s%s)" % (
-            checkpoint.place(), ", ".join(read[:STOP_SERVERS_SHOWN] + (
-                [count(len(read) - STOP_SERVERS_SHOWN, "more server")]
-                if len(read) > STOP_SERVERS_SHOWN else [])) or "nothing read yet",
-            "; %s to be tried again" % count(retrying, "object") if retrying else ""))
-        if checkpoint.unsaved:
-            self.log.warning("stops before its checkpoint %s could be written: the events of "
-                             "the last object read may be posted again" % checkpoint.path)
-
     def samples(self):
-        """The reader's metrics, for METRICS_FILE (see Metrics). A server's lag is 0 when
-        its last turn found nothing more to read, else the age of the newest object read."""
-        bucket, now, prefix = self.settings.BUCKET, self.clock.time(), "nxlog_s3_reader_"
-        samples = []
-        for server, position in sorted(self.checkpoint.positions.items()):
-            labels = {"bucket": bucket, "server": server}
-            objects, events, size = self.read.get(server, (0, 0, 0))
-            figures = [("objects_total", "counter", "objects read", objects),
-                       ("events_total", "counter", "events posted to NXLog", events),
-                       ("bytes_total", "counter", "bytes of the objects read, as stored",
-                        size),
-                       ("set_aside_objects", "gauge", "objects set aside (not read), as the "
-                        "checkpoint remembers them", len(position.set_aside))]
-            if position.newest is not None:
-                lag = 0 if self.caught_up.get(server) else max(0, now - position.newest)
-                figures += [("newest_read_timestamp_seconds", "gauge", "key time of the newest "
-                             "object read", position.newest),
-                            ("lag_seconds", "gauge", "0 once all is read, else how old the "
-                             "newest object read is", lag)]
-            samples += [(prefix + name, kind, summary, labels, value)
-                        for name, kind, summary, value in figures]
-        samples += [(prefix + name, kind, summary, labels, value) for name, kind, summary,
-                    labels, value in self.checkpoint.samples({"bucket": bucket})]
-        return samples + [(prefix + "errors_total", "counter", "read_data calls that failed, "
-                           "by kind", {"bucket": bucket, "kind": kind}, number)
-                          for kind, number in sorted(self.errors.items())]
+        return reader_samples(self)
 
 
 # ---- nxlog_s3/reader/commands.py ----------------------------------------------------------------

@@ -669,8 +669,15 @@ def test_two_nxlogs_share_a_bucket_and_one_takes_over_when_the_other_is_killed(
                         READER_NAME=name, LEASE_SECONDS=6, POLL_INTERVAL=1)
         nxlogs[name] = start_conf(nxlog_process, "s3-read.conf", tmp_path / name, env,
                                   OUTFILE=tmp_path / ("%s.out" % name))
-    nxlogs["b"].wait_for(lambda: "s3_read: takes srv" in nxlogs["b"].log(),
-                         what="a handing servers on to b")
+    def holders():
+        """The READER_NAMEs holding the servers now ('' for one free)."""
+        try:
+            return {(json.loads(client.get_object(Bucket=bucket, Key="_nxlog-s3/servers/%s.json"
+                                                  % server)["Body"].read())["holder"] or "")
+                    .split("@")[0] for server in servers}
+        except client.exceptions.NoSuchKey:
+            return set()
+    nxlogs["b"].wait_for(lambda: holders() == {"a", "b"}, what="a and b sharing the servers")
     nxlogs["a"].process.kill()
     add(3)
     every = ["%s %d %d" % (server, number, place) for server in servers

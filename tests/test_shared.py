@@ -144,7 +144,8 @@ def test_a_reader_that_lost_its_server_cannot_save_over_the_new_holders_position
     turn([reader], posted)
     key = STATE + "servers/web01.json"
     state = json.loads(all_objects(s3, key)[key]["Data"])
-    state.update(holder="b@another", written=state["written"] + 1)  # b took it over
+    s3.put_object(Bucket=BUCKET, Key=STATE + "readers/b@another", Body=b"{}")  # b is alive
+    state.update(holder="b@another", written=state["written"] + 1)  # and took it over
     s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(state).encode())
     fill(s3, ["web01"], objects=2, first=1)
     turn([reader], posted)

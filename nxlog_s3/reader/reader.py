@@ -15,8 +15,7 @@ from nxlog_s3.common.errors import (
     object_failure,
 )
 from nxlog_s3.common.metrics import Metrics
-from nxlog_s3.common.objects import utc_text
-from nxlog_s3.common.runtime import VERSION, count
+from nxlog_s3.common.runtime import VERSION
 from nxlog_s3.common.s3 import check_bucket, probe_client, quoted
 from nxlog_s3.reader.after_read import AfterRead
 from nxlog_s3.reader.checkpoint import CheckpointError
@@ -25,11 +24,11 @@ from nxlog_s3.reader.fetch import WHOLE_OBJECT, OpenObject, Round, StreamedObjec
 from nxlog_s3.reader.fields import NXLOG_MAX_TEXT, FieldGuard
 from nxlog_s3.reader.lines import DecodeBudget
 from nxlog_s3.reader.parts import Parts
+from nxlog_s3.reader.report import reader_samples, report_place
 from nxlog_s3.reader.shared import LeaseLost
 
 MORE_WAITING_DELAY = 0.01  # seconds to the next call when a call stopped at its bound
 CLOCK_EVERY = 1000  # events between two looks at the clock inside a streamed object
-STOP_SERVERS_SHOWN = 3  # servers the line logged at the stop names (SERVER=* may be many)
 
 
 def _schedule(module, delay):
@@ -388,51 +387,8 @@ class Reader(object):
         self.start_over()
         self.fetcher.stop()
         self.metrics.stop()
-        self.report_place()
+        report_place(self.checkpoint, self.log)
         self.checkpoint.release()
 
-    def report_place(self):
-        """Says in NXLog's log where the reader stops: the next start goes on from there."""
-        checkpoint = self.checkpoint
-        if not checkpoint.loaded:
-            return
-        read = ["%s read up to %s" % (server, utc_text(position.newest))
-                for server, position in sorted(checkpoint.positions.items())
-                if position.newest is not None]
-        retrying = sum(len(position.attempts) for position in checkpoint.positions.values())
-        self.log.info("stops; the next start goes on from %s (%s%s)" % (
-            checkpoint.place(), ", ".join(read[:STOP_SERVERS_SHOWN] + (
-                [count(len(read) - STOP_SERVERS_SHOWN, "more server")]
-                if len(read) > STOP_SERVERS_SHOWN else [])) or "nothing read yet",
-            "; %s to be tried again" % count(retrying, "object") if retrying else ""))
-        if checkpoint.unsaved:
-            self.log.warning("stops before its checkpoint %s could be written: the events of "
-                             "the last object read may be posted again" % checkpoint.path)
-
     def samples(self):
-        """The reader's metrics, for METRICS_FILE (see Metrics). A server's lag is 0 when
-        its last turn found nothing more to read, else the age of the newest object read."""
-        bucket, now, prefix = self.settings.BUCKET, self.clock.time(), "nxlog_s3_reader_"
-        samples = []
-        for server, position in sorted(self.checkpoint.positions.items()):
-            labels = {"bucket": bucket, "server": server}
-            objects, events, size = self.read.get(server, (0, 0, 0))
-            figures = [("objects_total", "counter", "objects read", objects),
-                       ("events_total", "counter", "events posted to NXLog", events),
-                       ("bytes_total", "counter", "bytes of the objects read, as stored",
-                        size),
-                       ("set_aside_objects", "gauge", "objects set aside (not read), as the "
-                        "checkpoint remembers them", len(position.set_aside))]
-            if position.newest is not None:
-                lag = 0 if self.caught_up.get(server) else max(0, now - position.newest)
-                figures += [("newest_read_timestamp_seconds", "gauge", "key time of the newest "
-                             "object read", position.newest),
-                            ("lag_seconds", "gauge", "0 once all is read, else how old the "
-                             "newest object read is", lag)]
-            samples += [(prefix + name, kind, summary, labels, value)
-                        for name, kind, summary, value in figures]
-        samples += [(prefix + name, kind, summary, labels, value) for name, kind, summary,
-                    labels, value in self.checkpoint.samples({"bucket": bucket})]
-        return samples + [(prefix + "errors_total", "counter", "read_data calls that failed, "
-                           "by kind", {"bucket": bucket, "kind": kind}, number)
-                          for kind, number in sorted(self.errors.items())]
+        return reader_samples(self)

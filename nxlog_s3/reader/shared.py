@@ -146,17 +146,14 @@ class SharedCheckpoint(Checkpoint):
     def release(self):
         """At the stop: every server is handed on with its position, and the beat deleted,
         so that the other readers take them at their next turn, not a lease later."""
-        for server in sorted(self.held):
-            try:
-                self._release(server)
-            except (BotoCoreError, ClientError) as exc:
-                self.log.warning("cannot hand on %s at the stop (%s): another reader takes it "
-                                 "over once this one's lease runs out, within %d s" % (
-                                     server, error_text(exc), self.settings.LEASE_SECONDS))
         try:
+            for server in sorted(self.held):
+                self._release(server)
             self.objects.delete(reader_key(self.id))
-        except (BotoCoreError, ClientError):
-            pass  # the beat ages out by itself: the others wait one lease at most
+        except (BotoCoreError, ClientError) as exc:  # one try: S3 down must not hold the stop
+            self.log.warning("cannot hand on its servers at the stop (%s): the other readers "
+                             "take them over once its lease runs out, within %d s" % (
+                                 error_text(exc), self.settings.LEASE_SECONDS))
 
     def posting_until(self):
         """The monotonic time from which this reader may post nothing: its lease's end."""
@@ -175,7 +172,7 @@ class SharedCheckpoint(Checkpoint):
             % (self.objects.url(STATE_PREFIX), self.id)
 
     def place(self):
-        return "the positions in %s, its servers handed on to the other readers," % self.path
+        return "the positions in %s" % self.path
 
     # -- turns: beats, balance, takeovers --
 
