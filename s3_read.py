@@ -96,6 +96,11 @@ READER_NAME = ""            # with COORDINATION=s3: this reader's name in the le
                             # this machine's host name
 LEASE_SECONDS = 30          # with COORDINATION=s3: a reader gone (no beat for this long) has
                             # its servers taken over by the others
+NOTIFY_QUEUE = ""           # an SQS queue's URL that receives the bucket's S3 event
+                            # notifications: a poll lists only the servers they name; empty:
+                            # every poll lists every server
+FULL_POLL_INTERVAL = 600    # with NOTIFY_QUEUE: seconds between two listings of a server
+                            # with no news, the backstop for a message lost
 # ---- End of settings ---------------------------------------------------------------------
 
 import argparse
@@ -126,6 +131,7 @@ import threading
 import time
 import traceback
 import types
+import urllib.parse
 import uuid
 import zlib
 
@@ -752,16 +758,17 @@ def object_failure(exc):
 # ---- nxlog_s3/common/s3.py ----------------------------------------------------------------------
 # The S3 client, and the start-up check of the bucket.
 
-def new_client(settings, connections, attempts=None, timeout_cap=None):
-    """An S3 client from the standard AWS chain, with botocore's retries and timeouts and a
-    connection pool for CONNECTIONS threads. Thread-safe: a script's threads share one."""
+def new_client(settings, connections, attempts=None, timeout_cap=None, service="s3"):
+    """An S3 client (or SERVICE's) from the standard AWS chain, with botocore's retries and
+    timeouts and a connection pool for CONNECTIONS threads. Thread-safe: a script's threads
+    share one."""
     cap = timeout_cap or max(settings.CONNECT_TIMEOUT, settings.READ_TIMEOUT)
     config = Config(retries={"mode": settings.RETRY_MODE,
                              "total_max_attempts": attempts or settings.RETRY_ATTEMPTS},
                     connect_timeout=min(settings.CONNECT_TIMEOUT, cap),
                     read_timeout=min(settings.READ_TIMEOUT, cap),
                     max_pool_connections=max(10, connections))
-    return boto3.session.Session().client("s3", config=config,
+    return boto3.session.Session().client(service, config=config,
                                           verify=None if settings.TLS_VERIFY else False)
 
 
@@ -1195,6 +1202,16 @@ def _servers(text):
     return sorted(set(names))
 
 
+def _queue_url(text):
+    """NOTIFY_QUEUE: an SQS queue's URL, or empty."""
+    value = text.strip()
+    if value and not re.match(r"^https?://[^/\s]+/[0-9]+/[A-Za-z0-9_-]{1,80}(\.fifo)?$",
+                              value):
+        raise ValueError("an SQS queue URL such as https://sqs.us-east-1.amazonaws.com/"
+                         "123456789012/nxlog-s3")
+    return value
+
+
 def _move_prefix(text):
     value = text.strip()
     if value and (not value.endswith("/") or value.startswith("/") or ".." in value):
@@ -1223,7 +1240,8 @@ class ReaderSettings(Settings):
         ("TLS_VERIFY", _flag), ("CONNECT_TIMEOUT", _number(float, 0.1)),
         ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file),
         ("COORDINATION", _choice("none", "s3")), ("READER_NAME", _server),
-        ("LEASE_SECONDS", _number(int, 6, 3600)))
+        ("LEASE_SECONDS", _number(int, 6, 3600)), ("NOTIFY_QUEUE", _queue_url),
+        ("FULL_POLL_INTERVAL", _number(float, 1)))
 
     def check(self):
         if self.COORDINATION == "s3" and self.CHECKPOINT:
@@ -1926,12 +1944,15 @@ class Listing(object):
             keys += [entry[0] for entry in entries]
         return keys
 
-    def servers(self, deadline):
+    def servers(self, deadline, relist=True):
         """The servers to read: SERVER, or with * every first segment of a key, listed anew
-        at every call by a fetch thread and waited for until DEADLINE; while S3 is slower,
-        the servers the last listing found (None before the first)."""
+        at every call (unless not RELIST, once listed) by a fetch thread and waited for until
+        DEADLINE; while S3 is slower, the servers the last listing found (None before the
+        first)."""
         if self.settings.SERVER != "*":
             return self.settings.SERVER
+        if not relist and self.known_servers is not None and self.listing_servers is None:
+            return self.known_servers
         if self.listing_servers is None:
             self.listing_servers = self.fetcher.submit(self.first_segments)
         if deadline.wait([self.listing_servers]):
@@ -3496,6 +3517,263 @@ class AfterRead(object):
                              % (quoted(settings.BUCKET, key), settings.AFTER_READ, exc))
 
 
+# ---- nxlog_s3/reader/notify.py ------------------------------------------------------------------
+# NOTIFY_QUEUE: S3 event notifications taken from SQS as hints of which servers have new objects, so
+# that a poll lists those alone; every server is still listed every FULL_POLL_INTERVAL, the
+# backstop. A hint is never the source of truth: a message lost, duplicated, reordered, or about an
+# object read already, delays a server by the backstop at most and loses nothing. A message is
+# deleted once the listing it led to is over and the position it reached saved.
+
+NOTIFY_WAIT = 2  # seconds a receive waits for messages: a long poll, short enough that
+                 # NXLog's stop does not wait on it
+HANDED_BACK = 1  # seconds before a message about a server another reader holds is seen again
+BATCH = 10  # messages a receive or a delete takes at the most (SQS's limit)
+MISSING_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def servers_named(body):
+    """The servers whose prefixes the S3 event notification BODY names (straight from S3,
+    or inside an SNS envelope): a set, empty for a test event or the readers' own objects;
+    None for a message that is no S3 event notification."""
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and data.get("Type") == "Notification":
+            data = json.loads(data["Message"])  # S3 -> SNS -> SQS
+        if data.get("Event") == "s3:TestEvent":
+            return set()
+        keys = [urllib.parse.unquote_plus(record["s3"]["object"]["key"])
+                for record in data["Records"]]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    servers = set()
+    for key in keys:
+        try:
+            servers.add(_server(key.split("/", 1)[0]) if "/" in key and
+                        not key.startswith(STATE_PREFIX) else None)
+        except ValueError:
+            pass  # no server's: the listing reports such keys
+    return servers - {None}
+
+
+class Notifications(object):
+    """Receives NOTIFY_QUEUE's messages in a thread of its own, through CLIENT (SQS), and
+    keeps them by server: pending until a listing of that server begins (take), then taken
+    until it has caught up (done)."""
+
+    def __init__(self, settings, client, log):
+        self.settings, self.client, self.log = settings, client, log
+        self.url = settings.NOTIFY_QUEUE
+        self.lock = threading.Lock()
+        self.pending = {}  # server -> receipt handles no listing has begun for
+        self.taken = {}  # server -> receipt handles of the listing under way
+        self.servers_of = {}  # receipt handle -> the servers it waits for still
+        self.received = 0  # messages received
+        self.stopping = threading.Event()
+        self.thread = None
+
+    def check(self):
+        """At start: a queue that does not exist, or these credentials may not read, can
+        never work (ConfigError); one that does not answer may, and is left to the thread."""
+        try:
+            self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])
+        except (BotoCoreError, ClientError) as exc:
+            if error_code(exc) in MISSING_QUEUE or kind_of(exc) in NEEDS_FIXING:
+                raise ConfigError("%s: cannot use the queue NOTIFY_QUEUE=%s: %s" % (
+                    SCRIPT, self.url, error_text(exc))) from None
+            self.log.warning("the queue %s does not answer yet (%s); polling every server "
+                             "meanwhile" % (self.url, error_text(exc)))
+
+    def start(self):
+        self.thread = threading.Thread(target=self._receive, daemon=True,
+                                       name="%s notifications" % SCRIPT)
+        self.thread.start()
+
+    def stop(self):
+        self.stopping.set()
+
+    def _receive(self):
+        """Receives until the stop, then hands back what no listing has finished with: the
+        next reader sees it at once, not a visibility timeout later."""
+        while not self.stopping.is_set():
+            try:
+                messages = self.client.receive_message(
+                    QueueUrl=self.url, MaxNumberOfMessages=BATCH,
+                    WaitTimeSeconds=NOTIFY_WAIT).get("Messages", ())
+            except (BotoCoreError, ClientError) as exc:
+                self.log.limited("queue", self.log.error, "cannot receive from the queue %s: "
+                                 "%s; every server is still listed every FULL_POLL_INTERVAL"
+                                 % (self.url, error_text(exc)))
+                self.stopping.wait(NOTIFY_WAIT)
+                continue
+            self._note(messages)
+        for server in set(self.pending) | set(self.taken):
+            self.hand_back(server, 0)
+
+    def _note(self, messages):
+        """Keeps each message by the servers it names; deletes at once those that name none
+        (a test event, the readers' own objects, a message that is no notification)."""
+        useless = []
+        with self.lock:
+            self.received += len(messages)
+            for message in messages:
+                handle, servers = message["ReceiptHandle"], servers_named(message["Body"])
+                if servers is None:
+                    self.log.limited("not a notification", self.log.warning, "a message of "
+                                     "the queue %s is no S3 event notification: deleted (%r)"
+                                     % (self.url, message["Body"][:200]))
+                if not servers:
+                    useless.append(handle)
+                    continue
+                self.servers_of[handle] = set(servers)
+                for server in servers:
+                    self.pending.setdefault(server, []).append(handle)
+        self.delete(useless)
+
+    def hinted(self):
+        """The servers with news no listing has begun for."""
+        with self.lock:
+            return set(self.pending)
+
+    def take(self, server):
+        """A listing of SERVER begins: the messages about it so far are its."""
+        with self.lock:
+            self.taken.setdefault(server, []).extend(self.pending.pop(server, ()))
+
+    def done(self, server):
+        """SERVER has caught up, its position saved: the receipt handles of the messages
+        that wait for no other server, to be deleted."""
+        with self.lock:
+            finished = []
+            for handle in self.taken.pop(server, ()):
+                waiting = self.servers_of.get(handle, set())
+                waiting.discard(server)
+                if not waiting:
+                    self.servers_of.pop(handle, None)
+                    finished.append(handle)
+            return finished
+
+    def drop(self, server):
+        """Messages about SERVER, which no reader with these settings reads: the receipt
+        handles to delete."""
+        with self.lock:
+            self.taken.setdefault(server, []).extend(self.pending.pop(server, ()))
+        return self.done(server)
+
+    def hand_back(self, server, seconds=HANDED_BACK):
+        """Another reader holds SERVER: its messages are seen again, by whichever reader
+        receives them, SECONDS from now."""
+        with self.lock:
+            handles = self.pending.pop(server, []) + self.taken.pop(server, [])
+            for handle in handles:
+                self.servers_of.pop(handle, None)
+        for start in range(0, len(handles), BATCH):
+            self._quietly("change_message_visibility_batch", Entries=[
+                {"Id": str(number), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                for number, handle in enumerate(handles[start:start + BATCH])])
+
+    def delete(self, handles):
+        for start in range(0, len(handles), BATCH):
+            self._quietly("delete_message_batch", Entries=[
+                {"Id": str(number), "ReceiptHandle": handle}
+                for number, handle in enumerate(handles[start:start + BATCH])])
+
+    def _quietly(self, operation, **arguments):
+        """OPERATION on the queue; a failure is logged and passes: a message not deleted
+        comes again, one more hint."""
+        try:
+            getattr(self.client, operation)(QueueUrl=self.url, **arguments)
+        except (BotoCoreError, ClientError) as exc:
+            self.log.limited("queue " + operation, self.log.warning, "%s on the queue %s "
+                             "failed: %s; its messages come again, as hints" % (
+                                 operation, self.url, error_text(exc)))
+
+
+class Polls(object):
+    """Which servers a read_data call looks at: every one without NOTIFY_QUEUE
+    (NOTIFICATIONS None); with it, those with news, those not caught up, and each server
+    once every FULL_POLL_INTERVAL. The queue's requests run through SUBMIT (a fetch
+    thread's), not in NXLog's."""
+
+    def __init__(self, settings, notifications, clock, submit):
+        self.settings, self.notifications = settings, notifications
+        self.clock, self.submit = clock, submit
+        self.next_full = {}  # server -> when (monotonic) it is listed again without news
+        self.servers_due = 0.0  # with SERVER=*: when the first segments are listed again
+
+    def check(self):
+        if self.notifications is not None:
+            self.notifications.check()
+
+    def start(self):
+        if self.notifications is not None:
+            self.notifications.check()
+            self.notifications.start()
+
+    def stop(self):
+        if self.notifications is not None:
+            self.notifications.stop()
+
+    def relist_servers(self):
+        """Whether SERVER=* lists the bucket's first segments in this call: every call
+        without the queue; with it, every FULL_POLL_INTERVAL (news names new servers)."""
+        if self.notifications is None:
+            return True
+        now = self.clock.monotonic()
+        if now < self.servers_due:
+            return False
+        self.servers_due = now + self.settings.FULL_POLL_INTERVAL
+        return True
+
+    def with_news(self, servers):
+        """SERVERS, and with SERVER=* the servers news named that no listing found yet."""
+        if self.notifications is None or self.settings.SERVER != "*":
+            return servers
+        return sorted(set(servers) | self.notifications.hinted())
+
+    def due(self, reading, listing, caught_up):
+        """Of READING (the servers this reader reads, in order), those to look at now:
+        LISTING (a listing under way) or not CAUGHT_UP, with news, or due a full poll.
+        News of servers this reader does not read is deleted (no reader with these settings
+        reads them) or handed back (another reader holds them, COORDINATION=s3)."""
+        if self.notifications is None:
+            return reading
+        news, now = self.notifications.hinted(), self.clock.monotonic()
+        for server in news - set(reading):
+            if self.settings.COORDINATION == "s3" and (self.settings.SERVER == "*" or
+                                                       server in self.settings.SERVER):
+                self.submit(self.notifications.hand_back, server)
+            else:
+                self.submit(self.notifications.delete, self.notifications.drop(server))
+        return [server for server in reading if server in listing or server in news or
+                not caught_up.get(server) or now >= self.next_full.get(server, 0)]
+
+    def listing_begins(self, server):
+        """A poll's listing of SERVER begins: the news so far is its."""
+        if self.notifications is not None:
+            self.next_full[server] = self.clock.monotonic() + \
+                self.settings.FULL_POLL_INTERVAL
+            self.notifications.take(server)
+
+    def caught_up(self, server):
+        """SERVER has caught up, its position saved: the messages that led here go."""
+        if self.notifications is not None:
+            finished = self.notifications.done(server)
+            if finished:
+                self.submit(self.notifications.delete, finished)
+
+    def let_go(self, servers):
+        """SERVERS are another reader's now: their news is handed back."""
+        if self.notifications is not None:
+            for server in servers:
+                self.submit(self.notifications.hand_back, server)
+
+    def samples(self, labels):
+        if self.notifications is None:
+            return []
+        return [("notifications_total", "counter", "messages received from NOTIFY_QUEUE",
+                 labels, self.notifications.received)]
+
+
 # ---- nxlog_s3/reader/report.py ------------------------------------------------------------------
 # What the reader tells of itself: where it stops, and its metrics.
 
@@ -3543,7 +3821,8 @@ def reader_samples(reader):
         samples += [(prefix + name, kind, summary, labels, value)
                     for name, kind, summary, value in figures]
     samples += [(prefix + name, kind, summary, labels, value) for name, kind, summary,
-                labels, value in reader.checkpoint.samples({"bucket": bucket})]
+                labels, value in reader.checkpoint.samples({"bucket": bucket}) +
+                reader.polls.samples({"bucket": bucket})]
     return samples + [(prefix + "errors_total", "counter", "read_data calls that failed, "
                        "by kind", {"bucket": bucket, "kind": kind}, number)
                       for kind, number in sorted(reader.errors.items())]
@@ -3572,7 +3851,7 @@ class Reader(object):
     more_waiting_delay = MORE_WAITING_DELAY
 
     def __init__(self, settings, client=None, clock=None, disk=None, log=None,
-                 whole_object=WHOLE_OBJECT, clock_every=CLOCK_EVERY):
+                 whole_object=WHOLE_OBJECT, clock_every=CLOCK_EVERY, sqs=None):
         self.settings, self.clock_every = settings, clock_every
         parts = Parts(settings, client, clock, disk, log, whole_object)
         self.clock, self.log, self.client = parts.clock, parts.log, parts.client
@@ -3580,6 +3859,9 @@ class Reader(object):
                                                        parts.listing)
         self.decoder = parts.decoder
         self.after_read = AfterRead(settings, self.client, self.fetcher, self.log)
+        self.polls = Polls(settings, Notifications(settings, sqs or new_client(
+            settings, 2, service="sqs"), self.log) if settings.NOTIFY_QUEUE else None,
+            self.clock, self.fetcher.submit)
         self.field_guard = FieldGuard()
         self.served_at = 0  # when (clock.time) an object was last read whole
         self.rounds = {}  # server -> its Round under way
@@ -3599,6 +3881,7 @@ class Reader(object):
         self.metrics.claim()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.checkpoint.claim()
+        self.polls.start()
         self.metrics.start()
         self.log.info("nxlog-s3 %s started: %s" % (VERSION, self.describe()))
         return self
@@ -3611,6 +3894,7 @@ class Reader(object):
         self.metrics.check()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.checkpoint.check_place()
+        self.polls.check()
         try:
             self.checkpoint.load(self.listing.keys_of, lock=False)
         except (CheckpointError, BotoCoreError, ClientError) as exc:
@@ -3665,11 +3949,12 @@ class Reader(object):
         if checkpoint.unsaved:
             checkpoint.save()
         deadline = Deadline(self.clock, self.settings.MAX_SECONDS_PER_CALL)
-        servers = self.listing.servers(deadline)
+        servers = self.listing.servers(deadline, self.polls.relist_servers())
         if servers is None:
             return True  # S3 has not listed them yet: the next call looks again
-        servers, gone = checkpoint.servers_to_read(servers)
+        servers, gone = checkpoint.servers_to_read(self.polls.with_news(servers))
         self._forget(gone)
+        servers = self.polls.due(servers, self.rounds, self.caught_up)
         posting = deadline.sooner(checkpoint.posting_until())
         budget = self.settings.MAX_OBJECTS_PER_CALL
         try:
@@ -3677,7 +3962,9 @@ class Reader(object):
                 server = servers[(self.turn + index) % len(servers)]
                 budget, caught_up = self._read_server(module, server, budget, posting)
                 self.caught_up[server] = caught_up
-                if not caught_up:
+                if caught_up:
+                    self.polls.caught_up(server)
+                else:
                     self.turn = (self.turn + index + 1) % len(servers)
                     return True
             return False
@@ -3731,6 +4018,7 @@ class Reader(object):
         the next call."""
         while True:
             if server not in self.rounds:
+                self.polls.listing_begins(server)
                 self.rounds[server] = self._round(position,
                                                   self.listing.window(server, position))
             entry = self.rounds[server].next(deadline)
@@ -3897,7 +4185,8 @@ class Reader(object):
 
     def _forget(self, servers):
         """SERVERS are another reader's now (COORDINATION=s3): where this one was in them
-        goes, the object open among them closed."""
+        goes, the object open among them closed, their news handed back."""
+        self.polls.let_go(servers)
         for server in servers:
             self.rounds.pop(server, None)
             self.late_due.pop(server, None)
@@ -3910,6 +4199,7 @@ class Reader(object):
         NXLog has no shutdown hook, but its release of read_data runs this (common/host.py);
         tests and programs that embed the script call it too."""
         self.start_over()
+        self.polls.stop()
         self.fetcher.stop()
         self.metrics.stop()
         report_place(self.checkpoint, self.log)

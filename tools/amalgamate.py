@@ -45,6 +45,7 @@ SCRIPTS = {
                              "reader/shared", "reader/lines",
                              "reader/parquet", "reader/decode",
                              "reader/fetch", "reader/parts", "reader/fields", "reader/after_read",
+                             "reader/notify",
                              "reader/report",
                              "reader/reader",
                              "reader/commands", "reader/status", "reader/replay", "reader/audit",

@@ -9,16 +9,17 @@ from nxlog_s3.common.runtime import SCRIPT
 from nxlog_s3.common.settings import ConfigError
 
 
-def new_client(settings, connections, attempts=None, timeout_cap=None):
-    """An S3 client from the standard AWS chain, with botocore's retries and timeouts and a
-    connection pool for CONNECTIONS threads. Thread-safe: a script's threads share one."""
+def new_client(settings, connections, attempts=None, timeout_cap=None, service="s3"):
+    """An S3 client (or SERVICE's) from the standard AWS chain, with botocore's retries and
+    timeouts and a connection pool for CONNECTIONS threads. Thread-safe: a script's threads
+    share one."""
     cap = timeout_cap or max(settings.CONNECT_TIMEOUT, settings.READ_TIMEOUT)
     config = Config(retries={"mode": settings.RETRY_MODE,
                              "total_max_attempts": attempts or settings.RETRY_ATTEMPTS},
                     connect_timeout=min(settings.CONNECT_TIMEOUT, cap),
                     read_timeout=min(settings.READ_TIMEOUT, cap),
                     max_pool_connections=max(10, connections))
-    return boto3.session.Session().client("s3", config=config,
+    return boto3.session.Session().client(service, config=config,
                                           verify=None if settings.TLS_VERIFY else False)
 
 

@@ -92,4 +92,9 @@ READER_NAME = ""            # with COORDINATION=s3: this reader's name in the le
                             # this machine's host name
 LEASE_SECONDS = 30          # with COORDINATION=s3: a reader gone (no beat for this long) has
                             # its servers taken over by the others
+NOTIFY_QUEUE = ""           # an SQS queue's URL that receives the bucket's S3 event
+                            # notifications: a poll lists only the servers they name; empty:
+                            # every poll lists every server
+FULL_POLL_INTERVAL = 600    # with NOTIFY_QUEUE: seconds between two listings of a server
+                            # with no news, the backstop for a message lost
 # ---- End of settings ---------------------------------------------------------------------

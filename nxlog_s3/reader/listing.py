@@ -57,12 +57,15 @@ class Listing(object):
             keys += [entry[0] for entry in entries]
         return keys
 
-    def servers(self, deadline):
+    def servers(self, deadline, relist=True):
         """The servers to read: SERVER, or with * every first segment of a key, listed anew
-        at every call by a fetch thread and waited for until DEADLINE; while S3 is slower,
-        the servers the last listing found (None before the first)."""
+        at every call (unless not RELIST, once listed) by a fetch thread and waited for until
+        DEADLINE; while S3 is slower, the servers the last listing found (None before the
+        first)."""
         if self.settings.SERVER != "*":
             return self.settings.SERVER
+        if not relist and self.known_servers is not None and self.listing_servers is None:
+            return self.known_servers
         if self.listing_servers is None:
             self.listing_servers = self.fetcher.submit(self.first_segments)
         if deadline.wait([self.listing_servers]):

@@ -16,13 +16,14 @@ from nxlog_s3.common.errors import (
 )
 from nxlog_s3.common.metrics import Metrics
 from nxlog_s3.common.runtime import VERSION
-from nxlog_s3.common.s3 import check_bucket, probe_client, quoted
+from nxlog_s3.common.s3 import check_bucket, new_client, probe_client, quoted
 from nxlog_s3.reader.after_read import AfterRead
 from nxlog_s3.reader.checkpoint import CheckpointError
 from nxlog_s3.reader.deadline import Deadline, TimeUp
 from nxlog_s3.reader.fetch import WHOLE_OBJECT, OpenObject, Round, StreamedObject
 from nxlog_s3.reader.fields import NXLOG_MAX_TEXT, FieldGuard
 from nxlog_s3.reader.lines import DecodeBudget
+from nxlog_s3.reader.notify import Notifications, Polls
 from nxlog_s3.reader.parts import Parts
 from nxlog_s3.reader.report import reader_samples, report_place
 from nxlog_s3.reader.shared import LeaseLost
@@ -47,7 +48,7 @@ class Reader(object):
     more_waiting_delay = MORE_WAITING_DELAY
 
     def __init__(self, settings, client=None, clock=None, disk=None, log=None,
-                 whole_object=WHOLE_OBJECT, clock_every=CLOCK_EVERY):
+                 whole_object=WHOLE_OBJECT, clock_every=CLOCK_EVERY, sqs=None):
         self.settings, self.clock_every = settings, clock_every
         parts = Parts(settings, client, clock, disk, log, whole_object)
         self.clock, self.log, self.client = parts.clock, parts.log, parts.client
@@ -55,6 +56,9 @@ class Reader(object):
                                                        parts.listing)
         self.decoder = parts.decoder
         self.after_read = AfterRead(settings, self.client, self.fetcher, self.log)
+        self.polls = Polls(settings, Notifications(settings, sqs or new_client(
+            settings, 2, service="sqs"), self.log) if settings.NOTIFY_QUEUE else None,
+            self.clock, self.fetcher.submit)
         self.field_guard = FieldGuard()
         self.served_at = 0  # when (clock.time) an object was last read whole
         self.rounds = {}  # server -> its Round under way
@@ -74,6 +78,7 @@ class Reader(object):
         self.metrics.claim()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.checkpoint.claim()
+        self.polls.start()
         self.metrics.start()
         self.log.info("nxlog-s3 %s started: %s" % (VERSION, self.describe()))
         return self
@@ -86,6 +91,7 @@ class Reader(object):
         self.metrics.check()
         check_bucket(self.settings, probe or probe_client(self.settings), self.log)
         self.checkpoint.check_place()
+        self.polls.check()
         try:
             self.checkpoint.load(self.listing.keys_of, lock=False)
         except (CheckpointError, BotoCoreError, ClientError) as exc:
@@ -140,11 +146,12 @@ class Reader(object):
         if checkpoint.unsaved:
             checkpoint.save()
         deadline = Deadline(self.clock, self.settings.MAX_SECONDS_PER_CALL)
-        servers = self.listing.servers(deadline)
+        servers = self.listing.servers(deadline, self.polls.relist_servers())
         if servers is None:
             return True  # S3 has not listed them yet: the next call looks again
-        servers, gone = checkpoint.servers_to_read(servers)
+        servers, gone = checkpoint.servers_to_read(self.polls.with_news(servers))
         self._forget(gone)
+        servers = self.polls.due(servers, self.rounds, self.caught_up)
         posting = deadline.sooner(checkpoint.posting_until())
         budget = self.settings.MAX_OBJECTS_PER_CALL
         try:
@@ -152,7 +159,9 @@ class Reader(object):
                 server = servers[(self.turn + index) % len(servers)]
                 budget, caught_up = self._read_server(module, server, budget, posting)
                 self.caught_up[server] = caught_up
-                if not caught_up:
+                if caught_up:
+                    self.polls.caught_up(server)
+                else:
                     self.turn = (self.turn + index + 1) % len(servers)
                     return True
             return False
@@ -206,6 +215,7 @@ class Reader(object):
         the next call."""
         while True:
             if server not in self.rounds:
+                self.polls.listing_begins(server)
                 self.rounds[server] = self._round(position,
                                                   self.listing.window(server, position))
             entry = self.rounds[server].next(deadline)
@@ -372,7 +382,8 @@ class Reader(object):
 
     def _forget(self, servers):
         """SERVERS are another reader's now (COORDINATION=s3): where this one was in them
-        goes, the object open among them closed."""
+        goes, the object open among them closed, their news handed back."""
+        self.polls.let_go(servers)
         for server in servers:
             self.rounds.pop(server, None)
             self.late_due.pop(server, None)
@@ -385,6 +396,7 @@ class Reader(object):
         NXLog has no shutdown hook, but its release of read_data runs this (common/host.py);
         tests and programs that embed the script call it too."""
         self.start_over()
+        self.polls.stop()
         self.fetcher.stop()
         self.metrics.stop()
         report_place(self.checkpoint, self.log)

@@ -47,7 +47,8 @@ def reader_samples(reader):
         samples += [(prefix + name, kind, summary, labels, value)
                     for name, kind, summary, value in figures]
     samples += [(prefix + name, kind, summary, labels, value) for name, kind, summary,
-                labels, value in reader.checkpoint.samples({"bucket": bucket})]
+                labels, value in reader.checkpoint.samples({"bucket": bucket}) +
+                reader.polls.samples({"bucket": bucket})]
     return samples + [(prefix + "errors_total", "counter", "read_data calls that failed, "
                        "by kind", {"bucket": bucket, "kind": kind}, number)
                       for kind, number in sorted(reader.errors.items())]

@@ -1,5 +1,7 @@
 """The reader's settings, checked together."""
 
+import re
+
 from nxlog_s3.common.runtime import SCRIPT
 from nxlog_s3.common.settings import (
     ConfigError,
@@ -20,6 +22,16 @@ def _servers(text):
         return "*"
     names = [_server(name) for name in text.split(",")] if text.strip() else [_server("")]
     return sorted(set(names))
+
+
+def _queue_url(text):
+    """NOTIFY_QUEUE: an SQS queue's URL, or empty."""
+    value = text.strip()
+    if value and not re.match(r"^https?://[^/\s]+/[0-9]+/[A-Za-z0-9_-]{1,80}(\.fifo)?$",
+                              value):
+        raise ValueError("an SQS queue URL such as https://sqs.us-east-1.amazonaws.com/"
+                         "123456789012/nxlog-s3")
+    return value
 
 
 def _move_prefix(text):
@@ -50,7 +62,8 @@ class ReaderSettings(Settings):
         ("TLS_VERIFY", _flag), ("CONNECT_TIMEOUT", _number(float, 0.1)),
         ("READ_TIMEOUT", _number(float, 0.1)), ("METRICS_FILE", _metrics_file),
         ("COORDINATION", _choice("none", "s3")), ("READER_NAME", _server),
-        ("LEASE_SECONDS", _number(int, 6, 3600)))
+        ("LEASE_SECONDS", _number(int, 6, 3600)), ("NOTIFY_QUEUE", _queue_url),
+        ("FULL_POLL_INTERVAL", _number(float, 1)))
 
     def check(self):
         if self.COORDINATION == "s3" and self.CHECKPOINT:
