@@ -15,6 +15,8 @@ import threading
 import time
 import urllib.parse
 
+import boto3
+import pytest
 from faults import FaultProxy
 
 from helpers import JSON_LINES, ROOT, batch, put
@@ -99,6 +101,20 @@ class ReaderProcess(object):
         self.log.close()
 
 
+def notification_queue(endpoint, bucket):
+    """A new queue of ENDPOINT's that BUCKET's object-created notifications go to."""
+    sqs = boto3.client("sqs", endpoint_url=endpoint.url, region_name="us-east-1",
+                       aws_access_key_id=endpoint.env["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=endpoint.env["AWS_SECRET_ACCESS_KEY"])
+    url = sqs.create_queue(QueueName=bucket)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    endpoint.client().put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
+            {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    return url
+
+
 def wait_until(condition, seconds, what, every=0.1):
     deadline = time.monotonic() + seconds
     while not condition():
@@ -115,14 +131,19 @@ def records(folder, names):
     return sorted(lines, key=lambda record: record["time"])
 
 
+@pytest.mark.parametrize("notified", [False, True], ids=["polling", "with NOTIFY_QUEUE"])
 def test_three_readers_fail_over_with_nothing_lost_order_kept_and_no_server_read_twice_at_once(
-        moto_server, tmp_path):
+        moto_server, tmp_path, notified):
     bucket = moto_server.new_bucket("nxlog-failover")
     archive = Archive(moto_server.client(), bucket)
     for _ in range(3):
         archive.add()
     names = ["r1", "r2", "r3"]
     readers = {name: ReaderProcess(name, moto_server, bucket, tmp_path) for name in names}
+    if notified:  # hints from the queue, and a full poll every 30 s only
+        queue = notification_queue(moto_server, bucket)
+        for reader in readers.values():
+            reader.env.update(NXLOG_S3_NOTIFY_QUEUE=queue, NXLOG_S3_FULL_POLL_INTERVAL="30")
     try:
         for reader in readers.values():
             reader.start()
