@@ -104,10 +104,12 @@ class Reader(object):
 
     def describe(self):
         settings = self.settings
-        return "%sreading s3://%s/ for %s, %s" % (
+        return "%sreading s3://%s/ for %s, %s%s" % (
             settings.describe_instance(), settings.BUCKET,
             "every server" if settings.SERVER == "*" else ", ".join(settings.SERVER),
-            self.checkpoint.describe())
+            self.checkpoint.describe(), ", news from the queue %s (each server listed every "
+            "%g s without)" % (settings.NOTIFY_QUEUE, settings.FULL_POLL_INTERVAL)
+            if settings.NOTIFY_QUEUE else "")
 
     def read_data(self, module):
         """NXLog's read_data: schedules exactly one next call, whatever happens in this one."""
