@@ -11,7 +11,9 @@ import gzip
 import itertools
 import json
 import os
+import time
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -691,3 +693,27 @@ def test_two_nxlogs_share_a_bucket_and_one_takes_over_when_the_other_is_killed(
         assert list(dict.fromkeys(posted)) == [line for line in every
                                                if line.startswith(server + " ")]
     assert " ERROR " not in nxlogs["b"].log()
+
+
+def test_a_reader_with_a_notify_queue_reads_what_is_notified_and_stops_cleanly(
+        moto_server, bucket, tmp_path, nxlog_process):
+    sqs = boto3.client("sqs", endpoint_url=moto_server.url, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    queue = sqs.create_queue(QueueName=bucket)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    client = moto_server.client()
+    client.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    env = nxlog_env(moto_server.env, BUCKET=bucket, SERVER="web01", POLL_INTERVAL=0.5,
+                    NOTIFY_QUEUE=queue, FULL_POLL_INTERVAL=3600)
+    reader = start_conf(nxlog_process, "s3-read.conf", tmp_path / "read", env,
+                        OUTFILE=tmp_path / "out.log")
+    reader.wait_for(lambda: "news from the queue" in reader.log(), what="the start")
+    time.sleep(1)  # its first poll has listed web01: from now on, news alone lists it
+    client.put_object(Bucket=bucket, Key="web01/2026-03-01/10.00.00.1", Body=b"notified")
+    reader.wait_for(lambda: lines_of(tmp_path / "out.log") == ["notified"], timeout=20,
+                    what="the object notified, read")
+    assert reader.stop() == 0
+    assert "INFO s3_read: NXLog stops: the script's threads ended in " in reader.log()
+    assert " ERROR " not in reader.log()

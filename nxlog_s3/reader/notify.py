@@ -98,7 +98,9 @@ class Notifications(object):
                 self.stopping.wait(NOTIFY_WAIT)
                 continue
             self._note(messages)
-        for server in set(self.pending) | set(self.taken):
+        with self.lock:
+            unfinished = set(self.pending) | set(self.taken)
+        for server in unfinished:
             self.hand_back(server, 0)
 
     def _note(self, messages):
