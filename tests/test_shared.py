@@ -10,6 +10,7 @@ import math
 import time
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from helpers import (
     BUCKET,
@@ -282,3 +283,21 @@ def test_status_shows_each_servers_holder_and_position_and_check_leaves_nothing_
     keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]]
     assert sorted(keys) == ["_nxlog-s3/servers/web01.json",
                             "web01/2026-03-01/10.00.00.1.jsonl.gz"]
+
+
+def test_a_stop_with_s3_gone_tries_once_and_leaves_the_servers_to_the_lease(s3, shared):
+    fill(s3, SERVERS[:5], objects=1)
+    [reader] = shared("a")
+    turn([reader], {})
+    assert len(held(reader)) == 5
+    tries = []
+
+    def gone(**_):
+        tries.append(1)
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+    s3.meta.events.register("before-call.s3.PutObject", gone)
+    reader.checkpoint.objects.client.meta.events.register("before-call.s3.PutObject", gone)
+    reader.stop()
+    assert len(tries) == 1  # one try, not one per server: NXLog's stop waits on none
+    assert any("cannot hand on its servers at the stop" in line and "within %d s" % LEASE
+               in line for line in api.logged("WARNING"))
