@@ -2458,6 +2458,7 @@ class SharedCheckpoint(Checkpoint):
                          "did" % (self.settings.LEASE_SECONDS, ", ".join(gone)))
         for server in gone:
             self._forget(server)
+        self.look_due = 0.0  # taken up again at the next turn, not a lease later
         return gone
 
     def _turn(self, servers):
