@@ -2182,6 +2182,7 @@ class LatePass(object):
 # The objects under STATE_PREFIX that readers with COORDINATION=s3 share: JSON bodies, written only
 # with S3's conditional writes, and S3's own clock.
 
+STATE_VERSION = 1
 TAKEN_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
@@ -2237,7 +2238,7 @@ class StateObjects(object):
     def put(self, key, data, if_match=None, create=False):
         """Writes DATA as KEY's JSON body: CREATE only if there is no such object yet, or
         IF_MATCH only over the object of that ETag. Returns the new ETag; Taken if S3 refused
-        the condition."""
+        the condition (or, with IF_MATCH, the object is gone)."""
         condition = {"IfNoneMatch": "*"} if create else \
             {"IfMatch": if_match} if if_match else {}
         try:
@@ -2246,7 +2247,8 @@ class StateObjects(object):
                 Body=json.dumps(data, separators=(",", ":"), sort_keys=True).encode(),
                 **condition)
         except ClientError as exc:
-            if condition and error_code(exc) in TAKEN_CODES:
+            if condition and error_code(exc) in TAKEN_CODES or \
+                    if_match and error_code(exc) in ("NoSuchKey", "404"):  # deleted meanwhile
                 raise Taken() from None
             raise
         return response["ETag"]
@@ -2302,11 +2304,34 @@ class StateObjects(object):
         return False
 
 
+def state_of(checkpoint, objects, server, data):
+    """The position (for CHECKPOINT, read through OBJECTS), holder, writes and late object
+    the state DATA of SERVER names; ValueError for one that is not what a reader writes."""
+    try:
+        if _mapping(data, "the state").get("version") != STATE_VERSION or \
+                data.get("server") != server or data.get("bucket") != checkpoint.settings.BUCKET:
+            raise ValueError("not the state of version %d of %s in bucket %s"
+                             % (STATE_VERSION, server, checkpoint.settings.BUCKET))
+        holder, written, late = data["holder"], data["written"], data["late"]
+        if not (holder is None or isinstance(holder, str)) or \
+                not isinstance(written, int) or \
+                not (late is None or isinstance(late, str) and
+                     late.startswith(STATE_PREFIX + "late/%s/" % server)):
+            raise ValueError("its holder, writes or late object are not what they can be")
+        position = Position.from_json(checkpoint, _mapping(data["position"], "position"))
+        if late is not None:
+            seconds, _ = objects.get(late)
+            if seconds is not None:
+                position.add_late(_mapping(seconds, "late").get("seconds", {}))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
+    return position, holder, written, late
+
+
 # ---- nxlog_s3/reader/shared.py ------------------------------------------------------------------
 # COORDINATION=s3: readers on any hosts share the servers of one bucket, through small objects under
 # STATE_PREFIX written only with S3's conditional writes.
 
-STATE_VERSION = 1
 LEASE_MARGIN = 2.0  # seconds a reader stops posting before its lease runs out: S3 gives its
                     # times to the second
 STALE_READER = 3600  # seconds after which a gone reader's beat object is deleted
@@ -2339,6 +2364,7 @@ class SharedCheckpoint(Checkpoint):
         self.changed_at = 0.0  # monotonic: when the readers alive last changed
         self.known = {}  # server -> (ETag, holder) of a state read and left to its holder
         self.probed = False
+        self.beat_etag = None  # the ETag of this reader's beat as it wrote it last
         self.beats = 0
         self.takeovers = 0
 
@@ -2470,11 +2496,12 @@ class SharedCheckpoint(Checkpoint):
                 self._probe()
             except ConfigError as exc:
                 raise CheckpointError(str(exc)[len(SCRIPT) + 2:]) from None
-        self._beat()
+        gone = self._beat()
         alive = self._readers_alive()
         share = -(-len(servers) // len(alive))
         surplus = len(self.held) - share
-        gone = self._hand_on(surplus, len(servers), len(alive)) if surplus > 0 else []
+        if surplus > 0:
+            gone += self._hand_on(surplus, len(servers), len(alive))
         if alive != self.alive:
             self.alive, self.changed_at = alive, self.clock.monotonic()
         if len(self.held) < share and self._look_now():
@@ -2490,12 +2517,29 @@ class SharedCheckpoint(Checkpoint):
         return now - self.changed_at <= self.settings.LEASE_SECONDS or now >= self.look_due
 
     def _beat(self):
+        """Renews this reader's lease: its beat object, created with If-None-Match, then
+        rewritten with If-Match. A beat gone or changed (the others delete one older than
+        STALE_READER) means its servers may be another's: they are let go, and a new beat
+        made."""
         sent = self.clock.monotonic()
         self.beats += 1
-        self.objects.put(reader_key(self.id), {
-            "version": STATE_VERSION, "reader": self.settings.READER_NAME, "id": self.id,
-            "pid": os.getpid(), "beat": self.beats, "time": utc_text(self.clock.time())})
+        body = {"version": STATE_VERSION, "reader": self.settings.READER_NAME, "id": self.id,
+                "pid": os.getpid(), "beat": self.beats, "time": utc_text(self.clock.time())}
+        try:
+            self.beat_etag = self.objects.put(reader_key(self.id), body,
+                                              if_match=self.beat_etag,
+                                              create=self.beat_etag is None)
+        except Taken:
+            self.log.warning("its beat %s was deleted or changed by another: it was taken "
+                             "for gone, so it lets its servers go and beats anew" %
+                             self.objects.url(reader_key(self.id)))
+            gone = sorted(self.held)
+            for server in gone:
+                self._forget(server)
+            self.beat_etag = None
+            return gone + self._beat()
         self.valid_until = sent + self.settings.LEASE_SECONDS - LEASE_MARGIN
+        return []
 
     def _readers_alive(self):
         """The readers whose beat S3 stored less than LEASE_SECONDS ago (this one too);
@@ -2563,7 +2607,7 @@ class SharedCheckpoint(Checkpoint):
             data, etag = self.objects.get(state_key(server))
             if data is None:
                 return  # deleted meanwhile: made anew at the next look
-            position, holder, written, late = self._from_state(server, data)
+            position, holder, written, late = state_of(self, self.objects, server, data)
         except ValueError as exc:
             self.log.limited("state " + server, self.log.error, "the state of %s, %s, is broken "
                              "(%s): no reader reads %s until it is fixed, or deleted to read "
@@ -2624,29 +2668,6 @@ class SharedCheckpoint(Checkpoint):
                 "holder": holder, "written": written, "time": utc_text(self.clock.time()),
                 "position": position.to_json(), "late": late}
 
-    def _from_state(self, server, data):
-        """The position, holder, writes and late object a state object names; ValueError for
-        one that is not what this reader writes."""
-        try:
-            if _mapping(data, "the state").get("version") != STATE_VERSION or \
-                    data.get("server") != server or data.get("bucket") != self.settings.BUCKET:
-                raise ValueError("not the state of version %d of %s in bucket %s"
-                                 % (STATE_VERSION, server, self.settings.BUCKET))
-            holder, written, late = data["holder"], data["written"], data["late"]
-            if not (holder is None or isinstance(holder, str)) or \
-                    not isinstance(written, int) or \
-                    not (late is None or isinstance(late, str) and
-                         late.startswith(STATE_PREFIX + "late/%s/" % server)):
-                raise ValueError("its holder, writes or late object are not what they can be")
-            position = Position.from_json(self, _mapping(data["position"], "position"))
-            if late is not None:
-                seconds, _ = self.objects.get(late)
-                if seconds is not None:
-                    position.add_late(_mapping(seconds, "late").get("seconds", {}))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
-        return position, holder, written, late
-
     def _read_every_state(self):
         """Every server's position, and its lease in LEASES, as `status` shows them: the
         holder (None: released), when its state was saved, how old its holder's beat is,
@@ -2659,7 +2680,7 @@ class SharedCheckpoint(Checkpoint):
                 continue
             data, _ = self.objects.get(key)
             try:
-                position, holder, _, _ = self._from_state(server, data)
+                position, holder, _, _ = state_of(self, self.objects, server, data)
             except ValueError as exc:
                 raise CheckpointError("the state of %s, %s, is broken (%s)" % (
                     server, quoted(self.settings.BUCKET, key), exc)) from None

@@ -301,3 +301,20 @@ def test_a_stop_with_s3_gone_tries_once_and_leaves_the_servers_to_the_lease(s3, 
     assert len(tries) == 1  # one try, not one per server: NXLog's stop waits on none
     assert any("cannot hand on its servers at the stop" in line and "within %d s" % LEASE
                in line for line in api.logged("WARNING"))
+
+
+def test_a_reader_whose_beat_was_deleted_lets_its_servers_go_and_beats_anew(s3, shared):
+    fill(s3, ["web01"], objects=1)
+    [reader] = shared("a")
+    posted = {}
+    turn([reader], posted)
+    assert held(reader) == ["web01"]
+    s3.delete_object(Bucket=BUCKET, Key=STATE + "readers/" + reader.checkpoint.id)
+    reader.clock.step(LEASE)  # its next turn: the beat's If-Match finds nothing
+    turn([reader], posted)
+    assert any("its beat " in line and "was deleted or changed by another" in line
+               for line in api.logged("WARNING"))
+    assert STATE + "readers/" + reader.checkpoint.id in all_objects(s3, STATE + "readers/")
+    settle([reader], posted, turns=2)
+    assert held(reader) == ["web01"]  # taken up again, nothing read twice
+    assert posted[reader.checkpoint.id] == expected(["web01"], objects=1)

@@ -9,7 +9,9 @@ from botocore.exceptions import ClientError
 from nxlog_s3.common.errors import error_code
 from nxlog_s3.common.objects import STATE_PREFIX
 from nxlog_s3.reader.listing import _server_time
+from nxlog_s3.reader.position import Position, _mapping
 
+STATE_VERSION = 1
 TAKEN_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
@@ -65,7 +67,7 @@ class StateObjects(object):
     def put(self, key, data, if_match=None, create=False):
         """Writes DATA as KEY's JSON body: CREATE only if there is no such object yet, or
         IF_MATCH only over the object of that ETag. Returns the new ETag; Taken if S3 refused
-        the condition."""
+        the condition (or, with IF_MATCH, the object is gone)."""
         condition = {"IfNoneMatch": "*"} if create else \
             {"IfMatch": if_match} if if_match else {}
         try:
@@ -74,7 +76,8 @@ class StateObjects(object):
                 Body=json.dumps(data, separators=(",", ":"), sort_keys=True).encode(),
                 **condition)
         except ClientError as exc:
-            if condition and error_code(exc) in TAKEN_CODES:
+            if condition and error_code(exc) in TAKEN_CODES or \
+                    if_match and error_code(exc) in ("NoSuchKey", "404"):  # deleted meanwhile
                 raise Taken() from None
             raise
         return response["ETag"]
@@ -128,3 +131,27 @@ class StateObjects(object):
         except Taken:
             return True
         return False
+
+
+def state_of(checkpoint, objects, server, data):
+    """The position (for CHECKPOINT, read through OBJECTS), holder, writes and late object
+    the state DATA of SERVER names; ValueError for one that is not what a reader writes."""
+    try:
+        if _mapping(data, "the state").get("version") != STATE_VERSION or \
+                data.get("server") != server or data.get("bucket") != checkpoint.settings.BUCKET:
+            raise ValueError("not the state of version %d of %s in bucket %s"
+                             % (STATE_VERSION, server, checkpoint.settings.BUCKET))
+        holder, written, late = data["holder"], data["written"], data["late"]
+        if not (holder is None or isinstance(holder, str)) or \
+                not isinstance(written, int) or \
+                not (late is None or isinstance(late, str) and
+                     late.startswith(STATE_PREFIX + "late/%s/" % server)):
+            raise ValueError("its holder, writes or late object are not what they can be")
+        position = Position.from_json(checkpoint, _mapping(data["position"], "position"))
+        if late is not None:
+            seconds, _ = objects.get(late)
+            if seconds is not None:
+                position.add_late(_mapping(seconds, "late").get("seconds", {}))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
+    return position, holder, written, late
