@@ -2,6 +2,8 @@
 SQS, the bucket's notifications sent to the queue by moto as S3 sends them)."""
 
 import json
+import os
+import re
 import time
 import uuid
 
@@ -10,6 +12,7 @@ import pytest
 
 from helpers import (
     JSON_LINES,
+    ROOT,
     SteppedClock,
     batch,
     checkpoint,
@@ -19,6 +22,7 @@ from helpers import (
     read_all,
 )
 from nxlog_stub import api
+from s3_read import servers_named
 
 SERVERS = ["web01", "web02", "web03"]
 
@@ -203,7 +207,6 @@ def test_readers_sharing_a_bucket_hand_back_the_news_of_servers_they_do_not_hold
 
 
 def test_a_notification_names_its_servers_straight_from_s3_or_through_sns():
-    from s3_read import servers_named
     record = {"Records": [{"s3": {"object": {"key": "web01/2026-03-01/10.00.00.1+a%2Bb"}}},
                           {"s3": {"object": {"key": "web%2002/x"}}}]}
     assert servers_named(json.dumps(record)) == {"web01"}  # 'web 02' is no server name
@@ -214,3 +217,27 @@ def test_a_notification_names_its_servers_straight_from_s3_or_through_sns():
         "key": "_nxlog-s3/servers/web01.json"}}}]})) == set()
     for garbage in ("not json", "[]", "{}", '{"Records": [{"s3": {}}]}'):
         assert servers_named(garbage) is None
+
+
+def test_the_readmes_queue_setup_is_what_s3_and_sqs_take(moto_server):
+    """The README's policy and notification documents, as the AWS CLI would send them,
+    taken by moto server: an object stored is then notified to the queue."""
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        readme = handle.read()
+    policy = re.search(r"cat > policy.json <<'EOF'\n(.*?)\nEOF", readme, re.S).group(1)
+    configuration = json.loads(re.search(r"--notification-configuration '(.*?)'\n", readme,
+                                         re.S).group(1))
+    bucket = moto_server.new_bucket("my-log-archive")
+    sqs = _sqs(moto_server)
+    url = sqs.create_queue(QueueName="nxlog-s3")["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    configuration["QueueConfigurations"][0]["QueueArn"] = arn  # moto's account and region
+    client = moto_server.client()
+    client.put_bucket_notification_configuration(Bucket=bucket,
+                                                 NotificationConfiguration=configuration)
+    client.put_object(Bucket=bucket, Key="web01/2026-03-01/10.00.00.1", Body=b"x")
+    bodies = [message["Body"] for message in sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", ())]
+    assert {"web01"} in [servers_named(body) for body in bodies]
