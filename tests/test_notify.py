@@ -21,8 +21,8 @@ from helpers import (
     put,
     read_all,
 )
+from nxlog_s3.reader.notify import servers_named
 from nxlog_stub import api
-from s3_read import servers_named
 
 SERVERS = ["web01", "web02", "web03"]
 
