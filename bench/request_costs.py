@@ -14,7 +14,8 @@ import argparse
 import json
 import math
 
-PRICE = {"LIST": 0.005 / 1000, "PUT": 0.005 / 1000, "SQS": 0.40 / 1000000}
+PRICE = {"LIST": 0.005 / 1000, "PUT": 0.005 / 1000, "GET": 0.0004 / 1000,
+         "SQS": 0.40 / 1000000}
 HOUR = 3600.0
 NOTIFY_WAIT = 2  # seconds a receive waits (nxlog_s3/reader/notify.py)
 
@@ -31,7 +32,8 @@ def requests_per_hour(servers, readers, queue, poll=10.0, full_poll=600.0, lease
     listing += readers * pages * HOUR / window  # SERVER=*: the servers' first segments
     short = readers * math.ceil(servers / float(readers)) - servers  # readers below a share
     coordination = readers * HOUR / turn + short * pages * HOUR / lease  # beats; free servers
-    return {"LIST": round(listing + coordination), "PUT": round(readers * HOUR / turn),
+    return {"LIST": round(listing + coordination), "GET": 0,  # nothing new: nothing to get
+            "PUT": round(readers * HOUR / turn),
             "SQS": round(readers * HOUR / NOTIFY_WAIT) if queue else 0}
 
 
@@ -47,8 +49,8 @@ def main():
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     arguments = parser.parse_args()
     if not arguments.json:
-        print("| servers | NOTIFY_QUEUE | LIST/h | PUT/h | SQS/h | $/h | $/month |")
-        print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+        print("| servers | NOTIFY_QUEUE | LIST/h | GET/h | PUT/h | SQS/h | $/h | $/month |")
+        print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for servers in arguments.servers:
         for queue in (False, True):
             requests = requests_per_hour(servers, arguments.readers, queue)
@@ -57,10 +59,11 @@ def main():
                 print(json.dumps(dict(requests, servers=servers, readers=arguments.readers,
                                       queue=queue, dollars_per_hour=round(cost, 4))))
             else:
-                print("| %s | %s | %s | %s | %s | %.4f | %.2f |" % (
+                print("| %s | %s | %s | %s | %s | %s | %.4f | %.2f |" % (
                     format(servers, ","), "yes" if queue else "no",
-                    format(requests["LIST"], ","), format(requests["PUT"], ","),
-                    format(requests["SQS"], ","), cost, cost * 730))
+                    format(requests["LIST"], ","), format(requests["GET"], ","),
+                    format(requests["PUT"], ","), format(requests["SQS"], ","), cost,
+                    cost * 730))
 
 
 if __name__ == "__main__":
