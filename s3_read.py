@@ -3635,12 +3635,15 @@ class Notifications(object):
 
     def _note(self, messages):
         """Keeps each message by the servers it names; deletes at once those that name none
-        (a test event, the readers' own objects, a message that is no notification)."""
+        (a test event, the readers' own objects or those AFTER_READ=move moved, a message
+        that is no notification)."""
         useless = []
         with self.lock:
             self.received += len(messages)
             for message in messages:
                 handle, servers = message["ReceiptHandle"], servers_named(message["Body"])
+                if servers and self.settings.MOVE_PREFIX:  # AFTER_READ=move's own objects
+                    servers.discard(self.settings.MOVE_PREFIX.split("/")[0])
                 if servers is None:
                     self.log.limited("not a notification", self.log.warning, "a message of "
                                      "the queue %s is no S3 event notification: deleted (%r)"
@@ -3869,8 +3872,8 @@ class Reader(object):
     key order, within a budget of objects and time, and saves the checkpoint after each.
     Built from SETTINGS; tests pass in other collaborators: by default a CLIENT from the
     standard AWS chain, the system's CLOCK, the real file system (DISK), NXLog's LOG, objects
-    up to WHOLE_OBJECT bytes fetched whole, and a look at the clock every CLOCK_EVERY events
-    inside an object."""
+    up to WHOLE_OBJECT bytes fetched whole, a look at the clock every CLOCK_EVERY events
+    inside an object, and with NOTIFY_QUEUE an SQS client (SQS) from the same chain."""
 
     more_waiting_delay = MORE_WAITING_DELAY
 

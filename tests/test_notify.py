@@ -241,3 +241,15 @@ def test_the_readmes_queue_setup_is_what_s3_and_sqs_take(moto_server):
     bodies = [message["Body"] for message in sqs.receive_message(
         QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", ())]
     assert {"web01"} in [servers_named(body) for body in bodies]
+
+
+def test_the_news_of_objects_after_read_moved_is_deleted_not_read(queue, settings, build):
+    settings(SERVER="*", AFTER_READ="move", MOVE_PREFIX="read/")
+    store(queue, "web01", 0)
+    reader = build("s3_read")
+    assert read_all(reader) == ["web01 0"]
+    assert wait_for_no_message(queue, reader) == 0  # 'read/web01/...' named no server
+    assert [item["Key"] for item in queue.s3.list_objects_v2(Bucket=queue.bucket)[
+        "Contents"] if not item["Key"].startswith("_nxlog-s3/")] == [
+        "read/" + key("web01", 0)]
+    assert api.logged("WARNING") == []  # 'read/' was never listed as a server's prefix

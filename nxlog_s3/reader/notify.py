@@ -105,12 +105,15 @@ class Notifications(object):
 
     def _note(self, messages):
         """Keeps each message by the servers it names; deletes at once those that name none
-        (a test event, the readers' own objects, a message that is no notification)."""
+        (a test event, the readers' own objects or those AFTER_READ=move moved, a message
+        that is no notification)."""
         useless = []
         with self.lock:
             self.received += len(messages)
             for message in messages:
                 handle, servers = message["ReceiptHandle"], servers_named(message["Body"])
+                if servers and self.settings.MOVE_PREFIX:  # AFTER_READ=move's own objects
+                    servers.discard(self.settings.MOVE_PREFIX.split("/")[0])
                 if servers is None:
                     self.log.limited("not a notification", self.log.warning, "a message of "
                                      "the queue %s is no S3 event notification: deleted (%r)"

@@ -42,8 +42,8 @@ class Reader(object):
     key order, within a budget of objects and time, and saves the checkpoint after each.
     Built from SETTINGS; tests pass in other collaborators: by default a CLIENT from the
     standard AWS chain, the system's CLOCK, the real file system (DISK), NXLog's LOG, objects
-    up to WHOLE_OBJECT bytes fetched whole, and a look at the clock every CLOCK_EVERY events
-    inside an object."""
+    up to WHOLE_OBJECT bytes fetched whole, a look at the clock every CLOCK_EVERY events
+    inside an object, and with NOTIFY_QUEUE an SQS client (SQS) from the same chain."""
 
     more_waiting_delay = MORE_WAITING_DELAY
 
