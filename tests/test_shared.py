@@ -318,3 +318,20 @@ def test_a_reader_whose_beat_was_deleted_lets_its_servers_go_and_beats_anew(s3, 
     settle([reader], posted, turns=2)
     assert held(reader) == ["web01"]  # taken up again, nothing read twice
     assert posted[reader.checkpoint.id] == expected(["web01"], objects=1)
+
+
+def test_planted_state_objects_are_named_or_passed_over_and_never_read_whole(s3, shared,
+                                                                             monkeypatch):
+    fill(s3, ["web01"], objects=1)
+    s3.put_object(Bucket=BUCKET, Key=STATE + "servers/web01.json", Body=b" " * 2048)
+    s3.put_object(Bucket=BUCKET, Key=STATE + "servers/evil\nline.json", Body=b"{}")
+    [reader] = shared("a")
+    script = reader.checkpoint.objects.get.__func__.__globals__  # the generated script's
+    monkeypatch.setitem(script, "MAX_STATE_BYTES", 1024)
+    posted = {}
+    turn([reader], posted)
+    assert posted[reader.checkpoint.id] == []
+    [error] = [line for line in api.logged("ERROR") if "web01" in line]
+    assert "is larger than 1024 bytes: no reader wrote it" in error
+    assert script["server_of_state"](STATE + "servers/evil\nline.json") is None
+    assert script["server_of_state"](STATE + "servers/web01.json") == "web01"

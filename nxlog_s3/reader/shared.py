@@ -389,8 +389,10 @@ class SharedCheckpoint(Checkpoint):
             server = server_of_state(key)
             if server is None:
                 continue
-            data, _ = self.objects.get(key)
             try:
+                data, _ = self.objects.get(key)
+                if data is None:
+                    continue  # deleted since listed
                 position, holder, _, _ = state_of(self, self.objects, server, data)
             except ValueError as exc:
                 raise CheckpointError("the state of %s, %s, is broken (%s)" % (

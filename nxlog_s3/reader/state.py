@@ -8,10 +8,13 @@ from botocore.exceptions import ClientError
 
 from nxlog_s3.common.errors import error_code
 from nxlog_s3.common.objects import STATE_PREFIX
+from nxlog_s3.common.settings import _server
 from nxlog_s3.reader.listing import _server_time
 from nxlog_s3.reader.position import Position, _mapping
 
 STATE_VERSION = 1
+MAX_STATE_BYTES = 64 * 1024 * 1024  # a state object read at the most: one planted in the
+                                    # bucket cannot exhaust memory
 TAKEN_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
@@ -24,10 +27,15 @@ def state_key(server):
 
 
 def server_of_state(key):
-    """The server whose state object KEY is; None for another key."""
+    """The server whose state object KEY is; None for another key (one planted with a name
+    no server can have among them)."""
     name = key[len(STATE_PREFIX + "servers/"):]
-    return name[:-len(".json")] if key.startswith(STATE_PREFIX + "servers/") and \
-        name.endswith(".json") and "/" not in name else None
+    if not key.startswith(STATE_PREFIX + "servers/") or not name.endswith(".json"):
+        return None
+    try:
+        return _server(name[:-len(".json")])
+    except ValueError:
+        return None
 
 
 def reader_key(reader_id):
@@ -51,14 +59,18 @@ class StateObjects(object):
 
     def get(self, key):
         """KEY's JSON body and ETag; (None, None) if there is no such object. ValueError for
-        a body that is not JSON."""
+        a body that is not JSON, or larger than MAX_STATE_BYTES."""
         try:
             response = self.client.get_object(Bucket=self.settings.BUCKET, Key=key)
         except ClientError as exc:
             if error_code(exc) in ("NoSuchKey", "404"):
                 return None, None
             raise
-        body = response["Body"].read()
+        body = response["Body"].read(MAX_STATE_BYTES + 1)
+        response["Body"].close()
+        if len(body) > MAX_STATE_BYTES:
+            raise ValueError("%s is larger than %d bytes: no reader wrote it"
+                             % (self.url(key), MAX_STATE_BYTES))
         try:
             return json.loads(body.decode("utf-8")), response["ETag"]
         except (UnicodeDecodeError, ValueError) as exc:
