@@ -268,7 +268,14 @@ def spooled(folder, suffixes=(".open", ".data")):
 
 
 def spooled_bytes(folder):
-    return sum(os.path.getsize(path) for path in spooled(folder))
+    """The bytes of the spool's batch files; a batch closed between the listing and its
+    size (.open renamed .data) counts 0 this time, and is counted at the next look."""
+    def size(path):
+        try:
+            return os.path.getsize(path)
+        except FileNotFoundError:
+            return 0
+    return sum(size(path) for path in spooled(folder))
 
 
 def test_a_writer_does_not_grow_by_the_reference_nxlog_ce_keeps_to_each_event(
