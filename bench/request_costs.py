@@ -30,8 +30,8 @@ def requests_per_hour(servers, readers, queue, poll=10.0, full_poll=600.0, lease
     late = window * math.ceil(late_interval / window)  # a re-listing comes with a listing
     listing = servers * (HOUR / window + HOUR / late + HOUR / sweep_interval)
     listing += readers * pages * HOUR / window  # SERVER=*: the servers' first segments
-    short = readers * math.ceil(servers / float(readers)) - servers  # readers below a share
-    coordination = readers * HOUR / turn + short * pages * HOUR / lease  # beats; free servers
+    coordination = readers * (HOUR / turn  # the beats of the others
+                              + pages * HOUR / lease)  # the states, each lease
     return {"LIST": round(listing + coordination), "GET": 0,  # nothing new: nothing to get
             "PUT": round(readers * HOUR / turn),
             "SQS": round(readers * HOUR / NOTIFY_WAIT) if queue else 0}

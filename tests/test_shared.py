@@ -335,3 +335,18 @@ def test_planted_state_objects_are_named_or_passed_over_and_never_read_whole(s3,
     assert "is larger than 1024 bytes: no reader wrote it" in error
     assert script["server_of_state"](STATE + "servers/evil\nline.json") is None
     assert script["server_of_state"](STATE + "servers/web01.json") == "web01"
+
+
+def test_readers_sharing_a_bucket_that_deletes_what_it_read_post_every_event_once(
+        s3, shared, settings):
+    settings(AFTER_READ="delete")
+    fill(s3, SERVERS[:6], objects=2)
+    readers = shared("a", "b")
+    posted = {}
+    settle(readers, posted)
+    fill(s3, SERVERS[:6], objects=1, first=2)  # news under prefixes emptied by the deletes
+    settle(readers, posted)
+    every = sum(posted.values(), [])
+    assert sorted(every) == sorted(expected(SERVERS[:6], objects=3))
+    assert [key for key in all_objects(s3) if not key.startswith(STATE)] == []
+    assert sorted(sum((held(reader) for reader in readers), [])) == SERVERS[:6]

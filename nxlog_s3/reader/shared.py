@@ -37,6 +37,7 @@ from nxlog_s3.reader.state import (
     StateObjects,
     Taken,
     late_key,
+    read_every_state,
     reader_key,
     server_of_state,
     state_key,
@@ -74,6 +75,7 @@ class SharedCheckpoint(Checkpoint):
         self.alive = set()  # the readers alive at the last turn, this one among them
         self.changed_at = 0.0  # monotonic: when the readers alive last changed
         self.known = {}  # server -> (ETag, holder) of a state read and left to its holder
+        self.states = {}  # server -> the ETag of its state, at the last look
         self.probed = False
         self.beat_etag = None  # the ETag of this reader's beat as it wrote it last
         self.beats = 0
@@ -109,7 +111,7 @@ class SharedCheckpoint(Checkpoint):
         """A reader takes nothing here: its servers come by turns (servers_to_read). A
         command (LOCK=False) reads every state as it stands, leases and positions."""
         if not lock:
-            self._read_every_state()
+            read_every_state(self)
         self.loaded = True
 
     def keep_lock(self):
@@ -199,8 +201,9 @@ class SharedCheckpoint(Checkpoint):
         return gone
 
     def _turn(self, servers):
-        """Beats, then balances: hands on what is beyond this reader's share of SERVERS, or
-        takes free servers up to it."""
+        """Beats, then balances: hands on what is beyond this reader's share of SERVERS (and
+        of the servers with a state, those whose prefix went empty included), or takes free
+        servers up to it."""
         self.turn_due = self.clock.monotonic() + self.every
         if not self.probed:
             try:
@@ -209,23 +212,38 @@ class SharedCheckpoint(Checkpoint):
                 raise CheckpointError(str(exc)[len(SCRIPT) + 2:]) from None
         gone = self._beat()
         alive = self._readers_alive()
+        if alive != self.alive:
+            self.alive, self.changed_at = alive, self.clock.monotonic()
+        looking = self._look_now()
+        if looking:
+            self.look_due = self.clock.monotonic() + self.settings.LEASE_SECONDS
+            self.states = self._states()
+        servers = servers | set(self.states)
         share = -(-len(servers) // len(alive))
         surplus = len(self.held) - share
         if surplus > 0:
             gone += self._hand_on(surplus, len(servers), len(alive))
-        if alive != self.alive:
-            self.alive, self.changed_at = alive, self.clock.monotonic()
-        if len(self.held) < share and self._look_now():
+        if len(self.held) < share and looking:
             self._take_free(servers, share)
         return gone
 
     def _look_now(self):
-        """Whether to look for free servers: at every turn for LEASE_SECONDS after the
-        readers alive changed (a reader gone leaves its servers, one come makes the others
-        hand some on), else every LEASE_SECONDS (a listing of every state: with thousands of
+        """Whether to list the states and look for free servers: at every turn for
+        LEASE_SECONDS after the readers alive changed (a reader gone leaves its servers, one
+        come makes the others hand some on), else every LEASE_SECONDS (with thousands of
         servers, pages)."""
         now = self.clock.monotonic()
         return now - self.changed_at <= self.settings.LEASE_SECONDS or now >= self.look_due
+
+    def _states(self):
+        """The servers with a state that this reader may read (SERVER), and its ETag."""
+        states = {}
+        for key, etag, _ in self.objects.listed("servers/")[0]:
+            server = server_of_state(key)
+            if server is not None and (self.settings.SERVER == "*" or
+                                       server in self.settings.SERVER):
+                states[server] = etag
+        return states
 
     def _beat(self):
         """Renews this reader's lease: its beat object, created with If-None-Match, then
@@ -288,10 +306,7 @@ class SharedCheckpoint(Checkpoint):
     def _take_free(self, servers, share):
         """Takes servers no reader alive holds, in this reader's order of preference, until
         it holds SHARE of them."""
-        self.look_due = self.clock.monotonic() + self.settings.LEASE_SECONDS
-        states = {}
-        for key, etag, _ in self.objects.listed("servers/")[0]:
-            states[server_of_state(key)] = etag
+        states = self.states
         for server in sorted(servers - set(self.held), key=self._preference, reverse=True):
             if len(self.held) >= share:
                 return
@@ -318,7 +333,7 @@ class SharedCheckpoint(Checkpoint):
             data, etag = self.objects.get(state_key(server))
             if data is None:
                 return  # deleted meanwhile: made anew at the next look
-            position, holder, written, late = state_of(self, self.objects, server, data)
+            position, holder, written, late = state_of(self, server, data)
         except ValueError as exc:
             self.log.limited("state " + server, self.log.error, "the state of %s, %s, is broken "
                              "(%s): no reader reads %s until it is fixed, or deleted to read "
@@ -378,31 +393,6 @@ class SharedCheckpoint(Checkpoint):
         return {"version": STATE_VERSION, "bucket": self.settings.BUCKET, "server": server,
                 "holder": holder, "written": written, "time": utc_text(self.clock.time()),
                 "position": position.to_json(), "late": late}
-
-    def _read_every_state(self):
-        """Every server's position, and its lease in LEASES, as `status` shows them: the
-        holder (None: released), when its state was saved, how old its holder's beat is,
-        and whether that holder is alive."""
-        beats, now = self.objects.listed("readers/")
-        beat_of = {key[len(reader_key("")):]: stored for key, _, stored in beats}
-        for key, _, stored in self.objects.listed("servers/")[0]:
-            server = server_of_state(key)
-            if server is None:
-                continue
-            try:
-                data, _ = self.objects.get(key)
-                if data is None:
-                    continue  # deleted since listed
-                position, holder, _, _ = state_of(self, self.objects, server, data)
-            except ValueError as exc:
-                raise CheckpointError("the state of %s, %s, is broken (%s)" % (
-                    server, quoted(self.settings.BUCKET, key), exc)) from None
-            self.positions[server] = position
-            beat = beat_of.get(holder)
-            self.leases[server] = {
-                "holder": holder, "saved": utc_text(stored),
-                "beat_age_seconds": None if beat is None else max(0, now - beat),
-                "alive": beat is not None and beat >= now - self.settings.LEASE_SECONDS}
 
 
 def _read_up_to(position):

@@ -7,8 +7,10 @@ import json
 from botocore.exceptions import ClientError
 
 from nxlog_s3.common.errors import error_code
-from nxlog_s3.common.objects import STATE_PREFIX
+from nxlog_s3.common.objects import STATE_PREFIX, utc_text
+from nxlog_s3.common.s3 import quoted
 from nxlog_s3.common.settings import _server
+from nxlog_s3.reader.checkpoint import CheckpointError
 from nxlog_s3.reader.listing import _server_time
 from nxlog_s3.reader.position import Position, _mapping
 
@@ -145,9 +147,10 @@ class StateObjects(object):
         return False
 
 
-def state_of(checkpoint, objects, server, data):
-    """The position (for CHECKPOINT, read through OBJECTS), holder, writes and late object
-    the state DATA of SERVER names; ValueError for one that is not what a reader writes."""
+def state_of(checkpoint, server, data):
+    """The position (for CHECKPOINT, its late seconds read through its OBJECTS), holder,
+    writes and late object the state DATA of SERVER names; ValueError for one that is not
+    what a reader writes."""
     try:
         if _mapping(data, "the state").get("version") != STATE_VERSION or \
                 data.get("server") != server or data.get("bucket") != checkpoint.settings.BUCKET:
@@ -161,9 +164,35 @@ def state_of(checkpoint, objects, server, data):
             raise ValueError("its holder, writes or late object are not what they can be")
         position = Position.from_json(checkpoint, _mapping(data["position"], "position"))
         if late is not None:
-            seconds, _ = objects.get(late)
+            seconds, _ = checkpoint.objects.get(late)
             if seconds is not None:
                 position.add_late(_mapping(seconds, "late").get("seconds", {}))
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError("malformed: %s %s" % (type(exc).__name__, exc)) from None
     return position, holder, written, late
+
+
+def read_every_state(checkpoint):
+    """Every server's position, in CHECKPOINT's POSITIONS, and its lease in its LEASES, as
+    `status` shows them: the holder (None: released), when its state was saved, how old
+    its holder's beat is, and whether that holder is alive."""
+    beats, now = checkpoint.objects.listed("readers/")
+    beat_of = {key[len(reader_key("")):]: stored for key, _, stored in beats}
+    for key, _, stored in checkpoint.objects.listed("servers/")[0]:
+        server = server_of_state(key)
+        if server is None:
+            continue
+        try:
+            data, _ = checkpoint.objects.get(key)
+            if data is None:
+                continue  # deleted since listed
+            position, holder, _, _ = state_of(checkpoint, server, data)
+        except ValueError as exc:
+            raise CheckpointError("the state of %s, %s, is broken (%s)" % (
+                server, quoted(checkpoint.settings.BUCKET, key), exc)) from None
+        checkpoint.positions[server] = position
+        beat = beat_of.get(holder)
+        checkpoint.leases[server] = {
+            "holder": holder, "saved": utc_text(stored),
+            "beat_age_seconds": None if beat is None else max(0, now - beat),
+            "alive": beat is not None and beat >= now - checkpoint.settings.LEASE_SECONDS}
