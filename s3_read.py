@@ -2185,6 +2185,7 @@ class LatePass(object):
 STATE_VERSION = 1
 MAX_STATE_BYTES = 64 * 1024 * 1024  # a state object read at the most: one planted in the
                                     # bucket cannot exhaust memory
+NO_SUCH_KEY = ("NoSuchKey", "404")  # the object is not there (a missing bucket is not this)
 TAKEN_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
@@ -2233,7 +2234,7 @@ class StateObjects(object):
         try:
             response = self.client.get_object(Bucket=self.settings.BUCKET, Key=key)
         except ClientError as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
+            if error_code(exc) in NO_SUCH_KEY:
                 return None, None
             raise
         body = response["Body"].read(MAX_STATE_BYTES + 1)
@@ -2259,7 +2260,7 @@ class StateObjects(object):
                 **condition)
         except ClientError as exc:
             if condition and error_code(exc) in TAKEN_CODES or \
-                    if_match and error_code(exc) in ("NoSuchKey", "404"):  # deleted meanwhile
+                    if_match and error_code(exc) in NO_SUCH_KEY:  # deleted meanwhile
                 raise Taken() from None
             raise
         return response["ETag"]
@@ -2517,12 +2518,10 @@ class SharedCheckpoint(Checkpoint):
         return sorted(set(self.held) & set(servers)), gone
 
     def _lapse(self):
-        gone = sorted(self.held)
+        gone = self._forget_all()
         self.log.warning("its lease ran out (no beat reached S3 for %d s): it stops posting "
                          "the events of %s, and takes them up again where no other reader "
                          "did" % (self.settings.LEASE_SECONDS, ", ".join(gone)))
-        for server in gone:
-            self._forget(server)
         self.look_due = 0.0  # taken up again at the next turn, not a lease later
         return gone
 
@@ -2588,9 +2587,7 @@ class SharedCheckpoint(Checkpoint):
             self.log.warning("its beat %s was deleted or changed by another: it was taken "
                              "for gone, so it lets its servers go and beats anew" %
                              self.objects.url(reader_key(self.id)))
-            gone = sorted(self.held)
-            for server in gone:
-                self._forget(server)
+            gone = self._forget_all()
             self.beat_etag = None
             return gone + self._beat()
         self.valid_until = sent + self.settings.LEASE_SECONDS - LEASE_MARGIN
@@ -2687,6 +2684,13 @@ class SharedCheckpoint(Checkpoint):
         self.positions[server], self.held[server] = position, etag
         self.written[server], self.late_keys[server] = written, late
         self.known.pop(server, None)
+
+    def _forget_all(self):
+        """Every server held is forgotten (see _forget); they are returned, sorted."""
+        gone = sorted(self.held)
+        for server in gone:
+            self._forget(server)
+        return gone
 
     def _forget(self, server):
         for part in (self.positions, self.held, self.written, self.late_keys, self.known):
@@ -3722,26 +3726,25 @@ class Notifications(object):
             handles = self.pending.pop(server, []) + self.taken.pop(server, [])
             for handle in handles:
                 self.servers_of.pop(handle, None)
-        for start in range(0, len(handles), BATCH):
-            self._quietly("change_message_visibility_batch", Entries=[
-                {"Id": str(number), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
-                for number, handle in enumerate(handles[start:start + BATCH])])
+        self._in_batches("change_message_visibility_batch", handles,
+                         VisibilityTimeout=seconds)
 
     def delete(self, handles):
-        for start in range(0, len(handles), BATCH):
-            self._quietly("delete_message_batch", Entries=[
-                {"Id": str(number), "ReceiptHandle": handle}
-                for number, handle in enumerate(handles[start:start + BATCH])])
+        self._in_batches("delete_message_batch", handles)
 
-    def _quietly(self, operation, **arguments):
-        """OPERATION on the queue; a failure is logged and passes: a message not deleted
-        comes again, one more hint."""
-        try:
-            getattr(self.client, operation)(QueueUrl=self.url, **arguments)
-        except (BotoCoreError, ClientError) as exc:
-            self.log.limited("queue " + operation, self.log.warning, "%s on the queue %s "
-                             "failed: %s; its messages come again, as hints" % (
-                                 operation, self.url, error_text(exc)))
+    def _in_batches(self, operation, handles, **entry):
+        """OPERATION on the queue for HANDLES, BATCH at a time, each entry with ENTRY's
+        fields too; a failure is logged and passes: a message not deleted comes again, one
+        more hint."""
+        for start in range(0, len(handles), BATCH):
+            entries = [dict(entry, Id=str(number), ReceiptHandle=handle)
+                       for number, handle in enumerate(handles[start:start + BATCH])]
+            try:
+                getattr(self.client, operation)(QueueUrl=self.url, Entries=entries)
+            except (BotoCoreError, ClientError) as exc:
+                self.log.limited("queue " + operation, self.log.warning, "%s on the queue "
+                                 "%s failed: %s; its messages come again, as hints" % (
+                                     operation, self.url, error_text(exc)))
 
 
 class Polls(object):

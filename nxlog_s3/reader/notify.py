@@ -163,26 +163,25 @@ class Notifications(object):
             handles = self.pending.pop(server, []) + self.taken.pop(server, [])
             for handle in handles:
                 self.servers_of.pop(handle, None)
-        for start in range(0, len(handles), BATCH):
-            self._quietly("change_message_visibility_batch", Entries=[
-                {"Id": str(number), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
-                for number, handle in enumerate(handles[start:start + BATCH])])
+        self._in_batches("change_message_visibility_batch", handles,
+                         VisibilityTimeout=seconds)
 
     def delete(self, handles):
-        for start in range(0, len(handles), BATCH):
-            self._quietly("delete_message_batch", Entries=[
-                {"Id": str(number), "ReceiptHandle": handle}
-                for number, handle in enumerate(handles[start:start + BATCH])])
+        self._in_batches("delete_message_batch", handles)
 
-    def _quietly(self, operation, **arguments):
-        """OPERATION on the queue; a failure is logged and passes: a message not deleted
-        comes again, one more hint."""
-        try:
-            getattr(self.client, operation)(QueueUrl=self.url, **arguments)
-        except (BotoCoreError, ClientError) as exc:
-            self.log.limited("queue " + operation, self.log.warning, "%s on the queue %s "
-                             "failed: %s; its messages come again, as hints" % (
-                                 operation, self.url, error_text(exc)))
+    def _in_batches(self, operation, handles, **entry):
+        """OPERATION on the queue for HANDLES, BATCH at a time, each entry with ENTRY's
+        fields too; a failure is logged and passes: a message not deleted comes again, one
+        more hint."""
+        for start in range(0, len(handles), BATCH):
+            entries = [dict(entry, Id=str(number), ReceiptHandle=handle)
+                       for number, handle in enumerate(handles[start:start + BATCH])]
+            try:
+                getattr(self.client, operation)(QueueUrl=self.url, Entries=entries)
+            except (BotoCoreError, ClientError) as exc:
+                self.log.limited("queue " + operation, self.log.warning, "%s on the queue "
+                                 "%s failed: %s; its messages come again, as hints" % (
+                                     operation, self.url, error_text(exc)))
 
 
 class Polls(object):

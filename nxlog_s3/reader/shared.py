@@ -191,12 +191,10 @@ class SharedCheckpoint(Checkpoint):
         return sorted(set(self.held) & set(servers)), gone
 
     def _lapse(self):
-        gone = sorted(self.held)
+        gone = self._forget_all()
         self.log.warning("its lease ran out (no beat reached S3 for %d s): it stops posting "
                          "the events of %s, and takes them up again where no other reader "
                          "did" % (self.settings.LEASE_SECONDS, ", ".join(gone)))
-        for server in gone:
-            self._forget(server)
         self.look_due = 0.0  # taken up again at the next turn, not a lease later
         return gone
 
@@ -262,9 +260,7 @@ class SharedCheckpoint(Checkpoint):
             self.log.warning("its beat %s was deleted or changed by another: it was taken "
                              "for gone, so it lets its servers go and beats anew" %
                              self.objects.url(reader_key(self.id)))
-            gone = sorted(self.held)
-            for server in gone:
-                self._forget(server)
+            gone = self._forget_all()
             self.beat_etag = None
             return gone + self._beat()
         self.valid_until = sent + self.settings.LEASE_SECONDS - LEASE_MARGIN
@@ -361,6 +357,13 @@ class SharedCheckpoint(Checkpoint):
         self.positions[server], self.held[server] = position, etag
         self.written[server], self.late_keys[server] = written, late
         self.known.pop(server, None)
+
+    def _forget_all(self):
+        """Every server held is forgotten (see _forget); they are returned, sorted."""
+        gone = sorted(self.held)
+        for server in gone:
+            self._forget(server)
+        return gone
 
     def _forget(self, server):
         for part in (self.positions, self.held, self.written, self.late_keys, self.known):

@@ -17,6 +17,7 @@ from nxlog_s3.reader.position import Position, _mapping
 STATE_VERSION = 1
 MAX_STATE_BYTES = 64 * 1024 * 1024  # a state object read at the most: one planted in the
                                     # bucket cannot exhaust memory
+NO_SUCH_KEY = ("NoSuchKey", "404")  # the object is not there (a missing bucket is not this)
 TAKEN_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
@@ -65,7 +66,7 @@ class StateObjects(object):
         try:
             response = self.client.get_object(Bucket=self.settings.BUCKET, Key=key)
         except ClientError as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
+            if error_code(exc) in NO_SUCH_KEY:
                 return None, None
             raise
         body = response["Body"].read(MAX_STATE_BYTES + 1)
@@ -91,7 +92,7 @@ class StateObjects(object):
                 **condition)
         except ClientError as exc:
             if condition and error_code(exc) in TAKEN_CODES or \
-                    if_match and error_code(exc) in ("NoSuchKey", "404"):  # deleted meanwhile
+                    if_match and error_code(exc) in NO_SUCH_KEY:  # deleted meanwhile
                 raise Taken() from None
             raise
         return response["ETag"]
