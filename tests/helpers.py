@@ -288,6 +288,12 @@ class Endpoint(object):
             "AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
             region_name="us-east-1")
 
+    def sqs(self):
+        """An SQS client of the same endpoint (moto server serves both)."""
+        return boto3.client("sqs", endpoint_url=self.url, aws_access_key_id=self.env[
+            "AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1")
+
     def new_bucket(self, prefix):
         """A new, empty bucket, named PREFIX and a random suffix: S3 in us-east-1 (and moto)
         answers a create of a bucket one owns already with success, and a name that came
@@ -296,6 +302,36 @@ class Endpoint(object):
         name = "%s-%s" % (prefix, uuid.uuid4().hex[:12])
         self.client().create_bucket(Bucket=name)
         return name
+
+
+class NotificationQueue(object):
+    """A new queue of ENDPOINT's (moto server's), that BUCKET's object-created
+    notifications go to, as S3 sends them."""
+
+    def __init__(self, endpoint, bucket):
+        self.sqs, self.s3, self.bucket = endpoint.sqs(), endpoint.client(), bucket
+        self.url = self.sqs.create_queue(QueueName="nxlog-%s" % uuid.uuid4().hex[:12])[
+            "QueueUrl"]
+        self.arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=[
+            "QueueArn"])["Attributes"]["QueueArn"]
+        self.notify(True)
+
+    def notify(self, on):
+        self.s3.put_bucket_notification_configuration(
+            Bucket=self.bucket, NotificationConfiguration={"QueueConfigurations": [
+                {"QueueArn": self.arn, "Events": ["s3:ObjectCreated:*"]}]} if on else {})
+
+    def messages_left(self):
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])[
+            "Attributes"]
+        return sum(int(value) for value in attributes.values())
+
+    def send(self, key):
+        """A notification of KEY, as S3 sends it."""
+        self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps({"Records": [
+            {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+             "s3": {"bucket": {"name": self.bucket}, "object": {"key": key}}}]}))
 
 
 def run_conf(conf, endpoint, defines, settings, idle=1.5, legacy=False, cwd=None,

@@ -15,11 +15,10 @@ import threading
 import time
 import urllib.parse
 
-import boto3
 import pytest
 from faults import FaultProxy
 
-from helpers import JSON_LINES, ROOT, batch, put
+from helpers import JSON_LINES, ROOT, NotificationQueue, batch, put
 
 READER = os.path.join(ROOT, "tests", "programs", "shared_reader.py")
 SERVERS = ["srv%02d" % number for number in range(12)]
@@ -112,20 +111,6 @@ class ReaderProcess(object):
         self.log.close()
 
 
-def notification_queue(endpoint, bucket):
-    """A new queue of ENDPOINT's that BUCKET's object-created notifications go to."""
-    sqs = boto3.client("sqs", endpoint_url=endpoint.url, region_name="us-east-1",
-                       aws_access_key_id=endpoint.env["AWS_ACCESS_KEY_ID"],
-                       aws_secret_access_key=endpoint.env["AWS_SECRET_ACCESS_KEY"])
-    url = sqs.create_queue(QueueName=bucket)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    endpoint.client().put_bucket_notification_configuration(
-        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
-            {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
-    return url
-
-
 def wait_until(condition, seconds, what, every=0.1):
     deadline = time.monotonic() + seconds
     while not condition():
@@ -152,7 +137,7 @@ def test_three_readers_fail_over_with_nothing_lost_order_kept_and_no_server_read
     names = ["r1", "r2", "r3"]
     readers = {name: ReaderProcess(name, moto_server, bucket, tmp_path) for name in names}
     if notified:  # hints from the queue, and a full poll every 30 s only
-        queue = notification_queue(moto_server, bucket)
+        queue = NotificationQueue(moto_server, bucket).url
         for reader in readers.values():
             reader.env.update(NXLOG_S3_NOTIFY_QUEUE=queue, NXLOG_S3_FULL_POLL_INTERVAL="30")
     try:

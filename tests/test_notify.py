@@ -5,14 +5,13 @@ import json
 import os
 import re
 import time
-import uuid
 
-import boto3
 import pytest
 
 from helpers import (
     JSON_LINES,
     ROOT,
+    NotificationQueue,
     SteppedClock,
     batch,
     checkpoint,
@@ -27,49 +26,12 @@ from nxlog_stub import api
 SERVERS = ["web01", "web02", "web03"]
 
 
-class Queue(object):
-    """A queue of moto server's, that BUCKET's object-created notifications go to."""
-
-    def __init__(self, endpoint, bucket):
-        self.sqs = _sqs(endpoint)
-        self.s3, self.bucket = endpoint.client(), bucket
-        self.url = self.sqs.create_queue(QueueName="nxlog-%s" % uuid.uuid4().hex[:12])[
-            "QueueUrl"]
-        self.arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=[
-            "QueueArn"])["Attributes"]["QueueArn"]
-        self.notify(True)
-
-    def notify(self, on):
-        self.s3.put_bucket_notification_configuration(
-            Bucket=self.bucket, NotificationConfiguration={"QueueConfigurations": [
-                {"QueueArn": self.arn, "Events": ["s3:ObjectCreated:*"]}]} if on else {})
-
-    def messages_left(self):
-        attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])[
-            "Attributes"]
-        return sum(int(value) for value in attributes.values())
-
-    def send(self, key):
-        """A notification of KEY, as S3 sends it."""
-        self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps({"Records": [
-            {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-             "s3": {"bucket": {"name": self.bucket}, "object": {"key": key}}}]}))
-
-
-def _sqs(endpoint):
-    env = endpoint.env
-    return boto3.client("sqs", endpoint_url=endpoint.url, region_name="us-east-1",
-                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-
-
 @pytest.fixture
 def queue(moto_server, monkeypatch, settings):
     bucket = moto_server.new_bucket("nxlog-notify")
     for name, value in moto_server.env.items():
         monkeypatch.setenv(name, value)
-    made = Queue(moto_server, bucket)
+    made = NotificationQueue(moto_server, bucket)
     settings(BUCKET=bucket, SERVER=",".join(SERVERS), NOTIFY_QUEUE=made.url,
              FULL_POLL_INTERVAL=3600, POLL_INTERVAL=0.2)
     return made
@@ -228,7 +190,7 @@ def test_the_readmes_queue_setup_is_what_s3_and_sqs_take(moto_server):
     configuration = json.loads(re.search(r"--notification-configuration '(.*?)'\n", readme,
                                          re.S).group(1))
     bucket = moto_server.new_bucket("my-log-archive")
-    sqs = _sqs(moto_server)
+    sqs = moto_server.sqs()
     url = sqs.create_queue(QueueName="nxlog-s3")["QueueUrl"]
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[

@@ -13,13 +13,12 @@ import json
 import os
 import time
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from helpers import ROOT, instance_link, version
+from helpers import ROOT, NotificationQueue, instance_link, version
 from hostile import (
     HOSTILE,
     JSON_LINES,
@@ -704,14 +703,8 @@ def test_two_nxlogs_share_a_bucket_and_one_takes_over_when_the_other_is_killed(
 
 def test_a_reader_with_a_notify_queue_reads_what_is_notified_and_stops_cleanly(
         moto_server, bucket, tmp_path, nxlog_process):
-    sqs = boto3.client("sqs", endpoint_url=moto_server.url, region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
-    queue = sqs.create_queue(QueueName=bucket)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
+    queue = NotificationQueue(moto_server, bucket).url
     client = moto_server.client()
-    client.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
     env = nxlog_env(moto_server.env, BUCKET=bucket, SERVER="web01", POLL_INTERVAL=0.5,
                     NOTIFY_QUEUE=queue, FULL_POLL_INTERVAL=3600)
     reader = start_conf(nxlog_process, "s3-read.conf", tmp_path / "read", env,
