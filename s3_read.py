@@ -409,7 +409,10 @@ class EntryPoint(object):
             capsule = argument.c_logdata
             if sys.getrefcount(capsule) == self.leaked:
                 self.decref(capsule)
-        return self.call(argument)
+        call = self.call
+        del self  # this frame may outlive the call (an exception's traceback reaches it
+        return call(argument)  # through f_back) and must not keep this object: its release
+                               # is the stop
 
     def _watch_capsules(self, event):
         self.leaked = leaked_capsule_count(event)

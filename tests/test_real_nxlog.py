@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from helpers import ROOT, NotificationQueue, instance_link, version
+from helpers import ROOT, NotificationQueue, free_port, instance_link, version
 from hostile import (
     HOSTILE,
     JSON_LINES,
@@ -400,6 +400,22 @@ def test_a_stop_ends_the_scripts_threads_before_nxlog_clears_its_interpreter(tmp
         assert nxlog.stop(timeout=20) == 0, nxlog.log()
         assert "NXLog stops: the script's threads ended" in nxlog.log(), nxlog.log()
         os.remove(str(tmp_path / "nxlog.log"))
+
+
+@pytest.mark.parametrize("coordination", ["none", "s3"])
+def test_a_stop_after_read_data_met_an_s3_error_still_ends_the_scripts_threads(
+        moto_server, bucket, tmp_path, nxlog_process, coordination):
+    """An exception caught in read_data keeps, through its traceback's f_back, the frame
+    NXLog's call ran in: that frame must not keep the entry point, whose release is the
+    stop (it did: with S3 gone, NXLog cleared the interpreter under the script's threads)."""
+    gone = dict(moto_server.env, AWS_ENDPOINT_URL="http://127.0.0.1:%d" % free_port())
+    reader = start_conf(nxlog_process, "s3-read.conf", tmp_path / "read", nxlog_env(
+        gone, BUCKET=bucket, SERVER="*", POLL_INTERVAL=0.5, COORDINATION=coordination),
+        OUTFILE=tmp_path / "out.log")
+    reader.wait_for(lambda: "ERROR s3_read: cannot read s3://" in reader.log(),
+                    what="read_data meeting S3 gone")
+    assert reader.stop() == 0
+    assert "INFO s3_read: NXLog stops: the script's threads ended in " in reader.log()
 
 
 @pytest.mark.reliability
