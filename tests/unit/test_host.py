@@ -210,6 +210,32 @@ def test_capsules_outside_nxlog_are_left_alone(slow_switches):
     assert sys.getrefcount(kept) == 3  # this name's, the argument's, NXLog CE's own
 
 
+def dropped_references(drop):
+    """How many references DROP(an object) gives back."""
+    probe = object()
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(probe))
+    held = sys.getrefcount(probe)
+    drop(probe)
+    return held - sys.getrefcount(probe)
+
+
+class NoDrop(object):
+    Py_INCREF = staticmethod(lambda value: value)  # returns it: no reference is kept
+    Py_DECREF = staticmethod(lambda value: value)
+
+
+CTYPES_OWN = host._ctypes
+
+
+@pytest.mark.parametrize("module", [CTYPES_OWN, object(), NoDrop()],
+                         ids=["ctypes' own", "missing", "not doing what it says"])
+def test_the_reference_dropper_gives_back_one_reference(monkeypatch, module):
+    monkeypatch.setattr(host, "_ctypes", module)
+    drop = host.reference_dropper()
+    assert dropped_references(drop) == 1
+    assert (drop is CTYPES_OWN.Py_DECREF) == (module is CTYPES_OWN)  # the quick one, if fit
+
+
 def started(target, name):
     thread = threading.Thread(target=target, daemon=True, name="%s %s" % (SCRIPT, name))
     thread.start()
