@@ -38,7 +38,9 @@ class Writer(object):
         self.metrics = Metrics(settings.METRICS_FILE, self.samples, self.clock, disk or Disk(),
                                self.log)
         self.threads = []
-        self.record, self.append = self.encoder.record, self.spool.append  # the hot path
+        # NXLog's write_data, for every event: returns once the event is in the spool on
+        # disk, within about MAX_CALL_WAIT whatever happens (Spool.append)
+        self.write_data = self.encoder.writer(self.spool.append)
 
     def start(self, probe=None):
         """What NXLog's start of the module does: checks the spool's folder and the bucket
@@ -74,11 +76,6 @@ class Writer(object):
                 settings.BATCH_EVENTS, settings.BATCH_BYTES, settings.BATCH_AGE)
             if settings.BATCHING else "one object per event", settings.BODY_FORMAT,
             settings.COMPRESSION, self.spool.where())
-
-    def write_data(self, event):
-        """NXLog's write_data: returns once the event is in the spool on disk, within about
-        MAX_CALL_WAIT whatever happens."""
-        self.append(*self.record(event))
 
     def stop(self):
         """Ends this instance as the end of its process would, open batch left as it is.
