@@ -2762,7 +2762,7 @@ def _unsafe_store(url, failed):
 # ---- nxlog_s3/reader/lines.py -------------------------------------------------------------------
 # JSON lines and the budget every decoding works within: what an object may expand to.
 
-CHUNK_BYTES = 4 << 20  # ...or fewer, once they decoded from this many bytes...
+CHUNK_BYTES = 4 << 20  # a chunk of events decoded ahead holds what this many bytes make
 
 
 _SCAN_JSON = json.scanner.make_scanner(json.JSONDecoder())  # what raw_decode calls (in C)
@@ -2814,7 +2814,7 @@ def _nxlog_time(zoned):
 def _nxlog_times(fields):
     """FIELDS, the datetime fields the writer stored with their zone as NXLog gives them."""
     for name, value in fields.items():
-        if type(value) is str and len(value) == 25 and value[10] == "T":
+        if type(value) is str and len(value) == 25 and value[10] == "T":  # as in the poster
             fields[name] = _nxlog_time(value)  # cached: whether it is one is looked up too
     return fields
 
@@ -3020,33 +3020,34 @@ class _RawBody(io.RawIOBase):
 
 
 
-@functools.lru_cache(maxsize=4096)
+def zoned_times(response):
+    """Whether the datetime fields of RESPONSE's object (a GET's) are zoned text, as this
+    project's writer stores them (see lines._nxlog_times)."""
+    return response.get("Metadata", {}).get(METADATA_TIMES) == "zoned"
 
 
 class Decoder(object):
     """An object's events, as field dicts, by what its metadata says it holds (raw, JSON,
     pickle, JSON lines; gzip, zstd), streamed: memory stays bounded whatever its size."""
 
-    def __init__(self, settings, log, nxlog_times=True):
+    def __init__(self, settings, log):
         self.settings, self.log = settings, log
-        self.nxlog_times = nxlog_times  # zoned times as NXLog gives them; False: as stored
 
     def events(self, key, response, budget=None):
-        """KEY's events, decoded from RESPONSE within BUDGET (by default its own)."""
+        """KEY's events, decoded from RESPONSE within BUDGET (by default its own), their
+        times as stored (the reader's poster gives zoned ones NXLog's form)."""
         budget = budget or DecodeBudget(self.settings, response.get("ContentLength", 0))
         metadata = response.get("Metadata", {})
         body_format = metadata.get(METADATA_FORMAT)
-        times = self.nxlog_times and metadata.get(METADATA_TIMES) == "zoned"
         if body_format == "parquet":
-            events = _parquet_events(response["Body"], budget, self.settings.MAX_EVENT_BYTES)
-            return map(_nxlog_times, events) if times else events
+            return _parquet_events(response["Body"], budget, self.settings.MAX_EVENT_BYTES)
         stream = self._decompressing(response, metadata)
         if body_format == "jsonl":
-            return self._json_lines(stream, budget, times)
+            return itertools.chain.from_iterable(self._json_line_blocks(stream, budget))
         if body_format is None and self.settings.RAW_LINES:
             return self._text_lines(key, stream, budget)
-        event = self._one_event(key, self._bounded_read(stream.read, budget), body_format)
-        return iter([_nxlog_times(event) if times else event])
+        return iter([self._one_event(key, self._bounded_read(stream.read, budget),
+                                     body_format)])
 
     @staticmethod
     def _decompressing(response, metadata):
@@ -3114,14 +3115,14 @@ class Decoder(object):
         budget.take(len(data))
         return data
 
-    def _json_lines(self, stream, budget, times):
-        """A batch's events, one JSON object a line; with TIMES, zoned times as NXLog gives
-        them. The hot path of every reader: LINES_BLOCK bytes at a time are split into lines
-        and decoded in C, and a line as s3_write.py writes it (an object in JSON) takes one
-        step of this generator and no call of ours but _nxlog_times; anything else goes the
-        slower way, which words the errors. Runs of empty lines are dropped in C first: a
-        bomb of them costs no step each."""
-        limit, scan, rest, base = self.settings.MAX_EVENT_BYTES, _SCAN_JSON, b"", 0
+    def _json_line_blocks(self, stream, budget):
+        """A batch's events, one JSON object a line, in lists: those of LINES_BLOCK bytes at
+        a time. The hot path of every reader: each block is split into lines and decoded in
+        C, and its lines as s3_write.py writes them (an object in JSON) take no call of
+        ours; anything else goes the slower way, which words the errors. Runs of empty lines
+        are dropped in C first: a bomb of them costs no step each. A line that cannot be
+        decoded raises once the events before it came."""
+        limit, rest, base = self.settings.MAX_EVENT_BYTES, b"", 0
         while True:
             block = stream.read(LINES_BLOCK)
             budget.take(len(block))
@@ -3135,20 +3136,13 @@ class Decoder(object):
                 block, rest = rest, None  # the last line, without its newline
             if len(block) > limit > 0:
                 _check_line_sizes(block, limit, base)
-            lines = _EMPTY_LINES.sub(b"\n", block) if b"\n\n" in block else block
+            events = []
             try:
-                lines = lines.decode("utf-8", "surrogatepass").split("\n")
-            except UnicodeDecodeError:  # the slower way, which says in which line
-                lines = lines.split(b"\n")
-            for line in filter(None, lines):
-                try:
-                    fields, end = scan(line, 0)
-                    plain = end == len(line) and type(fields) is dict
-                except (StopIteration, ValueError, RecursionError, TypeError):  # TypeError:
-                    plain = False  # bytes, from a block that is not UTF-8
-                if not plain:
-                    fields = _line_fields(line, block, base)
-                yield _nxlog_times(fields) if times else fields
+                _decode_lines(block, base, events)
+            except BaseException:
+                yield events  # the events before the line that failed, then its error
+                raise
+            yield events
             if rest is None:
                 return
             base += block.count(b"\n")
@@ -3162,6 +3156,25 @@ class Decoder(object):
             if not line:
                 return
             yield {"raw_event": self._text(line.rstrip(b"\n").rstrip(b"\r"), key)}
+
+
+def _decode_lines(block, base, events):
+    """Appends to EVENTS the fields of BLOCK's lines (bytes; the first numbered BASE + 1),
+    a line as s3_write.py writes it decoded in C."""
+    scan = _SCAN_JSON
+    lines = _EMPTY_LINES.sub(b"\n", block) if b"\n\n" in block else block
+    try:
+        lines = lines.decode("utf-8", "surrogatepass").split("\n")
+    except UnicodeDecodeError:  # the slower way, which says in which line
+        lines = lines.split(b"\n")
+    append = events.append
+    for line in filter(None, lines):
+        try:
+            fields, end = scan(line, 0)
+            plain = end == len(line) and type(fields) is dict
+        except (StopIteration, ValueError, RecursionError, TypeError):  # TypeError: bytes,
+            plain = False  # from a block that is not UTF-8
+        append(fields if plain else _line_fields(line, block, base))
 
 
 def _line_fields(line, block, base):
@@ -3470,6 +3483,21 @@ def _text_nxlog_takes(text):
     return taken, taken is not escaped
 
 
+class Poster(object):
+    """post(events, most): posts up to MOST of EVENTS (an iterator, left just past the last
+    event posted), in one loop, and returns how many; POSTED counts the events posted so
+    far, also when an event or EVENTS raised."""
+
+    def __init__(self, post_events):
+        self.post_events = post_events
+        self.posted = 0
+
+    def post(self, events, most):
+        before = self.posted
+        self.post_events(itertools.islice(events, most), self)
+        return self.posted - before
+
+
 class FieldGuard(object):
     """Makes an event's fields what NXLog's set_field takes: a name it cannot take gets its
     NUL and lone surrogates escaped (and ~2, ~3... if another field has that name already),
@@ -3491,41 +3519,55 @@ class FieldGuard(object):
         safe, cut = self._made_safe(fields)
         return safe, changed, cut
 
-    def poster(self, module, report):
-        """post(fields): a new event of FIELDS, as NXLog takes them (see guarded), posted by
-        MODULE (the im_python module read_data was given); REPORT(names, cut) for an event
-        whose fields had to change. Every event passes here: with NXLog's C library, one
-        loop checks each field and sets it, and the common case (a name seen before, short
-        ASCII text, a small integer) takes no call of ours, other text one check; anything
-        else goes through guarded()."""
+    def poster(self, module, report, times):
+        """A Poster of events by MODULE (the im_python module read_data was given), as NXLog
+        takes them (see guarded); REPORT(names, cut) for an event whose fields had to
+        change. TIMES: the fields' zoned times are posted as NXLog gives datetime fields
+        (lines._nxlog_times). Every event passes here: with NXLog's C library, one loop
+        posts the events, and for each field makes its time NXLog's, checks it and sets it;
+        the common case (a name seen before, short ASCII text, a small integer) takes no
+        call of ours, other text one check; anything else goes through guarded()."""
         calls = library_calls(module)
         if calls is None:
             post = method_poster(module)
 
-            def post_guarded(fields):
-                post(self._safe_fields(fields, report))
-            return post_guarded
+            def post_guarded(events, poster):
+                for fields in events:
+                    post(self._safe_fields(_nxlog_times(fields) if times else fields, report))
+                    poster.posted += 1
+            return Poster(post_guarded)
         c_module, new, set_field, post_logdata = calls
-        safe_names = self.safe_names
+        safe_names, nxlog_time, max_text = self.safe_names, _nxlog_time, NXLOG_MAX_TEXT
 
-        def post_guarded(fields):
-            c_logdata = new()
-            for name, value in fields.items():
-                if name in safe_names:
-                    kind = type(value)
-                    if kind is str:
-                        if value.isascii() and "\x00" not in value and \
-                                len(value) <= NXLOG_MAX_TEXT or not _text_needs_care(value):
-                            set_field(c_module, c_logdata, name, value)
-                            continue
-                    elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
-                        set_field(c_module, c_logdata, name, value)
-                        continue
-                for name, value in self._safe_fields(fields, report).items():  # all again:
-                    set_field(c_module, c_logdata, name, value)  # those set were the same
-                break
-            post_logdata(c_module, c_logdata)
-        return post_guarded
+        def post_guarded(events, poster):
+            posted = 0
+            try:
+                for fields in events:
+                    c_logdata = new()
+                    for name, value in fields.items():
+                        if name in safe_names:
+                            kind = type(value)
+                            if kind is str:
+                                if times and len(value) == 25 and value[10] == "T":
+                                    value = nxlog_time(value)  # as _nxlog_times
+                                if value.isascii() and "\x00" not in value and \
+                                        len(value) <= max_text or \
+                                        not _text_needs_care(value):
+                                    set_field(c_module, c_logdata, name, value)
+                                    continue
+                            elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
+                                set_field(c_module, c_logdata, name, value)
+                                continue
+                        safe = self._safe_fields(_nxlog_times(fields) if times else fields,
+                                                 report)
+                        for name, value in safe.items():  # all again: those set were the
+                            set_field(c_module, c_logdata, name, value)  # same
+                        break
+                    post_logdata(c_module, c_logdata)
+                    posted += 1
+            finally:
+                poster.posted += posted
+        return Poster(post_guarded)
 
     def _safe_fields(self, fields, report):
         safe, changed, cut = self.guarded(fields)
@@ -4128,15 +4170,14 @@ class Reader(object):
         botocore's errors, anything an object can make happen). How many of its events are
         posted is kept in the checkpoint, so that neither the next call, nor a retry after
         an error partway, nor a restarted reader posts one twice."""
-        posted = already = position.partial.get(key, 0)
-        post = self.field_guard.poster(module, lambda names, cut: self._changed(key, names,
-                                                                                 cut))
-        every = self.clock_every
+        already = position.partial.get(key, 0)
+        poster = None
         try:
-            for fields in self._events_to_post(position, key, future, deadline):
-                post(fields)
-                posted += 1
-                if posted % every == 0 and deadline.passed():
+            events = self._events_to_post(position, key, future, deadline)
+            poster = self.field_guard.poster(module, lambda names, cut: self._changed(
+                key, names, cut), zoned_times(self.open.response))
+            while poster.post(events, self.clock_every) == self.clock_every:
+                if deadline.passed():
                     return False
         except TimeUp:  # S3 is slow to send the rest: the next call goes on
             return False
@@ -4150,9 +4191,9 @@ class Reader(object):
             self._close_open()
             raise
         finally:
-            if posted > already:
-                position.partial[key] = posted
-                read[1] += posted - already
+            if poster is not None and poster.posted:
+                position.partial[key] = already + poster.posted
+                read[1] += poster.posted
         self._close_open()
         return True
 
@@ -4590,7 +4631,7 @@ class Replay(object):
     def __init__(self, parts, server, start, end, margin, line, output):
         self.parts, self.server, self.start, self.end = parts, server, start, end
         self.margin, self.line, self.output = margin, line, output
-        self.decoder = Decoder(parts.settings, parts.log, nxlog_times=False)
+        self.decoder = Decoder(parts.settings, parts.log)
         self.events = self.objects = self.missed = 0
 
     def run(self, progress):

@@ -1,8 +1,8 @@
 """Decoding an object's bytes into events, within a budget."""
 
-import functools
 import gzip
 import io
+import itertools
 import pickle
 import re
 
@@ -19,7 +19,6 @@ from nxlog_s3.reader.lines import (
     _SCAN_JSON,
     DecodeBudget,
     _json_fields,
-    _nxlog_times,
     _too_large,
     _where,
 )
@@ -48,33 +47,34 @@ class _RawBody(io.RawIOBase):
 
 
 
-@functools.lru_cache(maxsize=4096)
+def zoned_times(response):
+    """Whether the datetime fields of RESPONSE's object (a GET's) are zoned text, as this
+    project's writer stores them (see lines._nxlog_times)."""
+    return response.get("Metadata", {}).get(METADATA_TIMES) == "zoned"
 
 
 class Decoder(object):
     """An object's events, as field dicts, by what its metadata says it holds (raw, JSON,
     pickle, JSON lines; gzip, zstd), streamed: memory stays bounded whatever its size."""
 
-    def __init__(self, settings, log, nxlog_times=True):
+    def __init__(self, settings, log):
         self.settings, self.log = settings, log
-        self.nxlog_times = nxlog_times  # zoned times as NXLog gives them; False: as stored
 
     def events(self, key, response, budget=None):
-        """KEY's events, decoded from RESPONSE within BUDGET (by default its own)."""
+        """KEY's events, decoded from RESPONSE within BUDGET (by default its own), their
+        times as stored (the reader's poster gives zoned ones NXLog's form)."""
         budget = budget or DecodeBudget(self.settings, response.get("ContentLength", 0))
         metadata = response.get("Metadata", {})
         body_format = metadata.get(METADATA_FORMAT)
-        times = self.nxlog_times and metadata.get(METADATA_TIMES) == "zoned"
         if body_format == "parquet":
-            events = _parquet_events(response["Body"], budget, self.settings.MAX_EVENT_BYTES)
-            return map(_nxlog_times, events) if times else events
+            return _parquet_events(response["Body"], budget, self.settings.MAX_EVENT_BYTES)
         stream = self._decompressing(response, metadata)
         if body_format == "jsonl":
-            return self._json_lines(stream, budget, times)
+            return itertools.chain.from_iterable(self._json_line_blocks(stream, budget))
         if body_format is None and self.settings.RAW_LINES:
             return self._text_lines(key, stream, budget)
-        event = self._one_event(key, self._bounded_read(stream.read, budget), body_format)
-        return iter([_nxlog_times(event) if times else event])
+        return iter([self._one_event(key, self._bounded_read(stream.read, budget),
+                                     body_format)])
 
     @staticmethod
     def _decompressing(response, metadata):
@@ -142,14 +142,14 @@ class Decoder(object):
         budget.take(len(data))
         return data
 
-    def _json_lines(self, stream, budget, times):
-        """A batch's events, one JSON object a line; with TIMES, zoned times as NXLog gives
-        them. The hot path of every reader: LINES_BLOCK bytes at a time are split into lines
-        and decoded in C, and a line as s3_write.py writes it (an object in JSON) takes one
-        step of this generator and no call of ours but _nxlog_times; anything else goes the
-        slower way, which words the errors. Runs of empty lines are dropped in C first: a
-        bomb of them costs no step each."""
-        limit, scan, rest, base = self.settings.MAX_EVENT_BYTES, _SCAN_JSON, b"", 0
+    def _json_line_blocks(self, stream, budget):
+        """A batch's events, one JSON object a line, in lists: those of LINES_BLOCK bytes at
+        a time. The hot path of every reader: each block is split into lines and decoded in
+        C, and its lines as s3_write.py writes them (an object in JSON) take no call of
+        ours; anything else goes the slower way, which words the errors. Runs of empty lines
+        are dropped in C first: a bomb of them costs no step each. A line that cannot be
+        decoded raises once the events before it came."""
+        limit, rest, base = self.settings.MAX_EVENT_BYTES, b"", 0
         while True:
             block = stream.read(LINES_BLOCK)
             budget.take(len(block))
@@ -163,20 +163,13 @@ class Decoder(object):
                 block, rest = rest, None  # the last line, without its newline
             if len(block) > limit > 0:
                 _check_line_sizes(block, limit, base)
-            lines = _EMPTY_LINES.sub(b"\n", block) if b"\n\n" in block else block
+            events = []
             try:
-                lines = lines.decode("utf-8", "surrogatepass").split("\n")
-            except UnicodeDecodeError:  # the slower way, which says in which line
-                lines = lines.split(b"\n")
-            for line in filter(None, lines):
-                try:
-                    fields, end = scan(line, 0)
-                    plain = end == len(line) and type(fields) is dict
-                except (StopIteration, ValueError, RecursionError, TypeError):  # TypeError:
-                    plain = False  # bytes, from a block that is not UTF-8
-                if not plain:
-                    fields = _line_fields(line, block, base)
-                yield _nxlog_times(fields) if times else fields
+                _decode_lines(block, base, events)
+            except BaseException:
+                yield events  # the events before the line that failed, then its error
+                raise
+            yield events
             if rest is None:
                 return
             base += block.count(b"\n")
@@ -190,6 +183,25 @@ class Decoder(object):
             if not line:
                 return
             yield {"raw_event": self._text(line.rstrip(b"\n").rstrip(b"\r"), key)}
+
+
+def _decode_lines(block, base, events):
+    """Appends to EVENTS the fields of BLOCK's lines (bytes; the first numbered BASE + 1),
+    a line as s3_write.py writes it decoded in C."""
+    scan = _SCAN_JSON
+    lines = _EMPTY_LINES.sub(b"\n", block) if b"\n\n" in block else block
+    try:
+        lines = lines.decode("utf-8", "surrogatepass").split("\n")
+    except UnicodeDecodeError:  # the slower way, which says in which line
+        lines = lines.split(b"\n")
+    append = events.append
+    for line in filter(None, lines):
+        try:
+            fields, end = scan(line, 0)
+            plain = end == len(line) and type(fields) is dict
+        except (StopIteration, ValueError, RecursionError, TypeError):  # TypeError: bytes,
+            plain = False  # from a block that is not UTF-8
+        append(fields if plain else _line_fields(line, block, base))
 
 
 def _line_fields(line, block, base):

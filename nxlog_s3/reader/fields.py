@@ -4,6 +4,7 @@ import itertools
 import re
 
 from nxlog_s3.common.events import library_calls, method_poster
+from nxlog_s3.reader.lines import _nxlog_time, _nxlog_times
 
 # What NXLog's set_field cannot take (../shared/nxlog-python-api.md): a NUL or a lone
 # surrogate in a field name kills NXLog, a NUL in a value cuts it short, an integer beyond 64
@@ -58,6 +59,21 @@ def _text_nxlog_takes(text):
     return taken, taken is not escaped
 
 
+class Poster(object):
+    """post(events, most): posts up to MOST of EVENTS (an iterator, left just past the last
+    event posted), in one loop, and returns how many; POSTED counts the events posted so
+    far, also when an event or EVENTS raised."""
+
+    def __init__(self, post_events):
+        self.post_events = post_events
+        self.posted = 0
+
+    def post(self, events, most):
+        before = self.posted
+        self.post_events(itertools.islice(events, most), self)
+        return self.posted - before
+
+
 class FieldGuard(object):
     """Makes an event's fields what NXLog's set_field takes: a name it cannot take gets its
     NUL and lone surrogates escaped (and ~2, ~3... if another field has that name already),
@@ -79,41 +95,55 @@ class FieldGuard(object):
         safe, cut = self._made_safe(fields)
         return safe, changed, cut
 
-    def poster(self, module, report):
-        """post(fields): a new event of FIELDS, as NXLog takes them (see guarded), posted by
-        MODULE (the im_python module read_data was given); REPORT(names, cut) for an event
-        whose fields had to change. Every event passes here: with NXLog's C library, one
-        loop checks each field and sets it, and the common case (a name seen before, short
-        ASCII text, a small integer) takes no call of ours, other text one check; anything
-        else goes through guarded()."""
+    def poster(self, module, report, times):
+        """A Poster of events by MODULE (the im_python module read_data was given), as NXLog
+        takes them (see guarded); REPORT(names, cut) for an event whose fields had to
+        change. TIMES: the fields' zoned times are posted as NXLog gives datetime fields
+        (lines._nxlog_times). Every event passes here: with NXLog's C library, one loop
+        posts the events, and for each field makes its time NXLog's, checks it and sets it;
+        the common case (a name seen before, short ASCII text, a small integer) takes no
+        call of ours, other text one check; anything else goes through guarded()."""
         calls = library_calls(module)
         if calls is None:
             post = method_poster(module)
 
-            def post_guarded(fields):
-                post(self._safe_fields(fields, report))
-            return post_guarded
+            def post_guarded(events, poster):
+                for fields in events:
+                    post(self._safe_fields(_nxlog_times(fields) if times else fields, report))
+                    poster.posted += 1
+            return Poster(post_guarded)
         c_module, new, set_field, post_logdata = calls
-        safe_names = self.safe_names
+        safe_names, nxlog_time, max_text = self.safe_names, _nxlog_time, NXLOG_MAX_TEXT
 
-        def post_guarded(fields):
-            c_logdata = new()
-            for name, value in fields.items():
-                if name in safe_names:
-                    kind = type(value)
-                    if kind is str:
-                        if value.isascii() and "\x00" not in value and \
-                                len(value) <= NXLOG_MAX_TEXT or not _text_needs_care(value):
-                            set_field(c_module, c_logdata, name, value)
-                            continue
-                    elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
-                        set_field(c_module, c_logdata, name, value)
-                        continue
-                for name, value in self._safe_fields(fields, report).items():  # all again:
-                    set_field(c_module, c_logdata, name, value)  # those set were the same
-                break
-            post_logdata(c_module, c_logdata)
-        return post_guarded
+        def post_guarded(events, poster):
+            posted = 0
+            try:
+                for fields in events:
+                    c_logdata = new()
+                    for name, value in fields.items():
+                        if name in safe_names:
+                            kind = type(value)
+                            if kind is str:
+                                if times and len(value) == 25 and value[10] == "T":
+                                    value = nxlog_time(value)  # as _nxlog_times
+                                if value.isascii() and "\x00" not in value and \
+                                        len(value) <= max_text or \
+                                        not _text_needs_care(value):
+                                    set_field(c_module, c_logdata, name, value)
+                                    continue
+                            elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
+                                set_field(c_module, c_logdata, name, value)
+                                continue
+                        safe = self._safe_fields(_nxlog_times(fields) if times else fields,
+                                                 report)
+                        for name, value in safe.items():  # all again: those set were the
+                            set_field(c_module, c_logdata, name, value)  # same
+                        break
+                    post_logdata(c_module, c_logdata)
+                    posted += 1
+            finally:
+                poster.posted += posted
+        return Poster(post_guarded)
 
     def _safe_fields(self, fields, report):
         safe, changed, cut = self.guarded(fields)

@@ -8,7 +8,7 @@ import time
 from nxlog_s3.common.errors import UndecodableObject
 from nxlog_s3.common.objects import ZONED_TIME, instant
 
-CHUNK_BYTES = 4 << 20  # ...or fewer, once they decoded from this many bytes...
+CHUNK_BYTES = 4 << 20  # a chunk of events decoded ahead holds what this many bytes make
 
 
 _SCAN_JSON = json.scanner.make_scanner(json.JSONDecoder())  # what raw_decode calls (in C)
@@ -60,7 +60,7 @@ def _nxlog_time(zoned):
 def _nxlog_times(fields):
     """FIELDS, the datetime fields the writer stored with their zone as NXLog gives them."""
     for name, value in fields.items():
-        if type(value) is str and len(value) == 25 and value[10] == "T":
+        if type(value) is str and len(value) == 25 and value[10] == "T":  # as in the poster
             fields[name] = _nxlog_time(value)  # cached: whether it is one is looked up too
     return fields
 

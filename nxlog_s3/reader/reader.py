@@ -20,6 +20,7 @@ from nxlog_s3.common.s3 import check_bucket, new_client, probe_client, quoted
 from nxlog_s3.reader.after_read import AfterRead
 from nxlog_s3.reader.checkpoint import CheckpointError
 from nxlog_s3.reader.deadline import Deadline, TimeUp
+from nxlog_s3.reader.decode import zoned_times
 from nxlog_s3.reader.fetch import WHOLE_OBJECT, OpenObject, Round, StreamedObject
 from nxlog_s3.reader.fields import NXLOG_MAX_TEXT, FieldGuard
 from nxlog_s3.reader.lines import DecodeBudget
@@ -244,15 +245,14 @@ class Reader(object):
         botocore's errors, anything an object can make happen). How many of its events are
         posted is kept in the checkpoint, so that neither the next call, nor a retry after
         an error partway, nor a restarted reader posts one twice."""
-        posted = already = position.partial.get(key, 0)
-        post = self.field_guard.poster(module, lambda names, cut: self._changed(key, names,
-                                                                                 cut))
-        every = self.clock_every
+        already = position.partial.get(key, 0)
+        poster = None
         try:
-            for fields in self._events_to_post(position, key, future, deadline):
-                post(fields)
-                posted += 1
-                if posted % every == 0 and deadline.passed():
+            events = self._events_to_post(position, key, future, deadline)
+            poster = self.field_guard.poster(module, lambda names, cut: self._changed(
+                key, names, cut), zoned_times(self.open.response))
+            while poster.post(events, self.clock_every) == self.clock_every:
+                if deadline.passed():
                     return False
         except TimeUp:  # S3 is slow to send the rest: the next call goes on
             return False
@@ -266,9 +266,9 @@ class Reader(object):
             self._close_open()
             raise
         finally:
-            if posted > already:
-                position.partial[key] = posted
-                read[1] += posted - already
+            if poster is not None and poster.posted:
+                position.partial[key] = already + poster.posted
+                read[1] += poster.posted
         self._close_open()
         return True
 

@@ -48,7 +48,7 @@ class Replay(object):
     def __init__(self, parts, server, start, end, margin, line, output):
         self.parts, self.server, self.start, self.end = parts, server, start, end
         self.margin, self.line, self.output = margin, line, output
-        self.decoder = Decoder(parts.settings, parts.log, nxlog_times=False)
+        self.decoder = Decoder(parts.settings, parts.log)
         self.events = self.objects = self.missed = 0
 
     def run(self, progress):

@@ -3,6 +3,7 @@ poster that checks each field as it sets it through NXLog's C library."""
 
 import io
 import json
+import time
 import types
 
 import pytest
@@ -28,6 +29,20 @@ def decoded(body, block=None, monkeypatch=None, **settings):
 
 def lines(*events):
     return b"".join(json.dumps(event).encode() + b"\n" for event in events)
+
+
+@pytest.mark.parametrize("block", [None, 40])  # the bad line in the first block, or later
+def test_the_events_before_a_line_that_cannot_be_decoded_come_before_its_error(monkeypatch,
+                                                                               block):
+    body = lines({"n": 1}, {"n": 2}) + b"{bad\n" + lines({"n": 4})
+    if block:
+        monkeypatch.setattr(decode, "LINES_BLOCK", block)
+    reader = reader_settings()
+    events = Decoder(reader, None).events("k", {
+        "Body": io.BytesIO(body), "ContentLength": len(body), "Metadata": JSON_LINES})
+    assert [next(events), next(events)] == [{"n": 1}, {"n": 2}]
+    with pytest.raises(UndecodableObject, match="line 3"):
+        next(events)
 
 
 def test_lines_that_straddle_blocks_are_decoded_whole(monkeypatch):
@@ -106,9 +121,49 @@ def library(monkeypatch):
     return library
 
 
+def one_at_a_time(poster):
+    """post(fields): FIELDS, one event, posted by POSTER."""
+    return lambda fields: poster.post(iter([fields]), 1)
+
+
+@pytest.mark.parametrize("with_library", [True, False])
+def test_the_poster_posts_at_most_what_it_is_asked_for_and_counts_what_it_posted(
+        monkeypatch, library, with_library):
+    posted = []
+    if not with_library:
+        monkeypatch.setattr(events, "LIBRARY", None)
+    module = types.SimpleNamespace(c_module=1) if with_library else method_module(posted)
+    poster = FieldGuard().poster(module, None, False)
+    events_left = iter([{"n": number} for number in range(5)])
+    assert poster.post(events_left, 2) == 2
+    assert poster.post(events_left, 2) == 2
+    assert next(events_left) == {"n": 4}  # left just past the last event posted
+    assert poster.post(events_left, 2) == 0
+    assert (library.posted if with_library else posted) == [{"n": n} for n in range(4)]
+    assert poster.posted == 4
+
+
+@pytest.mark.parametrize("with_library", [True, False])
+def test_the_poster_counts_the_events_it_posted_before_its_events_raised(
+        monkeypatch, library, with_library):
+    if not with_library:
+        monkeypatch.setattr(events, "LIBRARY", None)
+    module = types.SimpleNamespace(c_module=1) if with_library else method_module([])
+
+    def failing():
+        yield {"n": 1}
+        yield {"n": 2}
+        raise UndecodableObject("line 3 is not JSON")
+    poster = FieldGuard().poster(module, None, False)
+    with pytest.raises(UndecodableObject):
+        poster.post(failing(), 10)
+    assert poster.posted == 2
+
+
 def test_the_poster_sets_a_plain_event_as_it_is(library):
     reports = []
-    post = FieldGuard().poster(types.SimpleNamespace(c_module=1), reports.append)
+    post = one_at_a_time(FieldGuard().poster(types.SimpleNamespace(c_module=1),
+                                             reports.append, False))
     post({"raw_event": "hello", "Severity": 3, "ok": True, "ratio": 0.5})
     post({"raw_event": "again", "Severity": 4, "ok": False, "ratio": 1.5})
     assert library.posted == [{"raw_event": "hello", "Severity": 3, "ok": True, "ratio": 0.5},
@@ -128,18 +183,16 @@ def test_the_poster_posts_what_nxlog_takes_and_reports_what_changed(library, fie
                                                                      changed):
     reports = []
     guard = FieldGuard()
-    post = guard.poster(types.SimpleNamespace(c_module=1),
-                        lambda names, cut: reports.append((names, cut)))
+    post = one_at_a_time(guard.poster(types.SimpleNamespace(c_module=1),
+                                      lambda names, cut: reports.append((names, cut)), False))
     post({"raw_event": "seen", "n": 0})  # names seen before: the common case's own checks
     post(fields)
     assert library.posted[-1] == posted
     assert reports == [(changed, False)]
 
 
-def test_the_poster_without_the_library_posts_through_the_methods(monkeypatch):
-    monkeypatch.setattr(events, "LIBRARY", None)
-    posted = []
-
+def method_module(posted):
+    """An im_python module posted to by the methods of NXLog's API, into POSTED."""
     class Event(dict):
         def set_field(self, name, value):
             self[name] = value
@@ -147,9 +200,44 @@ def test_the_poster_without_the_library_posts_through_the_methods(monkeypatch):
         def post(self):
             posted.append(dict(self))
 
-    module = types.SimpleNamespace(logdata_new=Event)
-    FieldGuard().poster(module, None)({"raw_event": "hello"})
+    return types.SimpleNamespace(logdata_new=Event)
+
+
+def test_the_poster_without_the_library_posts_through_the_methods(monkeypatch):
+    monkeypatch.setattr(events, "LIBRARY", None)
+    posted = []
+    module = method_module(posted)
+    one_at_a_time(FieldGuard().poster(module, None, False))({"raw_event": "hello"})
     assert posted == [{"raw_event": "hello"}]
+
+
+ZONED = "2026-11-28T11:28:18+09:00"
+NXLOG_FORM = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1795832898))  # ZONED, local
+
+
+@pytest.mark.parametrize("first", [
+    {"raw_event": "x", "EventReceivedTime": ZONED, "Text": ""},  # names seen: the fast loop
+    {"raw_event": "x\x00", "EventReceivedTime": ZONED, "Text": ""},  # and the slower way
+])
+def test_the_poster_posts_zoned_times_as_nxlog_gives_them_when_the_object_has_them(library,
+                                                                                 first):
+    report = lambda names, cut: None  # noqa: E731
+    zoned = one_at_a_time(FieldGuard().poster(types.SimpleNamespace(c_module=1), report, True))
+    zoned(first)
+    zoned({"raw_event": "y", "EventReceivedTime": ZONED, "Text": "2026-11-28T11:28:1X+09:00"})
+    assert [event["EventReceivedTime"] for event in library.posted] == [NXLOG_FORM] * 2
+    assert library.posted[-1]["Text"] == "2026-11-28T11:28:1X+09:00"  # not a time: as it is
+    one_at_a_time(FieldGuard().poster(types.SimpleNamespace(c_module=1), report, False))(
+        {"raw_event": "z", "EventReceivedTime": ZONED})
+    assert library.posted[-1]["EventReceivedTime"] == ZONED  # an object without zoned times
+
+
+def test_the_poster_without_the_library_posts_zoned_times_as_nxlog_gives_them(monkeypatch):
+    monkeypatch.setattr(events, "LIBRARY", None)
+    posted = []
+    module = method_module(posted)
+    one_at_a_time(FieldGuard().poster(module, None, True))({"EventReceivedTime": ZONED})
+    assert posted == [{"EventReceivedTime": NXLOG_FORM}]
 
 
 def test_a_line_after_runs_of_empty_lines_is_named_by_its_number_in_the_object():
@@ -168,7 +256,8 @@ def test_windows_line_ends_are_read_as_json_lines_on_the_slower_way():
 
 def test_the_poster_sets_text_beyond_ascii_as_it_is(library):
     reports = []
-    post = FieldGuard().poster(types.SimpleNamespace(c_module=1), reports.append)
+    post = one_at_a_time(FieldGuard().poster(types.SimpleNamespace(c_module=1),
+                                             reports.append, False))
     for _ in range(2):
         post({"raw_event": "caf\u00e9 \u65e5\u672c", "n": 1})
     assert library.posted == [{"raw_event": "caf\u00e9 \u65e5\u672c", "n": 1}] * 2
