@@ -83,10 +83,10 @@ def test_an_event_without_the_librarys_handles_goes_through_record(library):
     assert handed == [encoder.record(om_python_event(fields))]
 
 
-def test_without_the_library_or_batches_write_data_hands_the_spool_records(monkeypatch):
+@pytest.mark.parametrize("batch_events", [100, 1], ids=["batches", "an object an event"])
+def test_without_the_library_write_data_hands_the_spool_records(monkeypatch, batch_events):
     use_library(monkeypatch, None)
     fields = {"raw_event": "x", "EventReceivedTime": "2026-12-04 03:00:00"}
-    for settings in (writer_settings(BATCH_EVENTS=100), writer_settings(BATCH_EVENTS=1)):
-        encoder, handed = Encoder(settings, None), []
-        encoder.writer(lambda *record: handed.append(record))(MethodsEvent(fields))
-        assert handed == [encoder.record(MethodsEvent(fields))]
+    encoder, handed = Encoder(writer_settings(BATCH_EVENTS=batch_events), None), []
+    encoder.writer(lambda *record: handed.append(record))(MethodsEvent(fields))
+    assert handed == [encoder.record(MethodsEvent(fields))]
