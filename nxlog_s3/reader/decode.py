@@ -45,8 +45,6 @@ class _RawBody(io.RawIOBase):
         return len(data)
 
 
-
-
 def zoned_times(response):
     """Whether the datetime fields of RESPONSE's object (a GET's) are zoned text, as this
     project's writer stores them (see lines._nxlog_times)."""

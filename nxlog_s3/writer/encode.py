@@ -88,8 +88,9 @@ class Encoder(object):
         return "".join(self.encode(fields, 0))
 
     def writer(self, append):
-        """write_data: EVENT's record handed to APPEND(body format, bytes, EventReceivedTime
-        as NXLog gives it), by line_writer for a batch."""
+        """write_data(event): the event's record handed to APPEND(body format, bytes,
+        EventReceivedTime as NXLog gives it); for a batch, by line_writer where NXLog's C
+        library is loaded."""
         if self.batching and LIBRARY is not None:
             return self.line_writer(append, LIBRARY)
 
