@@ -3531,7 +3531,7 @@ class FieldGuard(object):
 
             def post_guarded(events, poster):
                 for fields in events:
-                    post(self._safe_fields(_nxlog_times(fields) if times else fields, report))
+                    post(self._safe_fields(fields, report, times))
                     poster.posted += 1
             return Poster(post_guarded)
         c_module, new, set_field, post_logdata = calls
@@ -3556,10 +3556,9 @@ class FieldGuard(object):
                             elif kind is not int or -INT64_LIMIT <= value < INT64_LIMIT:
                                 set_field(c_module, c_logdata, name, value)
                                 continue
-                        safe = self._safe_fields(_nxlog_times(fields) if times else fields,
-                                                 report)
-                        for name, value in safe.items():  # all again: those set were the
-                            set_field(c_module, c_logdata, name, value)  # same
+                        safe = self._safe_fields(fields, report, times)
+                        for name, value in safe.items():  # all again: those set were the same
+                            set_field(c_module, c_logdata, name, value)
                         break
                     post_logdata(c_module, c_logdata)
                     posted += 1
@@ -3567,8 +3566,10 @@ class FieldGuard(object):
                 poster.posted += posted
         return Poster(post_guarded)
 
-    def _safe_fields(self, fields, report):
-        safe, changed, cut = self.guarded(fields)
+    def _safe_fields(self, fields, report, times):
+        """FIELDS as NXLog takes them (see guarded), their zoned times NXLog's with TIMES;
+        REPORT(names, cut) if some had to change."""
+        safe, changed, cut = self.guarded(_nxlog_times(fields) if times else fields)
         if changed:
             report(changed, cut)
         return safe
