@@ -43,6 +43,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import boto3
@@ -61,7 +62,6 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # the Python NXLog embeds, for `s3_write.py 
 
 LINE_BYTES = 130
 EVENTS_METADATA = "nxlog-s3-events"
-LAST_STORED = ".last-stored.json"  # in the spool: the manifest of the batch stored last
 FILE_INPUT = """<Input source>
     Module          im_file
     File            "%(log)s"
@@ -224,56 +224,67 @@ class LineCounter(object):
         return self.lines
 
 
-class StoredEvents(object):
-    """How many events S3 holds under PREFIX: one an object, or with BATCHES, the count in
-    each object's metadata. S3 is asked only when the writer's SPOOL holds no batch (no
-    .open nor .data file: it deletes one only once S3 has it), so that the looks cost the
-    two cores little while the writer works: a LIST is some 10 ms of CPU on moto and here.
-    Without BATCHES, the spool empties between events: S3 is asked every 0.5 s at most.
+class SpoolWatch(threading.Thread):
+    """Looks at the writer's SPOOL every 5 ms (a listdir): EMPTY_SINCE is when it was last
+    seen holding no batch (no .open nor .data file: the writer deletes one only once S3 has
+    it), None while it holds one; FILLED counts the times it was seen holding one again. A
+    batch lives in the spool 30 ms at least (fsync, gzip, PUT): none goes unseen."""
 
-    STORED_BY: when S3 held what the last look counted, the moment the spool was seen
-    holding no batch, not the end of the look (some 150 ms for 50 objects: the benchmark's
-    time, not the writer's). A look while a batch was stored (LAST_STORED, which each
-    batch's removal replaces last, changed meanwhile) counts for nothing: S3 is asked again."""
+    def __init__(self, spool):
+        threading.Thread.__init__(self, name="spool watch", daemon=True)
+        self.spool, self.empty_since, self.filled = spool, None, 0
+        self.stopping = threading.Event()
 
-    def __init__(self, client, bucket, prefix, batches, spool):
-        self.client, self.bucket, self.prefix, self.batches = client, bucket, prefix, batches
-        self.spool, self.every, self.asked = spool, 0 if batches else 0.5, 0
-        self.events = {}
-        self.stored_by = None
+    def run(self):
+        while not self.stopping.wait(0.005):
+            if self._empty():
+                if self.empty_since is None:
+                    self.empty_since = time.time()
+            elif self.empty_since is not None or not self.filled:
+                self.empty_since = None
+                self.filled += 1
 
-    def __call__(self):
-        if time.monotonic() < self.asked + self.every:
-            return sum(self.events.values())
-        last_stored = self._last_stored()
-        if not self._spool_empty():
-            return sum(self.events.values())
-        emptied = time.time()
-        self.asked = time.monotonic()
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix):
-            for item in page.get("Contents", ()):
-                if item["Key"] not in self.events:
-                    self.events[item["Key"]] = self._events_in(item["Key"])
-        if self._last_stored() != last_stored:  # a batch was stored meanwhile: look again
-            return 0
-        self.stored_by = emptied
-        return sum(self.events.values())
-
-    def _spool_empty(self):
+    def _empty(self):
         try:
             names = os.listdir(self.spool)
         except FileNotFoundError:
             return True
         return not any(name.endswith((".open", ".data")) for name in names)
 
-    def _last_stored(self):
-        """Which file LAST_STORED is now (a batch's removal replaces it), or None."""
-        try:
-            stat = os.stat(os.path.join(self.spool, LAST_STORED))
-        except FileNotFoundError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns
+
+class StoredEvents(object):
+    """How many events S3 holds under PREFIX: one an object, or with BATCHES, the count in
+    each object's metadata. S3 is asked only while the writer's spool (WATCH) holds no batch,
+    so that the looks cost the two cores little while the writer works: a LIST is some 10 ms
+    of CPU on moto and here. Without BATCHES, the spool empties between events: S3 is asked
+    every 0.5 s at most.
+
+    STORED_BY: when S3 held what the last look counted, the moment the spool was last seen
+    emptying before it, not the end of the look (some 150 ms for 50 objects: the
+    benchmark's time, not the writer's). A look during which the spool held a batch again
+    counts for nothing: S3 is asked again."""
+
+    def __init__(self, client, bucket, prefix, batches, watch):
+        self.client, self.bucket, self.prefix, self.batches = client, bucket, prefix, batches
+        self.watch, self.every, self.asked = watch, 0 if batches else 0.5, 0
+        self.events = {}
+        self.stored_by = None
+
+    def __call__(self):
+        filled = self.watch.filled  # first: a batch that comes after it is seen below
+        emptied = self.watch.empty_since
+        if emptied is None or time.monotonic() < self.asked + self.every:
+            return sum(self.events.values())
+        self.asked = time.monotonic()
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", ()):
+                if item["Key"] not in self.events:
+                    self.events[item["Key"]] = self._events_in(item["Key"])
+        if self.watch.filled != filled:  # a batch came meanwhile: look again
+            return 0
+        self.stored_by = emptied
+        return sum(self.events.values())
 
     def _events_in(self, key):
         if not self.batches:
@@ -354,9 +365,14 @@ def _wait_for_end(nxlog, settings, end, count, out, done, env, client, bucket):
             ended = float(handle.read())
     else:
         batches = "BATCH_EVENTS" in settings
-        stored = StoredEvents(client, bucket, settings["SERVER"] + "/", batches,
-                              env["NXLOG_S3_SPOOL_DIR"])
-        nxlog.wait_for(lambda: stored() >= count, "%d events in S3" % count, every=0.01)
+        watch = SpoolWatch(env["NXLOG_S3_SPOOL_DIR"])
+        watch.start()
+        try:
+            stored = StoredEvents(client, bucket, settings["SERVER"] + "/", batches, watch)
+            nxlog.wait_for(lambda: stored() >= count, "%d events in S3" % count, every=0.01)
+        finally:
+            watch.stopping.set()
+            watch.join()
         ended = stored.stored_by
     return started, ended
 
