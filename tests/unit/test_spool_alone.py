@@ -111,6 +111,7 @@ def test_status_reads_what_the_spool_holds_without_taking_it(settings, clock, lo
     spool = spool_of(settings, clock, log, disk)
     for text in ("one", "two", "three", "four"):
         spool.append("jsonl", line(text), "2026-03-01 10:00:00")
+    assert spool.next_batch(timeout=0).events == 3  # closed by an uploader, which has it
     status = spool_status(settings.SPOOL_DIR, EPOCH + 30)
     assert (status["closed_batches"], status["events"], status["in_use"]) == (1, 4, True)
     assert status["open_batch"]["events"] == 1
@@ -168,6 +169,41 @@ def test_events_held_through_a_full_disk_are_fsynced_with_the_lock_let_go(tmp_pa
     assert from_upload and not any(from_upload)
 
 
+def test_write_data_leaves_the_close_of_a_full_batch_to_an_uploader(settings, clock, log):
+    closes = []
+
+    class Watching(Disk):
+        def fsync(self, fd):
+            closes.append(threading.current_thread().name)
+            Disk.fsync(fd)
+    spool = spool_of(settings, clock, log, Watching())
+    for text in ("one", "two", "three"):
+        spool.append("jsonl", line(text), "2026-03-01 10:00:00")
+    assert closes == [] and spool.pending() == 3
+    uploader = threading.Thread(target=spool.next_batch, args=(0,), name="uploader")
+    uploader.start()
+    uploader.join(10)
+    assert closes == ["uploader"] * 3  # the body, the manifest and the folder
+
+
+def test_no_more_than_one_full_batch_waits_for_its_close(settings, clock, log, disk):
+    spool = spool_of(settings, clock, log, disk)
+    for number in range(9):  # three full batches, the uploader threads all busy
+        spool.append("jsonl", line("e%d" % number), "2026-03-01 10:00:00")
+    names = sorted(os.listdir(settings.SPOOL_DIR))
+    assert [name.split(".", 1)[1] for name in names if not name.startswith(".")] == [
+        "data", "json", "data", "json", "jsonl.open"]
+
+
+def test_the_stop_closes_the_full_batches_and_leaves_the_open_one(settings, clock, log, disk):
+    spool = spool_of(settings, clock, log, disk)
+    for number in range(4):
+        spool.append("jsonl", line("e%d" % number), "2026-03-01 10:00:00")
+    spool.release()
+    names = sorted(name for name in os.listdir(settings.SPOOL_DIR) if name[0] != ".")
+    assert [name.split(".", 1)[1] for name in names] == ["data", "json", "jsonl.open"]
+
+
 def test_a_batch_closed_after_a_younger_one_is_still_uploaded_first(tmp_path, log):
     settings = writer_settings(SPOOL_DIR=tmp_path / "spool", BATCH_EVENTS=1, FSYNC="batch",
                                SERVER="web01")
@@ -182,18 +218,19 @@ def test_a_batch_closed_after_a_younger_one_is_still_uploaded_first(tmp_path, lo
                 closing_held.set()
                 let_go.wait(10)
             Disk.fsync(fd)
-    # a second a look: write_data's wait (MAX_CALL_WAIT) for the close held up ends at once
     disk, clock = SlowOnce(), TickingClock(step=1.0)
     spool = spool_of(settings, clock, log, disk)
     spool.append("jsonl", line("e0"), "2026-03-01 10:00:00")
     first = spool.next_batch(timeout=0)  # being uploaded
+    spool.append("jsonl", line("e1"), "2026-03-01 10:00:00")  # its close handed over
     disk.hold = True
-    slow = threading.Thread(target=spool.append, args=("jsonl", line("e1"),
-                                                       "2026-03-01 10:00:00"))
-    slow.start()
+    taken = []
+    slow = threading.Thread(target=lambda: taken.append(spool.next_batch(timeout=0)))
+    slow.start()  # an uploader thread, closing e1's batch
     assert closing_held.wait(10)
-    spool.append("jsonl", line("e2"), "2026-03-01 10:00:00")  # closed before e1's batch
-    let_go.set()
+    spool.append("jsonl", line("e2"), "2026-03-01 10:00:00")
+    spool.append("jsonl", line("e3"), "2026-03-01 10:00:00")  # two wait: e2's closed here,
+    let_go.set()                                              # before e1's
     slow.join(10)
-    assert [first.seq, spool.next_batch(timeout=0).seq, spool.next_batch(timeout=0).seq] == \
-        [1, 2, 3]
+    assert [first.seq, taken[0].seq, spool.next_batch(timeout=0).seq,
+            spool.next_batch(timeout=0).seq] == [1, 2, 3, 4]
