@@ -229,7 +229,7 @@ def test_a_batch_closed_after_a_younger_one_is_still_uploaded_first(tmp_path, lo
     slow.start()  # an uploader thread, closing e1's batch
     assert closing_held.wait(10)
     spool.append("jsonl", line("e2"), "2026-03-01 10:00:00")
-    spool.append("jsonl", line("e3"), "2026-03-01 10:00:00")  # two wait: e2's closed here,
+    spool.append("jsonl", line("e3"), "2026-03-01 10:00:00")  # two wait: both closed here,
     let_go.set()                                              # before e1's
     slow.join(10)
     assert [first.seq, taken[0].seq, spool.next_batch(timeout=0).seq,
