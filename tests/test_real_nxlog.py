@@ -241,6 +241,9 @@ def test_a_stop_while_the_spool_is_full_is_prompt_and_loses_nothing(moto_server,
     writer.wait_for(lambda: "is full (SPOOL_MAX_BYTES=1000" in writer.log(), what="a full spool")
     assert writer.stop(timeout=15) == 0
     assert "NXLog stops: the script's threads ended" in writer.log(), writer.log()
+    # each event filled a batch: write_data handed their closes to the uploader threads,
+    # which S3's errors kept busy; the stop closed those still waiting
+    assert spooled(tmp_path / "write" / "s3_write.spool", (".open",)) == []
     again = start_conf(nxlog_process, "s3-write.conf", tmp_path / "write",
                        nxlog_env(moto_server.env, **settings), LOGFILE=tmp_path / "app.log")
     again.wait_for(lambda: len(keys_in(moto_server, bucket)) >= len(lines),
