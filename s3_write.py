@@ -1529,6 +1529,7 @@ LAST_KEYS = ".last-keys.json"
 DAMAGED = "damaged"
 MANIFEST_NAME = re.compile(r"^\d+\.json$")
 OPEN_NAME = re.compile(r"^\d+-\d+\.[a-z]+\.open$")
+STATUS_READS = 5  # readings of a spool whose batches change meanwhile (spool_status)
 LOCK_WAIT = 2.0  # seconds a start waits for the spool's lock before it takes it as another
                  # writer's (`check` and `status` hold it for an instant, to see)
 
@@ -1792,42 +1793,70 @@ def _lines_in(path):
 
 
 def spool_status(folder, now):
-    """What the spool FOLDER holds, read without taking it: a running writer may use it.
-    Times are UTC, marked Z."""
+    """What the spool FOLDER holds, read without taking it: a running writer may use it,
+    and close or store a batch while it is read; the folder is then read again, up to
+    STATUS_READS times, until its batches stay the same through a reading. Times are UTC,
+    marked Z."""
     status = {"spool": os.path.abspath(folder), "closed_batches": 0, "events": 0, "bytes": 0,
               "open_batch": None, "oldest_event": None, "oldest_event_age": None,
               "last_stored": None, "stored_lately": [], "last_error": None, "in_use": None}
     if not os.path.isdir(folder):
         return status
     status["in_use"] = lock_held(os.path.join(folder, LOCK_NAME))
-    firsts = []
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if MANIFEST_NAME.match(name) and os.path.exists(path[:-5] + ".data"):
-            manifest = _json_file(path) or {}
-            status["closed_batches"] += 1
-            status["events"] += manifest.get("events") or 0
-            status["bytes"] += manifest.get("bytes") or 0
-            firsts.append(manifest.get("epoch"))
-        elif OPEN_NAME.match(name):
-            size = os.path.getsize(path)
-            events = _lines_in(path) if name.split(".")[1] in LINE_FORMATS else int(size > 0)
-            filling = status["open_batch"] or {"events": 0, "bytes": 0}  # one, or one more
-            status["open_batch"] = {"events": filling["events"] + events,  # being closed
-                                    "bytes": filling["bytes"] + size}
-            status["events"] += events
-            status["bytes"] += size
-            firsts.append(int(name.split("-")[1].split(".")[0]))
-    firsts = [epoch for epoch in firsts if isinstance(epoch, (int, float))]
-    if firsts:
-        status["oldest_event"] = utc_text(min(firsts))
-        status["oldest_event_age"] = int(max(0, now - min(firsts)))
+    names = _batch_names(folder)
+    for _ in range(STATUS_READS):
+        batches = _batches_status(folder, names, now)
+        names, before = _batch_names(folder), names
+        if names == before:
+            break
+    status.update(batches)
     stored = _json_file(os.path.join(folder, LAST_STORED))
     if stored:
         status["last_stored"] = {"key": stored.get("key"), "last": stored.get("last")}
     status["stored_lately"] = (_json_file(os.path.join(folder, LAST_KEYS)) or {}).get("keys", [])
     status["last_error"] = _json_file(os.path.join(folder, LAST_ERROR))
     return status
+
+
+def _batch_names(folder):
+    """The names of FOLDER's batch files (manifests, bodies, batches being filled)."""
+    return sorted(name for name in os.listdir(folder)
+                  if MANIFEST_NAME.match(name) or OPEN_NAME.match(name) or
+                  name.endswith(".data"))
+
+
+def _batches_status(folder, names, now):
+    """The batches that NAMES (in FOLDER) hold: their counts, the batch being filled, the
+    oldest event. A file gone meanwhile (the batch closed or stored) is left out."""
+    found = {"closed_batches": 0, "events": 0, "bytes": 0, "open_batch": None,
+             "oldest_event": None, "oldest_event_age": None}
+    firsts = []
+    for name in names:
+        path = os.path.join(folder, name)
+        if MANIFEST_NAME.match(name) and name[:-5] + ".data" in names:
+            manifest = _json_file(path) or {}
+            found["closed_batches"] += 1
+            found["events"] += manifest.get("events") or 0
+            found["bytes"] += manifest.get("bytes") or 0
+            firsts.append(manifest.get("epoch"))
+        elif OPEN_NAME.match(name):
+            try:
+                size = os.path.getsize(path)
+                events = _lines_in(path) if name.split(".")[1] in LINE_FORMATS \
+                    else int(size > 0)
+            except FileNotFoundError:
+                continue
+            filling = found["open_batch"] or {"events": 0, "bytes": 0}  # one, or one more
+            found["open_batch"] = {"events": filling["events"] + events,  # being closed
+                                   "bytes": filling["bytes"] + size}
+            found["events"] += events
+            found["bytes"] += size
+            firsts.append(int(name.split("-")[1].split(".")[0]))
+    firsts = [epoch for epoch in firsts if isinstance(epoch, (int, float))]
+    if firsts:
+        found["oldest_event"] = utc_text(min(firsts))
+        found["oldest_event_age"] = int(max(0, now - min(firsts)))
+    return found
 
 
 # ---- nxlog_s3/writer/spool.py -------------------------------------------------------------------

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from nxlog_s3.common.runtime import Disk
+from nxlog_s3.writer import spool_files
 from nxlog_s3.writer.keys import Keys
 from nxlog_s3.writer.spool import Spool
 from nxlog_s3.writer.spool_files import SpoolFiles, spool_status
@@ -116,6 +117,22 @@ def test_status_reads_what_the_spool_holds_without_taking_it(settings, clock, lo
     assert (status["closed_batches"], status["events"], status["in_use"]) == (1, 4, True)
     assert status["open_batch"]["events"] == 1
     assert (status["oldest_event"], status["oldest_event_age"]) == ("2026-03-01T10:00:00Z", 30)
+
+
+def test_status_reads_again_a_spool_whose_batch_closes_while_it_is_read(settings, clock, log,
+                                                                       disk, monkeypatch):
+    spool = spool_of(settings, clock, log, disk)
+    for text in ("one", "two", "three"):  # a full batch, its close handed over
+        spool.append("jsonl", line(text), "2026-03-01 10:00:00")
+    lines_in = spool_files._lines_in
+
+    def closed_meanwhile(path):
+        monkeypatch.setattr(spool_files, "_lines_in", lines_in)
+        spool.next_batch(timeout=0)  # an uploader thread closes it: .open becomes .data
+        return lines_in(path)
+    monkeypatch.setattr(spool_files, "_lines_in", closed_meanwhile)
+    status = spool_status(settings.SPOOL_DIR, EPOCH)
+    assert (status["closed_batches"], status["events"], status["open_batch"]) == (1, 3, None)
 
 
 def test_a_batch_stored_leaves_its_manifest_as_the_last_stored(settings, clock, log, disk):
