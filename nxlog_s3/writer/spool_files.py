@@ -308,9 +308,8 @@ def spool_status(folder, now):
     and close or store a batch while it is read; the folder is then read again, up to
     STATUS_READS times, until its batches stay the same through a reading. Times are UTC,
     marked Z."""
-    status = {"spool": os.path.abspath(folder), "closed_batches": 0, "events": 0, "bytes": 0,
-              "open_batch": None, "oldest_event": None, "oldest_event_age": None,
-              "last_stored": None, "stored_lately": [], "last_error": None, "in_use": None}
+    status = dict(spool=os.path.abspath(folder), **_batches_status(folder, [], now),
+                  last_stored=None, stored_lately=[], last_error=None, in_use=None)
     if not os.path.isdir(folder):
         return status
     status["in_use"] = lock_held(os.path.join(folder, LOCK_NAME))
