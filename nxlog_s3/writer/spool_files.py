@@ -340,10 +340,10 @@ def _batches_status(folder, names, now):
     oldest event. A file gone meanwhile (the batch closed or stored) is left out."""
     found = {"closed_batches": 0, "events": 0, "bytes": 0, "open_batch": None,
              "oldest_event": None, "oldest_event_age": None}
-    firsts = []
+    firsts, present = [], set(names)  # a set: a spool may hold a million one-event batches
     for name in names:
         path = os.path.join(folder, name)
-        if MANIFEST_NAME.match(name) and name[:-5] + ".data" in names:
+        if MANIFEST_NAME.match(name) and name[:-5] + ".data" in present:
             manifest = _json_file(path) or {}
             found["closed_batches"] += 1
             found["events"] += manifest.get("events") or 0
